@@ -1,0 +1,100 @@
+"""The dataset spec: which columns are the id, the event time, the label and the features.
+
+Nothing else in inferloop names a column; every step reads it from here.
+"""
+
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from inferloop.errors import InferloopError
+
+FeatureKind = Literal["numeric", "categorical"]
+
+
+class DatasetSpecError(InferloopError, ValueError):
+    """The dataset spec file is missing or wrong; the message names the field."""
+
+
+class LabelSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    column: str
+    positive: str | int | bool = Field(1, description="Value of the label column that means 1")
+    delay_days: int = Field(1, ge=0, description="Days until a label becomes known")
+
+
+class DatasetSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str = ""
+    id_column: str
+    time_column: str
+    label: LabelSpec
+    features: dict[str, FeatureKind] = Field(min_length=1)
+    drop: list[str] = Field(default_factory=list, description="Columns never used (e.g. leakage)")
+
+    @model_validator(mode="after")
+    def _columns_are_distinct(self) -> "DatasetSpec":
+        roles = {"id_column": self.id_column, "time_column": self.time_column,
+                 "label.column": self.label.column}
+        for field, column in roles.items():
+            if column in self.features:
+                raise ValueError(f"{field} {column!r} is also listed under features")
+            if column in self.drop:
+                raise ValueError(f"{field} {column!r} is also listed under drop")
+        if overlap := sorted(set(self.drop) & set(self.features)):
+            raise ValueError(f"drop lists feature columns {overlap}")
+        return self
+
+    @property
+    def numeric_features(self) -> list[str]:
+        return [name for name, kind in self.features.items() if kind == "numeric"]
+
+    @property
+    def categorical_features(self) -> list[str]:
+        return [name for name, kind in self.features.items() if kind == "categorical"]
+
+    @property
+    def feature_columns(self) -> list[str]:
+        return list(self.features)
+
+    @property
+    def inference_columns(self) -> list[str]:
+        """Columns of a scoring partition: what production sends, without the label."""
+        return [self.id_column, self.time_column, *self.features]
+
+    @property
+    def features_table(self) -> str:
+        return self.name
+
+    @property
+    def labels_table(self) -> str:
+        return f"{self.name}_labels"
+
+    def label_arrival(self, event_day: date) -> date:
+        return event_day + timedelta(days=self.label.delay_days)
+
+
+def load_dataset_spec(path: Path) -> DatasetSpec:
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise DatasetSpecError(
+            f"Dataset spec {path} does not exist: set INFERLOOP_DATASET_SPEC to a YAML file "
+            "such as datasets/transactions.yaml"
+        ) from None
+    except yaml.YAMLError as error:
+        raise DatasetSpecError(f"Dataset spec {path} is not valid YAML: {error}") from None
+    try:
+        return DatasetSpec.model_validate(raw)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
+            for e in error.errors()
+        )
+        raise DatasetSpecError(f"Dataset spec {path} is invalid: {problems}") from None

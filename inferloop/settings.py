@@ -1,0 +1,109 @@
+"""One typed settings object: every knob, with defaults that work on a fresh machine.
+
+Values come from (highest first) explicit overrides, `INFERLOOP_*` environment variables, defaults.
+"""
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from inferloop.errors import InferloopError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(InferloopError, ValueError):
+    """A setting has an invalid value; the message names the environment variable to fix."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="INFERLOOP_", extra="forbid", frozen=True)
+
+    state_dir: Path = Field(Path(".inferloop"), description="Local state: databases, lake, logs")
+    dataset_spec: Path = Field(
+        Path("datasets/transactions.yaml"), description="Dataset spec YAML (columns, label, time)"
+    )
+    storage_uri: str = Field("", description="Data lake root: file:///path or s3://bucket/prefix")
+    s3_endpoint_url: str | None = Field(None, description="S3 API endpoint for non-AWS S3")
+    s3_region: str = Field("us-east-1", description="S3 region")
+    tracking_uri: str = Field("", description="MLflow tracking URI (default: SQLite in state_dir)")
+    experiment_name: str = Field("inferloop-training", description="MLflow training experiment")
+    model_name: str = Field("", description="Registered model name (default: <dataset>-classifier)")
+    champion_alias: str = Field("champion", description="Alias of the production model")
+    challenger_alias: str = Field("challenger", description="Alias of the newest candidate")
+    min_roc_auc: float = Field(0.6, ge=0.0, le=1.0, description="A model below this is never champion")
+    decision_threshold: float = Field(0.5, gt=0.0, lt=1.0, description="Score above which label=1")
+    train_window_days: int = Field(7, ge=2, description="Days of labelled data a model trains on")
+    holdout_days: int = Field(1, ge=1, description="Latest days of the window held out for metrics")
+    score_batch_rows: int = Field(100_000, ge=1_000, description="Rows per streamed scoring chunk")
+    task_runner: Literal["thread", "dask"] = Field("thread", description="Prefect task runner")
+    dask_address: str | None = Field(None, description="Existing Dask scheduler (tcp://host:port)")
+    stack_host: str = Field("127.0.0.1", description="Interface the local stack binds to")
+    prefect_port: int = Field(4200, ge=1, le=65535, description="Prefect server port (make up)")
+    mlflow_port: int = Field(5000, ge=1, le=65535, description="MLflow server port (make up)")
+    s3_port: int = Field(9000, ge=1, le=65535, description="Local S3 API port (make up)")
+    s3_bucket: str = Field("inferloop", description="Bucket the local S3 API creates (make up)")
+
+    @field_validator("storage_uri")
+    @classmethod
+    def _storage_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("file://", "s3://")):
+            raise ValueError("must start with file:// or s3:// (e.g. s3://bucket/prefix)")
+        return value.rstrip("/")
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _endpoint_scheme(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @model_validator(mode="after")
+    def _absolute_state_dir(self) -> "Settings":
+        object.__setattr__(self, "state_dir", self.state_dir.expanduser().absolute())
+        return self
+
+    @property
+    def lake_uri(self) -> str:
+        return self.storage_uri or (self.state_dir / "lake").as_uri()
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return self.tracking_uri or f"sqlite:///{self.state_dir / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifact_root(self) -> Path:
+        return self.state_dir / "mlartifacts"
+
+    @property
+    def dataset_spec_path(self) -> Path:
+        """The spec path as given, else relative to the repository (for runs outside the repo)."""
+        if self.dataset_spec.exists() or self.dataset_spec.is_absolute():
+            return self.dataset_spec
+        return REPO_ROOT / self.dataset_spec
+
+    @cached_property
+    def dataset(self):  # -> DatasetSpec (imported lazily: it pulls in yaml and pandas)
+        from inferloop.dataset import load_dataset_spec
+
+        return load_dataset_spec(self.dataset_spec_path)
+
+    @property
+    def registered_model_name(self) -> str:
+        return self.model_name or f"{self.dataset.name}-classifier"
+
+
+def load_settings(**overrides) -> Settings:
+    """Read and validate settings; raise SettingsError naming the knob when a value is bad."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as error:
+        problems = "; ".join(
+            f"INFERLOOP_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            f" (got {e.get('input')!r})"
+            for e in error.errors()
+        )
+        raise SettingsError(f"Invalid settings: {problems}") from None

@@ -1,0 +1,116 @@
+"""Reading the feature and label feeds of a dataset, and writing the synthetic feed."""
+
+from datetime import date, timedelta
+
+import pandas as pd
+import pyarrow as pa
+from prefect import task
+
+from inferloop.dataset import DatasetSpec
+from inferloop.errors import InferloopError
+from inferloop.storage import Storage, StorageError, partition_dir
+from inferloop.synthetic import GeneratorConfig, generate_day
+
+
+class MissingDataError(InferloopError, RuntimeError):
+    """Partitions or labels needed for a step are not in the lake; the message says which."""
+
+
+def days_between(start: date, end: date) -> list[date]:
+    if end < start:
+        raise ValueError(f"Date range is empty: {start} is after {end}")
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def prepare_features(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
+    """The model's input: spec features in spec order, numerics as float64, categoricals as str.
+
+    One dtype per kind keeps training, the logged signature and scoring in agreement
+    (an integer column with a null would otherwise turn float and break schema enforcement).
+    """
+    prepared = {}
+    for column in spec.numeric_features:
+        prepared[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    for column in spec.categorical_features:
+        values = frame[column]
+        prepared[column] = values.where(values.isna(), values.astype(str)).astype(object)
+    return pd.DataFrame(prepared, index=frame.index)[spec.feature_columns]
+
+
+def read_feature_partition(storage: Storage, spec: DatasetSpec, day: date) -> pd.DataFrame:
+    relative = partition_dir(spec.features_table, day)
+    if not storage.exists(relative):
+        raise MissingDataError(
+            f"No {spec.name} partition for {day} at {storage.uri(relative)}: generate or import "
+            f"it first (inferloop data generate ...)")
+    return storage.read_table(relative).to_pandas()
+
+
+def read_labels(storage: Storage, spec: DatasetSpec, start: date, end: date) -> pd.DataFrame:
+    """Labels of events from `start` to `end`, read from the days they arrived on."""
+    arrival_days = days_between(spec.label_arrival(start), spec.label_arrival(end))
+    present = [d for d in arrival_days if storage.exists(partition_dir(spec.labels_table, d))]
+    if not present:
+        raise MissingDataError(
+            f"No labels have arrived for events {start}..{end} (looked in "
+            f"{storage.uri(spec.labels_table)} for days {arrival_days[0]}..{arrival_days[-1]})")
+    columns = [spec.id_column, spec.label.column]
+    tables = [storage.read_table(partition_dir(spec.labels_table, d), columns) for d in present]
+    return pa.concat_tables(tables).to_pandas()
+
+
+@task(name="load-labelled-window")
+def load_labelled_window(storage: Storage, spec: DatasetSpec, start: date, end: date
+                         ) -> pd.DataFrame:
+    """Features of every day in the window joined to their labels; `target` is 1 for positives.
+
+    Rows whose label has not arrived are left out (they cannot be trained on).
+    """
+    frames = [read_feature_partition(storage, spec, day) for day in days_between(start, end)]
+    features = pd.concat(frames, ignore_index=True)
+    missing = sorted(set(spec.inference_columns) - set(features.columns))
+    if missing:
+        raise MissingDataError(f"Feature partitions {start}..{end} lack spec columns {missing}")
+    labels = read_labels(storage, spec, start, end)
+    frame = features.merge(labels, on=spec.id_column, how="inner", validate="one_to_one")
+    frame["target"] = (frame[spec.label.column] == spec.label.positive).astype("int64")
+    return frame.drop(columns=[spec.label.column])
+
+
+@task(name="write-synthetic-feed")
+def write_synthetic_feed(storage: Storage, spec: DatasetSpec, config: GeneratorConfig
+                         ) -> list[date]:
+    """Write features (by event day) and labels (by arrival day) for every generated day.
+
+    Deterministic and idempotent: regenerating a day rewrites identical partitions.
+    """
+    written = []
+    for index in range(config.days):
+        features, labels = generate_day(config, index)
+        day = config.day(index)
+        storage.write_table(f"{partition_dir(spec.features_table, day)}/part-0.parquet",
+                            pa.Table.from_pandas(features, preserve_index=False))
+        storage.write_table(
+            f"{partition_dir(spec.labels_table, spec.label_arrival(day))}/part-{day}.parquet",
+            pa.Table.from_pandas(labels, preserve_index=False))
+        written.append(day)
+    return written
+
+
+def feature_partition_days(storage: Storage, spec: DatasetSpec) -> list[date]:
+    try:
+        return storage.list_partitions(spec.features_table)
+    except StorageError:
+        return []
+
+
+def latest_labelled_day(storage: Storage, spec: DatasetSpec) -> date:
+    """The newest event day whose labels have arrived and whose features exist."""
+    arrived = {d - timedelta(days=spec.label.delay_days)
+               for d in storage.list_partitions(spec.labels_table)}
+    candidates = sorted(arrived & set(feature_partition_days(storage, spec)))
+    if not candidates:
+        raise MissingDataError(
+            f"No labelled {spec.name} days under {storage.uri('')}: generate or import data first "
+            "(inferloop data generate)")
+    return candidates[-1]

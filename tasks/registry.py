@@ -1,0 +1,162 @@
+"""The MLflow registry: logging a trained model, registering it, and resolving aliases.
+
+The registry is the source of truth for which model is in production: code asks for an alias,
+resolves it once to a concrete version, and records that version everywhere it goes.
+"""
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date
+
+import pandas as pd
+from prefect import task
+
+from inferloop.errors import InferloopError
+from inferloop.settings import Settings
+
+# skops refuses to load types it does not know; these are sklearn internals of the
+# HistGradientBoosting pipeline. Anything else untrusted in a model is an error, not trusted blindly.
+SKOPS_TRUSTED_TYPES = [
+    "functools.partial",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.utils.validation.check_array",
+]
+
+
+class RegistryError(InferloopError, RuntimeError):
+    """The registry is unreachable or lacks the requested model; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ModelVersionRef:
+    """One concrete registered model version, as resolved from an alias."""
+
+    name: str
+    version: str
+    run_id: str
+    alias: str | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+def mlflow_client(settings: Settings):
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    return MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+
+
+def ensure_experiment(settings: Settings, name: str) -> str:
+    """The experiment's id, creating it (with artifacts under the state dir when local)."""
+    client = mlflow_client(settings)
+    try:
+        experiment = client.get_experiment_by_name(name)
+    except Exception as error:  # MLflow raises several types for an unreachable server
+        raise RegistryError(
+            f"MLflow at {settings.mlflow_tracking_uri} is unreachable ({type(error).__name__}): "
+            "start it with `make up` or fix INFERLOOP_TRACKING_URI") from None
+    if experiment is not None:
+        return experiment.experiment_id
+    local = not settings.mlflow_tracking_uri.startswith(("http://", "https://"))
+    location = (settings.mlflow_artifact_root / name).as_uri() if local else None
+    return client.create_experiment(name, artifact_location=location)
+
+
+def content_hash(frame: pd.DataFrame) -> str:
+    """A stable hash of a frame's content (row order included), for data lineage."""
+    row_hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    return hashlib.sha256(row_hashes.tobytes()).hexdigest()
+
+
+@task(name="log-and-register-model")
+def log_and_register(settings: Settings, result, training_frame: pd.DataFrame, start: date,
+                     end: date, source_uri: str) -> ModelVersionRef:
+    """Log params, metrics, signature, input example and lineage; register a new version.
+
+    The new version becomes `champion` when there is none and it clears `min_roc_auc`,
+    otherwise `challenger`. The MLflow run is resumed by id in this thread (MLflow's
+    active run is thread-local, Prefect runs tasks in worker threads).
+    """
+    import mlflow
+    from mlflow.models import infer_signature
+
+    client = mlflow_client(settings)
+    experiment_id = ensure_experiment(settings, settings.experiment_name)
+    name = settings.registered_model_name
+    dataset = settings.dataset.name
+    data_hash = content_hash(training_frame)
+    run = client.create_run(experiment_id, run_name=f"train {start}..{end}",
+                            tags={"inferloop.dataset": dataset})
+    with mlflow.start_run(run_id=run.info.run_id):
+        mlflow.log_params({**result.params, "window_start": start, "window_end": end,
+                           "train_rows": result.train_rows, "holdout_rows": result.holdout_rows})
+        mlflow.log_metrics({f"holdout_{k}": v for k, v in result.metrics.items()})
+        mlflow.set_tags({"inferloop.data_hash": data_hash, "inferloop.source_uri": source_uri,
+                         "inferloop.window": f"{start}..{end}"})
+        source = mlflow.data.from_pandas(
+            training_frame, source=source_uri, targets="target",
+            name=f"{dataset} {start}..{end}", digest=data_hash[:32])
+        mlflow.log_input(source, context="training")
+        example = result.input_example
+        signature = infer_signature(example, result.model.predict_proba(example))
+        info = mlflow.sklearn.log_model(
+            result.model, name="model", signature=signature, input_example=example,
+            pyfunc_predict_fn="predict_proba", skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            registered_model_name=name)
+    version = str(info.registered_model_version)
+    champion = find_alias(settings, settings.champion_alias)
+    if champion is None and result.metrics["roc_auc"] >= settings.min_roc_auc:
+        alias = settings.champion_alias
+    else:
+        alias = settings.challenger_alias
+    client.set_registered_model_alias(name, alias, version)
+    client.set_model_version_tag(name, version, "inferloop.assigned_alias", alias)
+    return ModelVersionRef(name=name, version=version, run_id=run.info.run_id, alias=alias)
+
+
+def find_alias(settings: Settings, alias: str) -> ModelVersionRef | None:
+    """The version behind `alias`, or None when the model or alias does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow_client(settings)
+    name = settings.registered_model_name
+    try:
+        version = client.get_model_version_by_alias(name, alias)
+    except MlflowException as error:
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise RegistryError(
+            f"MLflow at {settings.mlflow_tracking_uri} failed to resolve {name}@{alias}: "
+            f"{error.message}") from None
+    except Exception as error:
+        raise RegistryError(
+            f"MLflow at {settings.mlflow_tracking_uri} is unreachable ({type(error).__name__}): "
+            "start it with `make up` or fix INFERLOOP_TRACKING_URI") from None
+    return ModelVersionRef(name=name, version=str(version.version), run_id=version.run_id,
+                           alias=alias)
+
+
+@task(name="resolve-alias")
+def resolve_alias(settings: Settings, alias: str) -> ModelVersionRef:
+    """Resolve `models:/NAME@alias` to a concrete version, once per flow run."""
+    ref = find_alias(settings, alias)
+    if ref is None:
+        raise RegistryError(
+            f"No version of {settings.registered_model_name} has the alias @{alias}: train one "
+            f"(inferloop train) or set the alias in the MLflow UI")
+    return ref
+
+
+def load_model(settings: Settings, ref: ModelVersionRef):
+    """The scikit-learn pipeline of a concrete version (predict_proba at full speed)."""
+    import mlflow.sklearn
+
+    mlflow_client(settings)
+    return mlflow.sklearn.load_model(ref.uri)
+
+
+def run_metric(settings: Settings, run_id: str, metric: str) -> float:
+    return mlflow_client(settings).get_run(run_id).data.metrics[metric]

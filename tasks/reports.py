@@ -1,0 +1,45 @@
+"""Run reports as Prefect artifacts: the same objects the CLI prints, rendered for the UI."""
+
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from tasks.registry import ModelVersionRef
+from tasks.scoring import ScoringManifest
+
+
+def _artifact_key(text: str) -> str:
+    # Prefect keys allow lowercase letters, digits and dashes only.
+    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
+
+
+def publish_training_report(ref: ModelVersionRef, metrics: dict[str, float], window: str,
+                            train_rows: int, holdout_rows: int) -> None:
+    rows = "\n".join(f"| {name} | {value:.4f} |" for name, value in metrics.items())
+    create_markdown_artifact(
+        key=_artifact_key(f"training-{ref.name}"),
+        description=f"Training of {ref.name} v{ref.version}",
+        markdown=(
+            f"# Trained {ref.name} version {ref.version} (@{ref.alias})\n\n"
+            f"Window {window}: {train_rows} training rows, {holdout_rows} held-out rows.\n\n"
+            f"| holdout metric | value |\n|---|---|\n{rows}\n\n"
+            f"MLflow run `{ref.run_id}`; model URI `{ref.uri}`.\n"),
+    )
+
+
+def publish_scoring_report(manifests: list[ScoringManifest]) -> None:
+    if not manifests:
+        return
+    first = manifests[0]
+    create_table_artifact(
+        key=_artifact_key(f"scoring-{first.dataset}"),
+        description=f"Batch scoring with {first.model_name} v{first.model_version}",
+        table=[{
+            "date": m.partition_date,
+            "rows_in": m.rows_in,
+            "rows_scored": m.rows_scored,
+            "rows_quarantined": m.rows_quarantined,
+            "rows_per_s": round(m.rows_per_second),
+            "model_version": m.model_version,
+            "status": "already scored (no-op)" if m.reused else "scored",
+            "output_uri": m.output_uri,
+        } for m in manifests],
+    )

@@ -1,0 +1,108 @@
+"""Fitting and evaluating the model pipeline on a labelled window."""
+
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pandas as pd
+from prefect import task
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import (
+    average_precision_score,
+    balanced_accuracy_score,
+    f1_score,
+    log_loss,
+    roc_auc_score,
+)
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OrdinalEncoder
+
+from inferloop.dataset import DatasetSpec
+from inferloop.errors import InferloopError
+from tasks.data import prepare_features
+
+# Gradient boosting with native categorical splits: no one-hot expansion, so scoring stays fast.
+MODEL_PARAMS = {"learning_rate": 0.1, "max_iter": 200, "max_leaf_nodes": 31,
+                "early_stopping": True, "validation_fraction": 0.1, "random_state": 0}
+
+
+class TrainingDataError(InferloopError, ValueError):
+    """The labelled window cannot train a model (too few rows or a single class)."""
+
+
+@dataclass
+class TrainingResult:
+    model: Pipeline
+    metrics: dict[str, float]
+    params: dict[str, object]
+    train_rows: int
+    holdout_rows: int
+    train_end: date
+    holdout_start: date
+    input_example: pd.DataFrame
+
+
+def build_pipeline(spec: DatasetSpec) -> Pipeline:
+    """Ordinal-encode categoricals (unseen → missing) and let the booster split on them natively."""
+    encoder = ColumnTransformer(
+        [("categorical",
+          OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
+                         encoded_missing_value=np.nan),
+          spec.categorical_features)],
+        remainder="passthrough",
+        verbose_feature_names_out=False,
+    )
+    categorical_mask = [True] * len(spec.categorical_features) + [False] * len(spec.numeric_features)
+    booster = HistGradientBoostingClassifier(categorical_features=categorical_mask, **MODEL_PARAMS)
+    return Pipeline([("encode", encoder), ("model", booster)])
+
+
+def evaluate(model: Pipeline, features: pd.DataFrame, target: pd.Series, threshold: float
+             ) -> dict[str, float]:
+    if target.nunique() < 2:
+        raise TrainingDataError("The evaluation rows hold a single class: widen the window")
+    scores = model.predict_proba(features)[:, 1]
+    predicted = (scores >= threshold).astype(int)
+    return {
+        "roc_auc": float(roc_auc_score(target, scores)),
+        "pr_auc": float(average_precision_score(target, scores)),
+        "f1": float(f1_score(target, predicted, zero_division=0)),
+        "balanced_accuracy": float(balanced_accuracy_score(target, predicted)),
+        "log_loss": float(log_loss(target, scores, labels=[0, 1])),
+    }
+
+
+def split_by_time(frame: pd.DataFrame, spec: DatasetSpec, holdout_days: int
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train on earlier days, hold out the latest `holdout_days` days (no look-ahead)."""
+    event_day = pd.to_datetime(frame[spec.time_column]).dt.normalize()
+    days = np.sort(event_day.unique())
+    if len(days) <= holdout_days:
+        raise TrainingDataError(
+            f"The window has {len(days)} day(s); it needs more than holdout_days={holdout_days}")
+    holdout_start = days[-holdout_days]
+    return frame[event_day < holdout_start], frame[event_day >= holdout_start]
+
+
+@task(name="fit-model")
+def fit_model(frame: pd.DataFrame, spec: DatasetSpec, holdout_days: int, threshold: float
+              ) -> TrainingResult:
+    """Fit on the earlier days, report metrics on the held-out latest days."""
+    train, holdout = split_by_time(frame, spec, holdout_days)
+    if train["target"].nunique() < 2:
+        raise TrainingDataError("The training days hold a single class: widen the window")
+    model = build_pipeline(spec)
+    model.fit(prepare_features(train, spec), train["target"])
+    metrics = evaluate(model, prepare_features(holdout, spec), holdout["target"], threshold)
+    day = pd.to_datetime(frame[spec.time_column]).dt.date
+    return TrainingResult(
+        model=model,
+        metrics=metrics,
+        params={**MODEL_PARAMS, "holdout_days": holdout_days, "decision_threshold": threshold},
+        train_rows=len(train),
+        holdout_rows=len(holdout),
+        train_end=day[train.index].max(),
+        holdout_start=day[holdout.index].min(),
+        input_example=prepare_features(train.head(5), spec),
+    )
