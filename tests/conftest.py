@@ -1,0 +1,122 @@
+"""Session fixtures: real Prefect (test harness), a real MLflow server on SQLite and a real S3
+API (moto's server mode) on loopback ports, each started once and stopped at the end."""
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+# Before inferloop (and so Prefect) is imported: all state goes to a throwaway directory.
+SESSION_DIR = Path(tempfile.mkdtemp(prefix="inferloop-tests-"))
+os.environ["INFERLOOP_STATE_DIR"] = str(SESSION_DIR / "state")
+for name in list(os.environ):
+    if name.startswith("INFERLOOP_") and name != "INFERLOOP_STATE_DIR":
+        del os.environ[name]
+os.environ.pop("PREFECT_API_URL", None)
+os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+                  AWS_DEFAULT_REGION="us-east-1")
+
+import inferloop  # noqa: E402,F401  (applies the offline defaults)
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, process: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited early; log:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"{url} not healthy after {timeout} s; log:\n{log.read_text()[-3000:]}")
+
+
+def start_server(command: list[str], health_url: str, log: Path) -> subprocess.Popen:
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    wait_for(health_url, process, log)
+    return process
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def mlflow_server() -> str:
+    """A real MLflow tracking server + registry (SQLite backend, proxied artifacts)."""
+    port = free_port()
+    root = SESSION_DIR / "mlflow-server"
+    root.mkdir()
+    process = start_server(
+        [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+         "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "1"],
+        f"http://127.0.0.1:{port}/health", root / "server.log")
+    yield f"http://127.0.0.1:{port}"
+    stop_server(process)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> str:
+    """A real S3 API on loopback (moto's server mode)."""
+    port = free_port()
+    process = start_server([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                           f"http://127.0.0.1:{port}/moto-api/", SESSION_DIR / "moto.log")
+    yield f"http://127.0.0.1:{port}"
+    stop_server(process)
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint) -> str:
+    """A fresh, empty bucket for one test."""
+    import uuid
+
+    import boto3
+
+    name = f"lake-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch) -> Path:
+    """Per-test lake and MLflow store: tests never see each other's models or partitions."""
+    monkeypatch.setenv("INFERLOOP_STORAGE_URI", (tmp_path / "lake").as_uri())
+    monkeypatch.setenv("INFERLOOP_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    return tmp_path
+
+
+@pytest.fixture
+def settings(workdir):
+    from inferloop.settings import load_settings
+
+    return load_settings()
