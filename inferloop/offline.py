@@ -14,6 +14,10 @@ TELEMETRY_OFF = {
     # Without credentials, AWS SDKs probe the EC2 metadata endpoint, which hangs offline.
     "AWS_EC2_METADATA_DISABLED": "true",
     "GIT_PYTHON_REFRESH": "quiet",
+    # MLflow's default retries back off for minutes when the server is down; fail within ~10 s.
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
     "PREFECT_UI_SHOW_PROMOTIONAL_CONTENT": "false",
 }
 

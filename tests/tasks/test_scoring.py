@@ -1,0 +1,86 @@
+from datetime import date
+
+import pyarrow as pa
+import pytest
+
+from inferloop.storage import lake_storage
+from inferloop.synthetic import GeneratorConfig
+from tasks.data import MissingDataError, load_labelled_window, write_synthetic_feed
+from tasks.registry import ModelVersionRef
+from tasks.scoring import predictions_dir, score_partition
+from tasks.training import fit_model
+
+REF = ModelVersionRef(name="m", version="3", run_id="run-abc")
+
+
+@pytest.fixture
+def scored_setup(settings):
+    storage = lake_storage(settings)
+    spec = settings.dataset
+    days = write_synthetic_feed.fn(storage, spec, GeneratorConfig(days=4, rows_per_day=2_500))
+    frame = load_labelled_window.fn(storage, spec, days[0], days[2])
+    model = fit_model.fn(frame, spec, holdout_days=1, threshold=0.5).model
+    return storage, spec, model, days[3]
+
+
+def score(storage, spec, model, day, ref=REF):
+    return score_partition.fn(storage, spec, model, ref, day, "flow-run-1", 0.5, batch_rows=1_000)
+
+
+def test_every_row_is_scored_with_lineage(scored_setup):
+    storage, spec, model, day = scored_setup
+    manifest = score(storage, spec, model, day)
+    output = storage.read_table(predictions_dir(REF, day)).to_pandas()
+    source = storage.read_table(f"{spec.name}/date={day}").to_pandas()
+    assert manifest.rows_in == manifest.rows_scored == len(output) == len(source) == 2_500
+    assert sorted(output[spec.id_column]) == sorted(source[spec.id_column])
+    assert output["score"].between(0, 1).all()
+    assert (output["predicted_label"] == (output["score"] >= 0.5)).all()
+    assert set(output["model_version"]) == {"3"} and set(output["model_run_id"]) == {"run-abc"}
+    assert set(output["flow_run_id"]) == {"flow-run-1"}
+    assert output["input_uri"].str.endswith("part-0.parquet").all()
+    assert manifest.files[0]["sha256"] and manifest.files[0]["bytes"] > 0
+
+
+def test_rescoring_the_same_version_is_a_no_op(scored_setup):
+    storage, spec, model, day = scored_setup
+    first = score(storage, spec, model, day)
+    before = storage.read_table(predictions_dir(REF, day))
+    again = score(storage, spec, model, day)
+    assert again.reused and not first.reused
+    assert again.files == first.files and again.flow_run_id == first.flow_run_id
+    assert storage.read_table(predictions_dir(REF, day)).equals(before)
+
+
+def test_another_version_writes_its_own_output(scored_setup):
+    storage, spec, model, day = scored_setup
+    score(storage, spec, model, day)
+    other = ModelVersionRef(name="m", version="4", run_id="run-def")
+    manifest = score(storage, spec, model, day, ref=other)
+    assert not manifest.reused and "version=4" in manifest.output_uri
+    assert storage.exists(predictions_dir(REF, day))
+
+
+def test_missing_partition_is_a_clear_error(scored_setup):
+    storage, spec, model, _ = scored_setup
+    with pytest.raises(MissingDataError, match="No transactions partition for 2030-01-01"):
+        score(storage, spec, model, date(2030, 1, 1))
+
+
+def test_missing_column_fails_and_publishes_nothing(scored_setup):
+    storage, spec, model, day = scored_setup
+    path = f"{spec.name}/date={day}/part-0.parquet"
+    table = storage.read_table(path)
+    storage.write_table(path, table.drop_columns(["amount"]))
+    with pytest.raises(MissingDataError, match=r"lacks spec columns \['amount'\]"):
+        score(storage, spec, model, day)
+    assert not storage.exists(predictions_dir(REF, day) + "/_manifest.json")
+    assert not storage.exists(predictions_dir(REF, day) + "/part-0.parquet")
+
+
+def test_output_schema_is_stable(scored_setup):
+    storage, spec, model, day = scored_setup
+    score(storage, spec, model, day)
+    schema = storage.read_table(predictions_dir(REF, day)).schema
+    assert schema.field("score").type == pa.float64()
+    assert schema.names[:3] == [spec.id_column, "score", "predicted_label"]
