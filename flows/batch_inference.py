@@ -1,15 +1,17 @@
-"""Score daily partitions with the champion model."""
+"""Score daily partitions with the champion model, behind the data-quality gate."""
 
 from datetime import date, timedelta
 
 from prefect import flow
 from prefect.runtime import flow_run
 
+from inferloop.errors import InferloopError
 from inferloop.settings import load_settings
 from inferloop.storage import lake_storage
 from tasks.data import days_between
+from tasks.gate import BatchRefusedError
 from tasks.registry import load_model, resolve_alias
-from tasks.reports import publish_scoring_report
+from tasks.reports import publish_scoring_report, publish_validation_report
 from tasks.scoring import ScoringManifest, score_partition
 
 
@@ -20,12 +22,15 @@ def logical_date() -> date:
 
 
 @flow(name="batch_inference", log_prints=True)
-def batch_inference(partition_date: date | None = None, end_date: date | None = None
-                    ) -> list[ScoringManifest]:
-    """Score `partition_date` (default: the logical date) up to `end_date` with @champion.
+def batch_inference(
+    partition_date: date | None = None, end_date: date | None = None
+) -> list[ScoringManifest]:
+    """Gate and score `partition_date` (default: the logical date) up to `end_date` with
+    @champion.
 
     The alias is resolved once, so every partition of the run uses the same version. Each
-    partition's output is keyed on (date, model version): rescoring it is a no-op.
+    partition's output is keyed on (date, model version): rescoring it is a no-op. A partition
+    the gate refuses gets no predictions; the run scores the others and then fails naming it.
     """
     settings = load_settings()
     spec = settings.dataset
@@ -33,13 +38,27 @@ def batch_inference(partition_date: date | None = None, end_date: date | None = 
     start = partition_date or logical_date()
     ref = resolve_alias(settings, settings.champion_alias)
     model = load_model(settings, ref)
-    manifests = [
-        score_partition(storage, spec, model, ref, day, str(flow_run.id),
-                        settings.decision_threshold, settings.score_batch_rows)
-        for day in days_between(start, end_date or start)
-    ]
+    manifests, refusals = [], []
+    for day in days_between(start, end_date or start):
+        try:
+            manifest = score_partition(storage, spec, model, ref, day, str(flow_run.id), settings)
+        except BatchRefusedError as refusal:
+            publish_validation_report(refusal.report)
+            refusals.append(str(refusal))
+            continue
+        if manifest.validation:
+            publish_validation_report(manifest.validation)
+        manifests.append(manifest)
+        status = (
+            "already scored, nothing rewritten"
+            if manifest.reused
+            else f"{manifest.rows_scored} rows scored, {manifest.rows_quarantined} quarantined"
+        )
+        print(
+            f"{manifest.partition_date}: {status} with {manifest.model_name} "
+            f"v{manifest.model_version} -> {manifest.output_uri}"
+        )
     publish_scoring_report(manifests)
-    for m in manifests:
-        status = "already scored, nothing rewritten" if m.reused else f"{m.rows_scored} rows scored"
-        print(f"{m.partition_date}: {status} with {m.model_name} v{m.model_version} -> {m.output_uri}")
+    if refusals:
+        raise InferloopError(" | ".join(refusals))
     return manifests

@@ -6,26 +6,37 @@ from prefect import flow
 
 from inferloop.settings import load_settings
 from inferloop.storage import lake_storage
-from tasks.data import latest_labelled_day, load_labelled_window
+from tasks.data import latest_labelled_day
+from tasks.gate import BatchRefusedError, gate_training_window
 from tasks.registry import ModelVersionRef, log_and_register
-from tasks.reports import publish_training_report
+from tasks.reports import publish_training_report, publish_validation_report
 from tasks.training import fit_model
 
 
 @flow(name="train", log_prints=True)
 def train(start: date | None = None, end: date | None = None) -> ModelVersionRef:
-    """Fit on `start`..`end` (default: the latest `train_window_days` labelled days), log to
-    MLflow with lineage and register a version: `champion` if none exists, else `challenger`."""
+    """Gate `start`..`end` (default: the latest `train_window_days` labelled days), fit on the
+    rows that pass, log to MLflow with lineage and the gate's reports, and register a version:
+    `champion` if none exists, else `challenger`. A refused day means no model."""
     settings = load_settings()
     spec = settings.dataset
     storage = lake_storage(settings)
     end = end or latest_labelled_day(storage, spec)
     start = start or end - timedelta(days=settings.train_window_days - 1)
-    frame = load_labelled_window(storage, spec, start, end)
+    try:
+        frame, reports = gate_training_window(
+            storage, spec, start, end, settings.gx_runtime_dir, settings.max_quarantine_share
+        )
+    except BatchRefusedError as refusal:
+        publish_validation_report(refusal.report)
+        raise
+    for report in reports:
+        publish_validation_report(report)
     result = fit_model(frame, spec, settings.holdout_days, settings.decision_threshold)
-    ref = log_and_register(settings, result, frame, start, end, storage.uri(spec.features_table))
-    publish_training_report(ref, result.metrics, f"{start}..{end}", result.train_rows,
-                            result.holdout_rows)
-    print(f"Registered {ref.name} version {ref.version} as @{ref.alias}: "
-          f"holdout ROC AUC {result.metrics['roc_auc']:.4f}")
+    ref = log_and_register(settings, result, frame, start, end, storage.uri(spec.features_table), reports)
+    publish_training_report(ref, result.metrics, f"{start}..{end}", result.train_rows, result.holdout_rows)
+    print(
+        f"Registered {ref.name} version {ref.version} as @{ref.alias}: "
+        f"holdout ROC AUC {result.metrics['roc_auc']:.4f}"
+    )
     return ref

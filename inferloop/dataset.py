@@ -40,8 +40,11 @@ class DatasetSpec(BaseModel):
 
     @model_validator(mode="after")
     def _columns_are_distinct(self) -> "DatasetSpec":
-        roles = {"id_column": self.id_column, "time_column": self.time_column,
-                 "label.column": self.label.column}
+        roles = {
+            "id_column": self.id_column,
+            "time_column": self.time_column,
+            "label.column": self.label.column,
+        }
         for field, column in roles.items():
             if column in self.features:
                 raise ValueError(f"{field} {column!r} is also listed under features")
@@ -94,7 +97,6 @@ def load_dataset_spec(path: Path) -> DatasetSpec:
         return DatasetSpec.model_validate(raw)
     except ValidationError as error:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
-            for e in error.errors()
+            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in error.errors()
         )
         raise DatasetSpecError(f"Dataset spec {path} is invalid: {problems}") from None

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     challenger_alias: str = Field("challenger", description="Alias of the newest candidate")
     min_roc_auc: float = Field(0.6, ge=0.0, le=1.0, description="A model below this is never champion")
     decision_threshold: float = Field(0.5, gt=0.0, lt=1.0, description="Score above which label=1")
+    max_quarantine_share: float = Field(
+        0.1, ge=0.0, le=1.0, description="A batch with a larger share of bad rows is refused"
+    )
     train_window_days: int = Field(7, ge=2, description="Days of labelled data a model trains on")
     holdout_days: int = Field(1, ge=1, description="Latest days of the window held out for metrics")
     score_batch_rows: int = Field(100_000, ge=1_000, description="Rows per streamed scoring chunk")
@@ -79,6 +82,11 @@ class Settings(BaseSettings):
         return self.state_dir / "mlartifacts"
 
     @property
+    def gx_runtime_dir(self) -> Path:
+        """Where GX writes validation results and Data Docs (never into the committed project)."""
+        return self.state_dir / "gx"
+
+    @property
     def dataset_spec_path(self) -> Path:
         """The spec path as given, else relative to the repository (for runs outside the repo)."""
         if self.dataset_spec.exists() or self.dataset_spec.is_absolute():
@@ -102,8 +110,7 @@ def load_settings(**overrides) -> Settings:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as error:
         problems = "; ".join(
-            f"INFERLOOP_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-            f" (got {e.get('input')!r})"
+            f"INFERLOOP_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']} (got {e.get('input')!r})"
             for e in error.errors()
         )
         raise SettingsError(f"Invalid settings: {problems}") from None

@@ -51,17 +51,33 @@ def services(settings: Settings) -> list[Service]:
     mlflow = f"http://{host}:{settings.mlflow_port}"
     s3 = f"http://{host}:{settings.s3_port}"
     return [
-        Service("prefect", [_bin("prefect"), "server", "start", "--host", host,
-                            "--port", str(settings.prefect_port)],
-                f"{prefect}/api/health", prefect),
+        Service(
+            "prefect",
+            [_bin("prefect"), "server", "start", "--host", host, "--port", str(settings.prefect_port)],
+            f"{prefect}/api/health",
+            prefect,
+        ),
         # Same SQLite store and artifact root as the embedded mode: runs of `make demo` show up.
-        Service("mlflow", [_bin("mlflow"), "server", "--backend-store-uri",
-                           f"sqlite:///{state / 'mlflow.db'}", "--artifacts-destination",
-                           str(settings.mlflow_artifact_root), "--host", host,
-                           "--port", str(settings.mlflow_port), "--workers", "1"],
-                f"{mlflow}/health", mlflow),
-        Service("s3", [_bin("moto_server"), "-H", host, "-p", str(settings.s3_port)],
-                f"{s3}/moto-api/", s3),
+        Service(
+            "mlflow",
+            [
+                _bin("mlflow"),
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{state / 'mlflow.db'}",
+                "--artifacts-destination",
+                str(settings.mlflow_artifact_root),
+                "--host",
+                host,
+                "--port",
+                str(settings.mlflow_port),
+                "--workers",
+                "1",
+            ],
+            f"{mlflow}/health",
+            mlflow,
+        ),
+        Service("s3", [_bin("moto_server"), "-H", host, "-p", str(settings.s3_port)], f"{s3}/moto-api/", s3),
     ]
 
 
@@ -99,12 +115,20 @@ def _start(settings: Settings, service: Service, env: dict[str, str]) -> None:
     if _running_pid(service.pid_file(settings)):
         return
     if service.health_url and _healthy(service.health_url):
-        raise StackError(f"Something else already answers on {service.ui_url}: stop it or set "
-                         f"INFERLOOP_{service.name.upper()}_PORT to a free port")
+        raise StackError(
+            f"Something else already answers on {service.ui_url}: stop it or set "
+            f"INFERLOOP_{service.name.upper()}_PORT to a free port"
+        )
     service.log_file(settings).parent.mkdir(parents=True, exist_ok=True)
     with service.log_file(settings).open("ab") as log:
-        process = subprocess.Popen(service.command, stdout=log, stderr=subprocess.STDOUT,
-                                   env=env, start_new_session=True, cwd=REPO_ROOT)
+        process = subprocess.Popen(
+            service.command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            cwd=REPO_ROOT,
+        )
     service.pid_file(settings).write_text(str(process.pid))
 
 
@@ -116,24 +140,30 @@ def _wait_healthy(settings: Settings, service: Service, timeout: float = 120) ->
         if not _running_pid(service.pid_file(settings)):
             break
         time.sleep(0.5)
-    raise StackError(f"{service.name} did not become healthy at {service.health_url}; "
-                     f"see {service.log_file(settings)}")
+    raise StackError(
+        f"{service.name} did not become healthy at {service.health_url}; see {service.log_file(settings)}"
+    )
 
 
 def _create_bucket(settings: Settings) -> None:
     import boto3
 
-    s3 = boto3.client("s3", endpoint_url=f"http://{settings.stack_host}:{settings.s3_port}",
-                      region_name=settings.s3_region, aws_access_key_id="inferloop-local",
-                      aws_secret_access_key="inferloop-local")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=f"http://{settings.stack_host}:{settings.s3_port}",
+        region_name=settings.s3_region,
+        aws_access_key_id="inferloop-local",
+        aws_secret_access_key="inferloop-local",
+    )
     existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
     if settings.s3_bucket not in existing:
         s3.create_bucket(Bucket=settings.s3_bucket)
 
 
 def _prefect(args: list[str], env: dict[str, str]) -> None:
-    result = subprocess.run([_bin("prefect"), "--no-prompt", *args], env=env, cwd=REPO_ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [_bin("prefect"), "--no-prompt", *args], env=env, cwd=REPO_ROOT, capture_output=True, text=True
+    )
     if result.returncode != 0:
         raise StackError(f"`prefect {' '.join(args)}` failed:\n{result.stdout}\n{result.stderr}")
 
@@ -155,11 +185,11 @@ def start_stack(settings: Settings, with_worker: bool = True) -> list[Service]:
     _create_bucket(settings)
     if with_worker:
         deploy(settings)
-        worker = Service("worker", [_bin("prefect"), "worker", "start", "--pool", WORK_POOL],
-                         "", "")
+        worker = Service("worker", [_bin("prefect"), "worker", "start", "--pool", WORK_POOL], "", "")
         _start(settings, worker, env)
     (settings.state_dir / "stack" / "stack.env").write_text(
-        "".join(f"export {k}={v}\n" for k, v in stack_env(settings).items()))
+        "".join(f"export {k}={v}\n" for k, v in stack_env(settings).items())
+    )
     return started
 
 
@@ -186,9 +216,15 @@ def stack_status(settings: Settings) -> dict[str, str]:
     for service in services(settings):
         pid = _running_pid(service.pid_file(settings))
         healthy = _healthy(service.health_url)
-        status[service.name] = (f"up at {service.ui_url}" if healthy and pid else
-                                "answering, not started by inferloop" if healthy else
-                                "starting or unhealthy" if pid else "down")
+        status[service.name] = (
+            f"up at {service.ui_url}"
+            if healthy and pid
+            else "answering, not started by inferloop"
+            if healthy
+            else "starting or unhealthy"
+            if pid
+            else "down"
+        )
     worker_pid = _running_pid(settings.state_dir / "stack" / "worker.pid")
     status["worker"] = f"running (pid {worker_pid}, pool {WORK_POOL})" if worker_pid else "down"
     return status

@@ -85,8 +85,11 @@ class Storage:
         except FileNotFoundError:
             raise StorageError(f"{self.uri(relative)} does not exist ({action})") from None
         except OSError as error:
-            hint = (f"is the S3 endpoint {self.s3_endpoint_url or 'AWS'} reachable and are "
-                    "AWS credentials set?") if self.is_s3 else "check the path and permissions"
+            hint = (
+                (f"is the S3 endpoint {self.s3_endpoint_url or 'AWS'} reachable and are AWS credentials set?")
+                if self.is_s3
+                else "check the path and permissions"
+            )
             raise StorageError(f"Could not {action} {self.uri(relative)}: {error}; {hint}") from None
 
     def exists(self, relative: str) -> bool:
@@ -109,8 +112,10 @@ class Storage:
         infos = self._call("list", relative_dir, self.filesystem.get_file_info, selector)
         root_len = len(self.path("")) + 1
         return sorted(
-            info.path[root_len:] for info in infos
-            if info.type == pafs.FileType.File and info.base_name.endswith(".parquet")
+            info.path[root_len:]
+            for info in infos
+            if info.type == pafs.FileType.File
+            and info.base_name.endswith(".parquet")
             and not info.base_name.startswith((".", "_"))
         )
 
@@ -130,13 +135,11 @@ class Storage:
 
     def iter_batches(self, relative_file: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
         """Stream a parquet file in record batches: memory stays bounded by `batch_rows`."""
-        source = self._call("open", relative_file, self.filesystem.open_input_file,
-                            self.path(relative_file))
+        source = self._call("open", relative_file, self.filesystem.open_input_file, self.path(relative_file))
         try:
             parquet = pq.ParquetFile(source)
         except pa.ArrowInvalid as error:
-            raise StorageError(
-                f"{self.uri(relative_file)} is not a readable parquet file: {error}") from None
+            raise StorageError(f"{self.uri(relative_file)} is not a readable parquet file: {error}") from None
         with source:
             yield from parquet.iter_batches(batch_size=batch_rows)
 
@@ -163,8 +166,9 @@ class Storage:
         fs.move(temp, target)
 
     def read_json(self, relative_file: str) -> dict:
-        with self._call("open", relative_file, self.filesystem.open_input_stream,
-                        self.path(relative_file)) as source:
+        with self._call(
+            "open", relative_file, self.filesystem.open_input_stream, self.path(relative_file)
+        ) as source:
             return json.loads(source.read())
 
     def delete_dir(self, relative_dir: str) -> None:
@@ -185,7 +189,7 @@ class AtomicParquetWriter:
         self.storage = storage
         self.relative_file = relative_file
         self.schema = schema
-        self.rows = 0
+        self.rows = 0  # rows written so far
 
     def __enter__(self) -> "AtomicParquetWriter":
         fs = self.storage.filesystem
@@ -193,8 +197,7 @@ class AtomicParquetWriter:
         directory, name = posixpath.split(self.target)
         self.temp = f"{directory}/.{name}.{uuid.uuid4().hex}.tmp"
         self.storage._call("create", self.relative_file, fs.create_dir, directory)
-        self._stream = self.storage._call("write", self.relative_file, fs.open_output_stream,
-                                          self.temp)
+        self._stream = self.storage._call("write", self.relative_file, fs.open_output_stream, self.temp)
         self._writer = pq.ParquetWriter(self._stream, self.schema, compression="zstd")
         return self
 

@@ -17,8 +17,18 @@ import pandas as pd
 Scenario = Literal["stable", "covariate_drift", "concept_drift", "quality_faults"]
 SCENARIOS: tuple[str, ...] = ("stable", "covariate_drift", "concept_drift", "quality_faults")
 
-MERCHANT_CATEGORIES = ["grocery", "fuel", "restaurants", "electronics", "travel", "fashion",
-                       "gaming", "pharmacy", "digital_goods", "jewelry"]
+MERCHANT_CATEGORIES = [
+    "grocery",
+    "fuel",
+    "restaurants",
+    "electronics",
+    "travel",
+    "fashion",
+    "gaming",
+    "pharmacy",
+    "digital_goods",
+    "jewelry",
+]
 CHANNELS = ["pos", "online", "contactless", "atm"]
 COUNTRIES = ["DE", "FR", "GB", "US", "ES", "IT", "NL", "PL", "BR", "NG"]
 DEVICES = ["mobile", "desktop", "tablet", "terminal"]
@@ -72,24 +82,29 @@ def _features(rng: np.random.Generator, n: int, day: date, amount_shift: float) 
     seconds = np.sort(rng.integers(0, 86_400, n))
     event_time = pd.Timestamp(datetime.combine(day, time())) + pd.to_timedelta(seconds, unit="s")
     tx_count_1h = rng.poisson(0.6, n)
-    return pd.DataFrame({
-        TIME_COLUMN: event_time,
-        "amount": np.round(rng.lognormal(3.4 + amount_shift, 1.0, n), 2),
-        "amount_to_avg_ratio": np.round(rng.lognormal(0.0, 0.6, n), 4),
-        "tx_count_1h": tx_count_1h.astype(float),
-        "tx_count_24h": (tx_count_1h + rng.poisson(4.0, n)).astype(float),
-        "distinct_merchants_24h": rng.poisson(2.0, n).astype(float),
-        "account_age_days": np.round(rng.gamma(2.0, 400.0, n), 1),
-        "distance_from_home_km": np.round(rng.lognormal(2.0, 1.3, n), 2),
-        "minutes_since_last_tx": np.round(rng.exponential(300.0, n), 1),
-        "hour_of_day": (seconds // 3600).astype(float),
-        "failed_logins_7d": rng.poisson(0.2, n).astype(float),
-        "merchant_category": rng.choice(MERCHANT_CATEGORIES, n,
-                                        p=[.2, .12, .15, .08, .07, .1, .06, .08, .08, .06]),
-        "channel": rng.choice(CHANNELS, n, p=[.4, .3, .25, .05]),
-        "country": rng.choice(COUNTRIES, n, p=[.25, .15, .15, .12, .08, .08, .07, .05, .03, .02]),
-        "device": rng.choice(DEVICES, n, p=[.45, .2, .05, .3]),
-    })
+    return pd.DataFrame(
+        {
+            TIME_COLUMN: event_time,
+            "amount": np.round(rng.lognormal(3.4 + amount_shift, 1.0, n), 2),
+            "amount_to_avg_ratio": np.round(rng.lognormal(0.0, 0.6, n), 4),
+            "tx_count_1h": tx_count_1h.astype(float),
+            "tx_count_24h": (tx_count_1h + rng.poisson(4.0, n)).astype(float),
+            "distinct_merchants_24h": rng.poisson(2.0, n).astype(float),
+            "account_age_days": np.round(rng.gamma(2.0, 400.0, n), 1),
+            "distance_from_home_km": np.round(rng.lognormal(2.0, 1.3, n), 2),
+            "minutes_since_last_tx": np.round(rng.exponential(300.0, n), 1),
+            "hour_of_day": (seconds // 3600).astype(float),
+            "failed_logins_7d": rng.poisson(0.2, n).astype(float),
+            "merchant_category": rng.choice(
+                MERCHANT_CATEGORIES, n, p=[0.2, 0.12, 0.15, 0.08, 0.07, 0.1, 0.06, 0.08, 0.08, 0.06]
+            ),
+            "channel": rng.choice(CHANNELS, n, p=[0.4, 0.3, 0.25, 0.05]),
+            "country": rng.choice(
+                COUNTRIES, n, p=[0.25, 0.15, 0.15, 0.12, 0.08, 0.08, 0.07, 0.05, 0.03, 0.02]
+            ),
+            "device": rng.choice(DEVICES, n, p=[0.45, 0.2, 0.05, 0.3]),
+        }
+    )
 
 
 def _fraud_logit_before(df: pd.DataFrame) -> np.ndarray:
@@ -98,7 +113,8 @@ def _fraud_logit_before(df: pd.DataFrame) -> np.ndarray:
         -6.6
         + 1.8 * np.log1p(df["amount_to_avg_ratio"])
         + 0.9 * (np.log(df["amount"]) - 3.4)
-        + 0.7 * np.log1p(df["distance_from_home_km"]) - 1.4
+        + 0.7 * np.log1p(df["distance_from_home_km"])
+        - 1.4
         + 1.8 * df["channel"].eq("online")
         + 1.6 * df["merchant_category"].isin(["electronics", "jewelry"])
         + 1.5 * df["country"].isin(["NG", "BR"])
@@ -115,7 +131,8 @@ def _fraud_logit_after(df: pd.DataFrame) -> np.ndarray:
         - 0.9 * (np.log(df["amount"]) - 3.4)
         + 2.0 * df["merchant_category"].isin(["gaming", "digital_goods"])
         + 1.5 * df["channel"].eq("contactless")
-        - 1.3 * np.log1p(df["account_age_days"] / 100.0) + 1.8
+        - 1.3 * np.log1p(df["account_age_days"] / 100.0)
+        + 1.8
         + 1.2 * df["device"].eq("tablet")
     ).to_numpy()
 
@@ -133,8 +150,9 @@ def generate_day(config: GeneratorConfig, index: int) -> tuple[pd.DataFrame, pd.
     concept_changed = config.scenario == "concept_drift" and drifted
     logit = _fraud_logit_after(features) if concept_changed else _fraud_logit_before(features)
     is_fraud = (rng.random(len(features)) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int64)
-    labels = pd.DataFrame({ID_COLUMN: features[ID_COLUMN], LABEL_COLUMN: is_fraud,
-                           TIME_COLUMN: features[TIME_COLUMN]})
+    labels = pd.DataFrame(
+        {ID_COLUMN: features[ID_COLUMN], LABEL_COLUMN: is_fraud, TIME_COLUMN: features[TIME_COLUMN]}
+    )
 
     if index in config.row_fault_days:
         features = _inject_row_faults(features, rng)

@@ -38,12 +38,22 @@ def prepare_features(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
 
 
 def read_feature_partition(storage: Storage, spec: DatasetSpec, day: date) -> pd.DataFrame:
+    files = partition_files(storage, spec, day)
+    return pa.concat_tables([storage.read_table(f) for f in files], promote_options="default").to_pandas()
+
+
+def partition_files(storage: Storage, spec: DatasetSpec, day: date) -> list[str]:
+    """The parquet files of a day's feature partition; a clear error when there are none."""
     relative = partition_dir(spec.features_table, day)
     if not storage.exists(relative):
         raise MissingDataError(
             f"No {spec.name} partition for {day} at {storage.uri(relative)}: generate or import "
-            f"it first (inferloop data generate ...)")
-    return storage.read_table(relative).to_pandas()
+            f"it first (inferloop data generate ...)"
+        )
+    files = storage.data_files(relative)
+    if not files:
+        raise MissingDataError(f"{storage.uri(relative)} holds no parquet files")
+    return files
 
 
 def read_labels(storage: Storage, spec: DatasetSpec, start: date, end: date) -> pd.DataFrame:
@@ -53,33 +63,33 @@ def read_labels(storage: Storage, spec: DatasetSpec, start: date, end: date) -> 
     if not present:
         raise MissingDataError(
             f"No labels have arrived for events {start}..{end} (looked in "
-            f"{storage.uri(spec.labels_table)} for days {arrival_days[0]}..{arrival_days[-1]})")
+            f"{storage.uri(spec.labels_table)} for days {arrival_days[0]}..{arrival_days[-1]})"
+        )
     columns = [spec.id_column, spec.label.column]
     tables = [storage.read_table(partition_dir(spec.labels_table, d), columns) for d in present]
     return pa.concat_tables(tables).to_pandas()
 
 
-@task(name="load-labelled-window")
-def load_labelled_window(storage: Storage, spec: DatasetSpec, start: date, end: date
-                         ) -> pd.DataFrame:
-    """Features of every day in the window joined to their labels; `target` is 1 for positives.
+def load_labelled_day(storage: Storage, spec: DatasetSpec, day: date) -> pd.DataFrame:
+    """One day's feature partition joined to its arrived labels (rows without one are left out:
+    they cannot be trained on). The label column keeps its raw values."""
+    features = read_feature_partition(storage, spec, day)
+    labels = read_labels(storage, spec, day, day)
+    if spec.id_column not in features.columns:
+        raise MissingDataError(
+            f"The {spec.name} partition for {day} has no id column "
+            f"'{spec.id_column}'; it cannot be joined to its labels"
+        )
+    return features.merge(labels, on=spec.id_column, how="inner", validate="one_to_one")
 
-    Rows whose label has not arrived are left out (they cannot be trained on).
-    """
-    frames = [read_feature_partition(storage, spec, day) for day in days_between(start, end)]
-    features = pd.concat(frames, ignore_index=True)
-    missing = sorted(set(spec.inference_columns) - set(features.columns))
-    if missing:
-        raise MissingDataError(f"Feature partitions {start}..{end} lack spec columns {missing}")
-    labels = read_labels(storage, spec, start, end)
-    frame = features.merge(labels, on=spec.id_column, how="inner", validate="one_to_one")
-    frame["target"] = (frame[spec.label.column] == spec.label.positive).astype("int64")
-    return frame.drop(columns=[spec.label.column])
+
+def positive_target(frame: pd.DataFrame, spec: DatasetSpec) -> pd.Series:
+    """1 where the label is the spec's positive class, else 0."""
+    return (frame[spec.label.column] == spec.label.positive).astype("int64")
 
 
 @task(name="write-synthetic-feed")
-def write_synthetic_feed(storage: Storage, spec: DatasetSpec, config: GeneratorConfig
-                         ) -> list[date]:
+def write_synthetic_feed(storage: Storage, spec: DatasetSpec, config: GeneratorConfig) -> list[date]:
     """Write features (by event day) and labels (by arrival day) for every generated day.
 
     Deterministic and idempotent: regenerating a day rewrites identical partitions.
@@ -88,11 +98,14 @@ def write_synthetic_feed(storage: Storage, spec: DatasetSpec, config: GeneratorC
     for index in range(config.days):
         features, labels = generate_day(config, index)
         day = config.day(index)
-        storage.write_table(f"{partition_dir(spec.features_table, day)}/part-0.parquet",
-                            pa.Table.from_pandas(features, preserve_index=False))
+        storage.write_table(
+            f"{partition_dir(spec.features_table, day)}/part-0.parquet",
+            pa.Table.from_pandas(features, preserve_index=False),
+        )
         storage.write_table(
             f"{partition_dir(spec.labels_table, spec.label_arrival(day))}/part-{day}.parquet",
-            pa.Table.from_pandas(labels, preserve_index=False))
+            pa.Table.from_pandas(labels, preserve_index=False),
+        )
         written.append(day)
     return written
 
@@ -106,11 +119,11 @@ def feature_partition_days(storage: Storage, spec: DatasetSpec) -> list[date]:
 
 def latest_labelled_day(storage: Storage, spec: DatasetSpec) -> date:
     """The newest event day whose labels have arrived and whose features exist."""
-    arrived = {d - timedelta(days=spec.label.delay_days)
-               for d in storage.list_partitions(spec.labels_table)}
+    arrived = {d - timedelta(days=spec.label.delay_days) for d in storage.list_partitions(spec.labels_table)}
     candidates = sorted(arrived & set(feature_partition_days(storage, spec)))
     if not candidates:
         raise MissingDataError(
             f"No labelled {spec.name} days under {storage.uri('')}: generate or import data first "
-            "(inferloop data generate)")
+            "(inferloop data generate)"
+        )
     return candidates[-1]

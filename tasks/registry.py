@@ -71,7 +71,8 @@ def _connection_failed(error: Exception) -> bool:
 def _unreachable(settings: Settings) -> RegistryError:
     return RegistryError(
         f"MLflow at {settings.mlflow_tracking_uri} is unreachable: start it with `make up` "
-        "or point INFERLOOP_TRACKING_URI at a running tracking server")
+        "or point INFERLOOP_TRACKING_URI at a running tracking server"
+    )
 
 
 def content_hash(frame: pd.DataFrame) -> str:
@@ -81,8 +82,15 @@ def content_hash(frame: pd.DataFrame) -> str:
 
 
 @task(name="log-and-register-model")
-def log_and_register(settings: Settings, result, training_frame: pd.DataFrame, start: date,
-                     end: date, source_uri: str) -> ModelVersionRef:
+def log_and_register(
+    settings: Settings,
+    result,
+    training_frame: pd.DataFrame,
+    start: date,
+    end: date,
+    source_uri: str,
+    validation_reports: list,
+) -> ModelVersionRef:
     """Log params, metrics, signature, input example and lineage; register a new version.
 
     The new version becomes `champion` when there is none and it clears `min_roc_auc`,
@@ -97,24 +105,55 @@ def log_and_register(settings: Settings, result, training_frame: pd.DataFrame, s
     name = settings.registered_model_name
     dataset = settings.dataset.name
     data_hash = content_hash(training_frame)
-    run = client.create_run(experiment_id, run_name=f"train {start}..{end}",
-                            tags={"inferloop.dataset": dataset})
+    run = client.create_run(
+        experiment_id, run_name=f"train {start}..{end}", tags={"inferloop.dataset": dataset}
+    )
     with mlflow.start_run(run_id=run.info.run_id):
-        mlflow.log_params({**result.params, "window_start": start, "window_end": end,
-                           "train_rows": result.train_rows, "holdout_rows": result.holdout_rows})
+        mlflow.log_params(
+            {
+                **result.params,
+                "window_start": start,
+                "window_end": end,
+                "train_rows": result.train_rows,
+                "holdout_rows": result.holdout_rows,
+            }
+        )
         mlflow.log_metrics({f"holdout_{k}": v for k, v in result.metrics.items()})
-        mlflow.set_tags({"inferloop.data_hash": data_hash, "inferloop.source_uri": source_uri,
-                         "inferloop.window": f"{start}..{end}"})
+        mlflow.log_metrics(
+            {
+                "gate_rows_in": sum(r.rows_in for r in validation_reports),
+                "gate_rows_quarantined": sum(r.rows_quarantined for r in validation_reports),
+            }
+        )
+        mlflow.log_dict(
+            {"reports": [r.to_dict() for r in validation_reports]}, "data_quality/validation_reports.json"
+        )
+        mlflow.set_tags(
+            {
+                "inferloop.data_hash": data_hash,
+                "inferloop.source_uri": source_uri,
+                "inferloop.window": f"{start}..{end}",
+            }
+        )
         source = mlflow.data.from_pandas(
-            training_frame, source=source_uri, targets="target",
-            name=f"{dataset} {start}..{end}", digest=data_hash[:32])
+            training_frame,
+            source=source_uri,
+            targets=settings.dataset.label.column,
+            name=f"{dataset} {start}..{end}",
+            digest=data_hash[:32],
+        )
         mlflow.log_input(source, context="training")
         example = result.input_example
         signature = infer_signature(example, result.model.predict_proba(example))
         info = mlflow.sklearn.log_model(
-            result.model, name="model", signature=signature, input_example=example,
-            pyfunc_predict_fn="predict_proba", skops_trusted_types=SKOPS_TRUSTED_TYPES,
-            registered_model_name=name)
+            result.model,
+            name="model",
+            signature=signature,
+            input_example=example,
+            pyfunc_predict_fn="predict_proba",
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            registered_model_name=name,
+        )
     version = str(info.registered_model_version)
     champion = find_alias(settings, settings.champion_alias)
     if champion is None and result.metrics["roc_auc"] >= settings.min_roc_auc:
@@ -140,12 +179,11 @@ def find_alias(settings: Settings, alias: str) -> ModelVersionRef | None:
         if _connection_failed(error):
             raise _unreachable(settings) from None
         raise RegistryError(
-            f"MLflow at {settings.mlflow_tracking_uri} failed to resolve {name}@{alias}: "
-            f"{error.message}") from None
+            f"MLflow at {settings.mlflow_tracking_uri} failed to resolve {name}@{alias}: {error.message}"
+        ) from None
     except Exception:
         raise _unreachable(settings) from None
-    return ModelVersionRef(name=name, version=str(version.version), run_id=version.run_id,
-                           alias=alias)
+    return ModelVersionRef(name=name, version=str(version.version), run_id=version.run_id, alias=alias)
 
 
 @task(name="resolve-alias")
@@ -155,7 +193,8 @@ def resolve_alias(settings: Settings, alias: str) -> ModelVersionRef:
     if ref is None:
         raise RegistryError(
             f"No version of {settings.registered_model_name} has the alias @{alias}: train one "
-            f"(inferloop train) or set the alias in the MLflow UI")
+            f"(inferloop train) or set the alias in the MLflow UI"
+        )
     return ref
 
 

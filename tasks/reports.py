@@ -2,6 +2,7 @@
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from tasks.gate import ValidationReport
 from tasks.registry import ModelVersionRef
 from tasks.scoring import ScoringManifest
 
@@ -11,8 +12,9 @@ def _artifact_key(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
 
 
-def publish_training_report(ref: ModelVersionRef, metrics: dict[str, float], window: str,
-                            train_rows: int, holdout_rows: int) -> None:
+def publish_training_report(
+    ref: ModelVersionRef, metrics: dict[str, float], window: str, train_rows: int, holdout_rows: int
+) -> None:
     rows = "\n".join(f"| {name} | {value:.4f} |" for name, value in metrics.items())
     create_markdown_artifact(
         key=_artifact_key(f"training-{ref.name}"),
@@ -21,7 +23,8 @@ def publish_training_report(ref: ModelVersionRef, metrics: dict[str, float], win
             f"# Trained {ref.name} version {ref.version} (@{ref.alias})\n\n"
             f"Window {window}: {train_rows} training rows, {holdout_rows} held-out rows.\n\n"
             f"| holdout metric | value |\n|---|---|\n{rows}\n\n"
-            f"MLflow run `{ref.run_id}`; model URI `{ref.uri}`.\n"),
+            f"MLflow run `{ref.run_id}`; model URI `{ref.uri}`.\n"
+        ),
     )
 
 
@@ -32,14 +35,64 @@ def publish_scoring_report(manifests: list[ScoringManifest]) -> None:
     create_table_artifact(
         key=_artifact_key(f"scoring-{first.dataset}"),
         description=f"Batch scoring with {first.model_name} v{first.model_version}",
-        table=[{
-            "date": m.partition_date,
-            "rows_in": m.rows_in,
-            "rows_scored": m.rows_scored,
-            "rows_quarantined": m.rows_quarantined,
-            "rows_per_s": round(m.rows_per_second),
-            "model_version": m.model_version,
-            "status": "already scored (no-op)" if m.reused else "scored",
-            "output_uri": m.output_uri,
-        } for m in manifests],
+        table=[
+            {
+                "date": m.partition_date,
+                "rows_in": m.rows_in,
+                "rows_scored": m.rows_scored,
+                "rows_quarantined": m.rows_quarantined,
+                "rows_per_s": round(m.rows_per_second),
+                "model_version": m.model_version,
+                "status": "already scored (no-op)" if m.reused else "scored",
+                "output_uri": m.output_uri,
+            }
+            for m in manifests
+        ],
+    )
+
+
+def validation_markdown(report: ValidationReport) -> str:
+    failed = (
+        "\n".join(
+            f"| `{e.name}` | {e.severity} | {'pass' if e.success else 'FAIL'} | {e.unexpected_count} "
+            f"| {e.detail} |"
+            for e in report.failed
+        )
+        or "| (none) | | | | |"
+    )
+    reasons = "\n".join(f"- {r}" for r in report.reasons) or "- none"
+    return (
+        f"# Data-quality gate: {report.decision.upper()}\n\n"
+        f"Suite `{report.suite}`, partition {report.partition_date}: {report.rows_in} rows in, "
+        f"{report.rows_passed} passed, {report.rows_quarantined} quarantined, "
+        f"{report.rows_refused} refused.\n\n"
+        f"Reasons for refusal:\n{reasons}\n\n"
+        f"| expectation | severity | result | unexpected rows | detail |\n|---|---|---|---|---|\n"
+        f"{failed}\n\n"
+        f"Quarantine: `{report.quarantine_uri or 'none'}`  \n"
+        f"Data Docs: {report.data_docs_uri or 'not built'}\n"
+    )
+
+
+def publish_validation_report(report: ValidationReport) -> None:
+    key = _artifact_key(f"validation-{report.suite}")
+    create_markdown_artifact(
+        key=key,
+        markdown=validation_markdown(report),
+        description=f"Gate {report.decision} {report.partition_date}",
+    )
+    create_table_artifact(
+        key=f"{key}-expectations",
+        description=f"Expectations of {report.suite} on {report.partition_date}",
+        table=[
+            {
+                "expectation": e.name,
+                "severity": e.severity,
+                "success": e.success,
+                "unexpected_rows": e.unexpected_count,
+                "gx_unexpected": e.gx_unexpected_count,
+                "detail": e.detail,
+            }
+            for e in report.expectations
+        ],
     )

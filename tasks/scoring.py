@@ -10,8 +10,10 @@ import pyarrow as pa
 from prefect import task
 
 from inferloop.dataset import DatasetSpec
-from inferloop.storage import MANIFEST, Storage, StorageError, partition_dir
-from tasks.data import MissingDataError, prepare_features
+from inferloop.settings import Settings
+from inferloop.storage import MANIFEST, Storage, partition_dir
+from tasks.data import partition_files, prepare_features
+from tasks.gate import PartitionGate, ValidationReport, decide, passing_chunks
 from tasks.registry import ModelVersionRef
 
 
@@ -30,10 +32,12 @@ class ScoringManifest:
     rows_in: int
     rows_scored: int
     rows_quarantined: int
+    quarantine_uri: str | None = None
     files: list[dict] = field(default_factory=list)
     scored_at: str = ""
     seconds: float = 0.0
     reused: bool = False  # True when an earlier run had already scored this partition
+    validation: ValidationReport | None = None  # this run's gate report (None when reused)
 
     @property
     def rows_per_second(self) -> float:
@@ -46,8 +50,7 @@ def predictions_dir(ref: ModelVersionRef, day: date) -> str:
 
 def _constant(value: str, rows: int) -> pa.DictionaryArray:
     """A column holding one value: dictionary-encoded, so it costs nothing per row."""
-    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, dtype=np.int32)),
-                                          pa.array([value]))
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, dtype=np.int32)), pa.array([value]))
 
 
 def _sha256(storage: Storage, relative_file: str) -> tuple[str, int]:
@@ -60,67 +63,86 @@ def _sha256(storage: Storage, relative_file: str) -> tuple[str, int]:
 
 
 @task(name="score-partition")
-def score_partition(storage: Storage, spec: DatasetSpec, model, ref: ModelVersionRef,
-                    day: date, flow_run_id: str, threshold: float, batch_rows: int
-                    ) -> ScoringManifest:
-    """Score every row of the day's partition with `ref`, chunk by chunk.
+def score_partition(
+    storage: Storage,
+    spec: DatasetSpec,
+    model,
+    ref: ModelVersionRef,
+    day: date,
+    flow_run_id: str,
+    settings: Settings,
+) -> ScoringManifest:
+    """Gate and score every row of the day's partition with `ref`, chunk by chunk.
 
     Writes `predictions/model=NAME/version=V/date=D/part-0.parquet` (id, score, predicted
-    label, lineage) and then `_manifest.json`. Keyed on (partition, model version): when the
-    manifest already exists nothing is recomputed or rewritten.
+    label, lineage), the gate's quarantine, and then `_manifest.json`. Keyed on (partition,
+    model version): when the manifest already exists nothing is recomputed or rewritten. A
+    refused partition (BatchRefusedError) publishes nothing.
     """
     out_dir = predictions_dir(ref, day)
     manifest_path = f"{out_dir}/{MANIFEST}"
     if storage.exists(manifest_path):
         return ScoringManifest(**{**storage.read_json(manifest_path), "reused": True})
 
-    in_dir = partition_dir(spec.features_table, day)
-    if not storage.exists(in_dir):
-        raise MissingDataError(f"No {spec.name} partition for {day} at {storage.uri(in_dir)}")
-    input_files = storage.data_files(in_dir)
-    if not input_files:
-        raise StorageError(f"{storage.uri(in_dir)} holds no parquet files")
-
+    input_files = partition_files(storage, spec, day)
+    gate = PartitionGate(
+        storage, spec, "inference", day, settings.gx_runtime_dir, settings.max_quarantine_share
+    )
     started = time.perf_counter()
     scored_at = datetime.now(UTC).replace(microsecond=0).isoformat()
     data_file = f"{out_dir}/part-0.parquet"
-    schema = pa.schema([
-        (spec.id_column, pa.int64()), ("score", pa.float64()), ("predicted_label", pa.int8()),
-        *[(name, pa.dictionary(pa.int32(), pa.string())) for name in
-          ("model_name", "model_version", "model_run_id", "flow_run_id", "input_uri",
-           "scored_at")],
-    ])
-    rows_in = 0
-    with storage.open_parquet_writer(data_file, schema) as writer:
+    with storage.open_parquet_writer(data_file, _output_schema(spec)) as writer:
         for input_file in input_files:
-            lineage = {"model_name": ref.name, "model_version": ref.version,
-                       "model_run_id": ref.run_id, "flow_run_id": flow_run_id,
-                       "input_uri": storage.uri(input_file), "scored_at": scored_at}
-            for batch in storage.iter_batches(input_file, batch_rows):
-                frame = batch.to_pandas()
-                missing = sorted(set(spec.inference_columns) - set(frame.columns))
-                if missing:
-                    raise MissingDataError(
-                        f"{storage.uri(input_file)} lacks spec columns {missing}: fix the feed "
-                        f"or the dataset spec")
+            lineage = [ref.name, ref.version, ref.run_id, flow_run_id, storage.uri(input_file), scored_at]
+            chunks = (b.to_pandas() for b in storage.iter_batches(input_file, settings.score_batch_rows))
+            for frame in passing_chunks(gate, chunks):
                 scores = model.predict_proba(prepare_features(frame, spec))[:, 1]
-                rows = len(frame)
-                rows_in += rows
-                writer.write_batch(pa.RecordBatch.from_arrays(
-                    [pa.array(frame[spec.id_column].to_numpy(dtype=np.int64)),
-                     pa.array(scores),
-                     pa.array((scores >= threshold).astype(np.int8)),
-                     *[_constant(value, rows) for value in lineage.values()]],
-                    schema=schema))
+                writer.write_batch(
+                    pa.RecordBatch.from_arrays(
+                        [
+                            pa.array(frame[spec.id_column].to_numpy(dtype=np.int64)),
+                            pa.array(scores),
+                            pa.array((scores >= settings.decision_threshold).astype(np.int8)),
+                            *[_constant(value, len(frame)) for value in lineage],
+                        ],
+                        schema=writer.schema,
+                    )
+                )
+            if gate.critical_failed:
+                break
+        report = decide(gate)  # inside the writer: a refusal publishes no predictions
     checksum, size = _sha256(storage, data_file)
     manifest = ScoringManifest(
-        dataset=spec.name, partition_date=day.isoformat(), model_name=ref.name,
-        model_version=ref.version, model_run_id=ref.run_id, flow_run_id=flow_run_id,
-        input_uri=storage.uri(in_dir), output_uri=storage.uri(out_dir), rows_in=rows_in,
-        rows_scored=writer.rows, rows_quarantined=0,
+        dataset=spec.name,
+        partition_date=day.isoformat(),
+        model_name=ref.name,
+        model_version=ref.version,
+        model_run_id=ref.run_id,
+        flow_run_id=flow_run_id,
+        input_uri=storage.uri(partition_dir(spec.features_table, day)),
+        output_uri=storage.uri(out_dir),
+        rows_in=report.rows_in,
+        rows_scored=writer.rows,
+        rows_quarantined=report.rows_quarantined,
+        quarantine_uri=report.quarantine_uri,
         files=[{"path": storage.uri(data_file), "bytes": size, "sha256": checksum}],
-        scored_at=scored_at, seconds=round(time.perf_counter() - started, 3))
+        scored_at=scored_at,
+        seconds=round(time.perf_counter() - started, 3),
+    )
     if manifest.rows_in != manifest.rows_scored + manifest.rows_quarantined:
         raise AssertionError(f"Row accounting broken for {day}: {manifest}")
     storage.write_json(manifest_path, asdict(manifest))
+    manifest.validation = report
     return manifest
+
+
+def _output_schema(spec: DatasetSpec) -> pa.Schema:
+    lineage = ("model_name", "model_version", "model_run_id", "flow_run_id", "input_uri", "scored_at")
+    return pa.schema(
+        [
+            (spec.id_column, pa.int64()),
+            ("score", pa.float64()),
+            ("predicted_label", pa.int8()),
+            *[(name, pa.dictionary(pa.int32(), pa.string())) for name in lineage],
+        ]
+    )

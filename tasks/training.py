@@ -20,11 +20,17 @@ from sklearn.preprocessing import OrdinalEncoder
 
 from inferloop.dataset import DatasetSpec
 from inferloop.errors import InferloopError
-from tasks.data import prepare_features
+from tasks.data import positive_target, prepare_features
 
 # Gradient boosting with native categorical splits: no one-hot expansion, so scoring stays fast.
-MODEL_PARAMS = {"learning_rate": 0.1, "max_iter": 200, "max_leaf_nodes": 31,
-                "early_stopping": True, "validation_fraction": 0.1, "random_state": 0}
+MODEL_PARAMS = {
+    "learning_rate": 0.1,
+    "max_iter": 200,
+    "max_leaf_nodes": 31,
+    "early_stopping": True,
+    "validation_fraction": 0.1,
+    "random_state": 0,
+}
 
 
 class TrainingDataError(InferloopError, ValueError):
@@ -46,10 +52,15 @@ class TrainingResult:
 def build_pipeline(spec: DatasetSpec) -> Pipeline:
     """Ordinal-encode categoricals (unseen → missing) and let the booster split on them natively."""
     encoder = ColumnTransformer(
-        [("categorical",
-          OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
-                         encoded_missing_value=np.nan),
-          spec.categorical_features)],
+        [
+            (
+                "categorical",
+                OrdinalEncoder(
+                    handle_unknown="use_encoded_value", unknown_value=np.nan, encoded_missing_value=np.nan
+                ),
+                spec.categorical_features,
+            )
+        ],
         remainder="passthrough",
         verbose_feature_names_out=False,
     )
@@ -58,8 +69,9 @@ def build_pipeline(spec: DatasetSpec) -> Pipeline:
     return Pipeline([("encode", encoder), ("model", booster)])
 
 
-def evaluate(model: Pipeline, features: pd.DataFrame, target: pd.Series, threshold: float
-             ) -> dict[str, float]:
+def evaluate(
+    model: Pipeline, features: pd.DataFrame, target: pd.Series, threshold: float
+) -> dict[str, float]:
     if target.nunique() < 2:
         raise TrainingDataError("The evaluation rows hold a single class: widen the window")
     scores = model.predict_proba(features)[:, 1]
@@ -73,28 +85,30 @@ def evaluate(model: Pipeline, features: pd.DataFrame, target: pd.Series, thresho
     }
 
 
-def split_by_time(frame: pd.DataFrame, spec: DatasetSpec, holdout_days: int
-                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_by_time(
+    frame: pd.DataFrame, spec: DatasetSpec, holdout_days: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train on earlier days, hold out the latest `holdout_days` days (no look-ahead)."""
     event_day = pd.to_datetime(frame[spec.time_column]).dt.normalize()
     days = np.sort(event_day.unique())
     if len(days) <= holdout_days:
         raise TrainingDataError(
-            f"The window has {len(days)} day(s); it needs more than holdout_days={holdout_days}")
+            f"The window has {len(days)} day(s); it needs more than holdout_days={holdout_days}"
+        )
     holdout_start = days[-holdout_days]
     return frame[event_day < holdout_start], frame[event_day >= holdout_start]
 
 
 @task(name="fit-model")
-def fit_model(frame: pd.DataFrame, spec: DatasetSpec, holdout_days: int, threshold: float
-              ) -> TrainingResult:
+def fit_model(frame: pd.DataFrame, spec: DatasetSpec, holdout_days: int, threshold: float) -> TrainingResult:
     """Fit on the earlier days, report metrics on the held-out latest days."""
     train, holdout = split_by_time(frame, spec, holdout_days)
-    if train["target"].nunique() < 2:
+    train_target = positive_target(train, spec)
+    if train_target.nunique() < 2:
         raise TrainingDataError("The training days hold a single class: widen the window")
     model = build_pipeline(spec)
-    model.fit(prepare_features(train, spec), train["target"])
-    metrics = evaluate(model, prepare_features(holdout, spec), holdout["target"], threshold)
+    model.fit(prepare_features(train, spec), train_target)
+    metrics = evaluate(model, prepare_features(holdout, spec), positive_target(holdout, spec), threshold)
     day = pd.to_datetime(frame[spec.time_column]).dt.date
     return TrainingResult(
         model=model,

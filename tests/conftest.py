@@ -19,8 +19,9 @@ for name in list(os.environ):
     if name.startswith("INFERLOOP_") and name != "INFERLOOP_STATE_DIR":
         del os.environ[name]
 os.environ.pop("PREFECT_API_URL", None)
-os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-                  AWS_DEFAULT_REGION="us-east-1")
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1"
+)
 
 import inferloop  # noqa: E402,F401  (applies the offline defaults)
 
@@ -48,8 +49,7 @@ def wait_for(url: str, process: subprocess.Popen, log: Path, timeout: float = 12
 
 def start_server(command: list[str], health_url: str, log: Path) -> subprocess.Popen:
     with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     wait_for(health_url, process, log)
     return process
 
@@ -77,10 +77,23 @@ def mlflow_server() -> str:
     root = SESSION_DIR / "mlflow-server"
     root.mkdir()
     process = start_server(
-        [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-         "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1"],
-        f"http://127.0.0.1:{port}/health", root / "server.log")
+        [
+            str(BIN / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        f"http://127.0.0.1:{port}/health",
+        root / "server.log",
+    )
     yield f"http://127.0.0.1:{port}"
     stop_server(process)
 
@@ -89,8 +102,11 @@ def mlflow_server() -> str:
 def s3_endpoint() -> str:
     """A real S3 API on loopback (moto's server mode)."""
     port = free_port()
-    process = start_server([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                           f"http://127.0.0.1:{port}/moto-api/", SESSION_DIR / "moto.log")
+    process = start_server(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        f"http://127.0.0.1:{port}/moto-api/",
+        SESSION_DIR / "moto.log",
+    )
     yield f"http://127.0.0.1:{port}"
     stop_server(process)
 

@@ -11,8 +11,10 @@ INFERLOOP = str(Path(sys.executable).parent / "inferloop")
 
 
 def test_help_is_fast_because_heavy_imports_are_lazy():
-    code = ("import sys, inferloop.cli; heavy = {'prefect', 'mlflow', 'great_expectations', "
-            "'sklearn'} & set(sys.modules); print(sorted(heavy))")
+    code = (
+        "import sys, inferloop.cli; heavy = {'prefect', 'mlflow', 'great_expectations', "
+        "'sklearn'} & set(sys.modules); print(sorted(heavy))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 
@@ -38,7 +40,7 @@ def test_generate_writes_partitions(workdir):
 
 @pytest.mark.slow
 def test_infer_without_a_champion_says_what_to_do(workdir, prefect_harness):
-    CliRunner().invoke(app, ["data", "generate", "--days", "2", "--rows-per-day", "100"])
+    CliRunner().invoke(app, ["data", "generate", "--days", "2", "--rows-per-day", "300"])
     result = CliRunner().invoke(app, ["infer", "--date", "2026-01-02"])
     assert result.exit_code == 1
     assert "has the alias @champion: train one" in result.output

@@ -27,15 +27,18 @@ def test_shipped_spec_describes_the_generator():
     assert len(spec.numeric_features) == 10 and len(spec.categorical_features) == 4
 
 
-@pytest.mark.parametrize(("change", "field"), [
-    (lambda raw: raw["features"].update(amount="numerical"), "features.amount"),
-    (lambda raw: raw.pop("label"), "label"),
-    (lambda raw: raw["label"].pop("column"), "label.column"),
-    (lambda raw: raw["features"].update(is_fraud="numeric"), "label.column 'is_fraud'"),
-    (lambda raw: raw.update(drop=["amount"]), "drop lists feature columns"),
-    (lambda raw: raw.update(colour="blue"), "colour"),
-    (lambda raw: raw.update(name="Has Spaces"), "name"),
-])
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda raw: raw["features"].update(amount="numerical"), "features.amount"),
+        (lambda raw: raw.pop("label"), "label"),
+        (lambda raw: raw["label"].pop("column"), "label.column"),
+        (lambda raw: raw["features"].update(is_fraud="numeric"), "label.column 'is_fraud'"),
+        (lambda raw: raw.update(drop=["amount"]), "drop lists feature columns"),
+        (lambda raw: raw.update(colour="blue"), "colour"),
+        (lambda raw: raw.update(name="Has Spaces"), "name"),
+    ],
+)
 def test_a_mistake_fails_naming_the_field(tmp_path, change, field):
     with pytest.raises(DatasetSpecError, match=field):
         load_dataset_spec(write_spec(tmp_path, change))

@@ -21,14 +21,17 @@ def test_environment_overrides_defaults(monkeypatch):
     assert settings.champion_alias == "prod"
 
 
-@pytest.mark.parametrize(("variable", "value"), [
-    ("INFERLOOP_STORAGE_URI", "ftp://somewhere"),
-    ("INFERLOOP_MIN_ROC_AUC", "1.5"),
-    ("INFERLOOP_DECISION_THRESHOLD", "not-a-number"),
-    ("INFERLOOP_S3_ENDPOINT_URL", "127.0.0.1:9000"),
-    ("INFERLOOP_TASK_RUNNER", "threads"),
-    ("INFERLOOP_SCORE_BATCH_ROWS", "10"),
-])
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("INFERLOOP_STORAGE_URI", "ftp://somewhere"),
+        ("INFERLOOP_MIN_ROC_AUC", "1.5"),
+        ("INFERLOOP_DECISION_THRESHOLD", "not-a-number"),
+        ("INFERLOOP_S3_ENDPOINT_URL", "127.0.0.1:9000"),
+        ("INFERLOOP_TASK_RUNNER", "threads"),
+        ("INFERLOOP_SCORE_BATCH_ROWS", "10"),
+    ],
+)
 def test_a_bad_value_fails_fast_naming_the_knob(monkeypatch, variable, value):
     monkeypatch.setenv(variable, value)
     with pytest.raises(SettingsError, match=variable):

@@ -31,8 +31,10 @@ def test_streaming_reads_bounded_batches(storage):
 
 
 def test_a_failed_write_leaves_nothing_visible(storage):
-    with pytest.raises(RuntimeError, match="boom"), \
-            storage.open_parquet_writer("p/part-0.parquet", TABLE.schema) as writer:
+    with (
+        pytest.raises(RuntimeError, match="boom"),
+        storage.open_parquet_writer("p/part-0.parquet", TABLE.schema) as writer,
+    ):
         writer.write_table(TABLE)
         raise RuntimeError("boom")
     assert not storage.exists("p/part-0.parquet")

@@ -61,10 +61,10 @@ def test_concept_drift_changes_the_label_relationship_not_the_features():
     assert ks_2samp(before["amount"], after["amount"]).statistic < 0.03
     model = build_pipeline(spec).fit(prepare_features(before, spec), before["is_fraud"])
     held_out_before = window(config, range(6, 7))
-    auc_before = roc_auc_score(held_out_before["is_fraud"],
-                               model.predict_proba(prepare_features(held_out_before, spec))[:, 1])
-    auc_after = roc_auc_score(after["is_fraud"],
-                              model.predict_proba(prepare_features(after, spec))[:, 1])
+    auc_before = roc_auc_score(
+        held_out_before["is_fraud"], model.predict_proba(prepare_features(held_out_before, spec))[:, 1]
+    )
+    auc_after = roc_auc_score(after["is_fraud"], model.predict_proba(prepare_features(after, spec))[:, 1])
     assert auc_before > 0.8
     assert auc_after < auc_before - 0.25
 

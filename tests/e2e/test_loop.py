@@ -22,8 +22,9 @@ def loop_env(request, prefect_harness, mlflow_server, workdir, monkeypatch):
         monkeypatch.setenv("INFERLOOP_STORAGE_URI", f"s3://{bucket}/lake")
         monkeypatch.setenv("INFERLOOP_S3_ENDPOINT_URL", request.getfixturevalue("s3_endpoint"))
     settings = load_settings()
-    days = write_synthetic_feed.fn(lake_storage(settings), settings.dataset,
-                                   GeneratorConfig(days=10, rows_per_day=2_000))
+    days = write_synthetic_feed.fn(
+        lake_storage(settings), settings.dataset, GeneratorConfig(days=10, rows_per_day=2_000)
+    )
     return settings, days
 
 
@@ -46,8 +47,11 @@ def test_train_registers_champion_and_inference_uses_it(loop_env):
     manifests = batch_inference(partition_date=days[7], end_date=days[9])
     assert [m.rows_scored for m in manifests] == [2_000] * 3
     assert {m.model_version for m in manifests} == {first.version}
-    output = lake_storage(settings).read_table(
-        f"predictions/model={first.name}/version={first.version}/date={days[8]}").to_pandas()
+    output = (
+        lake_storage(settings)
+        .read_table(f"predictions/model={first.name}/version={first.version}/date={days[8]}")
+        .to_pandas()
+    )
     assert len(output) == 2_000 and set(output["model_run_id"]) == {first.run_id}
 
     second = train(start=days[1], end=days[7])

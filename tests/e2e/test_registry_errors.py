@@ -17,5 +17,5 @@ def test_registry_down_is_a_clear_error(monkeypatch):
     from tests.conftest import free_port
 
     monkeypatch.setenv("INFERLOOP_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
-    with pytest.raises(RegistryError, match="unreachable.*make up"):
+    with pytest.raises(RegistryError, match=r"unreachable.*make up"):
         resolve_alias.fn(load_settings(), "champion")

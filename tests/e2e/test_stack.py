@@ -19,8 +19,11 @@ BIN = Path(sys.executable).parent
 
 def api(url: str, payload: dict | None = None) -> dict | list:
     request = urllib.request.Request(
-        url, data=json.dumps(payload).encode() if payload is not None else None,
-        headers={"Content-Type": "application/json"}, method="POST" if payload is not None else "GET")
+        url,
+        data=json.dumps(payload).encode() if payload is not None else None,
+        headers={"Content-Type": "application/json"},
+        method="POST" if payload is not None else "GET",
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
@@ -33,8 +36,9 @@ def stack(tmp_path):
     env["INFERLOOP_STATE_DIR"] = str(tmp_path / "state")
 
     def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        return subprocess.run([str(BIN / "inferloop"), *args], env=env, capture_output=True,
-                              text=True, timeout=timeout)
+        return subprocess.run(
+            [str(BIN / "inferloop"), *args], env=env, capture_output=True, text=True, timeout=timeout
+        )
 
     generated = cli("data", "generate", "--days", "9", "--rows-per-day", "500")
     assert generated.returncode == 0, generated.stdout + generated.stderr
@@ -65,19 +69,23 @@ def test_up_deploys_runs_and_down_stops(stack):
     assert schedules and schedules[0]["schedule"]["cron"] == "30 2 * * *"
 
     # Trigger as the UI's Run button does: a flow run of the deployment, picked up by the worker.
-    train_run = api(f"{prefect}/api/deployments/{deployments['train']['id']}/create_flow_run",
-                    {"parameters": {"start": "2026-01-01", "end": "2026-01-07"}})
+    train_run = api(
+        f"{prefect}/api/deployments/{deployments['train']['id']}/create_flow_run",
+        {"parameters": {"start": "2026-01-01", "end": "2026-01-07"}},
+    )
     assert wait_for_run(prefect, train_run["id"])["state"]["type"] == "COMPLETED"
     infer_run = api(
         f"{prefect}/api/deployments/{deployments['batch-inference-daily']['id']}/create_flow_run",
-        {"parameters": {"partition_date": "2026-01-08"}})
+        {"parameters": {"partition_date": "2026-01-08"}},
+    )
     assert wait_for_run(prefect, infer_run["id"])["state"]["type"] == "COMPLETED"
 
     mlflow = f"http://127.0.0.1:{ports['MLFLOW']}"
     model = api(f"{mlflow}/api/2.0/mlflow/registered-models/get?name=transactions-classifier")
     assert {a["alias"] for a in model["registered_model"]["aliases"]} == {"champion"}
-    scored = list((state_dir / "lake" / "predictions").glob("model=*/version=1/date=2026-01-08/"
-                                                             "_manifest.json"))
+    scored = list(
+        (state_dir / "lake" / "predictions").glob("model=*/version=1/date=2026-01-08/_manifest.json")
+    )
     assert len(scored) == 1
 
     pids = [int(p.read_text()) for p in (state_dir / "stack").glob("*.pid")]

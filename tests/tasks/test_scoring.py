@@ -3,9 +3,11 @@ from datetime import date
 import pyarrow as pa
 import pytest
 
+from inferloop.settings import load_settings
 from inferloop.storage import lake_storage
 from inferloop.synthetic import GeneratorConfig
-from tasks.data import MissingDataError, load_labelled_window, write_synthetic_feed
+from tasks.data import MissingDataError, write_synthetic_feed
+from tasks.gate import BatchRefusedError, gate_training_window
 from tasks.registry import ModelVersionRef
 from tasks.scoring import predictions_dir, score_partition
 from tasks.training import fit_model
@@ -18,13 +20,14 @@ def scored_setup(settings):
     storage = lake_storage(settings)
     spec = settings.dataset
     days = write_synthetic_feed.fn(storage, spec, GeneratorConfig(days=4, rows_per_day=2_500))
-    frame = load_labelled_window.fn(storage, spec, days[0], days[2])
+    frame, _ = gate_training_window.fn(storage, spec, days[0], days[2], settings.gx_runtime_dir, 0.1)
     model = fit_model.fn(frame, spec, holdout_days=1, threshold=0.5).model
     return storage, spec, model, days[3]
 
 
 def score(storage, spec, model, day, ref=REF):
-    return score_partition.fn(storage, spec, model, ref, day, "flow-run-1", 0.5, batch_rows=1_000)
+    settings = load_settings(score_batch_rows=1_000)
+    return score_partition.fn(storage, spec, model, ref, day, "flow-run-1", settings)
 
 
 def test_every_row_is_scored_with_lineage(scored_setup):
@@ -72,7 +75,7 @@ def test_missing_column_fails_and_publishes_nothing(scored_setup):
     path = f"{spec.name}/date={day}/part-0.parquet"
     table = storage.read_table(path)
     storage.write_table(path, table.drop_columns(["amount"]))
-    with pytest.raises(MissingDataError, match=r"lacks spec columns \['amount'\]"):
+    with pytest.raises(BatchRefusedError, match=r"missing columns \['amount'\]"):
         score(storage, spec, model, day)
     assert not storage.exists(predictions_dir(REF, day) + "/_manifest.json")
     assert not storage.exists(predictions_dir(REF, day) + "/part-0.parquet")

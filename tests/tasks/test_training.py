@@ -2,7 +2,8 @@ import pandas as pd
 import pytest
 
 from inferloop.synthetic import GeneratorConfig
-from tasks.data import load_labelled_window, prepare_features, write_synthetic_feed
+from tasks.data import prepare_features, write_synthetic_feed
+from tasks.gate import gate_training_window
 from tasks.training import TrainingDataError, fit_model, split_by_time
 
 
@@ -13,13 +14,15 @@ def labelled(settings):
     storage = lake_storage(settings)
     config = GeneratorConfig(days=5, rows_per_day=3_000)
     days = write_synthetic_feed.fn(storage, settings.dataset, config)
-    return load_labelled_window.fn(storage, settings.dataset, days[0], days[-1])
+    frame, _ = gate_training_window.fn(
+        storage, settings.dataset, days[0], days[-1], settings.gx_runtime_dir, 0.1
+    )
+    return frame
 
 
 def test_window_joins_every_arrived_label(labelled, settings):
     assert len(labelled) == 5 * 3_000
-    assert set(labelled["target"].unique()) == {0, 1}
-    assert settings.dataset.label.column not in labelled.columns
+    assert set(labelled[settings.dataset.label.column].unique()) == {0, 1}
 
 
 def test_split_never_trains_on_held_out_days(labelled, settings):
@@ -46,7 +49,7 @@ def test_unseen_categories_and_nulls_still_score(labelled, settings):
 
 
 def test_single_class_window_is_refused(labelled, settings):
-    one_class = labelled.assign(target=0)
+    one_class = labelled.assign(is_fraud=0)
     with pytest.raises(TrainingDataError, match="single class"):
         fit_model.fn(one_class, settings.dataset, holdout_days=1, threshold=0.5)
 

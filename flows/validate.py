@@ -1,0 +1,32 @@
+"""Run the data-quality gate alone on one partition."""
+
+from datetime import date
+
+from prefect import flow
+
+from inferloop.settings import load_settings
+from inferloop.storage import lake_storage
+from tasks.gate import ValidationReport, validate_partition
+from tasks.reports import publish_validation_report
+
+
+@flow(name="validate", log_prints=True)
+def validate(partition_date: date, purpose: str = "inference") -> ValidationReport:
+    """Check `partition_date` with the committed `<dataset>_<purpose>` suite; write its
+    quarantine and Data Docs; publish the report. Refusal is reported, not raised."""
+    settings = load_settings()
+    report = validate_partition(
+        lake_storage(settings),
+        settings.dataset,
+        purpose,
+        partition_date,
+        settings.gx_runtime_dir,
+        settings.max_quarantine_share,
+        settings.score_batch_rows,
+    )
+    publish_validation_report(report)
+    print(
+        f"{report.suite} {report.partition_date}: {report.decision}; {report.rows_in} in, "
+        f"{report.rows_quarantined} quarantined"
+    )
+    return report

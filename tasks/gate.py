@@ -1,0 +1,401 @@
+"""The data-quality gate: GX suites decide, a vectorised mask from the same suites quarantines.
+
+A partition is checked chunk by chunk (so memory stays bounded), then decided once:
+- a failed `critical` expectation (schema, types, id uniqueness, row count) refuses it;
+- rows failing a `row` expectation (nulls, ranges, unseen categories, timestamps outside the
+  day) are quarantined with the names of what they failed and the offending values; a share
+  above the expectation's `mostly` tolerance, or above `max_quarantine_share` overall, refuses it.
+Rows in = rows passed + rows quarantined, asserted for every partition.
+"""
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from prefect import task
+
+from inferloop.dataset import DatasetSpec
+from inferloop.errors import InferloopError
+from inferloop.expectations import Purpose, load_suite, open_gx_context, suite_name
+from inferloop.storage import Storage
+from tasks.data import days_between, load_labelled_day, partition_files
+
+# GX sees one chunk at a time; these are decided on the whole partition in `finish`.
+PARTITION_LEVEL = {"expect_table_row_count_to_be_between", "expect_column_values_to_be_unique"}
+OFFENDING_VALUE_CHARS = 200  # a 1 MB string is reported, not copied whole into every report
+
+
+class BatchRefusedError(InferloopError):
+    """The gate refused a partition; `report` says which expectations failed and why."""
+
+    def __init__(self, report: "ValidationReport"):
+        self.report = report
+        super().__init__(
+            f"The data-quality gate refused {report.suite} for {report.partition_date}: "
+            + "; ".join(report.reasons)
+            + ". Nothing was written for this partition; fix the feed (or review the suite "
+            "in expectations/) and rerun."
+        )
+
+
+@dataclass
+class ExpectationOutcome:
+    name: str
+    severity: str
+    success: bool
+    unexpected_count: int = 0
+    gx_unexpected_count: int | None = None
+    detail: str = ""
+
+
+@dataclass
+class ValidationReport:
+    """The gate's verdict on one partition: used by flows, the CLI and the UI artifacts alike."""
+
+    dataset: str
+    suite: str
+    partition_date: str
+    rows_in: int
+    rows_passed: int
+    rows_quarantined: int
+    rows_refused: int  # rows of a refused partition: none pass, none are quarantined
+    decision: str  # "accepted" | "refused"
+    reasons: list[str] = field(default_factory=list)
+    expectations: list[ExpectationOutcome] = field(default_factory=list)
+    quarantine_uri: str | None = None
+    data_docs_uri: str | None = None
+
+    @property
+    def refused(self) -> bool:
+        return self.decision == "refused"
+
+    @property
+    def failed(self) -> list[ExpectationOutcome]:
+        return [e for e in self.expectations if not e.success or e.unexpected_count]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def partition_parameters(day: date) -> dict[str, pd.Timestamp]:
+    """Suite parameters of a daily partition: its first and last instant."""
+    start = pd.Timestamp(datetime.combine(day, time()))
+    return {
+        "partition_start": start,
+        "partition_end": start + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1),
+    }
+
+
+def _resolve(value, parameters: dict):
+    if isinstance(value, dict) and "$PARAMETER" in value:
+        return parameters[value["$PARAMETER"]]
+    return value
+
+
+def _outside_bounds(values: pd.Series, kwargs: dict, parameters: dict) -> np.ndarray:
+    low, high = _resolve(kwargs.get("min_value"), parameters), _resolve(kwargs.get("max_value"), parameters)
+    present = values.notna().to_numpy()
+    try:
+        outside = np.zeros(len(values), dtype=bool)
+        if low is not None:
+            outside |= (values <= low if kwargs.get("strict_min") else values < low).to_numpy()
+        if high is not None:
+            outside |= (values >= high if kwargs.get("strict_max") else values > high).to_numpy()
+    except TypeError:  # values of the wrong type cannot be compared: all present ones fail
+        return present
+    return present & outside
+
+
+ROW_CHECKS = {
+    "expect_column_values_to_not_be_null": lambda values, kwargs, p: values.isna().to_numpy(),
+    "expect_column_values_to_be_between": _outside_bounds,
+    "expect_column_values_to_be_in_set": lambda values, kwargs, p: (
+        values.notna() & ~values.isin(kwargs["value_set"])
+    ).to_numpy(),
+}
+
+
+def expectation_name(config) -> str:
+    column = config.kwargs.get("column")
+    return f"{config.type}({column})" if column else config.type
+
+
+def row_failures(frame: pd.DataFrame, expectations: list, parameters: dict) -> dict[str, np.ndarray]:
+    """For every `row` expectation, the rows of `frame` that fail it (vectorised).
+
+    Columns absent from the frame are skipped: the critical schema expectation reports them.
+    """
+    failures = {}
+    for config in expectations:
+        if config.meta.get("severity") != "row":
+            continue
+        check = ROW_CHECKS.get(config.type)
+        if check is None:
+            raise InferloopError(
+                f"{config.type} cannot be a row-level expectation (supported: "
+                f"{sorted(ROW_CHECKS)}): set meta.severity to critical"
+            )
+        column = config.kwargs["column"]
+        if column in frame.columns:
+            failures[expectation_name(config)] = check(frame[column], config.kwargs, parameters)
+    return failures
+
+
+def _offending_values(
+    frame: pd.DataFrame, configs: dict, masks: dict, rows: np.ndarray
+) -> tuple[list[str], list[str]]:
+    names, values = [[] for _ in rows], [{} for _ in rows]
+    for name, mask in masks.items():
+        column = configs[name].kwargs["column"]
+        for i in np.flatnonzero(mask[rows]):
+            names[i].append(name)
+            value = frame[column].iloc[rows[i]]
+            values[i][column] = None if pd.isna(value) else str(value)[:OFFENDING_VALUE_CHARS]
+    return ["; ".join(n) for n in names], [json.dumps(v, sort_keys=True) for v in values]
+
+
+class PartitionGate:
+    """Checks one partition chunk by chunk with a committed suite, then decides once."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        spec: DatasetSpec,
+        purpose: Purpose,
+        day: date,
+        runtime_dir,
+        max_quarantine_share: float,
+    ):
+        self.storage, self.spec, self.day = storage, spec, day
+        self.suite_name = suite_name(spec, purpose)
+        self.context = open_gx_context(runtime_dir)
+        self.expectations = load_suite(self.context, spec, purpose).expectation_configurations
+        self.configs = {expectation_name(c): c for c in self.expectations}
+        self.checkpoint = self.context.checkpoints.get(self.suite_name)
+        self.parameters = partition_parameters(day)
+        self.max_quarantine_share = max_quarantine_share
+        self.rows_in = 0
+        self.rows_quarantined = 0
+        self.mask_counts = dict.fromkeys(self.configs, 0)
+        self.gx_counts: dict[str, int | None] = dict.fromkeys(self.configs)
+        self.gx_success = dict.fromkeys(self.configs, True)
+        self.details: dict[str, str] = {}
+        self.ids: list[np.ndarray] = []
+        self.quarantined: list[pd.DataFrame] = []
+
+    @property
+    def quarantine_dir(self) -> str:
+        return f"quarantine/{self.suite_name}/date={self.day.isoformat()}"
+
+    @property
+    def critical_failed(self) -> bool:
+        """A critical expectation already failed on some chunk: the partition will be refused."""
+        return any(
+            not ok
+            for name, ok in self.gx_success.items()
+            if self.configs[name].meta.get("severity", "critical") == "critical"
+            and self.configs[name].type not in PARTITION_LEVEL
+        )
+
+    def check(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Validate one chunk; return its rows that pass. Failing rows are kept for quarantine."""
+        self._run_gx(frame)
+        masks = row_failures(frame, self.expectations, self.parameters)
+        bad = np.zeros(len(frame), dtype=bool)
+        for name, mask in masks.items():
+            self.mask_counts[name] += int(mask.sum())
+            bad |= mask
+        self.rows_in += len(frame)
+        if self.spec.id_column in frame.columns:
+            self.ids.append(frame[self.spec.id_column].to_numpy())
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            names, values = _offending_values(frame, self.configs, masks, rows)
+            self.quarantined.append(
+                frame.iloc[rows].assign(_failed_expectations=names, _offending_values=values)
+            )
+            self.rows_quarantined += len(rows)
+        return frame[~bad]
+
+    def _run_gx(self, frame: pd.DataFrame) -> None:
+        result = self.checkpoint.run(
+            batch_parameters={"dataframe": frame}, expectation_parameters=self.parameters
+        )
+        for validation in result.run_results.values():
+            for outcome in validation.results:
+                name = expectation_name(outcome.expectation_config)
+                count = outcome.result.get("unexpected_count")
+                if count is not None:
+                    self.gx_counts[name] = (self.gx_counts[name] or 0) + count
+                self.gx_success[name] &= bool(outcome.success)
+                if not outcome.success:
+                    self.details[name] = self._describe(outcome, frame.columns)
+
+    def _describe(self, outcome, columns) -> str:
+        config, result = outcome.expectation_config, outcome.result
+        column = config.kwargs.get("column")
+        if column is not None and column not in columns:
+            return f"column '{column}' is missing"
+        if outcome.exception_info.get("raised_exception"):
+            return str(outcome.exception_info.get("exception_message", "")).split("\n")[0]
+        if config.type == "expect_table_columns_to_match_set":
+            observed, expected = set(result.get("observed_value") or []), set(config.kwargs["column_set"])
+            return (
+                f"missing columns {sorted(expected - observed)}, unexpected columns "
+                f"{sorted(observed - expected)}"
+            )
+        if config.type == "expect_column_values_to_be_in_type_list":
+            return (
+                f"column '{config.kwargs['column']}' has type {result.get('observed_value')}, "
+                f"expected one of {config.kwargs['type_list']}"
+            )
+        if "observed_value" in result:
+            return f"observed {result['observed_value']}"
+        return ""
+
+    def finish(self) -> ValidationReport:
+        """Decide on the whole partition; write the quarantine of an accepted one."""
+        outcomes = [self._outcome(name, config) for name, config in self.configs.items()]
+        reasons = [f"{o.name}: {o.detail}" for o in outcomes if o.severity == "critical" and not o.success]
+        for o in outcomes:
+            mostly = self.configs[o.name].kwargs.get("mostly")
+            if (
+                o.severity == "row"
+                and mostly is not None
+                and self.rows_in
+                and o.unexpected_count / self.rows_in > 1 - mostly
+            ):
+                reasons.append(
+                    f"{o.name}: {o.unexpected_count / self.rows_in:.1%} of rows fail, "
+                    f"tolerated {1 - mostly:.1%}"
+                )
+        share = self.rows_quarantined / self.rows_in if self.rows_in else 0.0
+        if share > self.max_quarantine_share:
+            reasons.append(
+                f"{share:.1%} of rows fail row-level checks, more than "
+                f"INFERLOOP_MAX_QUARANTINE_SHARE={self.max_quarantine_share:.1%}"
+            )
+        refused = bool(reasons)
+        report = ValidationReport(
+            dataset=self.spec.name,
+            suite=self.suite_name,
+            partition_date=self.day.isoformat(),
+            rows_in=self.rows_in,
+            rows_passed=0 if refused else self.rows_in - self.rows_quarantined,
+            rows_quarantined=0 if refused else self.rows_quarantined,
+            rows_refused=self.rows_in if refused else 0,
+            decision="refused" if refused else "accepted",
+            reasons=reasons,
+            expectations=outcomes,
+            data_docs_uri=self._data_docs_uri(),
+        )
+        if report.rows_in != report.rows_passed + report.rows_quarantined + report.rows_refused:
+            raise AssertionError(f"Gate accounting broken: {report}")
+        if not report.refused and self.quarantined:
+            path = f"{self.quarantine_dir}/part-0.parquet"
+            self.storage.write_table(
+                path, pa.Table.from_pandas(pd.concat(self.quarantined), preserve_index=False)
+            )
+            report.quarantine_uri = self.storage.uri(self.quarantine_dir)
+        return report
+
+    def _outcome(self, name: str, config) -> ExpectationOutcome:
+        severity = config.meta.get("severity", "critical")
+        outcome = ExpectationOutcome(
+            name=name,
+            severity=severity,
+            success=self.gx_success[name],
+            gx_unexpected_count=self.gx_counts[name],
+            detail=self.details.get(name, ""),
+        )
+        if severity == "row":
+            outcome.unexpected_count = self.mask_counts[name]
+            outcome.success = outcome.unexpected_count == 0
+        elif config.type == "expect_column_values_to_be_unique" and self.ids:
+            ids = np.concatenate(self.ids)
+            duplicates = len(ids) - len(pd.unique(ids))
+            outcome.success, outcome.unexpected_count = duplicates == 0, duplicates
+            outcome.detail = f"{duplicates} duplicated ids" if duplicates else ""
+        elif config.type == "expect_table_row_count_to_be_between":
+            low, high = config.kwargs.get("min_value"), config.kwargs.get("max_value")
+            outcome.success = (low is None or self.rows_in >= low) and (high is None or self.rows_in <= high)
+            outcome.detail = (
+                "" if outcome.success else (f"{self.rows_in} rows, expected between {low} and {high}")
+            )
+        else:
+            outcome.unexpected_count = self.gx_counts[name] or 0
+        return outcome
+
+    def _data_docs_uri(self) -> str | None:
+        sites = self.context.get_docs_sites_urls()
+        return sites[0]["site_url"] if sites else None
+
+
+def passing_chunks(gate: PartitionGate, frames: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """The rows of each chunk that pass `gate`. Stops at the first critical failure: the rest of
+    the partition cannot change the verdict, and its rows may not even have the right columns."""
+    for frame in frames:
+        passed = gate.check(frame)
+        if gate.critical_failed:
+            return
+        yield passed
+
+
+def decide(gate: PartitionGate) -> ValidationReport:
+    """The gate's verdict on everything it checked; raise BatchRefusedError on refusal."""
+    report = gate.finish()
+    if report.refused:
+        raise BatchRefusedError(report)
+    return report
+
+
+@task(name="gate-training-window")
+def gate_training_window(
+    storage: Storage,
+    spec: DatasetSpec,
+    start: date,
+    end: date,
+    runtime_dir: Path,
+    max_quarantine_share: float,
+) -> tuple[pd.DataFrame, list[ValidationReport]]:
+    """Each labelled day of the window through the training suite; the rows that pass.
+
+    Refuses the whole window (BatchRefusedError) if any day is refused: no model is trained
+    on a broken feed.
+    """
+    passed, reports = [], []
+    for day in days_between(start, end):
+        gate = PartitionGate(storage, spec, "training", day, runtime_dir, max_quarantine_share)
+        passed += list(passing_chunks(gate, [load_labelled_day(storage, spec, day)]))
+        reports.append(decide(gate))
+    return pd.concat(passed, ignore_index=True), reports
+
+
+@task(name="validate-partition")
+def validate_partition(
+    storage: Storage,
+    spec: DatasetSpec,
+    purpose: Purpose,
+    day: date,
+    runtime_dir: Path,
+    max_quarantine_share: float,
+    batch_rows: int,
+) -> ValidationReport:
+    """The gate alone on one partition (streamed); quarantine written, nothing else."""
+    gate = PartitionGate(storage, spec, purpose, day, runtime_dir, max_quarantine_share)
+    if purpose == "training":
+        frames = [load_labelled_day(storage, spec, day)]
+    else:
+        frames = (
+            b.to_pandas()
+            for f in partition_files(storage, spec, day)
+            for b in storage.iter_batches(f, batch_rows)
+        )
+    for _ in passing_chunks(gate, frames):
+        pass
+    return gate.finish()

@@ -1,0 +1,30 @@
+"""`inferloop expectations suggest`: propose suites from a reference window, for review."""
+
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from inferloop.dataset import DatasetSpec
+from inferloop.expectations import open_gx_context, save_suite, suggest_expectations
+from inferloop.storage import Storage
+from tasks.data import days_between, load_labelled_day
+
+
+def propose_suites(
+    storage: Storage, spec: DatasetSpec, start: date, end: date, runtime_dir: Path
+) -> list[Path]:
+    """Write training and inference suites proposed from `start`..`end` into expectations/.
+
+    The files are a proposal: review the diff (`git diff expectations/`) and commit it; the
+    committed suites are the ones every flow uses.
+    """
+    days = days_between(start, end)
+    frames = [load_labelled_day(storage, spec, day) for day in days]
+    reference = pd.concat(frames, ignore_index=True)
+    daily_rows = [len(frame) for frame in frames]
+    context = open_gx_context(runtime_dir)
+    return [
+        save_suite(context, spec, purpose, suggest_expectations(reference, spec, purpose, daily_rows))
+        for purpose in ("training", "inference")
+    ]
