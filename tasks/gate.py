@@ -234,12 +234,12 @@ class PartitionGate:
                     self.gx_counts[name] = (self.gx_counts[name] or 0) + count
                 self.gx_success[name] &= bool(outcome.success)
                 if not outcome.success:
-                    self.details[name] = self._describe(outcome, frame.columns)
+                    self.details[name] = self._describe(outcome, frame)
 
-    def _describe(self, outcome, columns) -> str:
+    def _describe(self, outcome, frame: pd.DataFrame) -> str:
         config, result = outcome.expectation_config, outcome.result
         column = config.kwargs.get("column")
-        if column is not None and column not in columns:
+        if column is not None and column not in frame.columns:
             return f"column '{column}' is missing"
         if outcome.exception_info.get("raised_exception"):
             return str(outcome.exception_info.get("exception_message", "")).split("\n")[0]
@@ -251,7 +251,7 @@ class PartitionGate:
             )
         if config.type == "expect_column_values_to_be_in_type_list":
             return (
-                f"column '{config.kwargs['column']}' has type {result.get('observed_value')}, "
+                f"column '{column}' has type {frame[column].dtype}, "
                 f"expected one of {config.kwargs['type_list']}"
             )
         if "observed_value" in result:
