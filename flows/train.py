@@ -24,9 +24,7 @@ def train(start: date | None = None, end: date | None = None) -> ModelVersionRef
     end = end or latest_labelled_day(storage, spec)
     start = start or end - timedelta(days=settings.train_window_days - 1)
     try:
-        frame, reports = gate_training_window(
-            storage, spec, start, end, settings.gx_runtime_dir, settings.max_quarantine_share
-        )
+        frame, reports = gate_training_window(storage, spec, start, end, settings)
     except BatchRefusedError as refusal:
         publish_validation_report(refusal.report)
         raise

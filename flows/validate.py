@@ -20,9 +20,7 @@ def validate(partition_date: date, purpose: str = "inference") -> ValidationRepo
         settings.dataset,
         purpose,
         partition_date,
-        settings.gx_runtime_dir,
-        settings.max_quarantine_share,
-        settings.score_batch_rows,
+        settings,
     )
     publish_validation_report(report)
     print(

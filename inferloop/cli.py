@@ -102,9 +102,7 @@ def expectations_suggest(
 
         settings = _settings()
         start, end = _date_range(window)
-        for path in propose_suites(
-            lake_storage(settings), settings.dataset, start, end, settings.gx_runtime_dir
-        ):
+        for path in propose_suites(lake_storage(settings), settings.dataset, start, end, settings):
             console.print(f"Proposed {path}")
         console.print("Review with `git diff expectations/` and commit: flows use the committed suites.")
 

@@ -14,9 +14,8 @@ import pandas as pd
 
 from inferloop.dataset import DatasetSpec
 from inferloop.errors import InferloopError
-from inferloop.settings import REPO_ROOT
+from inferloop.settings import Settings
 
-GX_PROJECT_DIR = REPO_ROOT / "expectations"
 DATASOURCE, ASSET, BATCH_DEFINITION = "dataframes", "partition", "whole_partition"
 Purpose = Literal["training", "inference"]
 
@@ -34,16 +33,23 @@ def suite_name(spec: DatasetSpec, purpose: Purpose) -> str:
     return f"{spec.name}_{purpose}"
 
 
-def open_gx_context(runtime_dir: Path):
-    """The committed GX file context; results and Data Docs go to `runtime_dir`."""
+def open_gx_context(settings: Settings):
+    """The committed GX file context (`expectations_dir`); validation results and Data Docs
+    go to the state dir, never into the committed project."""
     import great_expectations as gx
 
-    runtime_dir.mkdir(parents=True, exist_ok=True)
-    os.environ["INFERLOOP_GX_RUNTIME_DIR"] = str(runtime_dir)
-    context = gx.get_context(mode="file", project_root_dir=str(GX_PROJECT_DIR))
+    settings.gx_runtime_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["INFERLOOP_GX_RUNTIME_DIR"] = str(settings.gx_runtime_dir)
+    project = settings.expectations_dir
+    if not (project / "gx" / "great_expectations.yml").exists():
+        raise InferloopError(
+            f"No GX project at {project}/gx: set INFERLOOP_EXPECTATIONS_DIR "
+            "to a folder holding gx/great_expectations.yml"
+        )
+    context = gx.get_context(mode="file", project_root_dir=str(project))
     if DATASOURCE not in [ds.name for ds in context.data_sources.all().values()]:
         raise InferloopError(
-            f"The GX project at {GX_PROJECT_DIR} lacks the '{DATASOURCE}' "
+            f"The GX project at {project} lacks the '{DATASOURCE}' "
             "datasource: restore expectations/gx/great_expectations.yml"
         )
     return context
@@ -55,7 +61,7 @@ def load_suite(context, spec: DatasetSpec, purpose: Purpose):
         return context.suites.get(name)
     except Exception:  # GX raises its own DataContextError family
         raise SuiteMissingError(
-            f"No GX suite '{name}' in {GX_PROJECT_DIR}/gx/expectations: propose one with "
+            f"No GX suite '{name}' in {context.root_directory}/expectations: propose one with "
             f"`inferloop expectations suggest --from D1..D2`, review it and commit it"
         ) from None
 
@@ -160,4 +166,4 @@ def save_suite(context, spec: DatasetSpec, purpose: Purpose, expectations: list)
             actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")],
         )
     )
-    return GX_PROJECT_DIR / "gx" / "expectations" / f"{name}.json"
+    return Path(context.root_directory) / "expectations" / f"{name}.json"

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     dataset_spec: Path = Field(
         Path("datasets/transactions.yaml"), description="Dataset spec YAML (columns, label, time)"
     )
+    expectations_dir: Path = Field(
+        REPO_ROOT / "expectations", description="GX project holding the committed suites"
+    )
     storage_uri: str = Field("", description="Data lake root: file:///path or s3://bucket/prefix")
     s3_endpoint_url: str | None = Field(None, description="S3 API endpoint for non-AWS S3")
     s3_region: str = Field("us-east-1", description="S3 region")

@@ -12,7 +12,6 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,6 +21,7 @@ from prefect import task
 from inferloop.dataset import DatasetSpec
 from inferloop.errors import InferloopError
 from inferloop.expectations import Purpose, load_suite, open_gx_context, suite_name
+from inferloop.settings import Settings
 from inferloop.storage import Storage
 from tasks.data import days_between, load_labelled_day, partition_files
 
@@ -168,17 +168,16 @@ class PartitionGate:
         spec: DatasetSpec,
         purpose: Purpose,
         day: date,
-        runtime_dir,
-        max_quarantine_share: float,
+        settings: Settings,
     ):
         self.storage, self.spec, self.day = storage, spec, day
         self.suite_name = suite_name(spec, purpose)
-        self.context = open_gx_context(runtime_dir)
+        self.context = open_gx_context(settings)
         self.expectations = load_suite(self.context, spec, purpose).expectation_configurations
         self.configs = {expectation_name(c): c for c in self.expectations}
         self.checkpoint = self.context.checkpoints.get(self.suite_name)
         self.parameters = partition_parameters(day)
-        self.max_quarantine_share = max_quarantine_share
+        self.max_quarantine_share = settings.max_quarantine_share
         self.rows_in = 0
         self.rows_quarantined = 0
         self.mask_counts = dict.fromkeys(self.configs, 0)
@@ -360,8 +359,7 @@ def gate_training_window(
     spec: DatasetSpec,
     start: date,
     end: date,
-    runtime_dir: Path,
-    max_quarantine_share: float,
+    settings: Settings,
 ) -> tuple[pd.DataFrame, list[ValidationReport]]:
     """Each labelled day of the window through the training suite; the rows that pass.
 
@@ -370,7 +368,7 @@ def gate_training_window(
     """
     passed, reports = [], []
     for day in days_between(start, end):
-        gate = PartitionGate(storage, spec, "training", day, runtime_dir, max_quarantine_share)
+        gate = PartitionGate(storage, spec, "training", day, settings)
         passed += list(passing_chunks(gate, [load_labelled_day(storage, spec, day)]))
         reports.append(decide(gate))
     return pd.concat(passed, ignore_index=True), reports
@@ -382,19 +380,17 @@ def validate_partition(
     spec: DatasetSpec,
     purpose: Purpose,
     day: date,
-    runtime_dir: Path,
-    max_quarantine_share: float,
-    batch_rows: int,
+    settings: Settings,
 ) -> ValidationReport:
     """The gate alone on one partition (streamed); quarantine written, nothing else."""
-    gate = PartitionGate(storage, spec, purpose, day, runtime_dir, max_quarantine_share)
+    gate = PartitionGate(storage, spec, purpose, day, settings)
     if purpose == "training":
         frames = [load_labelled_day(storage, spec, day)]
     else:
         frames = (
             b.to_pandas()
             for f in partition_files(storage, spec, day)
-            for b in storage.iter_batches(f, batch_rows)
+            for b in storage.iter_batches(f, settings.score_batch_rows)
         )
     for _ in passing_chunks(gate, frames):
         pass

@@ -85,9 +85,7 @@ def score_partition(
         return ScoringManifest(**{**storage.read_json(manifest_path), "reused": True})
 
     input_files = partition_files(storage, spec, day)
-    gate = PartitionGate(
-        storage, spec, "inference", day, settings.gx_runtime_dir, settings.max_quarantine_share
-    )
+    gate = PartitionGate(storage, spec, "inference", day, settings)
     started = time.perf_counter()
     scored_at = datetime.now(UTC).replace(microsecond=0).isoformat()
     data_file = f"{out_dir}/part-0.parquet"

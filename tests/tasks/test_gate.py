@@ -42,9 +42,7 @@ def gate(lake, frame: pd.DataFrame | None = None, purpose: str = "inference"):
     storage, settings = lake
     if frame is not None:
         put(storage, frame)
-    return validate_partition.fn(
-        storage, settings.dataset, purpose, DAY, settings.gx_runtime_dir, 0.1, 100_000
-    )
+    return validate_partition.fn(storage, settings.dataset, purpose, DAY, settings)
 
 
 def quarantine(lake, report) -> pd.DataFrame:
@@ -273,9 +271,7 @@ def test_quality_fault_day_is_quarantined_to_the_row(lake):
         f"transactions/date={config.day(3)}/part-0.parquet",
         pa.Table.from_pandas(faulty, preserve_index=False),
     )
-    report = validate_partition.fn(
-        storage, settings.dataset, "inference", config.day(3), settings.gx_runtime_dir, 0.1, 100_000
-    )
+    report = validate_partition.fn(storage, settings.dataset, "inference", config.day(3), settings)
     expected_bad = (
         faulty["distance_from_home_km"].isna()
         | (faulty["amount"] < 0)
@@ -297,9 +293,7 @@ def test_quality_fault_rename_day_is_refused_naming_the_column(lake):
         f"transactions/date={config.day(5)}/part-0.parquet",
         pa.Table.from_pandas(renamed, preserve_index=False),
     )
-    report = validate_partition.fn(
-        storage, settings.dataset, "inference", config.day(5), settings.gx_runtime_dir, 0.1, 100_000
-    )
+    report = validate_partition.fn(storage, settings.dataset, "inference", config.day(5), settings)
     refused_because(report, "missing columns ['amount']", "unexpected columns ['amt']")
 
 
@@ -308,7 +302,7 @@ def test_quality_fault_rename_day_is_refused_naming_the_column(lake):
 
 def test_editing_a_committed_bound_changes_the_outcome(lake, clean, tmp_path, monkeypatch):
     project = tmp_path / "expectations"
-    shutil.copytree(inferloop.expectations.GX_PROJECT_DIR, project)
+    shutil.copytree(lake[1].expectations_dir, project)
     suite_file = project / "gx" / "expectations" / "transactions_inference.json"
     suite = json.loads(suite_file.read_text())
     for expectation in suite["expectations"]:
@@ -319,8 +313,8 @@ def test_editing_a_committed_bound_changes_the_outcome(lake, clean, tmp_path, mo
             expectation["kwargs"]["max_value"] = float(clean["amount"].quantile(0.99))
     suite_file.write_text(json.dumps(suite))
     assert gate(lake, clean).rows_quarantined == 0
-    monkeypatch.setattr(inferloop.expectations, "GX_PROJECT_DIR", project)
-    report = gate(lake, clean)
+    edited = (lake[0], lake[1].model_copy(update={"expectations_dir": project}))
+    report = gate(edited, clean)
     quarantined(
         lake,
         report,
@@ -348,7 +342,7 @@ def test_rows_in_equals_rows_passed_plus_quarantined(lake, clean, nulls, negativ
     masks = row_failures(
         odd,
         inferloop.expectations.load_suite(
-            inferloop.expectations.open_gx_context(settings.gx_runtime_dir), settings.dataset, "inference"
+            inferloop.expectations.open_gx_context(settings), settings.dataset, "inference"
         ).expectation_configurations,
         {"partition_start": pd.Timestamp(DAY), "partition_end": pd.Timestamp("2026-01-02")},
     )

@@ -20,7 +20,7 @@ def scored_setup(settings):
     storage = lake_storage(settings)
     spec = settings.dataset
     days = write_synthetic_feed.fn(storage, spec, GeneratorConfig(days=4, rows_per_day=2_500))
-    frame, _ = gate_training_window.fn(storage, spec, days[0], days[2], settings.gx_runtime_dir, 0.1)
+    frame, _ = gate_training_window.fn(storage, spec, days[0], days[2], settings)
     model = fit_model.fn(frame, spec, holdout_days=1, threshold=0.5).model
     return storage, spec, model, days[3]
 

@@ -14,9 +14,7 @@ def labelled(settings):
     storage = lake_storage(settings)
     config = GeneratorConfig(days=5, rows_per_day=3_000)
     days = write_synthetic_feed.fn(storage, settings.dataset, config)
-    frame, _ = gate_training_window.fn(
-        storage, settings.dataset, days[0], days[-1], settings.gx_runtime_dir, 0.1
-    )
+    frame, _ = gate_training_window.fn(storage, settings.dataset, days[0], days[-1], settings)
     return frame
 
 
