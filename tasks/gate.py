@@ -1,6 +1,9 @@
 """The data-quality gate: GX suites decide, a vectorised mask from the same suites quarantines.
 
-A partition is checked chunk by chunk (so memory stays bounded), then decided once:
+A partition is checked chunk by chunk (so memory stays bounded), then decided once. GX runs
+the whole suite on the first `gx_sample_rows` rows of each file (schema and types are per file
+in parquet, so that verdict holds for every row; it also feeds Data Docs); row-level checks,
+id uniqueness and the row count are evaluated on every row, vectorised on Arrow data.
 - a failed `critical` expectation (schema, types, id uniqueness, row count) refuses it;
 - rows failing a `row` expectation (nulls, ranges, unseen categories, timestamps outside the
   day) are quarantined with the names of what they failed and the offending values; a share
@@ -8,7 +11,6 @@ A partition is checked chunk by chunk (so memory stays bounded), then decided on
 Rows in = rows passed + rows quarantined, asserted for every partition.
 """
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time
@@ -24,10 +26,10 @@ from inferloop.expectations import Purpose, load_suite, open_gx_context, suite_n
 from inferloop.settings import Settings
 from inferloop.storage import Storage
 from tasks.data import days_between, load_labelled_day, partition_files
+from tasks.row_checks import Columnar, describe_failed_rows, expectation_name, row_failures
 
-# GX sees one chunk at a time; these are decided on the whole partition in `finish`.
+# Decided on the whole partition in `finish`, from every row (GX sees only a sample).
 PARTITION_LEVEL = {"expect_table_row_count_to_be_between", "expect_column_values_to_be_unique"}
-OFFENDING_VALUE_CHARS = 200  # a 1 MB string is reported, not copied whole into every report
 
 
 class BatchRefusedError(InferloopError):
@@ -69,6 +71,7 @@ class ValidationReport:
     expectations: list[ExpectationOutcome] = field(default_factory=list)
     quarantine_uri: str | None = None
     data_docs_uri: str | None = None
+    gx_rows_validated: int = 0  # GX's own counts cover these rows; the gate's cover all
 
     @property
     def refused(self) -> bool:
@@ -89,74 +92,6 @@ def partition_parameters(day: date) -> dict[str, pd.Timestamp]:
         "partition_start": start,
         "partition_end": start + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1),
     }
-
-
-def _resolve(value, parameters: dict):
-    if isinstance(value, dict) and "$PARAMETER" in value:
-        return parameters[value["$PARAMETER"]]
-    return value
-
-
-def _outside_bounds(values: pd.Series, kwargs: dict, parameters: dict) -> np.ndarray:
-    low, high = _resolve(kwargs.get("min_value"), parameters), _resolve(kwargs.get("max_value"), parameters)
-    present = values.notna().to_numpy()
-    try:
-        outside = np.zeros(len(values), dtype=bool)
-        if low is not None:
-            outside |= (values <= low if kwargs.get("strict_min") else values < low).to_numpy()
-        if high is not None:
-            outside |= (values >= high if kwargs.get("strict_max") else values > high).to_numpy()
-    except TypeError:  # values of the wrong type cannot be compared: all present ones fail
-        return present
-    return present & outside
-
-
-ROW_CHECKS = {
-    "expect_column_values_to_not_be_null": lambda values, kwargs, p: values.isna().to_numpy(),
-    "expect_column_values_to_be_between": _outside_bounds,
-    "expect_column_values_to_be_in_set": lambda values, kwargs, p: (
-        values.notna() & ~values.isin(kwargs["value_set"])
-    ).to_numpy(),
-}
-
-
-def expectation_name(config) -> str:
-    column = config.kwargs.get("column")
-    return f"{config.type}({column})" if column else config.type
-
-
-def row_failures(frame: pd.DataFrame, expectations: list, parameters: dict) -> dict[str, np.ndarray]:
-    """For every `row` expectation, the rows of `frame` that fail it (vectorised).
-
-    Columns absent from the frame are skipped: the critical schema expectation reports them.
-    """
-    failures = {}
-    for config in expectations:
-        if config.meta.get("severity") != "row":
-            continue
-        check = ROW_CHECKS.get(config.type)
-        if check is None:
-            raise InferloopError(
-                f"{config.type} cannot be a row-level expectation (supported: "
-                f"{sorted(ROW_CHECKS)}): set meta.severity to critical"
-            )
-        column = config.kwargs["column"]
-        if column in frame.columns:
-            failures[expectation_name(config)] = check(frame[column], config.kwargs, parameters)
-    return failures
-
-
-def _offending_values(
-    frame: pd.DataFrame, configs: dict, masks: dict, rows: np.ndarray
-) -> tuple[list[str], list[str]]:
-    names, values = [[] for _ in rows], [{} for _ in rows]
-    for name, mask in masks.items():
-        column = configs[name].kwargs["column"]
-        for i in np.flatnonzero(mask[rows]):
-            names[i].append(name)
-            value = frame[column].iloc[rows[i]]
-            values[i][column] = None if pd.isna(value) else str(value)[:OFFENDING_VALUE_CHARS]
-    return ["; ".join(n) for n in names], [json.dumps(v, sort_keys=True) for v in values]
 
 
 class PartitionGate:
@@ -186,6 +121,9 @@ class PartitionGate:
         self.details: dict[str, str] = {}
         self.ids: list[np.ndarray] = []
         self.quarantined: list[pd.DataFrame] = []
+        self.gx_sample_rows = settings.gx_sample_rows
+        self.gx_rows = 0  # rows GX itself validated (its counts are over these)
+        self._gx_schemas: list[pa.Schema] = []
 
     @property
     def quarantine_dir(self) -> str:
@@ -201,30 +139,29 @@ class PartitionGate:
             and self.configs[name].type not in PARTITION_LEVEL
         )
 
-    def check(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def check(self, data: Columnar) -> Columnar:
         """Validate one chunk; return its rows that pass. Failing rows are kept for quarantine."""
-        self._run_gx(frame)
-        masks = row_failures(frame, self.expectations, self.parameters)
-        bad = np.zeros(len(frame), dtype=bool)
+        if data.schema not in self._gx_schemas:
+            self._run_gx(data.slice(0, self.gx_sample_rows).to_pandas())
+            self._gx_schemas.append(data.schema)
+        masks = row_failures(data, self.expectations, self.parameters)
+        bad = np.zeros(data.num_rows, dtype=bool)
         for name, mask in masks.items():
             self.mask_counts[name] += int(mask.sum())
             bad |= mask
-        self.rows_in += len(frame)
-        if self.spec.id_column in frame.columns:
-            self.ids.append(frame[self.spec.id_column].to_numpy())
+        self.rows_in += data.num_rows
+        if self.spec.id_column in data.schema.names:
+            self.ids.append(data.column(self.spec.id_column).to_numpy())
         if bad.any():
-            rows = np.flatnonzero(bad)
-            names, values = _offending_values(frame, self.configs, masks, rows)
-            self.quarantined.append(
-                frame.iloc[rows].assign(_failed_expectations=names, _offending_values=values)
-            )
-            self.rows_quarantined += len(rows)
-        return frame[~bad]
+            self.quarantined.append(describe_failed_rows(data, self.configs, masks, bad))
+            self.rows_quarantined += int(bad.sum())
+        return data.filter(pa.array(~bad))
 
-    def _run_gx(self, frame: pd.DataFrame) -> None:
+    def _run_gx(self, sample: pd.DataFrame) -> None:
         result = self.checkpoint.run(
-            batch_parameters={"dataframe": frame}, expectation_parameters=self.parameters
+            batch_parameters={"dataframe": sample}, expectation_parameters=self.parameters
         )
+        self.gx_rows += len(sample)
         for validation in result.run_results.values():
             for outcome in validation.results:
                 name = expectation_name(outcome.expectation_config)
@@ -233,7 +170,7 @@ class PartitionGate:
                     self.gx_counts[name] = (self.gx_counts[name] or 0) + count
                 self.gx_success[name] &= bool(outcome.success)
                 if not outcome.success:
-                    self.details[name] = self._describe(outcome, frame)
+                    self.details[name] = self._describe(outcome, sample)
 
     def _describe(self, outcome, frame: pd.DataFrame) -> str:
         config, result = outcome.expectation_config, outcome.result
@@ -292,6 +229,7 @@ class PartitionGate:
             reasons=reasons,
             expectations=outcomes,
             data_docs_uri=self._data_docs_uri(),
+            gx_rows_validated=self.gx_rows,
         )
         if report.rows_in != report.rows_passed + report.rows_quarantined + report.rows_refused:
             raise AssertionError(f"Gate accounting broken: {report}")
@@ -335,11 +273,11 @@ class PartitionGate:
         return sites[0]["site_url"] if sites else None
 
 
-def passing_chunks(gate: PartitionGate, frames: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+def passing_chunks(gate: PartitionGate, chunks: Iterable[Columnar]) -> Iterator[Columnar]:
     """The rows of each chunk that pass `gate`. Stops at the first critical failure: the rest of
     the partition cannot change the verdict, and its rows may not even have the right columns."""
-    for frame in frames:
-        passed = gate.check(frame)
+    for chunk in chunks:
+        passed = gate.check(chunk)
         if gate.critical_failed:
             return
         yield passed
@@ -369,7 +307,8 @@ def gate_training_window(
     passed, reports = [], []
     for day in days_between(start, end):
         gate = PartitionGate(storage, spec, "training", day, settings)
-        passed += list(passing_chunks(gate, [load_labelled_day(storage, spec, day)]))
+        labelled = pa.Table.from_pandas(load_labelled_day(storage, spec, day), preserve_index=False)
+        passed += [table.to_pandas() for table in passing_chunks(gate, [labelled])]
         reports.append(decide(gate))
     return pd.concat(passed, ignore_index=True), reports
 
@@ -385,13 +324,13 @@ def validate_partition(
     """The gate alone on one partition (streamed); quarantine written, nothing else."""
     gate = PartitionGate(storage, spec, purpose, day, settings)
     if purpose == "training":
-        frames = [load_labelled_day(storage, spec, day)]
+        chunks = [pa.Table.from_pandas(load_labelled_day(storage, spec, day), preserve_index=False)]
     else:
-        frames = (
-            b.to_pandas()
+        chunks = (
+            batch
             for f in partition_files(storage, spec, day)
-            for b in storage.iter_batches(f, settings.score_batch_rows)
+            for batch in storage.iter_batches(f, settings.score_batch_rows)
         )
-    for _ in passing_chunks(gate, frames):
+    for _ in passing_chunks(gate, chunks):
         pass
     return gate.finish()

@@ -17,7 +17,8 @@ import inferloop.expectations
 from inferloop.storage import Storage, StorageError
 from inferloop.synthetic import GeneratorConfig, generate_day
 from tasks.data import MissingDataError
-from tasks.gate import row_failures, validate_partition
+from tasks.gate import validate_partition
+from tasks.row_checks import row_failures
 
 DAY = date(2026, 1, 1)
 ROWS = 2_000
@@ -340,7 +341,7 @@ def test_rows_in_equals_rows_passed_plus_quarantined(lake, clean, nulls, negativ
     assert_accounted(report)
     settings = lake[1]
     masks = row_failures(
-        odd,
+        pa.Table.from_pandas(odd, preserve_index=False),
         inferloop.expectations.load_suite(
             inferloop.expectations.open_gx_context(settings), settings.dataset, "inference"
         ).expectation_configurations,

@@ -1,0 +1,119 @@
+"""Row-level expectations evaluated on Arrow data, vectorised: the quarantine mask.
+
+Each check reads the same expectation definition GX runs (type, kwargs, suite parameters), so
+the bounds have one source of truth; tests cross-check the counts against GX's.
+"""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from inferloop.errors import InferloopError
+
+OFFENDING_VALUE_CHARS = 200  # a 1 MB string is reported, not copied whole into every report
+Columnar = pa.Table | pa.RecordBatch
+
+
+def expectation_name(config) -> str:
+    column = config.kwargs.get("column")
+    return f"{config.type}({column})" if column else config.type
+
+
+def _resolve(value, parameters: dict):
+    if isinstance(value, dict) and "$PARAMETER" in value:
+        return parameters[value["$PARAMETER"]]
+    return value
+
+
+def _missing(values) -> pa.Array:
+    floating = pa.types.is_floating(values.type)
+    return pc.is_null(values, nan_is_null=floating)
+
+
+def _bound(value, values):
+    if pa.types.is_timestamp(values.type):
+        return pa.scalar(pd.Timestamp(value)).cast(values.type)
+    return value
+
+
+def _outside_bounds(values, kwargs: dict, parameters: dict):
+    low, high = (_resolve(kwargs.get(k), parameters) for k in ("min_value", "max_value"))
+    present = pc.invert(_missing(values))
+    try:
+        outside = pa.array(np.zeros(len(values), dtype=bool))
+        if low is not None:
+            below = pc.less_equal if kwargs.get("strict_min") else pc.less
+            outside = pc.or_(outside, below(values, _bound(low, values)))
+        if high is not None:
+            above = pc.greater_equal if kwargs.get("strict_max") else pc.greater
+            outside = pc.or_(outside, above(values, _bound(high, values)))
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        return present  # values of the wrong type cannot be compared: every present one fails
+    return pc.and_(present, outside)
+
+
+def _not_in_set(values, kwargs: dict, parameters: dict):
+    present = pc.invert(_missing(values))
+    try:
+        allowed = pa.array(kwargs["value_set"], type=values.type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+        return present  # no value of this type can be in the set
+    return pc.and_(present, pc.invert(pc.is_in(values, value_set=allowed)))
+
+
+ROW_CHECKS = {
+    "expect_column_values_to_not_be_null": lambda values, kwargs, p: _missing(values),
+    "expect_column_values_to_be_between": _outside_bounds,
+    "expect_column_values_to_be_in_set": _not_in_set,
+}
+
+
+def row_failures(data: Columnar, expectations: list, parameters: dict) -> dict[str, np.ndarray]:
+    """For every `row` expectation, the rows of `data` that fail it.
+
+    Columns absent from the data are skipped: the critical schema expectation reports them.
+    """
+    failures = {}
+    for config in expectations:
+        if config.meta.get("severity") != "row":
+            continue
+        check = ROW_CHECKS.get(config.type)
+        if check is None:
+            raise InferloopError(
+                f"{config.type} cannot be a row-level expectation (supported: "
+                f"{sorted(ROW_CHECKS)}): set meta.severity to critical"
+            )
+        column = config.kwargs["column"]
+        if column in data.schema.names:
+            mask = check(data.column(column), config.kwargs, parameters)
+            failures[expectation_name(config)] = np.asarray(
+                pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool
+            )
+    return failures
+
+
+def describe_failed_rows(
+    data: Columnar, configs: dict, masks: dict[str, np.ndarray], bad: np.ndarray
+) -> pd.DataFrame:
+    """The failing rows, with the names of the expectations each failed and its offending
+    values (truncated), ready to be written to the quarantine."""
+    rows = data.filter(pa.array(bad)).to_pandas()
+    names: list[list[str]] = [[] for _ in range(len(rows))]
+    values: list[dict] = [{} for _ in range(len(rows))]
+    for name, mask in masks.items():
+        column = configs[name].kwargs["column"]
+        for i in np.flatnonzero(mask[bad]):
+            names[i].append(name)
+            value = rows[column].iloc[i]
+            values[i][column] = None if _is_missing(value) else str(value)[:OFFENDING_VALUE_CHARS]
+    return rows.assign(
+        _failed_expectations=["; ".join(n) for n in names],
+        _offending_values=[json.dumps(v, sort_keys=True) for v in values],
+    )
+
+
+def _is_missing(value) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT
