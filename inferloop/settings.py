@@ -43,7 +43,7 @@ class Settings(BaseSettings):
         0.1, ge=0.0, le=1.0, description="A batch with a larger share of bad rows is refused"
     )
     gx_sample_rows: int = Field(
-        50_000, ge=100, description="Rows of each file GX validates (schema, types, Data Docs)"
+        10_000, ge=100, description="Rows of each file GX validates (schema, types, Data Docs)"
     )
     train_window_days: int = Field(7, ge=2, description="Days of labelled data a model trains on")
     holdout_days: int = Field(1, ge=1, description="Latest days of the window held out for metrics")

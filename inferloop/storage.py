@@ -133,11 +133,20 @@ class Storage:
         except pa.ArrowInvalid as error:
             raise StorageError(f"{self.uri(relative)} is not a readable parquet file: {error}") from None
 
-    def iter_batches(self, relative_file: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
-        """Stream a parquet file in record batches: memory stays bounded by `batch_rows`."""
+    def iter_batches(
+        self, relative_file: str, batch_rows: int, dictionary_columns: list[str] = ()
+    ) -> Iterator[pa.RecordBatch]:
+        """Stream a parquet file in record batches: memory stays bounded by `batch_rows`.
+
+        `dictionary_columns` (low-cardinality strings) are read dictionary-encoded, as parquet
+        stores them: no per-row string is materialised.
+        """
         source = self._call("open", relative_file, self.filesystem.open_input_file, self.path(relative_file))
         try:
             parquet = pq.ParquetFile(source)
+            present = [c for c in dictionary_columns if c in parquet.schema_arrow.names]
+            if present:
+                parquet = pq.ParquetFile(source, metadata=parquet.metadata, read_dictionary=present)
         except pa.ArrowInvalid as error:
             raise StorageError(f"{self.uri(relative_file)} is not a readable parquet file: {error}") from None
         with source:

@@ -33,6 +33,8 @@ def prepare_features(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
         prepared[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     for column in spec.categorical_features:
         values = frame[column]
+        if isinstance(values.dtype, pd.CategoricalDtype):  # read dictionary-encoded
+            values = values.astype(object)
         prepared[column] = values.where(values.isna(), values.astype(str)).astype(object)
     return pd.DataFrame(prepared, index=frame.index)[spec.feature_columns]
 

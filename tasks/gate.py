@@ -18,6 +18,7 @@ from datetime import date, datetime, time
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from prefect import task
 
 from inferloop.dataset import DatasetSpec
@@ -26,7 +27,14 @@ from inferloop.expectations import Purpose, load_suite, open_gx_context, suite_n
 from inferloop.settings import Settings
 from inferloop.storage import Storage
 from tasks.data import days_between, load_labelled_day, partition_files
-from tasks.row_checks import Columnar, describe_failed_rows, expectation_name, row_failures
+from tasks.row_checks import (
+    Columnar,
+    any_failed,
+    count,
+    describe_failed_rows,
+    expectation_name,
+    row_failures,
+)
 
 # Decided on the whole partition in `finish`, from every row (GX sees only a sample).
 PARTITION_LEVEL = {"expect_table_row_count_to_be_between", "expect_column_values_to_be_unique"}
@@ -142,20 +150,21 @@ class PartitionGate:
     def check(self, data: Columnar) -> Columnar:
         """Validate one chunk; return its rows that pass. Failing rows are kept for quarantine."""
         if data.schema not in self._gx_schemas:
-            self._run_gx(data.slice(0, self.gx_sample_rows).to_pandas())
+            self._run_gx(decoded(data.slice(0, self.gx_sample_rows)).to_pandas())
             self._gx_schemas.append(data.schema)
         masks = row_failures(data, self.expectations, self.parameters)
-        bad = np.zeros(data.num_rows, dtype=bool)
-        for name, mask in masks.items():
-            self.mask_counts[name] += int(mask.sum())
-            bad |= mask
+        bad = any_failed(masks, data.num_rows)
+        bad_rows = count(bad)
         self.rows_in += data.num_rows
         if self.spec.id_column in data.schema.names:
             self.ids.append(data.column(self.spec.id_column).to_numpy())
-        if bad.any():
-            self.quarantined.append(describe_failed_rows(data, self.configs, masks, bad))
-            self.rows_quarantined += int(bad.sum())
-        return data.filter(pa.array(~bad))
+        if not bad_rows:
+            return data
+        for name, mask in masks.items():
+            self.mask_counts[name] += count(mask)
+        self.quarantined.append(describe_failed_rows(data, self.configs, masks, bad))
+        self.rows_quarantined += bad_rows
+        return data.filter(pc.invert(bad))
 
     def _run_gx(self, sample: pd.DataFrame) -> None:
         result = self.checkpoint.run(
@@ -273,6 +282,15 @@ class PartitionGate:
         return sites[0]["site_url"] if sites else None
 
 
+def decoded(data: Columnar) -> Columnar:
+    """Dictionary-encoded columns as plain values: GX checks the types production sends."""
+    columns = [
+        pc.cast(column, column.type.value_type) if pa.types.is_dictionary(column.type) else column
+        for column in data.columns
+    ]
+    return type(data).from_arrays(columns, names=data.schema.names)
+
+
 def passing_chunks(gate: PartitionGate, chunks: Iterable[Columnar]) -> Iterator[Columnar]:
     """The rows of each chunk that pass `gate`. Stops at the first critical failure: the rest of
     the partition cannot change the verdict, and its rows may not even have the right columns."""
@@ -329,7 +347,7 @@ def validate_partition(
         chunks = (
             batch
             for f in partition_files(storage, spec, day)
-            for batch in storage.iter_batches(f, settings.score_batch_rows)
+            for batch in storage.iter_batches(f, settings.score_batch_rows, spec.categorical_features)
         )
     for _ in passing_chunks(gate, chunks):
         pass

@@ -5,6 +5,7 @@ the bounds have one source of truth; tests cross-check the counts against GX's.
 """
 
 import json
+from functools import reduce
 
 import numpy as np
 import pandas as pd
@@ -42,26 +43,36 @@ def _bound(value, values):
 def _outside_bounds(values, kwargs: dict, parameters: dict):
     low, high = (_resolve(kwargs.get(k), parameters) for k in ("min_value", "max_value"))
     present = pc.invert(_missing(values))
+    below = pc.less_equal if kwargs.get("strict_min") else pc.less
+    above = pc.greater_equal if kwargs.get("strict_max") else pc.greater
     try:
-        outside = pa.array(np.zeros(len(values), dtype=bool))
-        if low is not None:
-            below = pc.less_equal if kwargs.get("strict_min") else pc.less
-            outside = pc.or_(outside, below(values, _bound(low, values)))
-        if high is not None:
-            above = pc.greater_equal if kwargs.get("strict_max") else pc.greater
-            outside = pc.or_(outside, above(values, _bound(high, values)))
+        outside = [
+            compare(values, _bound(bound, values))
+            for compare, bound in ((below, low), (above, high))
+            if bound is not None
+        ]
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
         return present  # values of the wrong type cannot be compared: every present one fails
-    return pc.and_(present, outside)
+    return pc.and_(present, reduce(pc.or_, outside)) if outside else pc.and_(present, False)
 
 
 def _not_in_set(values, kwargs: dict, parameters: dict):
     present = pc.invert(_missing(values))
+    value_type = values.type.value_type if pa.types.is_dictionary(values.type) else values.type
     try:
-        allowed = pa.array(kwargs["value_set"], type=values.type)
+        allowed = pa.array(kwargs["value_set"], type=value_type)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
         return present  # no value of this type can be in the set
-    return pc.and_(present, pc.invert(pc.is_in(values, value_set=allowed)))
+    return pc.and_(present, pc.invert(_is_in(values, allowed)))
+
+
+def _is_in(values, allowed: pa.Array):
+    if not pa.types.is_dictionary(values.type):
+        return pc.is_in(values, value_set=allowed)
+    # Decide once per distinct value, then look the answer up per row.
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    looked_up = [pc.take(pc.is_in(c.dictionary, value_set=allowed), c.indices) for c in chunks]
+    return pa.chunked_array(looked_up, pa.bool_()) if isinstance(values, pa.ChunkedArray) else (looked_up[0])
 
 
 ROW_CHECKS = {
@@ -71,8 +82,8 @@ ROW_CHECKS = {
 }
 
 
-def row_failures(data: Columnar, expectations: list, parameters: dict) -> dict[str, np.ndarray]:
-    """For every `row` expectation, the rows of `data` that fail it.
+def row_failures(data: Columnar, expectations: list, parameters: dict) -> dict[str, pa.Array]:
+    """For every `row` expectation, a boolean array: the rows of `data` that fail it.
 
     Columns absent from the data are skipped: the critical schema expectation reports them.
     """
@@ -89,23 +100,30 @@ def row_failures(data: Columnar, expectations: list, parameters: dict) -> dict[s
         column = config.kwargs["column"]
         if column in data.schema.names:
             mask = check(data.column(column), config.kwargs, parameters)
-            failures[expectation_name(config)] = np.asarray(
-                pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool
-            )
+            failures[expectation_name(config)] = pc.fill_null(mask, False)
     return failures
 
 
+def any_failed(masks: dict[str, pa.Array], rows: int) -> pa.Array:
+    """Rows failing at least one row-level expectation."""
+    return reduce(pc.or_, masks.values()) if masks else pa.array(np.zeros(rows, dtype=bool))
+
+
+def count(mask: pa.Array) -> int:
+    return pc.sum(mask).as_py() or 0
+
+
 def describe_failed_rows(
-    data: Columnar, configs: dict, masks: dict[str, np.ndarray], bad: np.ndarray
+    data: Columnar, configs: dict, masks: dict[str, pa.Array], bad: pa.Array
 ) -> pd.DataFrame:
     """The failing rows, with the names of the expectations each failed and its offending
     values (truncated), ready to be written to the quarantine."""
-    rows = data.filter(pa.array(bad)).to_pandas()
+    rows = data.filter(bad).to_pandas()
     names: list[list[str]] = [[] for _ in range(len(rows))]
     values: list[dict] = [{} for _ in range(len(rows))]
     for name, mask in masks.items():
         column = configs[name].kwargs["column"]
-        for i in np.flatnonzero(mask[bad]):
+        for i in np.flatnonzero(mask.filter(bad).to_numpy(zero_copy_only=False)):
             names[i].append(name)
             value = rows[column].iloc[i]
             values[i][column] = None if _is_missing(value) else str(value)[:OFFENDING_VALUE_CHARS]

@@ -92,7 +92,7 @@ def score_partition(
     with storage.open_parquet_writer(data_file, _output_schema(spec)) as writer:
         for input_file in input_files:
             lineage = [ref.name, ref.version, ref.run_id, flow_run_id, storage.uri(input_file), scored_at]
-            chunks = storage.iter_batches(input_file, settings.score_batch_rows)
+            chunks = storage.iter_batches(input_file, settings.score_batch_rows, spec.categorical_features)
             for passed in passing_chunks(gate, chunks):
                 frame = passed.to_pandas()
                 scores = model.predict_proba(prepare_features(frame, spec))[:, 1]
