@@ -1,5 +1,6 @@
 """Train a model on a labelled window and register it in MLflow."""
 
+from dataclasses import replace
 from datetime import date, timedelta
 
 from prefect import flow
@@ -8,16 +9,18 @@ from inferloop.settings import load_settings
 from inferloop.storage import lake_storage
 from tasks.data import latest_labelled_day
 from tasks.gate import BatchRefusedError, gate_training_window
-from tasks.registry import ModelVersionRef, log_and_register
-from tasks.reports import publish_training_report, publish_validation_report
+from tasks.promotion import bootstrap_decision, record_decision
+from tasks.registry import ModelVersionRef, find_alias, log_and_register
+from tasks.reports import publish_promotion_report, publish_training_report, publish_validation_report
 from tasks.training import fit_model
 
 
 @flow(name="train", log_prints=True)
 def train(start: date | None = None, end: date | None = None) -> ModelVersionRef:
     """Gate `start`..`end` (default: the latest `train_window_days` labelled days), fit on the
-    rows that pass, log to MLflow with lineage and the gate's reports, and register a version:
-    `champion` if none exists, else `challenger`. A refused day means no model."""
+    rows that pass, log to MLflow with lineage and the gate's reports, and register a version as
+    `challenger`; with no champion yet, it becomes `champion` if it clears the absolute gates
+    (a recorded bootstrap decision). A refused day means no model."""
     settings = load_settings()
     spec = settings.dataset
     storage = lake_storage(settings)
@@ -32,6 +35,11 @@ def train(start: date | None = None, end: date | None = None) -> ModelVersionRef
         publish_validation_report(report)
     result = fit_model(frame, spec, settings.holdout_days, settings.decision_threshold)
     ref = log_and_register(settings, result, frame, start, end, storage.uri(spec.features_table), reports)
+    if find_alias(settings, settings.champion_alias) is None:
+        decision = record_decision(settings, bootstrap_decision(settings, ref, result.metrics))
+        publish_promotion_report(decision)
+        if decision.promoted:
+            ref = replace(ref, alias=settings.champion_alias)
     publish_training_report(ref, result.metrics, f"{start}..{end}", result.train_rows, result.holdout_rows)
     print(
         f"Registered {ref.name} version {ref.version} as @{ref.alias}: "

@@ -156,6 +156,58 @@ def train(start: DateOption = None, end: DateOption = None):
 
 
 @app.command()
+def promote(
+    version: Annotated[
+        str | None, typer.Option(help="Promote this version by hand (safety checks only)")
+    ] = None,
+    start: DateOption = None,
+    end: DateOption = None,
+    mode: Annotated[
+        str | None, typer.Option(help="auto | approve (default: INFERLOOP_PROMOTION_MODE)")
+    ] = None,
+):
+    """Promote @challenger if it beats @champion on recent labelled data, or --version N by hand."""
+
+    def body():
+        from flows.promote import promote as promote_flow
+        from tasks.promotion import decided_by_person
+
+        if version:
+            decision = promote_flow(challenger_version=version, mode="manual", decided_by=decided_by_person())
+        else:
+            decision = promote_flow(start=start, end=end, mode=mode)
+        console.print(promotion_summary(decision))
+
+    run_cli_command(body)
+
+
+@app.command()
+def rollback():
+    """Restore @previous_champion as @champion."""
+
+    def body():
+        from flows.promote import rollback as rollback_flow
+        from tasks.promotion import decided_by_person
+
+        console.print(promotion_summary(rollback_flow(decided_by=decided_by_person())))
+
+    run_cli_command(body)
+
+
+def promotion_summary(decision) -> Table:
+    table = Table(
+        title=f"{decision.verdict.upper()}: {decision.model_name} v{decision.challenger_version} "
+        f"(champion before: {decision.champion_version or 'none'})",
+        caption=f"{decision.reason} — {decision.mode}, {decision.decided_by}",
+    )
+    for column in ("gate", "result", "detail"):
+        table.add_column(column)
+    for check in decision.checks:
+        table.add_row(check.name, "pass" if check.passed else "FAIL", check.detail)
+    return table
+
+
+@app.command()
 def infer(
     date_: Annotated[
         date | None,

@@ -37,6 +37,16 @@ class Settings(BaseSettings):
     model_name: str = Field("", description="Registered model name (default: <dataset>-classifier)")
     champion_alias: str = Field("champion", description="Alias of the production model")
     challenger_alias: str = Field("challenger", description="Alias of the newest candidate")
+    previous_champion_alias: str = Field("previous_champion", description="Alias rollback restores")
+    promotion_mode: Literal["auto", "approve"] = Field(
+        "auto", description="approve: a person approves each promotion in the Prefect UI"
+    )
+    min_improvement: float = Field(
+        0.0, ge=0.0, description="ROC AUC a challenger must gain over the champion to replace it"
+    )
+    max_pr_auc_regression: float = Field(0.02, ge=0.0, description="Tolerated PR AUC drop vs the champion")
+    promotion_window_days: int = Field(2, ge=1, description="Recent labelled days promotion compares on")
+    approval_timeout_seconds: int = Field(3600, ge=10, description="How long approve mode waits")
     min_roc_auc: float = Field(0.6, ge=0.0, le=1.0, description="A model below this is never champion")
     decision_threshold: float = Field(0.5, gt=0.0, lt=1.0, description="Score above which label=1")
     max_quarantine_share: float = Field(

@@ -5,14 +5,20 @@ resolves it once to a concrete version, and records that version everywhere it g
 """
 
 import hashlib
+import json
+import tempfile
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import pandas as pd
 from prefect import task
 
 from inferloop.errors import InferloopError
 from inferloop.settings import Settings
+from tasks.model_report import evaluation_figures
+
+PROFILE_FILE = "reference_profile.json"  # stored in the model's extra_files, for monitoring
 
 # skops refuses to load types it does not know; these are sklearn internals of the
 # HistGradientBoosting pipeline. Anything else untrusted in a model is an error, not trusted blindly.
@@ -91,11 +97,11 @@ def log_and_register(
     source_uri: str,
     validation_reports: list,
 ) -> ModelVersionRef:
-    """Log params, metrics, signature, input example and lineage; register a new version.
+    """Log params, metrics, plots, signature, input example, lineage, the gate's reports and the
+    reference profile; register a new version as `challenger` (promotion decides the rest).
 
-    The new version becomes `champion` when there is none and it clears `min_roc_auc`,
-    otherwise `challenger`. The MLflow run is resumed by id in this thread (MLflow's
-    active run is thread-local, Prefect runs tasks in worker threads).
+    The MLflow run is resumed by id in this thread (MLflow's active run is thread-local,
+    Prefect runs tasks in worker threads).
     """
     import mlflow
     from mlflow.models import infer_signature
@@ -128,8 +134,16 @@ def log_and_register(
         mlflow.log_dict(
             {"reports": [r.to_dict() for r in validation_reports]}, "data_quality/validation_reports.json"
         )
+        for filename, figure in evaluation_figures(
+            result.holdout_target, result.holdout_scores, settings.decision_threshold
+        ).items():
+            mlflow.log_figure(figure, f"evaluation/{filename}")
+        mlflow.log_dict(result.profile, "reference_profile.json")
         mlflow.set_tags(
             {
+                "inferloop.data_gate": "accepted"
+                if all(not r.refused for r in validation_reports)
+                else "refused",
                 "inferloop.data_hash": data_hash,
                 "inferloop.source_uri": source_uri,
                 "inferloop.window": f"{start}..{end}",
@@ -145,24 +159,24 @@ def log_and_register(
         mlflow.log_input(source, context="training")
         example = result.input_example
         signature = infer_signature(example, result.model.predict_proba(example))
-        info = mlflow.sklearn.log_model(
-            result.model,
-            name="model",
-            signature=signature,
-            input_example=example,
-            pyfunc_predict_fn="predict_proba",
-            skops_trusted_types=SKOPS_TRUSTED_TYPES,
-            registered_model_name=name,
-        )
+        with tempfile.TemporaryDirectory() as scratch:
+            profile_file = Path(scratch) / PROFILE_FILE
+            profile_file.write_text(json.dumps(result.profile))
+            info = mlflow.sklearn.log_model(
+                result.model,
+                name="model",
+                signature=signature,
+                input_example=example,
+                pyfunc_predict_fn="predict_proba",
+                skops_trusted_types=SKOPS_TRUSTED_TYPES,
+                registered_model_name=name,
+                extra_files=[str(profile_file)],
+            )
     version = str(info.registered_model_version)
-    champion = find_alias(settings, settings.champion_alias)
-    if champion is None and result.metrics["roc_auc"] >= settings.min_roc_auc:
-        alias = settings.champion_alias
-    else:
-        alias = settings.challenger_alias
-    client.set_registered_model_alias(name, alias, version)
-    client.set_model_version_tag(name, version, "inferloop.assigned_alias", alias)
-    return ModelVersionRef(name=name, version=version, run_id=run.info.run_id, alias=alias)
+    client.set_registered_model_alias(name, settings.challenger_alias, version)
+    return ModelVersionRef(
+        name=name, version=version, run_id=run.info.run_id, alias=settings.challenger_alias
+    )
 
 
 def find_alias(settings: Settings, alias: str) -> ModelVersionRef | None:

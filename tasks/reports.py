@@ -3,6 +3,7 @@
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from tasks.gate import ValidationReport
+from tasks.promotion import PromotionDecision
 from tasks.registry import ModelVersionRef
 from tasks.scoring import ScoringManifest
 
@@ -95,4 +96,35 @@ def publish_validation_report(report: ValidationReport) -> None:
             }
             for e in report.expectations
         ],
+    )
+
+
+def promotion_markdown(decision: PromotionDecision) -> str:
+    metrics = sorted(set(decision.challenger_metrics) | set(decision.champion_metrics or {}))
+    champion_metrics = decision.champion_metrics or {}
+    metric_rows = "\n".join(
+        f"| {m} | {decision.challenger_metrics.get(m, float('nan')):.4f} | {champion_metrics[m]:.4f} |"
+        if m in champion_metrics
+        else f"| {m} | {decision.challenger_metrics.get(m, float('nan')):.4f} | - |"
+        for m in metrics
+    )
+    checks = "\n".join(
+        f"| {c.name} | {'pass' if c.passed else 'FAIL'} | {c.detail} |" for c in decision.checks
+    )
+    champion = f"v{decision.champion_version}" if decision.champion_version else "none"
+    return (
+        f"# Promotion decision: {decision.verdict.upper()}\n\n"
+        f"{decision.model_name} v{decision.challenger_version} vs champion {champion} "
+        f"({decision.mode}; {decision.decided_by}; {decision.decided_at}).\n\n"
+        f"Reason: {decision.reason}\n\nEvaluated on {decision.evaluation}.\n\n"
+        f"| metric | challenger | champion |\n|---|---|---|\n{metric_rows}\n\n"
+        f"| gate | result | detail |\n|---|---|---|\n{checks}\n"
+    )
+
+
+def publish_promotion_report(decision: PromotionDecision) -> None:
+    create_markdown_artifact(
+        key=_artifact_key(f"promotion-{decision.model_name}"),
+        markdown=promotion_markdown(decision),
+        description=f"{decision.verdict} v{decision.challenger_version}",
     )

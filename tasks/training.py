@@ -21,6 +21,7 @@ from sklearn.preprocessing import OrdinalEncoder
 from inferloop.dataset import DatasetSpec
 from inferloop.errors import InferloopError
 from tasks.data import positive_target, prepare_features
+from tasks.model_report import reference_profile
 
 # Gradient boosting with native categorical splits: no one-hot expansion, so scoring stays fast.
 MODEL_PARAMS = {
@@ -47,6 +48,9 @@ class TrainingResult:
     train_end: date
     holdout_start: date
     input_example: pd.DataFrame
+    holdout_target: np.ndarray
+    holdout_scores: np.ndarray
+    profile: dict  # reference profile of the training rows, for monitoring
 
 
 def build_pipeline(spec: DatasetSpec) -> Pipeline:
@@ -69,12 +73,9 @@ def build_pipeline(spec: DatasetSpec) -> Pipeline:
     return Pipeline([("encode", encoder), ("model", booster)])
 
 
-def evaluate(
-    model: Pipeline, features: pd.DataFrame, target: pd.Series, threshold: float
-) -> dict[str, float]:
-    if target.nunique() < 2:
+def classification_metrics(target: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
+    if len(np.unique(target)) < 2:
         raise TrainingDataError("The evaluation rows hold a single class: widen the window")
-    scores = model.predict_proba(features)[:, 1]
     predicted = (scores >= threshold).astype(int)
     return {
         "roc_auc": float(roc_auc_score(target, scores)),
@@ -83,6 +84,12 @@ def evaluate(
         "balanced_accuracy": float(balanced_accuracy_score(target, predicted)),
         "log_loss": float(log_loss(target, scores, labels=[0, 1])),
     }
+
+
+def evaluate(
+    model: Pipeline, features: pd.DataFrame, target: pd.Series, threshold: float
+) -> dict[str, float]:
+    return classification_metrics(np.asarray(target), model.predict_proba(features)[:, 1], threshold)
 
 
 def split_by_time(
@@ -107,8 +114,11 @@ def fit_model(frame: pd.DataFrame, spec: DatasetSpec, holdout_days: int, thresho
     if train_target.nunique() < 2:
         raise TrainingDataError("The training days hold a single class: widen the window")
     model = build_pipeline(spec)
-    model.fit(prepare_features(train, spec), train_target)
-    metrics = evaluate(model, prepare_features(holdout, spec), positive_target(holdout, spec), threshold)
+    train_features = prepare_features(train, spec)
+    model.fit(train_features, train_target)
+    holdout_target = positive_target(holdout, spec).to_numpy()
+    holdout_scores = model.predict_proba(prepare_features(holdout, spec))[:, 1]
+    metrics = classification_metrics(holdout_target, holdout_scores, threshold)
     day = pd.to_datetime(frame[spec.time_column]).dt.date
     return TrainingResult(
         model=model,
@@ -118,5 +128,8 @@ def fit_model(frame: pd.DataFrame, spec: DatasetSpec, holdout_days: int, thresho
         holdout_rows=len(holdout),
         train_end=day[train.index].max(),
         holdout_start=day[holdout.index].min(),
-        input_example=prepare_features(train.head(5), spec),
+        input_example=train_features.head(5),
+        holdout_target=holdout_target,
+        holdout_scores=holdout_scores,
+        profile=reference_profile(train_features, model.predict_proba(train_features)[:, 1], spec),
     )

@@ -1,0 +1,110 @@
+"""Move `@champion` deliberately: promote a challenger that beats it, or roll back."""
+
+from datetime import date
+
+from prefect import flow
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput
+
+from inferloop.settings import load_settings
+from inferloop.storage import lake_storage
+from tasks.data import latest_labelled_day
+from tasks.gate import gate_training_window
+from tasks.promotion import (
+    PromotionDecision,
+    UnsafePromotionError,
+    challenger_decision,
+    get_version,
+    manual_decision,
+    promotion_window,
+    record_decision,
+)
+from tasks.registry import find_alias, resolve_alias
+from tasks.reports import promotion_markdown, publish_promotion_report
+
+
+class Approval(RunInput):
+    approve: bool = False
+    approver: str = ""
+    comment: str = ""
+
+
+def request_approval(decision: PromotionDecision, timeout_seconds: int) -> PromotionDecision:
+    """Pause until a person approves or rejects in the Prefect UI; record who decided."""
+    answer = pause_flow_run(
+        wait_for_input=Approval.with_initial_data(description=promotion_markdown(decision)),
+        timeout=timeout_seconds,
+    )
+    who = answer.approver or "unnamed approver"
+    decision.decided_by = f"{'approved' if answer.approve else 'rejected'} by {who} in the Prefect UI"
+    if not answer.approve:
+        decision.verdict = "reject"
+        decision.reason = f"rejected by {who}" + (f": {answer.comment}" if answer.comment else "")
+    return decision
+
+
+@flow(name="promote", log_prints=True)
+def promote(
+    challenger_version: str | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    mode: str | None = None,
+    decided_by: str = "promote flow",
+) -> PromotionDecision:
+    """Compare the challenger (default: @challenger) with @champion on the same recent labelled
+    data and move @champion only if every gate passes (mode `approve`: and a person approves;
+    mode `manual`: a person's move, checked for safety only). The decision is tagged on the
+    version and published as an artifact whatever the verdict."""
+    settings = load_settings()
+    mode = mode or settings.promotion_mode
+    challenger = (
+        get_version(settings, challenger_version)
+        if challenger_version
+        else resolve_alias(settings, settings.challenger_alias)
+    )
+    champion = find_alias(settings, settings.champion_alias)
+    if champion and champion.version == challenger.version:
+        raise UnsafePromotionError(
+            f"{challenger.name} v{challenger.version} already is @{settings.champion_alias}"
+        )
+    if mode == "manual":
+        decision = manual_decision(settings, challenger, champion, "manual", decided_by)
+    else:
+        storage = lake_storage(settings)
+        if start is None or end is None:
+            start, end, evaluation = promotion_window(
+                settings, challenger, latest_labelled_day(storage, settings.dataset)
+            )
+        else:
+            evaluation = "the requested window"
+        frame, _ = gate_training_window(storage, settings.dataset, start, end, settings)
+        decision = challenger_decision(
+            settings, challenger, champion, frame, f"{evaluation}: {start}..{end}", mode
+        )
+        if mode == "approve" and decision.verdict == "promote":
+            decision = request_approval(decision, settings.approval_timeout_seconds)
+    decision = record_decision(settings, decision)
+    publish_promotion_report(decision)
+    print(
+        f"{decision.verdict.upper()} {decision.model_name} v{decision.challenger_version}: {decision.reason}"
+    )
+    return decision
+
+
+@flow(name="rollback", log_prints=True)
+def rollback(decided_by: str = "rollback flow") -> PromotionDecision:
+    """Restore @previous_champion as @champion (the current one becomes @previous_champion)."""
+    settings = load_settings()
+    previous = find_alias(settings, settings.previous_champion_alias)
+    if previous is None:
+        raise UnsafePromotionError(
+            f"No version has @{settings.previous_champion_alias}: nothing to roll back to "
+            f"(use `inferloop promote --version N` to pick one)"
+        )
+    champion = find_alias(settings, settings.champion_alias)
+    decision = record_decision(
+        settings, manual_decision(settings, previous, champion, "rollback", decided_by)
+    )
+    publish_promotion_report(decision)
+    print(f"ROLLBACK {decision.model_name}: @champion is v{decision.challenger_version} again")
+    return decision
