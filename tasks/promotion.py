@@ -16,7 +16,14 @@ from prefect import task
 
 from inferloop.errors import InferloopError
 from inferloop.settings import Settings
-from tasks.registry import ModelVersionRef, RegistryError, find_alias, mlflow_client
+from tasks.registry import (
+    ModelVersionRef,
+    RegistryError,
+    connection_failed,
+    find_alias,
+    mlflow_client,
+    unreachable_error,
+)
 
 PRIMARY_METRIC = "roc_auc"
 PROMOTION_LOCK = "inferloop-promotion"
@@ -151,6 +158,8 @@ def get_version(settings: Settings, version: str) -> ModelVersionRef:
             raise UnsafePromotionError(
                 f"{name} has no version {version}: pick one listed in the MLflow UI (Models > {name})"
             ) from None
+        if connection_failed(error):
+            raise unreachable_error(settings) from None
         raise RegistryError(f"MLflow could not read {name} v{version}: {error.message}") from None
     return ModelVersionRef(name=name, version=str(found.version), run_id=found.run_id)
 

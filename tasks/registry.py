@@ -61,7 +61,7 @@ def ensure_experiment(settings: Settings, name: str) -> str:
     try:
         experiment = client.get_experiment_by_name(name)
     except Exception:  # MLflow raises several types for an unreachable server
-        raise _unreachable(settings) from None
+        raise unreachable_error(settings) from None
     if experiment is not None:
         return experiment.experiment_id
     local = not settings.mlflow_tracking_uri.startswith(("http://", "https://"))
@@ -69,12 +69,12 @@ def ensure_experiment(settings: Settings, name: str) -> str:
     return client.create_experiment(name, artifact_location=location)
 
 
-def _connection_failed(error: Exception) -> bool:
+def connection_failed(error: Exception) -> bool:
     text = str(error)
     return "Max retries exceeded" in text or "Failed to establish a new connection" in text
 
 
-def _unreachable(settings: Settings) -> RegistryError:
+def unreachable_error(settings: Settings) -> RegistryError:
     return RegistryError(
         f"MLflow at {settings.mlflow_tracking_uri} is unreachable: start it with `make up` "
         "or point INFERLOOP_TRACKING_URI at a running tracking server"
@@ -190,13 +190,13 @@ def find_alias(settings: Settings, alias: str) -> ModelVersionRef | None:
     except MlflowException as error:
         if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             return None
-        if _connection_failed(error):
-            raise _unreachable(settings) from None
+        if connection_failed(error):
+            raise unreachable_error(settings) from None
         raise RegistryError(
             f"MLflow at {settings.mlflow_tracking_uri} failed to resolve {name}@{alias}: {error.message}"
         ) from None
     except Exception:
-        raise _unreachable(settings) from None
+        raise unreachable_error(settings) from None
     return ModelVersionRef(name=name, version=str(version.version), run_id=version.run_id, alias=alias)
 
 
