@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -193,22 +194,33 @@ def start_stack(settings: Settings, with_worker: bool = True) -> list[Service]:
     return started
 
 
-def stop_stack(settings: Settings) -> list[str]:
-    """Stop the processes this stack started (and only those); returns their names."""
-    stopped = []
-    for pid_file in sorted((settings.state_dir / "stack").glob("*.pid")):
-        pid = _running_pid(pid_file)
-        if pid:
+def stop_stack(settings: Settings, grace_seconds: float = 30) -> list[str]:
+    """Stop the processes this stack started (and only those); returns their names.
+
+    The worker goes first (so it does not log errors about vanishing servers), then the
+    servers together; anything still alive after `grace_seconds` is killed.
+    """
+    pid_files = sorted((settings.state_dir / "stack").glob("*.pid"), key=lambda p: p.stem != "worker")
+    running = {p: pid for p in pid_files if (pid := _running_pid(p))}
+    for pid_file, pid in running.items():
+        with suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
-            for _ in range(40):
-                if not _running_pid(pid_file):
-                    break
-                time.sleep(0.25)
-            else:
+        if pid_file.stem == "worker":
+            _wait_gone([pid_file], grace_seconds)
+    _wait_gone(list(running), grace_seconds)
+    for pid_file in running:
+        if pid := _running_pid(pid_file):
+            with suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            stopped.append(pid_file.stem)
+    for pid_file in pid_files:
         pid_file.unlink(missing_ok=True)
-    return stopped
+    return [p.stem for p in running]
+
+
+def _wait_gone(pid_files: list[Path], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(_running_pid(p) for p in pid_files):
+        time.sleep(0.25)
 
 
 def stack_status(settings: Settings) -> dict[str, str]:

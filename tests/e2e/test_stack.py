@@ -91,7 +91,8 @@ def test_up_deploys_runs_and_down_stops(stack):
     pids = [int(p.read_text()) for p in (state_dir / "stack").glob("*.pid")]
     assert len(pids) == 4
     down = cli("down")
-    assert down.returncode == 0 and "prefect" in down.stdout
+    assert down.returncode == 0, down.stderr
+    assert "prefect" in down.stdout
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
