@@ -64,7 +64,7 @@ def test_up_deploys_runs_and_down_stops(stack):
     ports, cli, state_dir = stack
     prefect = f"http://127.0.0.1:{ports['PREFECT']}"
     deployments = {d["name"]: d for d in api(f"{prefect}/api/deployments/filter", {})}
-    assert {"train", "batch-inference-daily"} <= set(deployments)
+    assert {"train", "batch-inference-daily", "promote", "rollback", "validate"} <= set(deployments)
     schedules = deployments["batch-inference-daily"]["schedules"]
     assert schedules and schedules[0]["schedule"]["cron"] == "30 2 * * *"
 
