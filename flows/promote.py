@@ -9,6 +9,7 @@ from prefect.input import RunInput
 from inferloop.settings import load_settings
 from inferloop.storage import lake_storage
 from tasks.data import latest_labelled_day
+from tasks.decision_record import record_decision
 from tasks.gate import gate_training_window
 from tasks.promotion import (
     PromotionDecision,
@@ -17,7 +18,6 @@ from tasks.promotion import (
     get_version,
     manual_decision,
     promotion_window,
-    record_decision,
 )
 from tasks.registry import find_alias, resolve_alias
 from tasks.reports import promotion_markdown, publish_promotion_report
@@ -41,6 +41,15 @@ def request_approval(decision: PromotionDecision, timeout_seconds: int) -> Promo
         decision.verdict = "reject"
         decision.reason = f"rejected by {who}" + (f": {answer.comment}" if answer.comment else "")
     return decision
+
+
+def refuse_if_unsafe(decision: PromotionDecision) -> None:
+    """A person's move that failed its safety checks is recorded, then reported as an error."""
+    if decision.mode in ("manual", "rollback") and decision.verdict == "reject":
+        raise UnsafePromotionError(
+            f"Refused to move @champion to {decision.model_name} v{decision.challenger_version}: "
+            f"{decision.reason}"
+        )
 
 
 @flow(name="promote", log_prints=True)
@@ -85,6 +94,7 @@ def promote(
             decision = request_approval(decision, settings.approval_timeout_seconds)
     decision = record_decision(settings, decision)
     publish_promotion_report(decision)
+    refuse_if_unsafe(decision)
     print(
         f"{decision.verdict.upper()} {decision.model_name} v{decision.challenger_version}: {decision.reason}"
     )
@@ -106,5 +116,6 @@ def rollback(decided_by: str = "rollback flow") -> PromotionDecision:
         settings, manual_decision(settings, previous, champion, "rollback", decided_by)
     )
     publish_promotion_report(decision)
+    refuse_if_unsafe(decision)
     print(f"ROLLBACK {decision.model_name}: @champion is v{decision.challenger_version} again")
     return decision

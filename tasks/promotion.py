@@ -7,8 +7,6 @@ approved, by hand, rollback) goes through the same record.
 """
 
 import getpass
-import json
-from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -20,13 +18,11 @@ from tasks.registry import (
     ModelVersionRef,
     RegistryError,
     connection_failed,
-    find_alias,
     mlflow_client,
     unreachable_error,
 )
 
 PRIMARY_METRIC = "roc_auc"
-PROMOTION_LOCK = "inferloop-promotion"
 
 
 class UnsafePromotionError(InferloopError):
@@ -176,82 +172,6 @@ def decided_by_person() -> str:
         return "cli:unknown"
 
 
-def promotion_lock(settings: Settings):
-    """At most one decision is applied at a time (a Prefect global concurrency limit of 1)."""
-    from prefect import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-    from prefect.concurrency.sync import concurrency
-    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
-
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_global_concurrency_limit_by_name(PROMOTION_LOCK)
-        except ObjectNotFound:
-            with suppress(ObjectAlreadyExists):  # another process created it first
-                client.create_global_concurrency_limit(
-                    GlobalConcurrencyLimitCreate(name=PROMOTION_LOCK, limit=1)
-                )
-    return concurrency(PROMOTION_LOCK, occupy=1, strict=True, timeout_seconds=300)
-
-
-def record_decision(settings: Settings, decision: PromotionDecision, lock: bool = True) -> PromotionDecision:
-    """Apply `decision` to the registry and tag the challenger version with it.
-
-    Under the promotion lock the champion is re-read: if it changed since the evidence was
-    gathered, the decision is turned into a rejection (rerun promote) rather than applied on
-    stale evidence. On promotion the old champion stays reachable as `previous_champion`.
-    """
-    if not lock:
-        return _apply(settings, decision)
-    with promotion_lock(settings):
-        return _apply(settings, decision)
-
-
-def _apply(settings: Settings, decision: PromotionDecision) -> PromotionDecision:
-    client = mlflow_client(settings)
-    name = decision.model_name
-    current = find_alias(settings, settings.champion_alias)
-    current_version = current.version if current else None
-    if decision.promoted and current_version != decision.champion_version:
-        decision.verdict = "reject"
-        decision.reason = (
-            f"@{settings.champion_alias} moved to v{current_version} while this decision was "
-            f"made on v{decision.champion_version}: rerun promote"
-        )
-    if decision.promoted:
-        if current_version and current_version != decision.challenger_version:
-            client.set_registered_model_alias(name, settings.previous_champion_alias, current_version)
-        client.set_registered_model_alias(name, settings.champion_alias, decision.challenger_version)
-        if decision.mode != "rollback" and _alias_version(settings, settings.challenger_alias) == (
-            decision.challenger_version
-        ):
-            client.delete_registered_model_alias(name, settings.challenger_alias)
-    for key, value in decision_tags(decision).items():
-        client.set_model_version_tag(name, decision.challenger_version, key, value)
-    return decision
-
-
-def _alias_version(settings: Settings, alias: str) -> str | None:
-    ref = find_alias(settings, alias)
-    return ref.version if ref else None
-
-
-def decision_tags(decision: PromotionDecision) -> dict[str, str]:
-    tags = {
-        "verdict": decision.verdict,
-        "reason": decision.reason[:4000],
-        "mode": decision.mode,
-        "decided_by": decision.decided_by,
-        "decided_at": decision.decided_at,
-        "champion_before": decision.champion_version or "none",
-        "evaluation": decision.evaluation,
-        "challenger_metrics": json.dumps({k: round(v, 5) for k, v in decision.challenger_metrics.items()}),
-    }
-    if decision.champion_metrics:
-        tags["champion_metrics"] = json.dumps({k: round(v, 5) for k, v in decision.champion_metrics.items()})
-    return {f"inferloop.decision.{k}": v for k, v in tags.items()}
-
-
 def promotion_window(
     settings: Settings, challenger: ModelVersionRef, latest_labelled: date
 ) -> tuple[date, date, str]:
@@ -296,25 +216,44 @@ def challenger_decision(
     compatible = champion is None or signature_compatible(
         input_schema(settings, challenger), input_schema(settings, champion)
     )
-    verdict, reason, checks = decide_promotion(
+    outcome = decide_promotion(
         challenger_metrics,
         champion_metrics,
         data_gate_passed(settings, challenger),
         compatible,
         gates_from(settings),
     )
+    return _decision(
+        challenger,
+        champion,
+        challenger_metrics,
+        champion_metrics,
+        outcome,
+        mode=mode,
+        evaluation=evaluation,
+        decided_by="promote flow",
+    )
+
+
+def _decision(
+    target: ModelVersionRef,
+    champion: ModelVersionRef | None,
+    metrics: dict[str, float],
+    champion_metrics: dict[str, float] | None,
+    outcome: tuple[str, str, list[GateCheck]],
+    **how: str,
+) -> PromotionDecision:
+    verdict, reason, checks = outcome
     return PromotionDecision(
-        model_name=challenger.name,
-        challenger_version=challenger.version,
+        model_name=target.name,
+        challenger_version=target.version,
         champion_version=champion.version if champion else None,
-        challenger_metrics=challenger_metrics,
+        challenger_metrics=metrics,
         champion_metrics=champion_metrics,
         checks=checks,
         verdict=verdict,
         reason=reason,
-        mode=mode,
-        evaluation=evaluation,
-        decided_by="promote flow",
+        **how,
     )
 
 
@@ -322,16 +261,13 @@ def bootstrap_decision(
     settings: Settings, ref: ModelVersionRef, holdout_metrics: dict[str, float]
 ) -> PromotionDecision:
     """No champion yet: the first version that clears the absolute gates becomes champion."""
-    verdict, reason, checks = decide_promotion(holdout_metrics, None, True, True, gates_from(settings))
-    return PromotionDecision(
-        model_name=ref.name,
-        challenger_version=ref.version,
-        champion_version=None,
-        challenger_metrics=holdout_metrics,
-        champion_metrics=None,
-        checks=checks,
-        verdict=verdict,
-        reason=reason,
+    outcome = decide_promotion(holdout_metrics, None, True, True, gates_from(settings))
+    return _decision(
+        ref,
+        None,
+        holdout_metrics,
+        None,
+        outcome,
         mode="bootstrap",
         evaluation="the challenger's held-out days",
         decided_by="train flow (bootstrap)",
@@ -341,10 +277,8 @@ def bootstrap_decision(
 def manual_decision(
     settings: Settings, target: ModelVersionRef, champion: ModelVersionRef | None, mode: str, decided_by: str
 ) -> PromotionDecision:
-    """A person's move of @champion (promote --version N, rollback): only safety is checked.
-
-    Raises UnsafePromotionError, after recording the refusal, when the move is unsafe.
-    """
+    """A person's move of @champion (promote --version N, rollback): only safety is checked
+    (signature, data gate); an unsafe move is a rejection the caller records and reports."""
     run = mlflow_client(settings).get_run(target.run_id)
     metrics = {k.removeprefix("holdout_"): v for k, v in run.data.metrics.items() if k.startswith("holdout_")}
     compatible = champion is None or signature_compatible(
@@ -357,23 +291,15 @@ def manual_decision(
         GateCheck("data_gate", data_gate_passed(settings, target), "training data passed the gate"),
     ]
     failed = [c for c in checks if not c.passed]
-    decision = PromotionDecision(
-        model_name=target.name,
-        challenger_version=target.version,
-        champion_version=champion.version if champion else None,
-        challenger_metrics=metrics,
-        champion_metrics=None,
-        checks=checks,
-        verdict="reject" if failed else ("rollback" if mode == "rollback" else "promote"),
-        reason="; ".join(f"{c.name}: {c.detail}" for c in failed) or f"{mode} by hand",
+    verdict = "reject" if failed else ("rollback" if mode == "rollback" else "promote")
+    reason = "; ".join(f"{c.name}: {c.detail}" for c in failed) or f"{mode} by hand"
+    return _decision(
+        target,
+        champion,
+        metrics,
+        None,
+        (verdict, reason, checks),
         mode=mode,
         evaluation="holdout metrics logged at training (informational)",
         decided_by=decided_by,
     )
-    if failed:
-        record_decision(settings, decision)
-        raise UnsafePromotionError(
-            f"Refused to move @{settings.champion_alias} to {target.name} v{target.version}: "
-            f"{decision.reason}"
-        )
-    return decision

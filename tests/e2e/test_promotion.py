@@ -115,11 +115,14 @@ def test_two_promotions_at_once_leave_one_consistent_champion(registry):
         t.start()
     for t in threads:
         t.join()
-    verdicts = sorted(d.verdict for d in results.values())
+    # Whatever the interleaving: one champion, consistent with the decision that put it there.
     final = aliases(client, champion.name)
-    assert verdicts == ["promote", "reject"], results
-    winner = next(v for v, d in results.items() if d.verdict == "promote")
-    assert final["champion"] == winner and final["previous_champion"] == champion.version
+    promoted = [d for d in results.values() if d.verdict == "promote"]
+    last = next(d for d in promoted if d.challenger_version == final["champion"])
+    assert final["previous_champion"] == last.champion_version
+    for decision in results.values():
+        if decision.verdict == "reject":  # applied on a stale champion, or lost on the metrics
+            assert "moved to" in decision.reason or "beats_champion" in decision.reason
     for version in (first.version, second.version):
         assert "inferloop.decision.verdict" in tags(client, champion.name, version)
 
