@@ -6,6 +6,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from inferloop.errors import InferloopError
+from inferloop.runners import configured_task_runner
 from inferloop.settings import load_settings
 from inferloop.storage import lake_storage
 from tasks.data import days_between
@@ -21,7 +22,7 @@ def logical_date() -> date:
     return scheduled.date() - timedelta(days=1)
 
 
-@flow(name="batch_inference", log_prints=True)
+@flow(name="batch_inference", log_prints=True, task_runner=configured_task_runner(load_settings()))
 def batch_inference(
     partition_date: date | None = None, end_date: date | None = None
 ) -> list[ScoringManifest]:
@@ -38,10 +39,16 @@ def batch_inference(
     start = partition_date or logical_date()
     ref = resolve_alias(settings, settings.champion_alias)
     model = load_model(settings, ref)
+    flow_run_id = str(flow_run.id)
+    # One task per partition: with the Dask runner partitions score on different workers.
+    futures = {
+        day: score_partition.submit(storage, spec, model, ref, day, flow_run_id, settings)
+        for day in days_between(start, end_date or start)
+    }
     manifests, refusals = [], []
-    for day in days_between(start, end_date or start):
+    for future in futures.values():
         try:
-            manifest = score_partition(storage, spec, model, ref, day, str(flow_run.id), settings)
+            manifest = future.result()
         except BatchRefusedError as refusal:
             publish_validation_report(refusal.report)
             refusals.append(str(refusal))

@@ -211,16 +211,23 @@ def promotion_summary(decision) -> Table:
 def infer(
     date_: Annotated[
         date | None,
-        typer.Option("--date", formats=["%Y-%m-%d"], help="Partition to score (default: yesterday)"),
+        typer.Option("--date", "--from", formats=["%Y-%m-%d"], help="First partition (default: yesterday)"),
     ] = None,
     to: DateOption = None,
+    runner: Annotated[str | None, typer.Option(help="thread | dask (default: INFERLOOP_TASK_RUNNER)")] = None,
+    dask_address: Annotated[str | None, typer.Option(help="Existing Dask scheduler, tcp://host:port")] = None,
 ):
-    """Score one day (or --date D1 --to D2) with the @champion model."""
+    """Score one day, or backfill --from D1 --to D2, with the @champion model."""
 
     def body():
         from flows.batch_inference import batch_inference
+        from inferloop.runners import configured_task_runner
+        from inferloop.settings import load_settings
 
-        manifests = batch_inference(partition_date=date_, end_date=to)
+        settings = load_settings(task_runner=runner, dask_address=dask_address)
+        scoring = batch_inference.with_options(task_runner=configured_task_runner(settings))
+        with console.status("Scoring partitions..."):
+            manifests = scoring(partition_date=date_, end_date=to)
         console.print(scoring_table(manifests))
 
     run_cli_command(body)
