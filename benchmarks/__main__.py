@@ -2,7 +2,7 @@
 
 import argparse
 
-from benchmarks import gate
+from benchmarks import gate, scoring
 
 
 def main() -> None:
@@ -11,6 +11,8 @@ def main() -> None:
     args = parser.parse_args()
     print("## Data-quality gate\n")
     print(gate.report([gate.run(rows) for rows in args.rows]))
+    print("\n## Batch scoring\n")
+    print(scoring.main(args.rows))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,118 @@
+"""Batch scoring vs the model itself: the scoring task (read → gate → predict → write with
+lineage → manifest) against raw `predict_proba` on the same rows, and the default pipeline
+(native categorical splits) against one-hot encoding + the same booster."""
+
+import time
+from datetime import date
+
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+from benchmarks.common import bench_settings, timed, write_partition
+from benchmarks.gate import propose_benchmark_suite
+from inferloop.settings import Settings
+from inferloop.storage import lake_storage
+from inferloop.synthetic import GeneratorConfig, generate_day
+from tasks.data import prepare_features
+from tasks.registry import ModelVersionRef
+from tasks.scoring import score_partition
+from tasks.training import MODEL_PARAMS, build_pipeline
+
+DAY = date(2026, 1, 1)
+
+
+def one_hot_pipeline(settings: Settings) -> Pipeline:
+    spec = settings.dataset
+    encoder = ColumnTransformer(
+        [
+            (
+                "categorical",
+                OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                spec.categorical_features,
+            )
+        ],
+        remainder="passthrough",
+    )
+    return Pipeline([("encode", encoder), ("model", HistGradientBoostingClassifier(**MODEL_PARAMS))])
+
+
+def labelled(rows: int, seed: int):
+    features, labels = generate_day(GeneratorConfig(rows_per_day=rows, seed=seed), 0)
+    frame = features.merge(labels[["transaction_id", "is_fraud"]], on="transaction_id")
+    return frame
+
+
+def pipelines(settings: Settings, train_rows: int = 100_000, test_rows: int = 200_000) -> dict:
+    """Fit both pipelines on the same rows; compare held-out ROC AUC and predict throughput."""
+    spec = settings.dataset
+    train, test = labelled(train_rows, 3), labelled(test_rows, 4)
+    x_train, x_test = prepare_features(train, spec), prepare_features(test, spec)
+    results = {}
+    for name, pipeline in (
+        ("native categorical", build_pipeline(spec)),
+        ("one-hot", one_hot_pipeline(settings)),
+    ):
+        pipeline.fit(x_train, train["is_fraud"])
+        started = time.perf_counter()
+        scores = pipeline.predict_proba(x_test)[:, 1]
+        seconds = time.perf_counter() - started
+        results[name] = {
+            "roc_auc": roc_auc_score(test["is_fraud"], scores),
+            "rows_per_s": test_rows / seconds,
+        }
+    return results
+
+
+def run(rows: int, model) -> dict:
+    settings = bench_settings()
+    storage = lake_storage(settings)
+    write_partition(storage, rows)
+    table = storage.read_table(f"transactions/date={DAY}")
+    settings = propose_benchmark_suite(settings, table.slice(0, 200_000).to_pandas(), rows)
+    features = prepare_features(table.to_pandas(), settings.dataset)
+    t: dict[str, float] = {}
+    with timed(t, "predict_proba"):
+        for start in range(0, rows, settings.score_batch_rows):
+            model.predict_proba(features.iloc[start : start + settings.score_batch_rows])
+    ref = ModelVersionRef(name="bench", version="1", run_id="bench")
+    with timed(t, "scoring"):
+        score_partition.fn(storage, settings.dataset, model, ref, DAY, "bench", settings)
+    return {
+        "rows": rows,
+        "predict_s": t["predict_proba"],
+        "scoring_s": t["scoring"],
+        "ratio": t["predict_proba"] / t["scoring"],
+        "rows_per_s": rows / t["scoring"],
+    }
+
+
+def report(pipeline_results: dict, runs: list[dict]) -> str:
+    lines = ["| pipeline | held-out ROC AUC | predict_proba rows/s |", "|---|---|---|"]
+    for name, r in pipeline_results.items():
+        lines.append(f"| {name} | {r['roc_auc']:.4f} | {r['rows_per_s']:,.0f} |")
+    native, onehot = pipeline_results["native categorical"], pipeline_results["one-hot"]
+    lines.append(
+        f"\nnative / one-hot speed: {native['rows_per_s'] / onehot['rows_per_s']:.2f}x; "
+        f"ROC AUC difference {native['roc_auc'] - onehot['roc_auc']:+.4f}\n"
+    )
+    lines += [
+        "| rows | raw predict_proba s | scoring task s | throughput ratio (raw/task) | task rows/s |",
+        "|---|---|---|---|---|",
+    ]
+    for r in runs:
+        lines.append(
+            f"| {r['rows']:,} | {r['predict_s']:.2f} | {r['scoring_s']:.2f} | {r['ratio']:.2f} | "
+            f"{r['rows_per_s']:,.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(rows: list[int]) -> str:
+    settings = bench_settings()
+    pipeline_results = pipelines(settings)
+    frame = labelled(100_000, 3)
+    model = build_pipeline(settings.dataset).fit(prepare_features(frame, settings.dataset), frame["is_fraud"])
+    return report(pipeline_results, [run(n, model) for n in rows])
