@@ -11,7 +11,7 @@ from inferloop.settings import load_settings
 from inferloop.storage import lake_storage
 from tasks.data import days_between
 from tasks.gate import BatchRefusedError
-from tasks.registry import load_model, resolve_alias
+from tasks.registry import find_alias, load_model, resolve_alias
 from tasks.reports import publish_scoring_report, publish_validation_report
 from tasks.scoring import ScoringManifest, score_partition
 
@@ -24,10 +24,10 @@ def logical_date() -> date:
 
 @flow(name="batch_inference", log_prints=True, task_runner=configured_task_runner(load_settings()))
 def batch_inference(
-    partition_date: date | None = None, end_date: date | None = None
+    partition_date: date | None = None, end_date: date | None = None, shadow: bool = False
 ) -> list[ScoringManifest]:
     """Gate and score `partition_date` (default: the logical date) up to `end_date` with
-    @champion.
+    @champion (and, with `shadow`, also with @challenger: its own output, marked as shadow).
 
     The alias is resolved once, so every partition of the run uses the same version. Each
     partition's output is keyed on (date, model version): rescoring it is a no-op. A partition
@@ -37,16 +37,20 @@ def batch_inference(
     spec = settings.dataset
     storage = lake_storage(settings)
     start = partition_date or logical_date()
-    ref = resolve_alias(settings, settings.champion_alias)
-    model = load_model(settings, ref)
+    scorers = {"champion": resolve_alias(settings, settings.champion_alias)}
+    challenger = find_alias(settings, settings.challenger_alias) if shadow else None
+    if challenger and challenger.version != scorers["champion"].version:
+        scorers["shadow"] = challenger
+    models = {role: load_model(settings, ref) for role, ref in scorers.items()}
     flow_run_id = str(flow_run.id)
-    # One task per partition: with the Dask runner partitions score on different workers.
-    futures = {
-        day: score_partition.submit(storage, spec, model, ref, day, flow_run_id, settings)
+    # One task per partition (and model): with the Dask runner they score on different workers.
+    futures = [
+        score_partition.submit(storage, spec, models[role], ref, day, flow_run_id, settings, role)
+        for role, ref in scorers.items()
         for day in days_between(start, end_date or start)
-    }
+    ]
     manifests, refusals = [], []
-    for future in futures.values():
+    for future in futures:
         try:
             manifest = future.result()
         except BatchRefusedError as refusal:
@@ -62,7 +66,7 @@ def batch_inference(
             else f"{manifest.rows_scored} rows scored, {manifest.rows_quarantined} quarantined"
         )
         print(
-            f"{manifest.partition_date}: {status} with {manifest.model_name} "
+            f"{manifest.partition_date} ({manifest.role}): {status} with {manifest.model_name} "
             f"v{manifest.model_version} -> {manifest.output_uri}"
         )
     publish_scoring_report(manifests)

@@ -216,6 +216,7 @@ def infer(
     to: DateOption = None,
     runner: Annotated[str | None, typer.Option(help="thread | dask (default: INFERLOOP_TASK_RUNNER)")] = None,
     dask_address: Annotated[str | None, typer.Option(help="Existing Dask scheduler, tcp://host:port")] = None,
+    shadow: Annotated[bool, typer.Option(help="Also score with @challenger (written as shadow)")] = False,
 ):
     """Score one day, or backfill --from D1 --to D2, with the @champion model."""
 
@@ -227,7 +228,7 @@ def infer(
         settings = load_settings(task_runner=runner, dask_address=dask_address)
         scoring = batch_inference.with_options(task_runner=configured_task_runner(settings))
         with console.status("Scoring partitions..."):
-            manifests = scoring(partition_date=date_, end_date=to)
+            manifests = scoring(partition_date=date_, end_date=to, shadow=shadow)
         console.print(scoring_table(manifests))
 
     run_cli_command(body)
@@ -235,11 +236,12 @@ def infer(
 
 def scoring_table(manifests) -> Table:
     table = Table(title="Batch scoring")
-    for column in ("date", "rows in", "scored", "quarantined", "model version", "status"):
+    for column in ("date", "role", "rows in", "scored", "quarantined", "model version", "status"):
         table.add_column(column)
     for m in manifests:
         table.add_row(
             m.partition_date,
+            m.role,
             str(m.rows_in),
             str(m.rows_scored),
             str(m.rows_quarantined),
@@ -247,7 +249,8 @@ def scoring_table(manifests) -> Table:
             "already scored (no-op)" if m.reused else "scored",
         )
     if manifests:
-        table.caption = f"{manifests[0].model_name}; output under {manifests[0].output_uri}"
+        root = manifests[0].output_uri.rsplit("/version=", 1)[0]
+        table.caption = f"{manifests[0].model_name}; output under {root}/version=V/date=D"
     return table
 
 

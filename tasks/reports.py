@@ -39,6 +39,7 @@ def publish_scoring_report(manifests: list[ScoringManifest]) -> None:
         table=[
             {
                 "date": m.partition_date,
+                "role": m.role,
                 "rows_in": m.rows_in,
                 "rows_scored": m.rows_scored,
                 "rows_quarantined": m.rows_quarantined,

@@ -26,6 +26,7 @@ class ScoringManifest:
     model_name: str
     model_version: str
     model_run_id: str
+    role: str  # "champion" or "shadow"
     flow_run_id: str
     input_uri: str
     output_uri: str
@@ -71,8 +72,12 @@ def score_partition(
     day: date,
     flow_run_id: str,
     settings: Settings,
+    role: str = "champion",
 ) -> ScoringManifest:
     """Gate and score every row of the day's partition with `ref`, chunk by chunk.
+
+    `role` is "champion" for the predictions production uses, "shadow" for a challenger scored
+    on the same traffic so promotion can compare both later.
 
     Writes `predictions/model=NAME/version=V/date=D/part-0.parquet` (id, score, predicted
     label, lineage), the gate's quarantine, and then `_manifest.json`. Keyed on (partition,
@@ -91,7 +96,15 @@ def score_partition(
     data_file = f"{out_dir}/part-0.parquet"
     with storage.open_parquet_writer(data_file, _output_schema(spec)) as writer:
         for input_file in input_files:
-            lineage = [ref.name, ref.version, ref.run_id, flow_run_id, storage.uri(input_file), scored_at]
+            lineage = [
+                ref.name,
+                ref.version,
+                ref.run_id,
+                role,
+                flow_run_id,
+                storage.uri(input_file),
+                scored_at,
+            ]
             chunks = storage.iter_batches(input_file, settings.score_batch_rows, spec.categorical_features)
             for passed in passing_chunks(gate, chunks):
                 frame = passed.to_pandas()
@@ -117,6 +130,7 @@ def score_partition(
         model_name=ref.name,
         model_version=ref.version,
         model_run_id=ref.run_id,
+        role=role,
         flow_run_id=flow_run_id,
         input_uri=storage.uri(partition_dir(spec.features_table, day)),
         output_uri=storage.uri(out_dir),
@@ -136,7 +150,7 @@ def score_partition(
 
 
 def _output_schema(spec: DatasetSpec) -> pa.Schema:
-    lineage = ("model_name", "model_version", "model_run_id", "flow_run_id", "input_uri", "scored_at")
+    lineage = ("model_name", "model_version", "model_run_id", "role", "flow_run_id", "input_uri", "scored_at")
     return pa.schema(
         [
             (spec.id_column, pa.int64()),

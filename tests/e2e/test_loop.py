@@ -58,6 +58,11 @@ def test_train_registers_champion_and_inference_uses_it(loop_env):
     assert second.alias == "challenger" and second.version != first.version
     rerun = batch_inference(partition_date=days[7])
     assert rerun[0].reused and rerun[0].model_version == first.version
+    both = batch_inference(partition_date=days[9], shadow=True)
+    assert {(m.role, m.model_version, m.reused) for m in both} == {
+        ("champion", first.version, True),
+        ("shadow", second.version, False),
+    }
 
     # A person moves @champion (as in the MLflow UI): the next run uses it.
     client.set_registered_model_alias(second.name, "champion", second.version)

@@ -1,0 +1,19 @@
+"""Score one partition in this process (the target of the kill -9 test): `python -m
+tests.faults.score_one MODEL_PICKLE YYYY-MM-DD`; the lake comes from INFERLOOP_* variables."""
+
+import pickle
+import sys
+from datetime import date
+from pathlib import Path
+
+from inferloop.settings import load_settings
+from inferloop.storage import lake_storage
+from tasks.registry import ModelVersionRef
+from tasks.scoring import score_partition
+
+if __name__ == "__main__":
+    model = pickle.loads(Path(sys.argv[1]).read_bytes())
+    settings = load_settings()
+    ref = ModelVersionRef(name="crash", version="1", run_id="run-crash")
+    day = date.fromisoformat(sys.argv[2])
+    score_partition.fn(lake_storage(settings), settings.dataset, model, ref, day, "flow-crash", settings)
