@@ -5,6 +5,7 @@ lineage → manifest) against raw `predict_proba` on the same rows, and the defa
 import time
 from datetime import date
 
+import numpy as np
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
@@ -71,7 +72,9 @@ def run(rows: int, model) -> dict:
     storage = lake_storage(settings)
     write_partition(storage, rows)
     table = storage.read_table(f"transactions/date={DAY}")
-    settings = propose_benchmark_suite(settings, table.slice(0, 200_000).to_pandas(), rows)
+    # Rows are in event-time order: propose the suite from a sample spread over the whole day.
+    sample = table.take(np.random.default_rng(0).choice(rows, min(rows, 200_000), replace=False))
+    settings = propose_benchmark_suite(settings, sample.to_pandas(), rows)
     features = prepare_features(table.to_pandas(), settings.dataset)
     t: dict[str, float] = {}
     with timed(t, "predict_proba"):

@@ -107,6 +107,8 @@ def score_partition(
             ]
             chunks = storage.iter_batches(input_file, settings.score_batch_rows, spec.categorical_features)
             for passed in passing_chunks(gate, chunks):
+                if passed.num_rows == 0:  # every row of the chunk was quarantined
+                    continue
                 frame = passed.to_pandas()
                 scores = model.predict_proba(prepare_features(frame, spec))[:, 1]
                 writer.write_batch(

@@ -87,3 +87,15 @@ def test_output_schema_is_stable(scored_setup):
     schema = storage.read_table(predictions_dir(REF, day)).schema
     assert schema.field("score").type == pa.float64()
     assert schema.names[:3] == [spec.id_column, "score", "predicted_label"]
+
+
+def test_a_chunk_with_every_row_quarantined_is_skipped_not_scored(scored_setup):
+    storage, spec, model, day = scored_setup
+    path = f"{spec.name}/date={day}/part-0.parquet"
+    frame = storage.read_table(path).to_pandas()
+    frame.loc[:999, "amount"] = -1.0  # every row of the first chunk fails a row-level check
+    # 1,000 of 2,500 rows bad is above the 10% limit: raise it so the partition is accepted.
+    settings = load_settings(score_batch_rows=1_000, max_quarantine_share=0.5)
+    storage.write_table(path, pa.Table.from_pandas(frame, preserve_index=False))
+    manifest = score_partition.fn(storage, spec, model, REF, day, "flow-run-1", settings)
+    assert (manifest.rows_scored, manifest.rows_quarantined) == (1_500, 1_000)
