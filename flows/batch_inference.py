@@ -10,10 +10,10 @@ from inferloop.runners import configured_task_runner
 from inferloop.settings import load_settings
 from inferloop.storage import lake_storage
 from tasks.data import days_between
-from tasks.gate import BatchRefusedError
 from tasks.registry import find_alias, load_model, resolve_alias
 from tasks.reports import publish_scoring_report, publish_validation_report
 from tasks.scoring import ScoringManifest, score_partition
+from tasks.validation import BatchRefusedError
 
 
 def logical_date() -> date:

@@ -9,11 +9,12 @@ from inferloop.settings import load_settings
 from inferloop.storage import lake_storage
 from tasks.data import latest_labelled_day
 from tasks.decision_record import record_decision
-from tasks.gate import BatchRefusedError, gate_training_window
+from tasks.gate import gate_training_window
 from tasks.promotion import bootstrap_decision
 from tasks.registry import ModelVersionRef, find_alias, log_and_register
 from tasks.reports import publish_promotion_report, publish_training_report, publish_validation_report
 from tasks.training import fit_model
+from tasks.validation import BatchRefusedError
 
 
 @flow(name="train", log_prints=True)

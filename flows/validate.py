@@ -6,8 +6,9 @@ from prefect import flow
 
 from inferloop.settings import load_settings
 from inferloop.storage import lake_storage
-from tasks.gate import ValidationReport, validate_partition
+from tasks.gate import validate_partition
 from tasks.reports import publish_validation_report
+from tasks.validation import ValidationReport
 
 
 @flow(name="validate", log_prints=True)

@@ -12,7 +12,6 @@ Rows in = rows passed + rows quarantined, asserted for every partition.
 """
 
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time
 
 import numpy as np
@@ -22,7 +21,6 @@ import pyarrow.compute as pc
 from prefect import task
 
 from inferloop.dataset import DatasetSpec
-from inferloop.errors import InferloopError
 from inferloop.expectations import Purpose, load_suite, open_gx_context, suite_name
 from inferloop.settings import Settings
 from inferloop.storage import Storage
@@ -35,62 +33,10 @@ from tasks.row_checks import (
     expectation_name,
     row_failures,
 )
+from tasks.validation import BatchRefusedError, ExpectationOutcome, ValidationReport
 
 # Decided on the whole partition in `finish`, from every row (GX sees only a sample).
 PARTITION_LEVEL = {"expect_table_row_count_to_be_between", "expect_column_values_to_be_unique"}
-
-
-class BatchRefusedError(InferloopError):
-    """The gate refused a partition; `report` says which expectations failed and why."""
-
-    def __init__(self, report: "ValidationReport"):
-        self.report = report
-        super().__init__(
-            f"The data-quality gate refused {report.suite} for {report.partition_date}: "
-            + "; ".join(report.reasons)
-            + ". Nothing was written for this partition; fix the feed (or review the suite "
-            "in expectations/) and rerun."
-        )
-
-
-@dataclass
-class ExpectationOutcome:
-    name: str
-    severity: str
-    success: bool
-    unexpected_count: int = 0
-    gx_unexpected_count: int | None = None
-    detail: str = ""
-
-
-@dataclass
-class ValidationReport:
-    """The gate's verdict on one partition: used by flows, the CLI and the UI artifacts alike."""
-
-    dataset: str
-    suite: str
-    partition_date: str
-    rows_in: int
-    rows_passed: int
-    rows_quarantined: int
-    rows_refused: int  # rows of a refused partition: none pass, none are quarantined
-    decision: str  # "accepted" | "refused"
-    reasons: list[str] = field(default_factory=list)
-    expectations: list[ExpectationOutcome] = field(default_factory=list)
-    quarantine_uri: str | None = None
-    data_docs_uri: str | None = None
-    gx_rows_validated: int = 0  # GX's own counts cover these rows; the gate's cover all
-
-    @property
-    def refused(self) -> bool:
-        return self.decision == "refused"
-
-    @property
-    def failed(self) -> list[ExpectationOutcome]:
-        return [e for e in self.expectations if not e.success or e.unexpected_count]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def partition_parameters(day: date) -> dict[str, pd.Timestamp]:

@@ -2,10 +2,10 @@
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from tasks.gate import ValidationReport
 from tasks.promotion import PromotionDecision
 from tasks.registry import ModelVersionRef
 from tasks.scoring import ScoringManifest
+from tasks.validation import ValidationReport
 
 
 def _artifact_key(text: str) -> str:

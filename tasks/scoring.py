@@ -13,8 +13,9 @@ from inferloop.dataset import DatasetSpec
 from inferloop.settings import Settings
 from inferloop.storage import MANIFEST, Storage, partition_dir
 from tasks.data import partition_files, prepare_features
-from tasks.gate import PartitionGate, ValidationReport, decide, passing_chunks
+from tasks.gate import PartitionGate, decide, passing_chunks
 from tasks.registry import ModelVersionRef
+from tasks.validation import ValidationReport
 
 
 @dataclass

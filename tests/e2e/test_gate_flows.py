@@ -10,7 +10,7 @@ from inferloop.settings import load_settings
 from inferloop.storage import lake_storage
 from inferloop.synthetic import GeneratorConfig
 from tasks.data import write_synthetic_feed
-from tasks.gate import BatchRefusedError
+from tasks.validation import BatchRefusedError
 
 pytestmark = pytest.mark.slow
 

@@ -7,10 +7,11 @@ from inferloop.settings import load_settings
 from inferloop.storage import lake_storage
 from inferloop.synthetic import GeneratorConfig
 from tasks.data import MissingDataError, write_synthetic_feed
-from tasks.gate import BatchRefusedError, gate_training_window
+from tasks.gate import gate_training_window
 from tasks.registry import ModelVersionRef
 from tasks.scoring import predictions_dir, score_partition
 from tasks.training import fit_model
+from tasks.validation import BatchRefusedError
 
 REF = ModelVersionRef(name="m", version="3", run_id="run-abc")
 
