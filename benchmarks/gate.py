@@ -8,7 +8,13 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import bench_settings, timed, train_model, write_partition
-from inferloop.expectations import load_suite, open_gx_context, save_suite, suggest_expectations
+from inferloop.expectations import (
+    load_suite,
+    open_gx_context,
+    open_gx_project_for_edit,
+    save_suite,
+    suggest_expectations,
+)
 from inferloop.storage import lake_storage
 from tasks.gate import PartitionGate, decide, partition_parameters, passing_chunks
 from tasks.registry import ModelVersionRef
@@ -55,7 +61,7 @@ def propose_benchmark_suite(settings, reference: pd.DataFrame, rows: int):
     project = settings.state_dir / "expectations"
     shutil.copytree(settings.expectations_dir, project)
     settings = settings.model_copy(update={"expectations_dir": project})
-    context = open_gx_context(settings)
+    context = open_gx_project_for_edit(settings)
     labelled = reference.assign(is_fraud=0)
     for purpose in ("training", "inference"):
         save_suite(

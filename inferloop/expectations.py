@@ -6,7 +6,11 @@ quarantine the offending rows (and refuse the batch if their share exceeds the e
 `mostly` tolerance). The row-level quarantine mask is derived from these same definitions.
 """
 
+import atexit
 import os
+import shutil
+import tempfile
+import threading
 from pathlib import Path
 from typing import Literal
 
@@ -33,19 +37,26 @@ def suite_name(spec: DatasetSpec, purpose: Purpose) -> str:
     return f"{spec.name}_{purpose}"
 
 
-def open_gx_context(settings: Settings):
-    """The committed GX file context (`expectations_dir`); validation results and Data Docs
-    go to the state dir, never into the committed project."""
-    import great_expectations as gx
+# GX rewrites great_expectations.yml when it opens a file context: two processes (or threads)
+# opening the committed project at once can read each other's half-written file. Runs therefore
+# read a private per-process copy, and GX calls within a process are serialised.
+gx_lock = threading.RLock()
+_workspaces: dict[tuple[Path, Path], object] = {}
 
-    settings.gx_runtime_dir.mkdir(parents=True, exist_ok=True)
-    os.environ["INFERLOOP_GX_RUNTIME_DIR"] = str(settings.gx_runtime_dir)
-    project = settings.expectations_dir
+
+def _check_project(project: Path) -> None:
     if not (project / "gx" / "great_expectations.yml").exists():
         raise InferloopError(
             f"No GX project at {project}/gx: set INFERLOOP_EXPECTATIONS_DIR "
             "to a folder holding gx/great_expectations.yml"
         )
+
+
+def _file_context(project: Path, settings: Settings):
+    import great_expectations as gx
+
+    settings.gx_runtime_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["INFERLOOP_GX_RUNTIME_DIR"] = str(settings.gx_runtime_dir)
     context = gx.get_context(mode="file", project_root_dir=str(project))
     if DATASOURCE not in [ds.name for ds in context.data_sources.all().values()]:
         raise InferloopError(
@@ -53,6 +64,27 @@ def open_gx_context(settings: Settings):
             "datasource: restore expectations/gx/great_expectations.yml"
         )
     return context
+
+
+def open_gx_context(settings: Settings):
+    """The committed suites of `expectations_dir`, read from this process's private copy;
+    validation results and Data Docs go to the state dir. Hold `gx_lock` while using it."""
+    key = (settings.expectations_dir, settings.gx_runtime_dir)
+    with gx_lock:
+        if key not in _workspaces:
+            _check_project(settings.expectations_dir)
+            settings.gx_runtime_dir.mkdir(parents=True, exist_ok=True)
+            workspace = Path(tempfile.mkdtemp(prefix="project-", dir=settings.gx_runtime_dir))
+            atexit.register(shutil.rmtree, workspace, ignore_errors=True)
+            shutil.copytree(settings.expectations_dir / "gx", workspace / "gx")
+            _workspaces[key] = _file_context(workspace, settings)
+        return _workspaces[key]
+
+
+def open_gx_project_for_edit(settings: Settings):
+    """The committed GX project itself, for writing proposed suites into it."""
+    _check_project(settings.expectations_dir)
+    return _file_context(settings.expectations_dir, settings)
 
 
 def load_suite(context, spec: DatasetSpec, purpose: Purpose):

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from prefect import task
 
 from inferloop.dataset import DatasetSpec
-from inferloop.expectations import Purpose, load_suite, open_gx_context, suite_name
+from inferloop.expectations import Purpose, gx_lock, load_suite, open_gx_context, suite_name
 from inferloop.settings import Settings
 from inferloop.storage import Storage
 from tasks.data import days_between, load_labelled_day, partition_files
@@ -61,10 +61,11 @@ class PartitionGate:
     ):
         self.storage, self.spec, self.day = storage, spec, day
         self.suite_name = suite_name(spec, purpose)
-        self.context = open_gx_context(settings)
-        self.expectations = load_suite(self.context, spec, purpose).expectation_configurations
+        with gx_lock:
+            self.context = open_gx_context(settings)
+            self.expectations = load_suite(self.context, spec, purpose).expectation_configurations
+            self.checkpoint = self.context.checkpoints.get(self.suite_name)
         self.configs = {expectation_name(c): c for c in self.expectations}
-        self.checkpoint = self.context.checkpoints.get(self.suite_name)
         self.parameters = partition_parameters(day)
         self.max_quarantine_share = settings.max_quarantine_share
         self.rows_in = 0
@@ -113,9 +114,10 @@ class PartitionGate:
         return data.filter(pc.invert(bad))
 
     def _run_gx(self, sample: pd.DataFrame) -> None:
-        result = self.checkpoint.run(
-            batch_parameters={"dataframe": sample}, expectation_parameters=self.parameters
-        )
+        with gx_lock:
+            result = self.checkpoint.run(
+                batch_parameters={"dataframe": sample}, expectation_parameters=self.parameters
+            )
         self.gx_rows += len(sample)
         for validation in result.run_results.values():
             for outcome in validation.results:
@@ -224,7 +226,8 @@ class PartitionGate:
         return outcome
 
     def _data_docs_uri(self) -> str | None:
-        sites = self.context.get_docs_sites_urls()
+        with gx_lock:
+            sites = self.context.get_docs_sites_urls()
         return sites[0]["site_url"] if sites else None
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from inferloop.dataset import DatasetSpec
-from inferloop.expectations import open_gx_context, save_suite, suggest_expectations
+from inferloop.expectations import open_gx_project_for_edit, save_suite, suggest_expectations
 from inferloop.settings import Settings
 from inferloop.storage import Storage
 from tasks.data import days_between, load_labelled_day
@@ -24,7 +24,7 @@ def propose_suites(
     frames = [load_labelled_day(storage, spec, day) for day in days]
     reference = pd.concat(frames, ignore_index=True)
     daily_rows = [len(frame) for frame in frames]
-    context = open_gx_context(settings)
+    context = open_gx_project_for_edit(settings)
     return [
         save_suite(context, spec, purpose, suggest_expectations(reference, spec, purpose, daily_rows))
         for purpose in ("training", "inference")
