@@ -104,7 +104,8 @@ class PartitionGate:
         bad_rows = count(bad)
         self.rows_in += data.num_rows
         if self.spec.id_column in data.schema.names:
-            self.ids.append(data.column(self.spec.id_column).to_numpy())
+            # A copy: a zero-copy view would keep the whole decoded record batch alive.
+            self.ids.append(data.column(self.spec.id_column).to_numpy(zero_copy_only=False).copy())
         if not bad_rows:
             return data
         for name, mask in masks.items():
