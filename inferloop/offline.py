@@ -1,7 +1,12 @@
-"""Process-wide defaults that keep Prefect, MLflow, GX and AWS clients offline and local."""
+"""Process-wide defaults: Prefect, MLflow, GX and AWS clients stay offline and local, and
+memory stays bounded when tasks run in worker threads."""
 
+import contextlib
+import ctypes
 import os
 from pathlib import Path
+
+M_ARENA_MAX = -8  # glibc mallopt parameter
 
 # Values a user sets explicitly win: these are defaults, applied with setdefault.
 TELEMETRY_OFF = {
@@ -20,6 +25,18 @@ TELEMETRY_OFF = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
     "PREFECT_UI_SHOW_PROMOTIONAL_CONTENT": "false",
 }
+
+
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """glibc gives each thread its own malloc arena and rarely returns freed memory from them:
+    scoring in a Prefect worker thread kept ~100 bytes per scored row (RSS 627 MB at 1M rows,
+    942 MB at 4M). With two arenas it is flat (345 MB at both). Applied before threads start;
+    a no-op where libc is not glibc. MALLOC_ARENA_MAX set by the user wins."""
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return
+    os.environ["MALLOC_ARENA_MAX"] = str(arenas)  # for the processes this one starts
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, arenas)
 
 
 def apply_offline_defaults() -> None:
