@@ -1,10 +1,12 @@
 """Shared set-up for benchmarks: a lake with one large partition and a trained model."""
 
+import shutil
 import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -52,11 +54,45 @@ def _schema() -> pa.Schema:
     return pa.Table.from_pandas(frame, preserve_index=False).schema
 
 
-def train_model(settings: Settings, rows: int = 60_000):
+def labelled(rows: int, seed: int) -> pd.DataFrame:
+    features, labels = generate_day(GeneratorConfig(rows_per_day=rows, seed=seed), 0)
+    return features.merge(labels[["transaction_id", "is_fraud"]], on="transaction_id")
+
+
+def train_model(settings: Settings, rows: int = 100_000):
+    """The default pipeline fitted on `rows` generated labelled rows."""
     from tasks.data import prepare_features
     from tasks.training import build_pipeline
 
-    features, labels = generate_day(GeneratorConfig(rows_per_day=rows, seed=3), 0)
-    frame = features.merge(labels[["transaction_id", "is_fraud"]], on="transaction_id")
-    model = build_pipeline(settings.dataset)
-    return model.fit(prepare_features(frame, settings.dataset), frame["is_fraud"])
+    frame = labelled(rows, 3)
+    return build_pipeline(settings.dataset).fit(prepare_features(frame, settings.dataset), frame["is_fraud"])
+
+
+def propose_benchmark_suite(settings: Settings, reference: pd.DataFrame, rows: int) -> Settings:
+    """A copy of the GX project with suites proposed for partitions of this size, as a team
+    with such a feed would (`inferloop expectations suggest`); the committed one expects 5k rows."""
+    from inferloop.expectations import open_gx_project_for_edit, save_suite, suggest_expectations
+
+    project = settings.state_dir / "expectations"
+    shutil.copytree(settings.expectations_dir, project)
+    settings = settings.model_copy(update={"expectations_dir": project})
+    context = open_gx_project_for_edit(settings)
+    for purpose in ("training", "inference"):
+        expectations = suggest_expectations(reference.assign(is_fraud=0), settings.dataset, purpose, [rows])
+        save_suite(context, settings.dataset, purpose, expectations)
+    return settings
+
+
+def bench_lake(rows: int, root: Path | None = None) -> tuple[Settings, Storage, pa.Table]:
+    """A fresh state dir holding one `rows`-row partition (2026-01-01) and suites for its size.
+
+    Rows are in event-time order, so the suite is proposed from a sample spread over the day.
+    """
+    from inferloop.storage import lake_storage
+
+    settings = bench_settings(root)
+    storage = lake_storage(settings)
+    write_partition(storage, rows)
+    table = storage.read_table("transactions/date=2026-01-01")
+    sample = table.take(np.random.default_rng(0).choice(rows, min(rows, 200_000), replace=False))
+    return propose_benchmark_suite(settings, sample.to_pandas(), rows), storage, table

@@ -1,21 +1,16 @@
 """The data-quality gate (GX + quarantine mask) vs hand-written pandas checks of the same rules,
 and the gate's share of the inference flow's wall time."""
 
-import shutil
 from datetime import date
 
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import bench_settings, timed, train_model, write_partition
+from benchmarks.common import bench_lake, timed, train_model
 from inferloop.expectations import (
     load_suite,
     open_gx_context,
-    open_gx_project_for_edit,
-    save_suite,
-    suggest_expectations,
 )
-from inferloop.storage import lake_storage
 from tasks.gate import PartitionGate, decide, partition_parameters, passing_chunks
 from tasks.registry import ModelVersionRef
 from tasks.row_checks import row_failures
@@ -55,31 +50,9 @@ def pandas_checks(frame: pd.DataFrame, expectations: list, parameters: dict) -> 
     return bad
 
 
-def propose_benchmark_suite(settings, reference: pd.DataFrame, rows: int):
-    """A copy of the GX project with suites proposed for partitions of this size, as a team
-    with such a feed would (`inferloop expectations suggest`); the committed one expects 5k rows."""
-    project = settings.state_dir / "expectations"
-    shutil.copytree(settings.expectations_dir, project)
-    settings = settings.model_copy(update={"expectations_dir": project})
-    context = open_gx_project_for_edit(settings)
-    labelled = reference.assign(is_fraud=0)
-    for purpose in ("training", "inference"):
-        save_suite(
-            context,
-            settings.dataset,
-            purpose,
-            suggest_expectations(labelled, settings.dataset, purpose, [rows]),
-        )
-    return settings
-
-
 def run(rows: int) -> dict:
-    settings = bench_settings()
-    storage = lake_storage(settings)
-    write_partition(storage, rows)
-    table = storage.read_table(f"transactions/date={DAY}")
+    settings, storage, table = bench_lake(rows)
     frame = table.to_pandas()
-    settings = propose_benchmark_suite(settings, frame, rows)
     suite = load_suite(open_gx_context(settings), settings.dataset, "inference")
     parameters = partition_parameters(DAY)
     t: dict[str, float] = {}

@@ -5,18 +5,14 @@ lineage → manifest) against raw `predict_proba` on the same rows, and the defa
 import time
 from datetime import date
 
-import numpy as np
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from benchmarks.common import bench_settings, timed, write_partition
-from benchmarks.gate import propose_benchmark_suite
+from benchmarks.common import bench_lake, bench_settings, labelled, timed, train_model
 from inferloop.settings import Settings
-from inferloop.storage import lake_storage
-from inferloop.synthetic import GeneratorConfig, generate_day
 from tasks.data import prepare_features
 from tasks.registry import ModelVersionRef
 from tasks.scoring import score_partition
@@ -38,12 +34,6 @@ def one_hot_pipeline(settings: Settings) -> Pipeline:
         remainder="passthrough",
     )
     return Pipeline([("encode", encoder), ("model", HistGradientBoostingClassifier(**MODEL_PARAMS))])
-
-
-def labelled(rows: int, seed: int):
-    features, labels = generate_day(GeneratorConfig(rows_per_day=rows, seed=seed), 0)
-    frame = features.merge(labels[["transaction_id", "is_fraud"]], on="transaction_id")
-    return frame
 
 
 def pipelines(settings: Settings, train_rows: int = 100_000, test_rows: int = 200_000) -> dict:
@@ -68,13 +58,7 @@ def pipelines(settings: Settings, train_rows: int = 100_000, test_rows: int = 20
 
 
 def run(rows: int, model) -> dict:
-    settings = bench_settings()
-    storage = lake_storage(settings)
-    write_partition(storage, rows)
-    table = storage.read_table(f"transactions/date={DAY}")
-    # Rows are in event-time order: propose the suite from a sample spread over the whole day.
-    sample = table.take(np.random.default_rng(0).choice(rows, min(rows, 200_000), replace=False))
-    settings = propose_benchmark_suite(settings, sample.to_pandas(), rows)
+    settings, storage, table = bench_lake(rows)
     features = prepare_features(table.to_pandas(), settings.dataset)
     t: dict[str, float] = {}
     with timed(t, "predict_proba"):
@@ -116,6 +100,5 @@ def report(pipeline_results: dict, runs: list[dict]) -> str:
 def main(rows: list[int]) -> str:
     settings = bench_settings()
     pipeline_results = pipelines(settings)
-    frame = labelled(100_000, 3)
-    model = build_pipeline(settings.dataset).fit(prepare_features(frame, settings.dataset), frame["is_fraud"])
+    model = train_model(settings)
     return report(pipeline_results, [run(n, model) for n in rows])

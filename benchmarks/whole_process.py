@@ -9,15 +9,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
-from benchmarks.common import bench_settings, write_partition
-from benchmarks.gate import propose_benchmark_suite
-from benchmarks.scoring import labelled
-from inferloop.storage import lake_storage
+from benchmarks.common import bench_lake, train_model
 from tasks.data import prepare_features
 from tasks.registry import SKOPS_TRUSTED_TYPES
-from tasks.training import build_pipeline
 
 BIN = Path(sys.executable).parent
 MODEL = "bench-classifier"
@@ -40,19 +34,12 @@ def prepare(rows: int) -> tuple[dict[str, str], object]:
     from mlflow.models import infer_signature
 
     root = Path(tempfile.mkdtemp(prefix="inferloop-bench-proc-"))
-    settings = bench_settings(root)
-    storage = lake_storage(settings)
-    write_partition(storage, rows)
-    table = storage.read_table("transactions/date=2026-01-01")
-    sample = table.take(np.random.default_rng(0).choice(rows, min(rows, 200_000), replace=False))
-    settings = propose_benchmark_suite(settings, sample.to_pandas(), rows)
-    frame = labelled(100_000, 3)
-    features = prepare_features(frame, settings.dataset)
-    model = build_pipeline(settings.dataset).fit(features, frame["is_fraud"])
+    settings, _, table = bench_lake(rows, root)
+    model = train_model(settings)
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     experiment = mlflow.create_experiment("bench", artifact_location=(root / "artifacts").as_uri())
     with mlflow.start_run(experiment_id=experiment):
-        example = features.head(5)
+        example = prepare_features(table.slice(0, 5).to_pandas(), settings.dataset)
         mlflow.sklearn.log_model(
             model,
             name="model",
