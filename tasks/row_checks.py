@@ -126,12 +126,8 @@ def describe_failed_rows(
         for i in np.flatnonzero(mask.filter(bad).to_numpy(zero_copy_only=False)):
             names[i].append(name)
             value = rows[column].iloc[i]
-            values[i][column] = None if _is_missing(value) else str(value)[:OFFENDING_VALUE_CHARS]
+            values[i][column] = None if pd.isna(value) else str(value)[:OFFENDING_VALUE_CHARS]
     return rows.assign(
         _failed_expectations=["; ".join(n) for n in names],
         _offending_values=[json.dumps(v, sort_keys=True) for v in values],
     )
-
-
-def _is_missing(value) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT

@@ -35,15 +35,16 @@ def clean() -> pd.DataFrame:
     return generate_day(GeneratorConfig(rows_per_day=ROWS), 0)[0]
 
 
-def put(storage: Storage, frame: pd.DataFrame) -> None:
-    storage.write_table(PARTITION, pa.Table.from_pandas(frame, preserve_index=False))
+def put(storage: Storage, frame: pd.DataFrame, day: date = DAY) -> None:
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    storage.write_table(f"transactions/date={day}/part-0.parquet", table)
 
 
-def gate(lake, frame: pd.DataFrame | None = None, purpose: str = "inference"):
+def gate(lake, frame: pd.DataFrame | None = None, purpose: str = "inference", day: date = DAY):
     storage, settings = lake
     if frame is not None:
-        put(storage, frame)
-    return validate_partition.fn(storage, settings.dataset, purpose, DAY, settings)
+        put(storage, frame, day)
+    return validate_partition.fn(storage, settings.dataset, purpose, day, settings)
 
 
 def quarantine(lake, report) -> pd.DataFrame:
@@ -267,12 +268,7 @@ def test_path_escaping_the_storage_root(lake):
 def test_quality_fault_day_is_quarantined_to_the_row(lake):
     config = GeneratorConfig(scenario="quality_faults", days=6, rows_per_day=5_000)
     faulty, _ = generate_day(config, 3)
-    storage, settings = lake
-    storage.write_table(
-        f"transactions/date={config.day(3)}/part-0.parquet",
-        pa.Table.from_pandas(faulty, preserve_index=False),
-    )
-    report = validate_partition.fn(storage, settings.dataset, "inference", config.day(3), settings)
+    report = gate(lake, faulty, day=config.day(3))
     expected_bad = (
         faulty["distance_from_home_km"].isna()
         | (faulty["amount"] < 0)
@@ -289,12 +285,7 @@ def test_quality_fault_day_is_quarantined_to_the_row(lake):
 def test_quality_fault_rename_day_is_refused_naming_the_column(lake):
     config = GeneratorConfig(scenario="quality_faults", days=6, rows_per_day=2_000)
     renamed, _ = generate_day(config, 5)
-    storage, settings = lake
-    storage.write_table(
-        f"transactions/date={config.day(5)}/part-0.parquet",
-        pa.Table.from_pandas(renamed, preserve_index=False),
-    )
-    report = validate_partition.fn(storage, settings.dataset, "inference", config.day(5), settings)
+    report = gate(lake, renamed, day=config.day(5))
     refused_because(report, "missing columns ['amount']", "unexpected columns ['amt']")
 
 
