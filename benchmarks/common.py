@@ -4,6 +4,7 @@ import shutil
 import tempfile
 import time
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -96,3 +97,14 @@ def bench_lake(rows: int, root: Path | None = None) -> tuple[Settings, Storage, 
     table = storage.read_table("transactions/date=2026-01-01")
     sample = table.take(np.random.default_rng(0).choice(rows, min(rows, 200_000), replace=False))
     return propose_benchmark_suite(settings, sample.to_pandas(), rows), storage, table
+
+
+def scoring_seconds(settings: Settings, storage: Storage, model) -> float:
+    """Wall time of the scoring task (read, gate, predict, write, manifest) on the partition."""
+    from tasks.registry import ModelVersionRef
+    from tasks.scoring import score_partition
+
+    ref = ModelVersionRef(name="bench", version="1", run_id="bench")
+    started = time.perf_counter()
+    score_partition.fn(storage, settings.dataset, model, ref, date(2026, 1, 1), "bench", settings)
+    return time.perf_counter() - started

@@ -6,15 +6,13 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import bench_lake, timed, train_model
+from benchmarks.common import bench_lake, scoring_seconds, timed, train_model
 from inferloop.expectations import (
     load_suite,
     open_gx_context,
 )
 from tasks.gate import PartitionGate, decide, partition_parameters, passing_chunks
-from tasks.registry import ModelVersionRef
 from tasks.row_checks import row_failures
-from tasks.scoring import score_partition
 
 DAY = date(2026, 1, 1)
 
@@ -66,9 +64,7 @@ def run(rows: int) -> dict:
             pass
         decide(gate)
     model = train_model(settings)
-    ref = ModelVersionRef(name="bench", version="1", run_id="bench")
-    with timed(t, "scoring"):
-        score_partition.fn(storage, settings.dataset, model, ref, DAY, "bench", settings)
+    t["scoring"] = scoring_seconds(settings, storage, model)
     return {
         "rows": rows,
         "gate_s": t["gate"],

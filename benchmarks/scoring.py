@@ -11,11 +11,9 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from benchmarks.common import bench_lake, bench_settings, labelled, timed, train_model
+from benchmarks.common import bench_lake, bench_settings, labelled, scoring_seconds, timed, train_model
 from inferloop.settings import Settings
 from tasks.data import prepare_features
-from tasks.registry import ModelVersionRef
-from tasks.scoring import score_partition
 from tasks.training import MODEL_PARAMS, build_pipeline
 
 DAY = date(2026, 1, 1)
@@ -64,9 +62,7 @@ def run(rows: int, model) -> dict:
     with timed(t, "predict_proba"):
         for start in range(0, rows, settings.score_batch_rows):
             model.predict_proba(features.iloc[start : start + settings.score_batch_rows])
-    ref = ModelVersionRef(name="bench", version="1", run_id="bench")
-    with timed(t, "scoring"):
-        score_partition.fn(storage, settings.dataset, model, ref, DAY, "bench", settings)
+    t["scoring"] = scoring_seconds(settings, storage, model)
     return {
         "rows": rows,
         "predict_s": t["predict_proba"],
