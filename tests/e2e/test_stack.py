@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -17,15 +18,23 @@ pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 
 
-def api(url: str, payload: dict | None = None) -> dict | list:
+def api(url: str, payload: dict | None = None, attempts: int = 6) -> dict | list:
+    """One API call, retried on 503 with backoff as Prefect's own client and UI do: the server
+    answers 503 while its SQLite database is busy with a running flow's writes."""
     request = urllib.request.Request(
         url,
         data=json.dumps(payload).encode() if payload is not None else None,
         headers={"Content-Type": "application/json"},
         method="POST" if payload is not None else "GET",
     )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
+    for attempt in range(attempts):
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            if error.code != 503 or attempt == attempts - 1:
+                raise
+            time.sleep(2**attempt)
 
 
 @pytest.fixture
@@ -47,6 +56,9 @@ def stack(tmp_path):
         assert up.returncode == 0, up.stdout + up.stderr
         yield ports, cli, tmp_path / "state"
     finally:
+        # Shown by pytest only when the test fails: the servers' own account of what went wrong.
+        for log in sorted((tmp_path / "state" / "stack").glob("*.log")):
+            print(f"--- {log.name} (last 40 lines)", *log.read_text().splitlines()[-40:], sep="\n")
         cli("down")
 
 
