@@ -175,10 +175,17 @@ class Storage:
         fs.move(temp, target)
 
     def read_json(self, relative_file: str) -> dict:
-        with self._call(
-            "open", relative_file, self.filesystem.open_input_stream, self.path(relative_file)
-        ) as source:
-            return json.loads(source.read())
+        return json.loads(self.read_bytes(relative_file))
+
+    def read_bytes(self, relative_file: str) -> bytes:
+        """A whole file as bytes (a compressed file such as x.csv.gz is decompressed)."""
+        stream = self._call("open", relative_file, self.filesystem.open_input_stream, self.path(relative_file))
+        with stream:
+            return self._call("read", relative_file, stream.read)
+
+    def is_file(self, relative: str) -> bool:
+        info = self._call("stat", relative, self.filesystem.get_file_info, self.path(relative))
+        return info.type == pafs.FileType.File
 
     def delete_dir(self, relative_dir: str) -> None:
         fs = self.filesystem

@@ -19,6 +19,7 @@ from inferloop.settings import Settings
 from tasks.model_report import evaluation_figures
 
 PROFILE_FILE = "reference_profile.json"  # stored in the model's extra_files, for monitoring
+SERVING_PACKAGES = ("mlflow", "scikit-learn", "skops", "numpy", "pandas", "scipy")
 
 # skops refuses to load types it does not know; these are sklearn internals of the
 # HistGradientBoosting pipeline. Anything else untrusted in a model is an error, not trusted blindly.
@@ -85,6 +86,14 @@ def content_hash(frame: pd.DataFrame) -> str:
     """A stable hash of a frame's content (row order included), for data lineage."""
     row_hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
     return hashlib.sha256(row_hashes.tobytes()).hexdigest()
+
+
+def model_requirements() -> list[str]:
+    """What serving the model needs, pinned to the versions it was trained with. Declared, not
+    inferred: MLflow's inference re-imports the model in a subprocess (~3 s per registration)."""
+    from importlib.metadata import version
+
+    return [f"{package}=={version(package)}" for package in SERVING_PACKAGES]
 
 
 @task(name="log-and-register-model")
@@ -171,6 +180,7 @@ def log_and_register(
                 skops_trusted_types=SKOPS_TRUSTED_TYPES,
                 registered_model_name=name,
                 extra_files=[str(profile_file)],
+                pip_requirements=model_requirements(),
             )
     version = str(info.registered_model_version)
     client.set_registered_model_alias(name, settings.challenger_alias, version)
