@@ -59,11 +59,13 @@ def promote(
     end: date | None = None,
     mode: str | None = None,
     decided_by: str = "promote flow",
+    as_of: date | None = None,
 ) -> PromotionDecision:
     """Compare the challenger (default: @challenger) with @champion on the same recent labelled
     data and move @champion only if every gate passes (mode `approve`: and a person approves;
     mode `manual`: a person's move, checked for safety only). The decision is tagged on the
-    version and published as an artifact whatever the verdict."""
+    version and published as an artifact whatever the verdict. `as_of` limits the default
+    comparison window to labels known by that day (retrain and replay pass it)."""
     settings = load_settings()
     mode = mode or settings.promotion_mode
     challenger = (
@@ -82,7 +84,7 @@ def promote(
         storage = lake_storage(settings)
         if start is None or end is None:
             start, end, evaluation = promotion_window(
-                settings, challenger, latest_labelled_day(storage, settings.dataset)
+                settings, challenger, as_of or latest_labelled_day(storage, settings.dataset)
             )
         else:
             evaluation = "the requested window"

@@ -55,9 +55,32 @@ class Settings(BaseSettings):
     gx_sample_rows: int = Field(
         10_000, ge=100, description="Rows of each file GX validates (schema, types, Data Docs)"
     )
+    gx_scope: Literal["partition", "schema"] = Field(
+        "partition",
+        description="partition: GX validates every partition (and updates Data Docs); schema: once "
+        "per file schema per process, for replays of long histories (row checks still cover every row)",
+    )
     train_window_days: int = Field(7, ge=2, description="Days of labelled data a model trains on")
     holdout_days: int = Field(1, ge=1, description="Latest days of the window held out for metrics")
     score_batch_rows: int = Field(100_000, ge=1_000, description="Rows per streamed scoring chunk")
+    monitoring_experiment_name: str = Field(
+        "inferloop-monitoring", description="MLflow experiment of monitoring metrics (step = day)"
+    )
+    drift_psi_threshold: float = Field(0.2, gt=0.0, description="PSI above which a feature has drifted")
+    min_drift_rows: int = Field(200, ge=1, description="Fewer scored rows than this: no drift verdict")
+    monitor_metric: Literal["roc_auc", "pr_auc", "accuracy", "balanced_accuracy", "f1"] = Field(
+        "roc_auc", description="Metric on delayed labels that decides degradation"
+    )
+    max_metric_drop: float = Field(
+        0.05, ge=0.0, description="Drop of the monitored metric below the champion's validation value"
+    )
+    performance_window_days: int = Field(
+        7, ge=1, description="Event days of labelled predictions the rolling metric covers"
+    )
+    min_labelled_rows: int = Field(200, ge=1, description="Fewer labelled rows than this: no verdict")
+    confirm_days: int = Field(2, ge=1, description="Consecutive days a breach must last to act on it")
+    retrain_cooldown_days: int = Field(3, ge=0, description="Days after a retrain before the next one")
+    max_retrains_per_day: int = Field(1, ge=1, description="Retrains allowed per (logical) day")
     task_runner: Literal["thread", "dask"] = Field("thread", description="Prefect task runner")
     dask_address: str | None = Field(None, description="Existing Dask scheduler (tcp://host:port)")
     stack_host: str = Field("127.0.0.1", description="Interface the local stack binds to")

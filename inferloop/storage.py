@@ -98,13 +98,19 @@ class Storage:
 
     def list_partitions(self, table: str) -> list[date]:
         """Days that have a partition under `table`, sorted."""
-        selector = pafs.FileSelector(self.path(table), allow_not_found=True)
-        infos = self._call("list", table, self.filesystem.get_file_info, selector)
-        days = []
-        for info in infos:
-            if info.type == pafs.FileType.Directory and info.base_name.startswith("date="):
-                days.append(date.fromisoformat(info.base_name.removeprefix("date=")))
-        return sorted(days)
+        return sorted(
+            date.fromisoformat(name.removeprefix("date=")) for name in self.subdirectories(table, "date=")
+        )
+
+    def subdirectories(self, relative_dir: str, prefix: str = "") -> list[str]:
+        """Names of the directories directly under `relative_dir` starting with `prefix`, sorted."""
+        selector = pafs.FileSelector(self.path(relative_dir), allow_not_found=True)
+        infos = self._call("list", relative_dir, self.filesystem.get_file_info, selector)
+        return sorted(
+            info.base_name
+            for info in infos
+            if info.type == pafs.FileType.Directory and info.base_name.startswith(prefix)
+        )
 
     def data_files(self, relative_dir: str) -> list[str]:
         """Parquet files of a partition directory (relative paths), sorted; temp files excluded."""
@@ -179,8 +185,8 @@ class Storage:
 
     def read_bytes(self, relative_file: str) -> bytes:
         """A whole file as bytes (a compressed file such as x.csv.gz is decompressed)."""
-        stream = self._call("open", relative_file, self.filesystem.open_input_stream, self.path(relative_file))
-        with stream:
+        target = self.path(relative_file)
+        with self._call("open", relative_file, self.filesystem.open_input_stream, target) as stream:
             return self._call("read", relative_file, stream.read)
 
     def is_file(self, relative: str) -> bool:

@@ -5,31 +5,13 @@ Every move of `@champion` (automatic, approved, by hand, rollback, bootstrap) go
 """
 
 import json
-from contextlib import suppress
 
+from inferloop.locks import global_lock
 from inferloop.settings import Settings
 from tasks.promotion import PromotionDecision
 from tasks.registry import find_alias, mlflow_client
 
 PROMOTION_LOCK = "inferloop-promotion"
-
-
-def promotion_lock(settings: Settings):
-    """At most one decision is applied at a time (a Prefect global concurrency limit of 1)."""
-    from prefect import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-    from prefect.concurrency.sync import concurrency
-    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
-
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_global_concurrency_limit_by_name(PROMOTION_LOCK)
-        except ObjectNotFound:
-            with suppress(ObjectAlreadyExists):  # another process created it first
-                client.create_global_concurrency_limit(
-                    GlobalConcurrencyLimitCreate(name=PROMOTION_LOCK, limit=1)
-                )
-    return concurrency(PROMOTION_LOCK, occupy=1, strict=True, timeout_seconds=300)
 
 
 def record_decision(settings: Settings, decision: PromotionDecision) -> PromotionDecision:
@@ -39,7 +21,7 @@ def record_decision(settings: Settings, decision: PromotionDecision) -> Promotio
     gathered, the decision is turned into a rejection (rerun promote) rather than applied on
     stale evidence. On promotion the old champion stays reachable as `previous_champion`.
     """
-    with promotion_lock(settings):
+    with global_lock(PROMOTION_LOCK):
         return _apply(settings, decision)
 
 

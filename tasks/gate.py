@@ -37,6 +37,9 @@ from tasks.validation import BatchRefusedError, ExpectationOutcome, ValidationRe
 
 # Decided on the whole partition in `finish`, from every row (GX sees only a sample).
 PARTITION_LEVEL = {"expect_table_row_count_to_be_between", "expect_column_values_to_be_unique"}
+# With gx_scope=schema: GX's verdicts per (suite, file schema), reused by later partitions. Its
+# critical checks (columns, types) depend on the schema alone; the rest is decided on every row.
+GX_VERDICTS: dict[tuple[str, pa.Schema], tuple[dict, dict]] = {}
 
 
 def partition_parameters(day: date) -> dict[str, pd.Timestamp]:
@@ -77,6 +80,7 @@ class PartitionGate:
         self.ids: list[np.ndarray] = []
         self.quarantined: list[pd.DataFrame] = []
         self.gx_sample_rows = settings.gx_sample_rows
+        self.gx_scope = settings.gx_scope
         self.gx_rows = 0  # rows GX itself validated (its counts are over these)
         self._gx_schemas: list[pa.Schema] = []
 
@@ -97,7 +101,7 @@ class PartitionGate:
     def check(self, data: Columnar) -> Columnar:
         """Validate one chunk; return its rows that pass. Failing rows are kept for quarantine."""
         if data.schema not in self._gx_schemas:
-            self._run_gx(decoded(data.slice(0, self.gx_sample_rows)).to_pandas())
+            self._gx_verdict(data)
             self._gx_schemas.append(data.schema)
         masks = row_failures(data, self.expectations, self.parameters)
         bad = any_failed(masks, data.num_rows)
@@ -113,6 +117,24 @@ class PartitionGate:
         self.quarantined.append(describe_failed_rows(data, self.configs, masks, bad))
         self.rows_quarantined += bad_rows
         return data.filter(pc.invert(bad))
+
+    def _gx_verdict(self, data: Columnar) -> None:
+        key = (self.suite_name, data.schema)
+        if self.gx_scope == "schema" and key in GX_VERDICTS:
+            success, details = GX_VERDICTS[key]
+            for name, ok in success.items():
+                self.gx_success[name] &= ok
+            self.details.update(details)
+            return
+        self._run_gx(decoded(data.slice(0, self.gx_sample_rows)).to_pandas())
+        if self.gx_scope == "schema":
+            critical = {
+                n for n, c in self.configs.items() if c.meta.get("severity", "critical") == "critical"
+            }
+            GX_VERDICTS[key] = (
+                {n: ok for n, ok in self.gx_success.items() if n in critical},
+                {n: text for n, text in self.details.items() if n in critical},
+            )
 
     def _run_gx(self, sample: pd.DataFrame) -> None:
         with gx_lock:
@@ -191,6 +213,7 @@ class PartitionGate:
         )
         if report.rows_in != report.rows_passed + report.rows_quarantined + report.rows_refused:
             raise AssertionError(f"Gate accounting broken: {report}")
+        self.storage.write_json(validation_record(self.suite_name, self.day), report.to_dict())
         if not report.refused and self.quarantined:
             path = f"{self.quarantine_dir}/part-0.parquet"
             self.storage.write_table(
@@ -216,6 +239,14 @@ class PartitionGate:
             duplicates = len(ids) - len(pd.unique(ids))
             outcome.success, outcome.unexpected_count = duplicates == 0, duplicates
             outcome.detail = f"{duplicates} duplicated ids" if duplicates else ""
+        elif (
+            config.type == "expect_column_values_to_not_be_null"
+            and self.ids
+            and (config.kwargs.get("column") == self.spec.id_column)
+        ):  # GX saw a sample; every row needs an id
+            missing = int(sum(pd.isna(ids).sum() for ids in self.ids))
+            outcome.success, outcome.unexpected_count = missing == 0, missing
+            outcome.detail = f"{missing} rows without an id" if missing else ""
         elif config.type == "expect_table_row_count_to_be_between":
             low, high = config.kwargs.get("min_value"), config.kwargs.get("max_value")
             outcome.success = (low is None or self.rows_in >= low) and (high is None or self.rows_in <= high)
@@ -230,6 +261,17 @@ class PartitionGate:
         with gx_lock:
             sites = self.context.get_docs_sites_urls()
         return sites[0]["site_url"] if sites else None
+
+
+def validation_record(suite: str, day: date) -> str:
+    """Where the gate keeps its latest verdict on a partition (monitoring reads it)."""
+    return f"validation/{suite}/date={day.isoformat()}/report.json"
+
+
+def gate_refused(storage: Storage, spec: DatasetSpec, purpose: Purpose, day: date) -> bool:
+    """True when the gate's latest verdict on this partition is a refusal."""
+    record = validation_record(suite_name(spec, purpose), day)
+    return storage.exists(record) and storage.read_json(record)["decision"] == "refused"
 
 
 def decoded(data: Columnar) -> Columnar:

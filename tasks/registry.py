@@ -9,6 +9,7 @@ import json
 import tempfile
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
 from pathlib import Path
 
 import pandas as pd
@@ -232,3 +233,12 @@ def load_model(settings: Settings, ref: ModelVersionRef):
 
 def run_metric(settings: Settings, run_id: str, metric: str) -> float:
     return mlflow_client(settings).get_run(run_id).data.metrics[metric]
+
+
+@cache
+def load_reference_profile(settings: Settings, run_id: str) -> dict:
+    """The training data's reference profile logged with a model's run (monitoring compares to it)."""
+    import mlflow.artifacts
+
+    mlflow_client(settings)
+    return mlflow.artifacts.load_dict(f"runs:/{run_id}/{PROFILE_FILE}")

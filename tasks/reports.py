@@ -2,8 +2,10 @@
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from tasks.monitoring import MonitoringReport
 from tasks.promotion import PromotionDecision
 from tasks.registry import ModelVersionRef
+from tasks.retrain_policy import RetrainDecision
 from tasks.scoring import ScoringManifest
 from tasks.validation import ValidationReport
 
@@ -128,4 +130,47 @@ def publish_promotion_report(decision: PromotionDecision) -> None:
         key=_artifact_key(f"promotion-{decision.model_name}"),
         markdown=promotion_markdown(decision),
         description=f"{decision.verdict} v{decision.challenger_version}",
+    )
+
+
+def publish_monitoring_report(report: MonitoringReport, decision: RetrainDecision, report_uri: str) -> None:
+    """A drift table (one row per feature, flagged ones marked) and a summary with the verdict."""
+    key = _artifact_key(f"monitoring-{report.dataset}")
+    if report.drift:
+        create_table_artifact(
+            key=f"{key}-drift",
+            description=f"Drift of {report.day} vs {report.model_name} v{report.scored_by}'s training data",
+            table=[
+                {
+                    "feature": d.feature,
+                    "kind": d.kind,
+                    "psi": round(d.psi, 4),
+                    "ks": None if d.ks is None else round(d.ks, 4),
+                    "unseen_share": d.unseen_share,
+                    "flagged": "DRIFT" if d.flagged else "",
+                }
+                for d in report.drift
+            ],
+        )
+    performance = "\n".join(
+        f"| {scope} | {s.first_event_day}..{s.last_event_day} | v{s.model_version} | {s.labelled_rows} | "
+        + ", ".join(f"{k} {v:.3f}" for k, v in s.metrics.items())
+        + " |"
+        for scope, s in (("day", report.day_performance), ("rolling", report.rolling_performance))
+        if s
+    )
+    verdict = decision.action + (f": {decision.suppressed_because}" if decision.suppressed_because else "")
+    create_markdown_artifact(
+        key=key,
+        description=f"Monitoring of {report.model_name} v{report.model_version} on {report.day}",
+        markdown=(
+            f"# Monitoring {report.model_name} v{report.model_version}, {report.day}\n\n"
+            f"Drift: {report.drift_verdict}; drifted features: {report.drifted_features or 'none'}; "
+            f"prediction PSI {report.prediction_psi if report.prediction_psi is not None else 'n/a'}.\n\n"
+            "| scope | event days | model | labelled rows | metrics |\n|---|---|---|---|---|\n"
+            f"{performance}\n\n"
+            f"Breaches: {'; '.join(report.breaches) or 'none'}\n\n"
+            f"**Retrain verdict: {verdict}**\n\nHistory in `{report_uri}` and the MLflow experiment "
+            "of monitoring metrics.\n"
+        ),
     )

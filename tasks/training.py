@@ -78,6 +78,7 @@ def classification_metrics(target: np.ndarray, scores: np.ndarray, threshold: fl
         raise TrainingDataError("The evaluation rows hold a single class: widen the window")
     predicted = (scores >= threshold).astype(int)
     return {
+        "accuracy": float(np.mean(predicted == target)),
         "roc_auc": float(roc_auc_score(target, scores)),
         "pr_auc": float(average_precision_score(target, scores)),
         "f1": float(f1_score(target, predicted, zero_division=0)),

@@ -1,0 +1,85 @@
+"""Monitor the champion on a day's scored partition and the labels that arrived; act on breaches."""
+
+from datetime import date, timedelta
+
+from prefect import flow
+from prefect.events import emit_event
+
+from flows.batch_inference import logical_date
+from flows.retrain import retrain
+from inferloop.locks import global_lock
+from inferloop.settings import load_settings
+from inferloop.storage import lake_storage
+from tasks.monitoring import MonitoringReport, load_history, monitor_day, report_dir
+from tasks.registry import resolve_alias
+from tasks.reports import publish_monitoring_report
+from tasks.retrain_policy import (
+    RETRAIN_LOCK,
+    RetrainDecision,
+    decide_retrain,
+    ledger_since,
+    load_ledger,
+    record,
+)
+
+DEGRADED_EVENT = "inferloop.model.degraded"
+
+
+@flow(name="monitor", log_prints=True)
+def monitor(day: date | None = None, retrain_inline: bool = False) -> RetrainDecision:
+    """Measure drift of `day` (default: the logical date) and the champion's performance on the
+    labels that have arrived; save the report (lake + MLflow) and publish it. When a breach is
+    confirmed and the storm guard allows it, emit `inferloop.model.degraded` (the `retrain`
+    deployment's trigger) or, with `retrain_inline` (local CLI runs), run retrain directly."""
+    settings = load_settings()
+    storage = lake_storage(settings)
+    day = day or logical_date()
+    champion = resolve_alias(settings, settings.champion_alias)
+    report = monitor_day(storage, settings, champion, day)
+    decision = current_decision(storage, settings, day)
+    if decision.action == "suppressed":
+        with global_lock(RETRAIN_LOCK):
+            record(storage, settings.dataset.name, decision)
+    publish_monitoring_report(report, decision, storage.uri(report_dir(report.dataset, day)))
+    print(summary(report, decision))
+    if decision.action == "retrain":
+        emit_event(
+            event=DEGRADED_EVENT,
+            resource={
+                "prefect.resource.id": f"inferloop.model.{champion.name}",
+                "prefect.resource.name": champion.name,
+            },
+            payload={
+                "day": day.isoformat(),
+                "reasons": decision.reasons,
+                "champion_version": champion.version,
+            },
+        )
+        if retrain_inline:
+            return retrain(day=day)
+    return decision
+
+
+def current_decision(storage, settings, day: date) -> RetrainDecision:
+    """The shared decision: this day's and the previous days' reports against the ledger."""
+    spec = settings.dataset
+    lookback = max(settings.confirm_days, settings.train_window_days)  # the onset may be that old
+    history = load_history(storage, spec.name, day - timedelta(days=lookback), day)
+    return decide_retrain(
+        history, load_ledger(storage, spec.name, ledger_since(settings, day)), settings, day
+    )
+
+
+def summary(report: MonitoringReport, decision: RetrainDecision) -> str:
+    rolling = report.rolling_performance
+    performance = (
+        f"{rolling.labelled_rows} labelled rows, "
+        + ", ".join(f"{k} {v:.3f}" for k, v in rolling.metrics.items())
+        if rolling
+        else "no labelled predictions yet"
+    )
+    return (
+        f"{report.day} {report.model_name} v{report.model_version}: drift {report.drift_verdict} "
+        f"(flagged: {', '.join(report.drifted_features) or 'none'}); {performance}; "
+        f"retrain: {decision.action} {decision.suppressed_because}".rstrip()
+    )

@@ -1,0 +1,64 @@
+"""Retrain on the most recent labelled days, then let promotion decide: gate -> train -> promote."""
+
+from datetime import date, timedelta
+
+from prefect import flow
+
+from flows.batch_inference import logical_date
+from flows.promote import promote
+from flows.train import train
+from inferloop.locks import global_lock
+from inferloop.settings import load_settings
+from inferloop.storage import lake_storage
+from tasks.retrain_policy import RETRAIN_LOCK, RetrainDecision, ledger_since, load_ledger, record, storm_guard
+
+
+@flow(name="retrain", log_prints=True)
+def retrain(day: date | None = None, force: bool = False) -> RetrainDecision:
+    """Re-check the monitoring verdict for `day` under the retrain lock (one retrain at a time;
+    a duplicated trigger finds the cap or cooldown and is recorded as suppressed), then train on
+    the `train_window_days` labelled days known by `day` and run promotion on labels known by
+    then: the new version becomes champion only if it beats the current one. `force` (a person
+    in the UI) skips the monitoring verdict but not the storm guard."""
+    from flows.monitor import current_decision  # the monitor flow imports this module
+
+    settings = load_settings()
+    storage = lake_storage(settings)
+    spec = settings.dataset
+    day = day or logical_date()
+    with global_lock(RETRAIN_LOCK, timeout_seconds=3600):
+        if force:
+            decision = RetrainDecision(day.isoformat(), "retrain", ["forced by a person"])
+            decision = storm_guard(
+                decision, load_ledger(storage, spec.name, ledger_since(settings, day)), settings, day
+            )
+        else:
+            decision = current_decision(storage, settings, day)
+        if decision.action != "retrain":
+            if decision.action == "suppressed":
+                record(storage, spec.name, decision)
+            print(f"No retrain for {day}: {decision.suppressed_because or 'no confirmed breach'}")
+            return decision
+        record(storage, spec.name, decision)  # counts for the guard before training starts
+        end = day - timedelta(days=spec.label.delay_days)
+        try:
+            challenger = train(start=training_start(decision, settings, end), end=end)
+            promotion = promote(challenger_version=challenger.version, as_of=end, decided_by="retrain flow")
+        except Exception as error:
+            decision.outcome = f"failed: {error}"
+            record(storage, spec.name, decision)
+            raise
+        decision.outcome = f"v{challenger.version} {promotion.verdict}: {promotion.reason}"
+        record(storage, spec.name, decision)
+    print(f"Retrained for {day} ({'; '.join(decision.reasons)}): {decision.outcome}")
+    return decision
+
+
+def training_start(decision: RetrainDecision, settings, end: date) -> date:
+    """The last `train_window_days` labelled days, cut at the degradation's onset when there is
+    one (data from before a concept change teaches the old concept), but never fewer than the
+    held-out days plus one day to fit on."""
+    start = end - timedelta(days=settings.train_window_days - 1)
+    if decision.train_from:
+        start = max(start, date.fromisoformat(decision.train_from))
+    return min(start, end - timedelta(days=settings.holdout_days))
