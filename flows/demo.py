@@ -1,44 +1,24 @@
-"""The loop on the embedded defaults: generate a feed, train, then score day by day."""
+"""The loop on the embedded defaults: a concept change hits, monitoring notices, a retrain recovers."""
 
-from dataclasses import dataclass
+from datetime import timedelta
 
 from prefect import flow
 
-from flows.batch_inference import batch_inference
-from flows.train import train
+from flows.replay import replay
 from inferloop.settings import load_settings
 from inferloop.storage import lake_storage
 from inferloop.synthetic import GeneratorConfig
 from tasks.data import write_synthetic_feed
-from tasks.registry import ModelVersionRef, run_metric
-from tasks.scoring import ScoringManifest
-
-
-@dataclass
-class DemoSummary:
-    champion: ModelVersionRef
-    champion_roc_auc: float
-    manifests: list[ScoringManifest]
-    predictions_uri: str
-    tracking_uri: str
+from tasks.replay import ReplaySummary
 
 
 @flow(name="loop-demo", log_prints=True)
-def loop_demo(days: int = 14, rows_per_day: int = 5_000, scenario: str = "stable") -> DemoSummary:
-    """Generate `days` days, train on the first half, score the second half with @champion."""
+def loop_demo(days: int = 21, rows_per_day: int = 5_000, scenario: str = "concept_drift") -> ReplaySummary:
+    """Generate `days` days of the synthetic feed (by default the fraud pattern changes halfway),
+    train the first champion on the first `train_window_days`, then run the loop day by day:
+    score, monitor, retrain and promote when the policy says so."""
     settings = load_settings()
-    storage = lake_storage(settings)
     config = GeneratorConfig(scenario=scenario, days=days, rows_per_day=rows_per_day)
-    written = write_synthetic_feed(storage, settings.dataset, config)
-    half = days // 2
-    train(start=written[0], end=written[half - 1])
-    manifests = batch_inference(partition_date=written[half], end_date=written[-1])
-    champion = manifests[0]
-    ref = ModelVersionRef(champion.model_name, champion.model_version, champion.model_run_id)
-    return DemoSummary(
-        champion=ref,
-        champion_roc_auc=run_metric(settings, ref.run_id, "holdout_roc_auc"),
-        manifests=manifests,
-        predictions_uri=storage.uri("predictions"),
-        tracking_uri=settings.mlflow_tracking_uri,
-    )
+    written = write_synthetic_feed(lake_storage(settings), settings.dataset, config)
+    first_scored = written[0] + timedelta(days=settings.train_window_days + settings.dataset.label.delay_days)
+    return replay(start=first_scored, end=written[-1])

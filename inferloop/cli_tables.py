@@ -62,3 +62,56 @@ def recent_runs_table(limit: int = 10) -> Table:
         for run in client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=limit):
             table.add_row(run.name, run.state_name or "", str(run.start_time or ""))
     return table
+
+
+def import_table(summary) -> Table:
+    days = f"{summary.days} days, {summary.first_day}..{summary.last_day}" if summary.days else "no days"
+    table = Table(title=f"Import into {summary.dataset} ({days})")
+    for column in ("rows", "count", "where"):
+        table.add_column(column)
+    table.add_row("in", str(summary.rows_in), summary.source_uri)
+    table.add_row("written", str(summary.rows_written), f"{summary.features_uri}, {summary.labels_uri}")
+    table.add_row("quarantined", str(summary.rows_quarantined), summary.quarantine_uri or "")
+    for reason, rows in summary.reasons.items():
+        table.add_row(f"  {reason}", str(rows), "")
+    return table
+
+
+def replay_table(summary) -> Table:
+    """The day-by-day record of a replay or demo, then the prequential comparison."""
+    table = Table(title=f"{summary.dataset} replay {summary.start}..{summary.end}")
+    for column in (
+        "day",
+        "champion",
+        "scored",
+        "quarantined",
+        "labelled",
+        "accuracy",
+        "ROC AUC",
+        "drift",
+        "retrain",
+    ):
+        table.add_column(column)
+    for day in summary.days:
+        table.add_row(
+            day.day,
+            f"v{day.champion_version}",
+            "REFUSED" if day.refused else str(day.rows_scored),
+            str(day.rows_quarantined),
+            str(day.labelled_rows),
+            _maybe(day.accuracy),
+            _maybe(day.roc_auc),
+            ", ".join(day.drifted),
+            day.retrain,
+        )
+    table.caption = (
+        f"prequential accuracy: loop {_maybe(summary.loop.get('accuracy'))} vs static "
+        f"{_maybe(summary.static.get('accuracy'))}; ROC AUC: loop {_maybe(summary.loop.get('roc_auc'))} vs "
+        f"static {_maybe(summary.static.get('roc_auc'))}; {summary.retrains} retrain(s), "
+        f"{summary.promotions} promotion(s); table: {summary.table_uri}"
+    )
+    return table
+
+
+def _maybe(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"

@@ -65,9 +65,9 @@ def replay_day(
         row.roc_auc = snapshot.metrics.get("roc_auc")
     row.drifted = report.drifted_features
     if decision.action == "retrain":
-        row.retrain = f"retrain: {decision.outcome}"
+        row.retrain = f"retrained: {decision.outcome.split(':')[0]}"  # e.g. "v2 promote"
     elif decision.action == "suppressed":
-        row.retrain = f"suppressed: {decision.suppressed_because}"
+        row.retrain = f"suppressed: {decision.suppressed_because.split(':')[0]}"
     return row
 
 

@@ -1,0 +1,96 @@
+"""The closed loop on the synthetic scenarios: score, monitor, retrain, promote, day by day
+(real Prefect, a real MLflow server on SQLite, real GX)."""
+
+import uuid
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from inferloop.settings import load_settings
+from inferloop.storage import lake_storage
+from inferloop.synthetic import GeneratorConfig
+from tasks.data import write_synthetic_feed
+from tasks.monitoring import load_history
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def loop(prefect_harness, mlflow_server, workdir, monkeypatch):
+    """Write a scenario, then replay it from the first day after the first training window."""
+    monkeypatch.setenv("INFERLOOP_TRACKING_URI", mlflow_server)
+    monkeypatch.setenv("INFERLOOP_MODEL_NAME", f"fraud-monitor-{uuid.uuid4().hex[:8]}")
+    monkeypatch.setenv("INFERLOOP_GX_SCOPE", "schema")
+
+    def run(config: GeneratorConfig):
+        from flows.replay import replay
+
+        settings = load_settings()
+        days = write_synthetic_feed.fn(lake_storage(settings), settings.dataset, config)
+        first = days[0] + timedelta(days=settings.train_window_days + settings.dataset.label.delay_days)
+        return settings, days, replay(start=first, end=days[-1])
+
+    return run
+
+
+def test_concept_drift_is_detected_retrained_once_and_recovers(loop):
+    from mlflow import MlflowClient
+
+    config = GeneratorConfig(scenario="concept_drift", days=21, rows_per_day=5_000, change_day=11)
+    settings, days, summary = loop(config)
+    change = days[config.change_day]
+    retrain_days = [d for d in summary.days if d.retrain.startswith("retrained")]
+    assert len(retrain_days) == 1 and summary.promotions == 1, summary.days
+    # Labels of the change day arrive the next day; the retrain follows within 2 days of them.
+    labels_arrive = change + timedelta(days=settings.dataset.label.delay_days)
+    assert 0 <= (np.datetime64(retrain_days[0].day) - np.datetime64(labels_arrive)).astype(int) <= 2
+    assert len({d.champion_version for d in summary.days}) == 2, "the champion changed once"
+
+    def mean_auc(rows):
+        return np.mean([r.roc_auc for r in rows])
+
+    before = [d for d in summary.days if d.roc_auc and d.day <= change.isoformat()]
+    after = [d for d in summary.days if d.champion_version != summary.days[0].champion_version][-4:]
+    assert mean_auc(after) >= mean_auc(before) - 0.03, (mean_auc(before), mean_auc(after))
+    assert summary.loop["roc_auc"] > summary.static["roc_auc"] + 0.1
+
+    # History in the MLflow monitoring experiment: one point per monitored day.
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    experiment = client.get_experiment_by_name(settings.monitoring_experiment_name)
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`inferloop.model` = '{settings.registered_model_name}'",
+    )
+    history = [m for run in runs for m in client.get_metric_history(run.info.run_id, "rolling_roc_auc")]
+    assert {m.step for m in history} <= {
+        np.datetime64(d.day).astype(object).toordinal() for d in summary.days
+    }
+    assert len(history) >= len(summary.days) - 2
+
+
+def test_stable_feed_triggers_no_retrain(loop):
+    _settings, _days, summary = loop(GeneratorConfig(scenario="stable", days=30, rows_per_day=2_000))
+    assert summary.retrains == 0 and {d.champion_version for d in summary.days} == {"1"}
+    assert not any(d.drifted for d in summary.days)
+
+
+def test_covariate_drift_flags_only_the_shifted_feature(loop):
+    config = GeneratorConfig(scenario="covariate_drift", days=14, rows_per_day=2_000, change_day=10)
+    settings, days, _summary = loop(config)
+    reports = {
+        r.day: r for r in load_history(lake_storage(settings), settings.dataset.name, days[0], days[-1])
+    }
+    for day in days[8:]:
+        expected = ["amount"] if day >= days[config.change_day] else []
+        assert reports[day.isoformat()].drifted_features == expected, day
+
+
+def test_broken_feed_is_refused_not_retrained(loop):
+    config = GeneratorConfig(scenario="quality_faults", days=12, rows_per_day=2_000, renamed_column_days=(9,))
+    settings, days, summary = loop(config)
+    refused = [d.day for d in summary.days if d.refused]
+    assert refused == [days[9].isoformat()]
+    assert summary.retrains == 0
+    report = load_history(lake_storage(settings), settings.dataset.name, days[9], days[9])[0]
+    assert report.gate_refused and report.drift_verdict.startswith("not scored")
