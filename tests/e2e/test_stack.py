@@ -72,11 +72,29 @@ def wait_for_run(prefect: str, run_id: str, timeout: float = 240) -> dict:
     raise AssertionError(f"flow run {run_id} did not finish in {timeout} s")
 
 
+def wait_for_deployment_run(prefect: str, deployment_id: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = api(f"{prefect}/api/flow_runs/filter", {"deployments": {"id": {"any_": [deployment_id]}}})
+        if runs:
+            return runs[0]
+        time.sleep(2)
+    raise AssertionError(f"no run of deployment {deployment_id} within {timeout} s")
+
+
 def test_up_deploys_runs_and_down_stops(stack):
     ports, cli, state_dir = stack
     prefect = f"http://127.0.0.1:{ports['PREFECT']}"
     deployments = {d["name"]: d for d in api(f"{prefect}/api/deployments/filter", {})}
-    assert {"train", "batch-inference-daily", "promote", "rollback", "validate"} <= set(deployments)
+    assert {
+        "train",
+        "batch-inference-daily",
+        "promote",
+        "rollback",
+        "validate",
+        "monitor-daily",
+        "retrain",
+    } <= set(deployments)
     schedules = deployments["batch-inference-daily"]["schedules"]
     assert schedules and schedules[0]["schedule"]["cron"] == "30 2 * * *"
 
@@ -91,6 +109,26 @@ def test_up_deploys_runs_and_down_stops(stack):
         {"parameters": {"partition_date": "2026-01-08"}},
     )
     assert wait_for_run(prefect, infer_run["id"])["state"]["type"] == "COMPLETED"
+
+    # The automation from prefect.yaml: inferloop.model.degraded starts the retrain deployment
+    # with the event's day (no monitoring history yet, so its verdict is "none").
+    emitted = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from prefect.events import emit_event; emit_event(event='inferloop.model.degraded', "
+            "resource={'prefect.resource.id': 'inferloop.model.transactions-classifier'}, "
+            "payload={'day': '2026-01-09'})",
+        ],
+        env={**os.environ, "PREFECT_API_URL": f"{prefect}/api"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert emitted.returncode == 0, emitted.stderr
+    retrain_run = wait_for_deployment_run(prefect, deployments["retrain"]["id"])
+    assert retrain_run["parameters"] == {"day": "2026-01-09"}
+    assert wait_for_run(prefect, retrain_run["id"])["state"]["type"] == "COMPLETED"
 
     mlflow = f"http://127.0.0.1:{ports['MLFLOW']}"
     model = api(f"{mlflow}/api/2.0/mlflow/registered-models/get?name=transactions-classifier")
