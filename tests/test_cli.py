@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -6,6 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from inferloop.cli import app
+from tests.fixtures.elec2 import write_elec2_like_csv
 
 INFERLOOP = str(Path(sys.executable).parent / "inferloop")
 
@@ -44,3 +46,33 @@ def test_infer_without_a_champion_says_what_to_do(workdir, prefect_harness):
     result = CliRunner().invoke(app, ["infer", "--date", "2026-01-02"])
     assert result.exit_code == 1
     assert "has the alias @champion: train one" in result.output
+
+
+def import_into_lake(source) -> object:
+    return CliRunner().invoke(
+        app, ["data", "import", "--spec", "datasets/elec2.yaml", "--source", str(source)]
+    )
+
+
+def test_data_import_shows_rows_in_written_and_quarantined(workdir):
+    result = import_into_lake(write_elec2_like_csv(workdir / "electricity.csv", days=3))
+    assert result.exit_code == 0, result.output
+    counts = dict(re.findall(r"│ (in|written|quarantined)\s+│ (\d+)", result.output))
+    assert counts == {"in": "144", "written": "140", "quarantined": "4"}
+    assert "3 days, 1996-05-07..1996-05-09" in result.output and "class: missing" in result.output
+    assert len(list((workdir / "lake" / "elec2").glob("date=*/part-import.parquet"))) == 3
+
+
+def test_data_import_of_a_missing_file_says_what_to_do(workdir):
+    result = import_into_lake(workdir / "nope.csv")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "does not exist: point --source at a CSV or parquet file" in " ".join(result.output.split())
+
+
+def test_data_import_with_no_usable_row_fails(workdir):
+    source = workdir / "electricity.csv"
+    write_elec2_like_csv(source, days=1)
+    source.write_text(source.read_text().replace(",UP\n", ",SIDEWAYS\n").replace(",DOWN\n", ",SIDEWAYS\n"))
+    result = import_into_lake(source)
+    assert result.exit_code == 1 and "No row was imported" in result.output
+    assert not (workdir / "lake" / "elec2").exists()
