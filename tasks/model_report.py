@@ -23,12 +23,11 @@ def _bin_frequencies(values: np.ndarray, edges: np.ndarray) -> list[float]:
 def numeric_profile(values: pd.Series) -> dict:
     array = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
     finite = array[np.isfinite(array)]
-    edges = (
-        np.unique(np.quantile(finite, np.linspace(0, 1, PROFILE_BINS + 1)))
-        if len(finite)
-        else (np.array([0.0, 1.0]))
-    )
-    edges[0], edges[-1] = -np.inf, np.inf
+    # Unique quantiles as cut points, open-ended both sides: a 0/1 flag keeps two bins, and a
+    # value beyond the training range lands in a bucket of its own.
+    levels = np.linspace(0, 1, PROFILE_BINS + 1)
+    cuts = np.unique(np.quantile(finite, levels)) if len(finite) else np.array([])
+    edges = np.concatenate([[-np.inf], cuts, [np.inf]])
     return {
         "kind": "numeric",
         "bin_edges": [float(e) for e in edges],

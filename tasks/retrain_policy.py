@@ -89,16 +89,18 @@ def storm_guard(
         decision.suppressed_because = (
             f"{settings.max_retrains_per_day} retrain(s) already on {day} (INFERLOOP_MAX_RETRAINS_PER_DAY)"
         )
-    elif recent := [
-        d for d in retrains if 0 < (day - date.fromisoformat(d.day)).days < settings.retrain_cooldown_days
-    ]:
-        last = max(date.fromisoformat(d.day) for d in recent)
+    elif recent := [d for d in retrains if 0 < abs(days_apart(d, day)) < settings.retrain_cooldown_days]:
+        last = max(date.fromisoformat(d.day) for d in recent)  # a backfill may look at older days
         decision.action = "suppressed"
         decision.suppressed_because = (
-            f"cooldown: last retrain on {last}, next allowed on "
+            f"cooldown: a retrain on {last}, next allowed on "
             f"{last + timedelta(days=settings.retrain_cooldown_days)} (INFERLOOP_RETRAIN_COOLDOWN_DAYS)"
         )
     return decision
+
+
+def days_apart(decision: RetrainDecision, day: date) -> int:
+    return (day - date.fromisoformat(decision.day)).days
 
 
 def ledger_dir(dataset: str, day: date) -> str:

@@ -127,21 +127,13 @@ def test_a_shifted_sample_drifts_in_psi_and_ks():
     assert shifted.ks_pvalue < 1e-6
 
 
-TIES_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="bug: kolmogorov_smirnov treats the interpolated reference CDF as continuous; with ties "
-    "(integer counts) kstest compares the reference CDF at k with the batch's CDF just below k, so a "
-    "sample of the same Poisson(3) reads KS ~0.22 where ks_2samp reads ~0.003",
-)
-
-
 @pytest.mark.parametrize(
     ("draw", "shift"),
     [
         *[(draw, shift) for draw in (normal, lognormal) for shift in (0.0, 0.1, 0.5)],
         # Integer shifts keep the batch on the reference's integers, so the ties line up.
-        pytest.param(counts, 0.0, marks=TIES_BUG),
-        pytest.param(counts, 1.0, marks=TIES_BUG),
+        (counts, 0.0),
+        (counts, 1.0),
     ],
     ids=lambda v: v.__name__ if callable(v) else f"shift {v} sd",
 )
@@ -184,12 +176,6 @@ def test_the_null_share_the_profile_had_is_not_drift():
     assert numeric_drift("x", pd.Series(live), profile).psi < SAME_PSI
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: numeric_profile replaces the lowest and highest quantile edges by -inf/+inf after "
-    "np.unique, so a feature with two distinct values (0/1 flag) keeps one bin and its PSI is 0 "
-    "whatever the share of ones",
-)
 def test_a_binary_numeric_feature_whose_share_of_ones_moves_drifts():
     profile = numeric_profile(pd.Series((np.random.default_rng(1).random(100_000) < 0.1).astype(float)))
     live = (np.random.default_rng(2).random(20_000) < 0.9).astype(float)
@@ -231,12 +217,6 @@ def test_nulls_are_a_bucket_of_their_own():
     assert drift.psi > PSI_ALARM
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: categorical_profile stores categories as str(value) but categorical_drift looks "
-    "up the raw values, so integer categories (e.g. a weekday 1..7) are all 'unseen' (PSI ~16) "
-    "on the very data the profile was built from",
-)
 def test_integer_categories_match_their_own_profile():
     days = pd.Series(np.random.default_rng(0).integers(1, 8, 10_000))
     drift = categorical_drift("day", days, categorical_profile(days))

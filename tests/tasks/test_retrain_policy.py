@@ -105,7 +105,7 @@ def test_cooldown_suppresses_and_names_the_next_allowed_day():
     history = [report(4), report(5)]
     decision = decide_retrain(history, [retrain_on(3)], POLICY, day(5))
     assert decision.action == "suppressed"
-    assert f"last retrain on {day(3)}" in decision.suppressed_because
+    assert f"a retrain on {day(3)}" in decision.suppressed_because
     assert f"next allowed on {day(6)}" in decision.suppressed_because
     # ... and on that day the same confirmed breach does retrain.
     later = decide_retrain([*history, report(6)], [retrain_on(3)], POLICY, day(6))
@@ -207,3 +207,9 @@ def test_a_confirmed_breach_retrains_unless_the_guard_names_why_not(breached, co
             assert "cooldown" in decision.suppressed_because
         if decision.action != "none":
             ledger.append(decision)
+
+
+def test_cooldown_also_holds_for_a_backfilled_earlier_day():
+    """Re-monitoring a past day must not slip a retrain in just before a recorded one."""
+    decision = decide_retrain([report(4), report(5)], [retrain_on(6)], POLICY, day(5))
+    assert decision.action == "suppressed" and f"a retrain on {day(6)}" in decision.suppressed_because

@@ -33,7 +33,7 @@ def test_split_never_trains_on_held_out_days(labelled, settings):
 def test_fit_reports_holdout_metrics(labelled, settings):
     result = fit_model.fn(labelled, settings.dataset, holdout_days=1, threshold=0.5)
     assert result.metrics["roc_auc"] > 0.8
-    assert set(result.metrics) == {"roc_auc", "pr_auc", "f1", "balanced_accuracy", "log_loss"}
+    assert set(result.metrics) == {"accuracy", "roc_auc", "pr_auc", "f1", "balanced_accuracy", "log_loss"}
     assert (result.train_rows, result.holdout_rows) == (4 * 3_000, 3_000)
 
 
