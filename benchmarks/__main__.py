@@ -2,7 +2,7 @@
 
 import argparse
 
-from benchmarks import gate, scoring, whole_process
+from benchmarks import drift, gate, scoring, whole_process
 
 
 def main() -> None:
@@ -15,6 +15,8 @@ def main() -> None:
     print(gate.report([gate.run(rows) for rows in args.rows]))
     print("\n## Batch scoring\n")
     print(scoring.main(args.rows))
+    print("\n## Drift report (1M rows x 16 features)\n")
+    print(drift.main([1_000_000]))
     print("\n## Whole process: inferloop infer vs mlflow models predict\n")
     print(whole_process.main(args.process_rows, set(args.mlflow_rows)))
 

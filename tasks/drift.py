@@ -81,8 +81,9 @@ def kolmogorov_smirnov(values: np.ndarray, reference_quantiles: np.ndarray) -> t
 
 def categorical_drift(name: str, values: pd.Series, profile: dict) -> FeatureDrift:
     known = profile["frequencies"]
-    as_text = values.map(str).where(values.notna(), None)  # the profile's keys are str(value)
-    observed = as_text.value_counts(dropna=True)
+    counts = values.value_counts(dropna=True)
+    # The profile's keys are str(value): convert the distinct values, not every row.
+    observed = counts.groupby(counts.index.map(str)).sum()
     total = max(len(values), 1)
     actual = [observed.get(category, 0) / total for category in known]
     unseen = (observed.sum() - sum(observed.get(category, 0) for category in known)) / total
