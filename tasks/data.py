@@ -29,14 +29,16 @@ def prepare_features(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
     (an integer column with a null would otherwise turn float and break schema enforcement).
     """
     prepared = {}
-    for column in spec.numeric_features:
-        prepared[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-    for column in spec.categorical_features:
+    for column in spec.feature_columns:
         values = frame[column]
-        if isinstance(values.dtype, pd.CategoricalDtype):  # read dictionary-encoded
-            values = values.astype(object)
-        prepared[column] = values.where(values.isna(), values.astype(str)).astype(object)
-    return pd.DataFrame(prepared, index=frame.index)[spec.feature_columns]
+        if column in spec.numeric_features:
+            prepared[column] = pd.to_numeric(values, errors="coerce").astype("float64", copy=False)
+        elif isinstance(values.dtype, pd.CategoricalDtype):  # read dictionary-encoded: convert
+            prepared[column] = values.cat.rename_categories(str).astype(object)  # each category once
+        else:
+            prepared[column] = values.where(values.isna(), values.astype(str)).astype(object)
+    # copy=False keeps each column as its own block: no second copy of the whole table.
+    return pd.DataFrame(prepared, index=frame.index, copy=False)
 
 
 def read_feature_partition(storage: Storage, spec: DatasetSpec, day: date) -> pd.DataFrame:
