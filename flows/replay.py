@@ -57,8 +57,7 @@ def replay(start: date, end: date) -> ReplaySummary:
         decision = monitor.fn(day=day, retrain_inline=True)
         report = load_history(storage, spec.name, day, day)[-1]
         rows.append(replay_day(day, champion.version, manifest, report, decision))
-    days = days_between(start, end)
-    loop = loop_predictions(storage, spec, first.name, days)
+    loop = loop_predictions(storage, spec, first.name, rows)
     ledger = [d for d in load_ledger(storage, spec.name, start) if d.day <= end.isoformat()]
     summary = ReplaySummary(
         dataset=spec.name,

@@ -7,6 +7,7 @@ from prefect import flow
 from flows.batch_inference import logical_date
 from flows.promote import promote
 from flows.train import train
+from inferloop.errors import InferloopError
 from inferloop.locks import global_lock
 from inferloop.settings import load_settings
 from inferloop.storage import lake_storage
@@ -44,6 +45,11 @@ def retrain(day: date | None = None, force: bool = False) -> RetrainDecision:
         try:
             challenger = train(start=training_start(decision, settings, end), end=end)
             promotion = promote(challenger_version=challenger.version, as_of=end, decided_by="retrain flow")
+        except InferloopError as error:  # e.g. a window with one class, a refused day: recorded, not fatal
+            decision.outcome = f"not retrained: {error}"
+            record(storage, spec.name, decision)
+            print(f"Retrain for {day} did not produce a model: {error}")
+            return decision
         except Exception as error:
             decision.outcome = f"failed: {error}"
             record(storage, spec.name, decision)

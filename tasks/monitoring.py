@@ -19,7 +19,13 @@ from inferloop.storage import MANIFEST, Storage
 from tasks.data import read_feature_partition
 from tasks.drift import FeatureDrift, feature_drift, prediction_drift
 from tasks.gate import gate_refused
-from tasks.performance import PerformanceSnapshot, performance_snapshot, read_predictions, scoring_versions
+from tasks.performance import (
+    PerformanceSnapshot,
+    performance_snapshot,
+    read_predictions,
+    scored_as_champion,
+    scoring_versions,
+)
 from tasks.registry import ModelVersionRef, ensure_experiment, load_reference_profile, mlflow_client
 
 
@@ -68,18 +74,16 @@ def build_report(
     spec = settings.dataset
     report = MonitoringReport(spec.name, champion.name, champion.version, day.isoformat())
     report.gate_refused = gate_refused(storage, spec, "inference", day)
-    versions = scoring_versions(storage, champion.name, day)
-    if not versions:
+    report.scored_by = scorer(storage, champion, day)
+    if report.scored_by is None:
         report.drift_verdict = "not scored (refused by the gate or not run yet)"
     else:
-        report.scored_by = champion.version if champion.version in versions else versions[-1]
         _measure_drift(storage, settings, report, day)
     event_day = day - timedelta(days=spec.label.delay_days)
-    day_versions = scoring_versions(storage, champion.name, event_day)
     threshold = settings.decision_threshold
-    if day_versions:
+    if event_scorer := scorer(storage, champion, event_day):
         report.day_performance = performance_snapshot(
-            storage, spec, champion.name, day_versions[-1], [event_day], threshold
+            storage, spec, champion.name, event_scorer, [event_day], threshold
         )
     window = [event_day - timedelta(days=i) for i in reversed(range(settings.performance_window_days))]
     report.rolling_performance = performance_snapshot(
@@ -88,6 +92,15 @@ def build_report(
     report.validation_metric = validation_metric(settings, champion.run_id, settings.monitor_metric)
     report.breaches = breaches(report, settings)
     return report
+
+
+def scorer(storage: Storage, champion: ModelVersionRef, day: date) -> str | None:
+    """The version whose champion predictions of `day` to measure: the current champion's when
+    it scored the day (the usual case, one lookup), else the latest version that did."""
+    if scored_as_champion(storage, champion.name, champion.version, day):
+        return champion.version
+    versions = scoring_versions(storage, champion.name, day)
+    return versions[-1] if versions else None
 
 
 def _measure_drift(storage: Storage, settings: Settings, report: MonitoringReport, day: date) -> None:

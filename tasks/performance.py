@@ -34,16 +34,17 @@ def label_metrics(target: np.ndarray, scores: np.ndarray, threshold: float) -> d
     return metrics | {"accuracy": float(np.mean((scores >= threshold).astype(int) == target))}
 
 
+def scored_as_champion(storage: Storage, model_name: str, version: str, day: date) -> bool:
+    """True when `version`'s champion predictions for `day` are committed (a manifest exists)."""
+    manifest = f"predictions/model={model_name}/version={version}/date={day.isoformat()}/{MANIFEST}"
+    return storage.exists(manifest) and storage.read_json(manifest)["role"] == "champion"
+
+
 def scoring_versions(storage: Storage, model_name: str, day: date) -> list[str]:
-    """Versions whose champion predictions for `day` are committed (a manifest exists)."""
+    """Versions whose champion predictions for `day` are committed, oldest first."""
     root = f"predictions/model={model_name}"
     versions = [name.removeprefix("version=") for name in storage.subdirectories(root, "version=")]
-    found = []
-    for version in versions:
-        manifest = f"{root}/version={version}/date={day.isoformat()}/{MANIFEST}"
-        if storage.exists(manifest) and storage.read_json(manifest)["role"] == "champion":
-            found.append(version)
-    return sorted(found, key=int)
+    return sorted((v for v in versions if scored_as_champion(storage, model_name, v, day)), key=int)
 
 
 def read_predictions(
@@ -60,7 +61,7 @@ def labelled_predictions(
     (columns: id, score, target, event_day). Rows without a label yet are left out."""
     frames = []
     for day in days:
-        if version not in scoring_versions(storage, model_name, day):
+        if not scored_as_champion(storage, model_name, version, day):
             continue
         try:
             labels = read_labels(storage, spec, day, day)

@@ -15,8 +15,9 @@ from inferloop.dataset import DatasetSpec
 from inferloop.storage import Storage
 from tasks.data import prepare_features, read_feature_partition
 from tasks.monitoring import MonitoringReport
-from tasks.performance import label_metrics, labelled_predictions, scoring_versions
+from tasks.performance import label_metrics, labelled_predictions
 from tasks.retrain_policy import RetrainDecision
+from tasks.training import positive_scores
 
 
 @dataclass
@@ -71,12 +72,15 @@ def replay_day(
     return row
 
 
-def loop_predictions(storage: Storage, spec: DatasetSpec, model_name: str, days: list[date]) -> pd.DataFrame:
+def loop_predictions(
+    storage: Storage, spec: DatasetSpec, model_name: str, days: list[ReplayDay]
+) -> pd.DataFrame:
     """What the loop predicted on each day (the champion of that day), joined to arrived labels."""
-    frames = []
-    for day in days:
-        if versions := scoring_versions(storage, model_name, day):
-            frames.append(labelled_predictions(storage, spec, model_name, versions[0], [day]))
+    frames = [
+        labelled_predictions(storage, spec, model_name, row.champion_version, [date.fromisoformat(row.day)])
+        for row in days
+        if not row.refused
+    ]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -85,7 +89,7 @@ def static_predictions(storage: Storage, spec: DatasetSpec, model, loop: pd.Data
     frames = []
     for day, rows in loop.groupby("event_day"):
         features = read_feature_partition(storage, spec, day).merge(rows, on=spec.id_column, how="inner")
-        scores = model.predict_proba(prepare_features(features, spec))[:, 1]
+        scores = positive_scores(model, prepare_features(features, spec))
         frames.append(pd.DataFrame({"score": scores, "target": features["target"].to_numpy()}))
     return pd.concat(frames, ignore_index=True)
 

@@ -1,6 +1,5 @@
 """Scoring one daily partition with a pinned model version: streamed, atomic, idempotent."""
 
-import hashlib
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
@@ -15,6 +14,7 @@ from inferloop.storage import MANIFEST, Storage, partition_dir
 from tasks.data import partition_files, prepare_features
 from tasks.gate import PartitionGate, decide, passing_chunks
 from tasks.registry import ModelVersionRef
+from tasks.training import positive_scores
 from tasks.validation import ValidationReport
 
 
@@ -53,15 +53,6 @@ def predictions_dir(ref: ModelVersionRef, day: date) -> str:
 def _constant(value: str, rows: int) -> pa.DictionaryArray:
     """A column holding one value: dictionary-encoded, so it costs nothing per row."""
     return pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, dtype=np.int32)), pa.array([value]))
-
-
-def _sha256(storage: Storage, relative_file: str) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
-    with storage.filesystem.open_input_stream(storage.path(relative_file)) as source:
-        while chunk := source.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
 
 
 @task(name="score-partition")
@@ -111,7 +102,7 @@ def score_partition(
                 if passed.num_rows == 0:  # every row of the chunk was quarantined
                     continue
                 frame = passed.to_pandas()
-                scores = model.predict_proba(prepare_features(frame, spec))[:, 1]
+                scores = positive_scores(model, prepare_features(frame, spec))
                 writer.write_batch(
                     pa.RecordBatch.from_arrays(
                         [
@@ -126,7 +117,7 @@ def score_partition(
             if gate.critical_failed:
                 break
         report = decide(gate)  # inside the writer: a refusal publishes no predictions
-    checksum, size = _sha256(storage, data_file)
+    checksum, size = storage.sha256(data_file)
     manifest = ScoringManifest(
         dataset=spec.name,
         partition_date=day.isoformat(),

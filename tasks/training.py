@@ -17,6 +17,7 @@ from sklearn.metrics import (
 )
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
+from threadpoolctl import threadpool_limits
 
 from inferloop.dataset import DatasetSpec
 from inferloop.errors import InferloopError
@@ -32,6 +33,19 @@ MODEL_PARAMS = {
     "validation_fraction": 0.1,
     "random_state": 0,
 }
+
+
+# Below this many rows, HistGradientBoosting predicts faster on one OpenMP thread: waking the
+# thread pool for every tree costs more than it saves (48 rows: 17 ms -> 8.5 ms per call here).
+SMALL_BATCH_ROWS = 10_000
+
+
+def positive_scores(model: Pipeline, features: pd.DataFrame) -> np.ndarray:
+    """The model's probability of the positive class for every row."""
+    if len(features) < SMALL_BATCH_ROWS:
+        with threadpool_limits(1, user_api="openmp"):
+            return model.predict_proba(features)[:, 1]
+    return model.predict_proba(features)[:, 1]
 
 
 class TrainingDataError(InferloopError, ValueError):
@@ -90,7 +104,7 @@ def classification_metrics(target: np.ndarray, scores: np.ndarray, threshold: fl
 def evaluate(
     model: Pipeline, features: pd.DataFrame, target: pd.Series, threshold: float
 ) -> dict[str, float]:
-    return classification_metrics(np.asarray(target), model.predict_proba(features)[:, 1], threshold)
+    return classification_metrics(np.asarray(target), positive_scores(model, features), threshold)
 
 
 def split_by_time(
@@ -118,7 +132,7 @@ def fit_model(frame: pd.DataFrame, spec: DatasetSpec, holdout_days: int, thresho
     train_features = prepare_features(train, spec)
     model.fit(train_features, train_target)
     holdout_target = positive_target(holdout, spec).to_numpy()
-    holdout_scores = model.predict_proba(prepare_features(holdout, spec))[:, 1]
+    holdout_scores = positive_scores(model, prepare_features(holdout, spec))
     metrics = classification_metrics(holdout_target, holdout_scores, threshold)
     day = pd.to_datetime(frame[spec.time_column]).dt.date
     return TrainingResult(
@@ -132,5 +146,5 @@ def fit_model(frame: pd.DataFrame, spec: DatasetSpec, holdout_days: int, thresho
         input_example=train_features.head(5),
         holdout_target=holdout_target,
         holdout_scores=holdout_scores,
-        profile=reference_profile(train_features, model.predict_proba(train_features)[:, 1], spec),
+        profile=reference_profile(train_features, positive_scores(model, train_features), spec),
     )
