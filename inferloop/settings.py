@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     storage_uri: str = Field("", description="Data lake root: file:///path or s3://bucket/prefix")
     s3_endpoint_url: str | None = Field(None, description="S3 API endpoint for non-AWS S3")
     s3_region: str = Field("us-east-1", description="S3 region")
+    s3_max_attempts: int = Field(
+        4,
+        ge=1,
+        le=20,
+        description="Attempts per S3 request before a clear failure; retries back off exponentially "
+        "with jitter (waits up to 1, 2, 4 ... s, capped at 20 s: 4 attempts wait at most 7 s)",
+    )
     tracking_uri: str = Field("", description="MLflow tracking URI (default: SQLite in state_dir)")
     experiment_name: str = Field("inferloop-training", description="MLflow training experiment")
     model_name: str = Field("", description="Registered model name (default: <dataset>-classifier)")

@@ -9,10 +9,12 @@ A partition is complete only when its `_manifest.json` exists: data files are wr
 (atomically: temp name + rename locally, whole-object upload on S3), the manifest last.
 """
 
+import hashlib
 import json
 import posixpath
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from urllib.parse import urlparse
@@ -41,6 +43,7 @@ class Storage:
     root_uri: str
     s3_endpoint_url: str | None = None
     s3_region: str = "us-east-1"
+    s3_max_attempts: int = 4  # per S3 request, with exponential backoff (AWS standard retry strategy)
 
     @property
     def filesystem(self) -> pafs.FileSystem:
@@ -59,7 +62,7 @@ class Storage:
                 "region": self.s3_region,
                 "connect_timeout": 5,
                 "request_timeout": 30,
-                "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=4),
+                "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=self.s3_max_attempts),
             }
             if self.s3_endpoint_url:
                 endpoint = urlparse(self.s3_endpoint_url)
@@ -80,17 +83,33 @@ class Storage:
         return scheme + self.path(relative)
 
     def _call(self, action: str, relative: str, fn, *args):
-        try:
+        with self.translated_errors(action, relative):
             return fn(*args)
+
+    @contextmanager
+    def translated_errors(self, action: str, relative: str) -> Iterator[None]:
+        """Turn an OSError of the filesystem into a StorageError that says what to check."""
+        try:
+            yield
         except FileNotFoundError:
             raise StorageError(f"{self.uri(relative)} does not exist ({action})") from None
         except OSError as error:
-            hint = (
-                (f"is the S3 endpoint {self.s3_endpoint_url or 'AWS'} reachable and are AWS credentials set?")
-                if self.is_s3
-                else "check the path and permissions"
+            raise StorageError(
+                f"Could not {action} {self.uri(relative)}: {error}; {self._hint(error)}"
+            ) from None
+
+    def _hint(self, error: OSError) -> str:
+        if not self.is_s3:
+            return "check the path and permissions"
+        endpoint = self.s3_endpoint_url or "AWS"
+        if "NETWORK_CONNECTION" in str(error):  # pyarrow retried it s3_max_attempts times, backing off
+            attempts = f"{self.s3_max_attempts} attempt" + ("s" if self.s3_max_attempts > 1 else "")
+            return (
+                f"the S3 endpoint {endpoint} did not answer after {attempts} with backoff: check that "
+                "it is running and reachable (INFERLOOP_S3_ENDPOINT_URL), then rerun; to ride out "
+                "longer outages raise INFERLOOP_S3_MAX_ATTEMPTS"
             )
-            raise StorageError(f"Could not {action} {self.uri(relative)}: {error}; {hint}") from None
+        return f"is the S3 endpoint {endpoint} reachable and are AWS credentials set?"
 
     def exists(self, relative: str) -> bool:
         info = self._call("stat", relative, self.filesystem.get_file_info, self.path(relative))
@@ -149,13 +168,15 @@ class Storage:
         """
         source = self._call("open", relative_file, self.filesystem.open_input_file, self.path(relative_file))
         try:
-            parquet = pq.ParquetFile(source)
-            present = [c for c in dictionary_columns if c in parquet.schema_arrow.names]
-            if present:
-                parquet = pq.ParquetFile(source, metadata=parquet.metadata, read_dictionary=present)
+            with self.translated_errors("read", relative_file):
+                parquet = pq.ParquetFile(source)
+                present = [c for c in dictionary_columns if c in parquet.schema_arrow.names]
+                if present:
+                    parquet = pq.ParquetFile(source, metadata=parquet.metadata, read_dictionary=present)
         except pa.ArrowInvalid as error:
             raise StorageError(f"{self.uri(relative_file)} is not a readable parquet file: {error}") from None
-        with source:
+        # Batches are fetched lazily: an S3 outage surfaces here, mid-stream.
+        with source, self.translated_errors("read", relative_file):
             yield from parquet.iter_batches(batch_size=batch_rows)
 
     def write_table(self, relative_file: str, table: pa.Table) -> None:
@@ -182,6 +203,19 @@ class Storage:
 
     def read_json(self, relative_file: str) -> dict:
         return json.loads(self.read_bytes(relative_file))
+
+    def sha256(self, relative_file: str) -> tuple[str, int]:
+        """The SHA-256 hex digest and size in bytes of a file, read in 1 MiB chunks."""
+        digest, size = hashlib.sha256(), 0
+        target = self.path(relative_file)
+        with (
+            self.translated_errors("read", relative_file),
+            self.filesystem.open_input_stream(target) as source,
+        ):
+            while chunk := source.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+        return digest.hexdigest(), size
 
     def read_bytes(self, relative_file: str) -> bytes:
         """A whole file as bytes (a compressed file such as x.csv.gz is decompressed)."""
@@ -224,11 +258,11 @@ class AtomicParquetWriter:
         return self
 
     def write_table(self, table: pa.Table) -> None:
-        self._writer.write_table(table)
+        self.storage._call("write", self.relative_file, self._writer.write_table, table)
         self.rows += table.num_rows
 
-    def write_batch(self, batch: pa.RecordBatch) -> None:
-        self._writer.write_batch(batch)
+    def write_batch(self, batch: pa.RecordBatch) -> None:  # a full buffer uploads a part on S3
+        self.storage._call("write", self.relative_file, self._writer.write_batch, batch)
         self.rows += batch.num_rows
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -241,11 +275,11 @@ class AtomicParquetWriter:
             except OSError:
                 pass  # the original error matters more; a stray temp file is invisible to readers
             return
-        self._writer.close()
+        self.storage._call("write", self.relative_file, self._writer.close)
         self.storage._call("write", self.relative_file, self._stream.close)
         self.storage._call("publish", self.relative_file, fs.move, self.temp, self.target)
 
 
 def lake_storage(settings) -> Storage:
     """The lake configured by `settings` (an inferloop Settings)."""
-    return Storage(settings.lake_uri, settings.s3_endpoint_url, settings.s3_region)
+    return Storage(settings.lake_uri, settings.s3_endpoint_url, settings.s3_region, settings.s3_max_attempts)

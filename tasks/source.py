@@ -3,7 +3,7 @@
 import csv
 import hashlib
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -55,7 +55,7 @@ def source_location(source: str, lake: Storage) -> tuple[Storage, str]:
         folder, _, name = source.removeprefix("s3://").rstrip("/").rpartition("/")
         if not folder or not name:
             raise SourceNotFoundError(f"{source!r} names no file: give s3://bucket/path/file.csv")
-        return Storage(f"s3://{folder}", lake.s3_endpoint_url, lake.s3_region), name
+        return replace(lake, root_uri=f"s3://{folder}"), name
     if "://" in source and not source.startswith("file://"):
         raise SourceNotFoundError(f"Cannot import {source!r}: give a local path, file:// or s3:// URI")
     path = Path(source.removeprefix("file://")).expanduser().absolute()

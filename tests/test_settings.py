@@ -30,6 +30,7 @@ def test_environment_overrides_defaults(monkeypatch):
         ("INFERLOOP_S3_ENDPOINT_URL", "127.0.0.1:9000"),
         ("INFERLOOP_TASK_RUNNER", "threads"),
         ("INFERLOOP_SCORE_BATCH_ROWS", "10"),
+        ("INFERLOOP_S3_MAX_ATTEMPTS", "0"),
     ],
 )
 def test_a_bad_value_fails_fast_naming_the_knob(monkeypatch, variable, value):

@@ -1,7 +1,10 @@
+import time
+
 import pyarrow as pa
 import pytest
 
-from inferloop.storage import Storage, StorageError
+from inferloop.settings import load_settings
+from inferloop.storage import Storage, StorageError, lake_storage
 
 TABLE = pa.table({"id": [1, 2, 3], "value": [0.5, 1.5, 2.5]})
 
@@ -67,6 +70,28 @@ def test_unreachable_s3_endpoint_says_what_to_check():
     storage = Storage("s3://bucket/lake", f"http://127.0.0.1:{free_port()}")
     with pytest.raises(StorageError, match="reachable"):
         storage.write_table("t/part-0.parquet", TABLE)
+
+
+@pytest.mark.parametrize("attempts", [1, 3])
+def test_an_s3_endpoint_down_at_start_fails_fast_with_what_to_check(attempts):
+    from tests.conftest import free_port
+
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens: like a stopped server
+    storage = Storage("s3://bucket/lake", endpoint, s3_max_attempts=attempts)
+    started = time.perf_counter()
+    with pytest.raises(StorageError) as failure:
+        storage.exists("predictions/model=m/version=1/date=2026-01-01/_manifest.json")
+    seconds = time.perf_counter() - started
+    message = str(failure.value)
+    assert f"the S3 endpoint {endpoint} did not answer after {attempts} attempt" in message
+    assert "INFERLOOP_S3_ENDPOINT_URL" in message and "INFERLOOP_S3_MAX_ATTEMPTS" in message
+    # A refused connection fails at once; only the backoff waits count: up to 1 s, 2 s, ... each.
+    assert seconds < sum(2**k for k in range(attempts - 1)) + 1.0
+
+
+def test_lake_storage_takes_the_attempts_from_settings(monkeypatch):
+    monkeypatch.setenv("INFERLOOP_S3_MAX_ATTEMPTS", "7")
+    assert lake_storage(load_settings()).s3_max_attempts == 7
 
 
 def test_unsupported_scheme_is_refused():
