@@ -231,14 +231,24 @@ def infer(
     """Score one day, or backfill --from D1 --to D2, with the @champion model."""
 
     def body():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         from flows.batch_inference import batch_inference
         from inferloop.runners import configured_task_runner
         from inferloop.settings import load_settings
+        from tasks.reports import listening_to_progress
 
         settings = load_settings(task_runner=runner, dask_address=dask_address)
         scoring = batch_inference.with_options(task_runner=configured_task_runner(settings))
-        with console.status("Scoring partitions..."):
-            manifests = scoring(partition_date=date_, end_date=to, shadow=shadow)
+        columns = (TextColumn("Scoring partitions"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console) as bar:
+            partitions = bar.add_task("partitions", total=None)  # the flow knows how many
+
+            def advance(done: int, total: int) -> None:
+                bar.update(partitions, completed=done, total=total)
+
+            with listening_to_progress(advance):
+                manifests = scoring(partition_date=date_, end_date=to, shadow=shadow)
         console.print(scoring_table(manifests))
 
     run_cli_command(body)
