@@ -3,6 +3,7 @@
 from datetime import date, timedelta
 
 from prefect import flow
+from prefect.futures import as_completed
 from prefect.runtime import flow_run
 
 from inferloop.errors import InferloopError
@@ -11,7 +12,7 @@ from inferloop.settings import load_settings
 from inferloop.storage import lake_storage
 from tasks.data import days_between
 from tasks.registry import find_alias, load_model, resolve_alias
-from tasks.reports import publish_scoring_report, publish_validation_report
+from tasks.reports import PartitionProgress, publish_scoring_report, publish_validation_report
 from tasks.scoring import ScoringManifest, score_partition
 from tasks.validation import BatchRefusedError
 
@@ -32,6 +33,7 @@ def batch_inference(
     The alias is resolved once, so every partition of the run uses the same version. Each
     partition's output is keyed on (date, model version): rescoring it is a no-op. A partition
     the gate refuses gets no predictions; the run scores the others and then fails naming it.
+    A progress artifact advances as each partition finishes; a table artifact sums the run up.
     """
     settings = load_settings()
     spec = settings.dataset
@@ -43,19 +45,26 @@ def batch_inference(
         scorers["shadow"] = challenger
     models = {role: load_model(settings, ref) for role, ref in scorers.items()}
     flow_run_id = str(flow_run.id)
+    days = days_between(start, end_date or start)
     # One task per partition (and model): with the Dask runner they score on different workers.
     futures = [
         score_partition.submit(storage, spec, models[role], ref, day, flow_run_id, settings, role)
         for role, ref in scorers.items()
-        for day in days_between(start, end_date or start)
+        for day in days
     ]
+    progress = PartitionProgress(
+        len(futures),
+        f"scoring-progress-{spec.name}",
+        f"Scoring {days[0]}..{days[-1]}: {len(futures)} partitions",
+    )
     manifests, refusals = [], []
-    for future in futures:
+    for future in as_completed(futures):
         try:
             manifest = future.result()
         except BatchRefusedError as refusal:
             publish_validation_report(refusal.report)
             refusals.append(str(refusal))
+            progress.advance()
             continue
         if manifest.validation:
             publish_validation_report(manifest.validation)
@@ -69,6 +78,8 @@ def batch_inference(
             f"{manifest.partition_date} ({manifest.role}): {status} with {manifest.model_name} "
             f"v{manifest.model_version} -> {manifest.output_uri}"
         )
+        progress.advance()
+    manifests.sort(key=lambda m: (m.role, m.partition_date))  # champion first, then by day
     publish_scoring_report(manifests)
     if refusals:
         raise InferloopError(" | ".join(refusals))

@@ -1,6 +1,14 @@
 """Run reports as Prefect artifacts: the same objects the CLI prints, rendered for the UI."""
 
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 
 from tasks.monitoring import MonitoringReport
 from tasks.promotion import PromotionDecision
@@ -29,6 +37,39 @@ def publish_training_report(
             f"MLflow run `{ref.run_id}`; model URI `{ref.uri}`.\n"
         ),
     )
+
+
+ProgressListener = Callable[[int, int], None]  # (partitions done, partitions in the run)
+_progress_listeners: list[ProgressListener] = []
+
+
+@contextmanager
+def listening_to_progress(listener: ProgressListener) -> Iterator[None]:
+    """Tell `listener` how far flow runs in this process are (the CLI draws its progress bar)."""
+    _progress_listeners.append(listener)
+    try:
+        yield
+    finally:
+        _progress_listeners.remove(listener)
+
+
+class PartitionProgress:
+    """How many of a run's partitions are done: a Prefect progress artifact (0 to 100) in the
+    run's UI, and the same count for any in-process listener."""
+
+    def __init__(self, total: int, key: str, description: str):
+        self.total, self.done = total, 0
+        self.artifact_id = create_progress_artifact(0.0, key=_artifact_key(key), description=description)
+        self._tell()
+
+    def advance(self) -> None:
+        self.done += 1
+        update_progress_artifact(self.artifact_id, round(100 * self.done / self.total, 1))
+        self._tell()
+
+    def _tell(self) -> None:
+        for listener in list(_progress_listeners):
+            listener(self.done, self.total)
 
 
 def publish_scoring_report(manifests: list[ScoringManifest]) -> None:

@@ -136,3 +136,25 @@ def settings(workdir):
     from inferloop.settings import load_settings
 
     return load_settings()
+
+
+@pytest.fixture
+def champion(prefect_harness, workdir, monkeypatch) -> list:
+    """The train flow's champion (its own model name) on the first 6 of 9 synthetic days of the
+    configured lake; returns the 3 later days, left to score. Point INFERLOOP_STORAGE_URI at
+    another lake before requesting it to train there."""
+    import uuid
+
+    from flows.train import train
+    from inferloop.settings import load_settings
+    from inferloop.storage import lake_storage
+    from inferloop.synthetic import GeneratorConfig
+    from tasks.data import write_synthetic_feed
+
+    monkeypatch.setenv("INFERLOOP_MODEL_NAME", f"champion-{uuid.uuid4().hex[:8]}")
+    settings = load_settings()
+    days = write_synthetic_feed.fn(
+        lake_storage(settings), settings.dataset, GeneratorConfig(days=9, rows_per_day=1_000)
+    )
+    train(start=days[0], end=days[5])
+    return days[6:]

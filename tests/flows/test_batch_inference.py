@@ -1,0 +1,55 @@
+"""batch_inference's progress and summary: a progress artifact that advances per partition, the
+same count for the CLI's progress bar, and a final table of rows, throughput, version and output."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from inferloop.cli import app
+
+pytestmark = pytest.mark.slow
+
+
+def run_artifacts(flow_run_id, kind: str) -> list:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterType
+
+    only_this_run = ArtifactFilter(
+        flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]), type=ArtifactFilterType(any_=[kind])
+    )
+    with get_client(sync_client=True) as client:
+        return client.read_artifacts(artifact_filter=only_this_run)
+
+
+def test_a_backfill_reports_progress_per_partition_and_ends_with_a_summary_table(champion):
+    from flows.batch_inference import batch_inference
+    from tasks.reports import listening_to_progress
+
+    seen = []
+    with listening_to_progress(lambda done, total: seen.append((done, total))):
+        state = batch_inference(partition_date=champion[0], end_date=champion[-1], return_state=True)
+    manifests = state.result()
+    assert seen == [(0, 3), (1, 3), (2, 3), (3, 3)]
+
+    run_id = state.state_details.flow_run_id
+    (progress,) = run_artifacts(run_id, "progress")
+    assert progress.key == "scoring-progress-transactions"
+    assert float(progress.data) == 100.0
+    assert f"{champion[0]}..{champion[-1]}: 3 partitions" in progress.description
+
+    (summary,) = [a for a in run_artifacts(run_id, "table") if a.key == "scoring-transactions"]
+    rows = json.loads(summary.data)
+    assert [row["date"] for row in rows] == [str(day) for day in champion]
+    for row, manifest in zip(rows, manifests, strict=True):
+        assert row["rows_scored"] == manifest.rows_scored == 1_000 - row["rows_quarantined"]
+        assert row["rows_per_s"] > 0
+        assert row["model_version"] == manifest.model_version
+        assert row["output_uri"] == manifest.output_uri and "/date=" in row["output_uri"]
+
+
+def test_infer_shows_a_progress_bar_over_the_partitions(champion):
+    result = CliRunner().invoke(app, ["infer", "--from", str(champion[0]), "--to", str(champion[-1])])
+    assert result.exit_code == 0, result.output
+    assert "Scoring partitions" in result.output and "3/3" in result.output
+    assert result.output.count("scored") >= 3  # the table after the bar: one row per partition
