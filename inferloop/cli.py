@@ -45,6 +45,9 @@ def _fail(error: Exception) -> None:
 
 def run_cli_command(fn):
     """Run a command body; known errors print their message (no traceback) and exit 1."""
+    from inferloop.terminal_logs import hide_tracebacks_of_known_errors
+
+    hide_tracebacks_of_known_errors()  # in Prefect's logs of a failed run, too
     try:
         return fn()
     except InferloopError as error:
