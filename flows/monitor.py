@@ -1,6 +1,6 @@
 """Monitor the champion on a day's scored partition and the labels that arrived; act on breaches."""
 
-from datetime import date, timedelta
+from datetime import date
 
 from prefect import flow
 from prefect.events import emit_event
@@ -10,17 +10,10 @@ from flows.retrain import retrain
 from inferloop.locks import global_lock
 from inferloop.settings import load_settings
 from inferloop.storage import lake_storage
-from tasks.monitoring import MonitoringReport, load_history, monitor_day, report_dir
+from tasks.monitoring import MonitoringReport, monitor_day, report_dir
 from tasks.registry import resolve_alias
 from tasks.reports import publish_monitoring_report
-from tasks.retrain_policy import (
-    RETRAIN_LOCK,
-    RetrainDecision,
-    decide_retrain,
-    ledger_since,
-    load_ledger,
-    record,
-)
+from tasks.retrain_policy import RETRAIN_LOCK, RetrainDecision, record, retrain_verdict
 
 DEGRADED_EVENT = "inferloop.model.degraded"
 
@@ -30,19 +23,22 @@ def monitor(day: date | None = None, retrain_inline: bool = False) -> RetrainDec
     """Measure drift of `day` (default: the logical date) and the champion's performance on the
     labels that have arrived; save the report (lake + MLflow) and publish it. When a breach is
     confirmed and the storm guard allows it, emit `inferloop.model.degraded` (the `retrain`
-    deployment's trigger) or, with `retrain_inline` (local CLI runs), run retrain directly."""
+    deployment's trigger) or, with `retrain_inline` (local CLI runs), run retrain directly
+    instead (not both: a server's automation would start a second, suppressed, retrain)."""
     settings = load_settings()
     storage = lake_storage(settings)
     day = day or logical_date()
     champion = resolve_alias(settings, settings.champion_alias)
     report = monitor_day(storage, settings, champion, day)
-    decision = current_decision(storage, settings, day)
+    decision = retrain_verdict(storage, settings, day)
     if decision.action == "suppressed":
         with global_lock(RETRAIN_LOCK):
             record(storage, settings.dataset.name, decision)
     publish_monitoring_report(report, decision, storage.uri(report_dir(report.dataset, day)))
     print(summary(report, decision))
-    if decision.action == "retrain":
+    if decision.action == "retrain" and retrain_inline:
+        return retrain(day=day)
+    if decision.action == "retrain":  # the retrain deployment's trigger (prefect.yaml) acts on it
         emit_event(
             event=DEGRADED_EVENT,
             resource={
@@ -55,19 +51,7 @@ def monitor(day: date | None = None, retrain_inline: bool = False) -> RetrainDec
                 "champion_version": champion.version,
             },
         )
-        if retrain_inline:
-            return retrain(day=day)
     return decision
-
-
-def current_decision(storage, settings, day: date) -> RetrainDecision:
-    """The shared decision: this day's and the previous days' reports against the ledger."""
-    spec = settings.dataset
-    lookback = max(settings.confirm_days, settings.train_window_days)  # the onset may be that old
-    history = load_history(storage, spec.name, day - timedelta(days=lookback), day)
-    return decide_retrain(
-        history, load_ledger(storage, spec.name, ledger_since(settings, day)), settings, day
-    )
 
 
 def summary(report: MonitoringReport, decision: RetrainDecision) -> str:

@@ -11,7 +11,15 @@ from inferloop.errors import InferloopError
 from inferloop.locks import global_lock
 from inferloop.settings import load_settings
 from inferloop.storage import lake_storage
-from tasks.retrain_policy import RETRAIN_LOCK, RetrainDecision, ledger_since, load_ledger, record, storm_guard
+from tasks.retrain_policy import (
+    RETRAIN_LOCK,
+    RetrainDecision,
+    ledger_since,
+    load_ledger,
+    record,
+    retrain_verdict,
+    storm_guard,
+)
 
 
 @flow(name="retrain", log_prints=True)
@@ -21,8 +29,6 @@ def retrain(day: date | None = None, force: bool = False) -> RetrainDecision:
     the `train_window_days` labelled days known by `day` and run promotion on labels known by
     then: the new version becomes champion only if it beats the current one. `force` (a person
     in the UI) skips the monitoring verdict but not the storm guard."""
-    from flows.monitor import current_decision  # the monitor flow imports this module
-
     settings = load_settings()
     storage = lake_storage(settings)
     spec = settings.dataset
@@ -34,7 +40,7 @@ def retrain(day: date | None = None, force: bool = False) -> RetrainDecision:
                 decision, load_ledger(storage, spec.name, ledger_since(settings, day)), settings, day
             )
         else:
-            decision = current_decision(storage, settings, day)
+            decision = retrain_verdict(storage, settings, day)
         if decision.action != "retrain":
             if decision.action == "suppressed":
                 record(storage, spec.name, decision)

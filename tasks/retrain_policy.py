@@ -13,7 +13,7 @@ from typing import Literal
 
 from inferloop.settings import Settings
 from inferloop.storage import Storage
-from tasks.monitoring import MonitoringReport
+from tasks.monitoring import MonitoringReport, load_history
 
 Action = Literal["retrain", "suppressed", "none"]
 RETRAIN_LOCK = "inferloop-retrain"
@@ -129,3 +129,11 @@ def record(storage: Storage, dataset: str, decision: RetrainDecision) -> None:
 def ledger_since(settings: Settings, day: date) -> date:
     """How far back the guard needs to look."""
     return day - timedelta(days=max(settings.retrain_cooldown_days, 1))
+
+
+def retrain_verdict(storage: Storage, settings: Settings, day: date) -> RetrainDecision:
+    """The shared decision: the saved reports up to `day` against the ledger."""
+    dataset = settings.dataset.name
+    lookback = max(settings.confirm_days, settings.train_window_days)  # the onset may be that old
+    history = load_history(storage, dataset, day - timedelta(days=lookback), day)
+    return decide_retrain(history, load_ledger(storage, dataset, ledger_since(settings, day)), settings, day)
