@@ -11,6 +11,7 @@ from inferloop.locks import global_lock
 from inferloop.settings import load_settings
 from inferloop.storage import lake_storage
 from tasks.monitoring import MonitoringReport, monitor_day, report_dir
+from tasks.monitoring_chart import save_history_chart
 from tasks.registry import resolve_alias
 from tasks.reports import publish_monitoring_report
 from tasks.retrain_policy import RETRAIN_LOCK, RetrainDecision, record, retrain_verdict
@@ -19,12 +20,13 @@ DEGRADED_EVENT = "inferloop.model.degraded"
 
 
 @flow(name="monitor", log_prints=True)
-def monitor(day: date | None = None, retrain_inline: bool = False) -> RetrainDecision:
+def monitor(day: date | None = None, retrain_inline: bool = False, chart: bool = True) -> RetrainDecision:
     """Measure drift of `day` (default: the logical date) and the champion's performance on the
     labels that have arrived; save the report (lake + MLflow) and publish it. When a breach is
     confirmed and the storm guard allows it, emit `inferloop.model.degraded` (the `retrain`
     deployment's trigger) or, with `retrain_inline` (local CLI runs), run retrain directly
-    instead (not both: a server's automation would start a second, suppressed, retrain)."""
+    instead (not both: a server's automation would start a second, suppressed, retrain).
+    `chart`: also draw the recent history as a PNG next to the report (replays skip it)."""
     settings = load_settings()
     storage = lake_storage(settings)
     day = day or logical_date()
@@ -34,7 +36,8 @@ def monitor(day: date | None = None, retrain_inline: bool = False) -> RetrainDec
     if decision.action == "suppressed":
         with global_lock(RETRAIN_LOCK):
             record(storage, settings.dataset.name, decision)
-    publish_monitoring_report(report, decision, storage.uri(report_dir(report.dataset, day)))
+    chart_uri = save_history_chart(storage, settings, day) if chart else None
+    publish_monitoring_report(report, decision, storage.uri(report_dir(report.dataset, day)), chart_uri)
     print(summary(report, decision))
     if decision.action == "retrain" and retrain_inline:
         return retrain(day=day)

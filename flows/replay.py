@@ -54,7 +54,7 @@ def replay(start: date, end: date) -> ReplaySummary:
         except BatchRefusedError as refusal:
             print(refusal)
             manifest = None
-        decision = monitor.fn(day=day, retrain_inline=True)
+        decision = monitor.fn(day=day, retrain_inline=True, chart=False)
         report = load_history(storage, spec.name, day, day)[-1]
         rows.append(replay_day(day, champion.version, manifest, report, decision))
     loop = loop_predictions(storage, spec, first.name, rows)

@@ -174,7 +174,9 @@ def publish_promotion_report(decision: PromotionDecision) -> None:
     )
 
 
-def publish_monitoring_report(report: MonitoringReport, decision: RetrainDecision, report_uri: str) -> None:
+def publish_monitoring_report(
+    report: MonitoringReport, decision: RetrainDecision, report_uri: str, chart_uri: str | None = None
+) -> None:
     """A drift table (one row per feature, flagged ones marked) and a summary with the verdict."""
     key = _artifact_key(f"monitoring-{report.dataset}")
     if report.drift:
@@ -211,7 +213,9 @@ def publish_monitoring_report(report: MonitoringReport, decision: RetrainDecisio
             "| scope | event days | model | labelled rows | metrics |\n|---|---|---|---|---|\n"
             f"{performance}\n\n"
             f"Breaches: {'; '.join(report.breaches) or 'none'}\n\n"
-            f"**Retrain verdict: {verdict}**\n\nHistory in `{report_uri}` and the MLflow experiment "
+            f"**Retrain verdict: {verdict}**\n\n"
+            + (f"Chart of the recent history: `{chart_uri}`\n\n" if chart_uri else "")
+            + f"History in `{report_uri}` and the MLflow experiment "
             "of monitoring metrics.\n"
         ),
     )

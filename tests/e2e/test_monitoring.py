@@ -94,3 +94,22 @@ def test_broken_feed_is_refused_not_retrained(loop):
     assert summary.retrains == 0
     report = load_history(lake_storage(settings), settings.dataset.name, days[9], days[9])[0]
     assert report.gate_refused and report.drift_verdict.startswith("not scored")
+
+
+def test_monitor_flow_saves_report_chart_and_drift_artifact(loop):
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from flows.monitor import monitor
+
+    settings, days, _summary = loop(GeneratorConfig(scenario="stable", days=10, rows_per_day=1_000))
+    decision = monitor(day=days[-1])
+    assert decision.action == "none"
+    storage = lake_storage(settings)
+    chart = storage.read_bytes(f"monitoring/{settings.dataset.name}/date={days[-1]}/history.png")
+    assert chart.startswith(b"\x89PNG")
+    with get_client(sync_client=True) as client:
+        drift = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["monitoring-transactions-drift"]))
+        )
+    assert drift and "amount" in str(drift[0].data)
