@@ -103,9 +103,11 @@ class Storage:
             return "check the path and permissions"
         endpoint = self.s3_endpoint_url or "AWS"
         if "NETWORK_CONNECTION" in str(error):  # pyarrow retried it s3_max_attempts times, backing off
-            attempts = f"{self.s3_max_attempts} attempt" + ("s" if self.s3_max_attempts > 1 else "")
+            attempts = (
+                f"{self.s3_max_attempts} attempts with backoff" if self.s3_max_attempts > 1 else "1 attempt"
+            )
             return (
-                f"the S3 endpoint {endpoint} did not answer after {attempts} with backoff: check that "
+                f"the S3 endpoint {endpoint} did not answer after {attempts}: check that "
                 "it is running and reachable (INFERLOOP_S3_ENDPOINT_URL), then rerun; to ride out "
                 "longer outages raise INFERLOOP_S3_MAX_ATTEMPTS"
             )
@@ -188,7 +190,10 @@ class Storage:
         return AtomicParquetWriter(self, relative_file, schema)
 
     def write_json(self, relative_file: str, payload: dict) -> None:
-        data = json.dumps(payload, indent=2, sort_keys=True, default=str).encode()
+        self.write_bytes(relative_file, json.dumps(payload, indent=2, sort_keys=True, default=str).encode())
+
+    def write_bytes(self, relative_file: str, data: bytes) -> None:
+        """A small file, whole or not at all (temp + rename locally, one PUT on S3)."""
         target = self.path(relative_file)
         fs = self.filesystem
         self._call("create", relative_file, fs.create_dir, posixpath.dirname(target))

@@ -84,6 +84,7 @@ def test_an_s3_endpoint_down_at_start_fails_fast_with_what_to_check(attempts):
     seconds = time.perf_counter() - started
     message = str(failure.value)
     assert f"the S3 endpoint {endpoint} did not answer after {attempts} attempt" in message
+    assert ("with backoff" in message) == (attempts > 1)
     assert "INFERLOOP_S3_ENDPOINT_URL" in message and "INFERLOOP_S3_MAX_ATTEMPTS" in message
     # A refused connection fails at once; only the backoff waits count: up to 1 s, 2 s, ... each.
     assert seconds < sum(2**k for k in range(attempts - 1)) + 1.0
