@@ -30,6 +30,9 @@ app.add_typer(expectations_app, name="expectations")
 console = Console(width=None if sys.stdout.isatty() else 160)
 
 DateOption = Annotated[date | None, typer.Option(formats=["%Y-%m-%d"])]
+YesterdayOption = Annotated[
+    date | None, typer.Option("--date", formats=["%Y-%m-%d"], help="Default: yesterday")
+]
 
 
 def _settings():
@@ -259,9 +262,7 @@ def infer(
 
 @app.command()
 def monitor(
-    date_: Annotated[
-        date | None, typer.Option("--date", formats=["%Y-%m-%d"], help="Default: yesterday")
-    ] = None,
+    date_: YesterdayOption = None,
 ):
     """Drift and delayed-label performance of the champion for one day; retrains when confirmed."""
 
@@ -276,9 +277,7 @@ def monitor(
 
 @app.command()
 def retrain(
-    date_: Annotated[
-        date | None, typer.Option("--date", formats=["%Y-%m-%d"], help="Default: yesterday")
-    ] = None,
+    date_: YesterdayOption = None,
     force: Annotated[
         bool, typer.Option(help="Retrain without a confirmed breach (storm guard still applies)")
     ] = False,
