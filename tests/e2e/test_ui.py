@@ -1,17 +1,26 @@
 """What a person sees in the browser: the Prefect UI lists every deployment of prefect.yaml with its
 schedule, its Run button starts a flow run that the worker completes, and the MLflow UI shows that
-run's model as @champion. Headless Debian Chromium (`make browser` installs it), driven by
-Playwright; a screenshot of each page (and of the last page of a failed test) goes to
-test-artifacts/ui/."""
+run's model as @champion. After a monitored day: the drift table among the Prefect artifacts, the
+automation behind the retrain trigger and the retrain run it started, and in MLflow the monitoring
+metrics and the champion's promotion decision. Headless Debian Chromium (`make browser` installs
+it), driven by Playwright; a screenshot of each page (and of the last page of a failed test) goes
+to test-artifacts/ui/."""
 
+import json
+import os
 import re
+import subprocess
+import sys
+import urllib.error
+from datetime import date
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import yaml
 from playwright.sync_api import expect, sync_playwright
 
-from tests.e2e.conftest import api, wait_for_run
+from tests.e2e.conftest import api, wait_for_deployment_run, wait_for_run
 
 pytestmark = pytest.mark.slow
 
@@ -22,6 +31,17 @@ MODEL_NAME = "transactions-classifier"
 # The Prefect UI shows a cron schedule in words, never the cron string itself.
 SCHEDULE_AS_RENDERED = {"30 2 * * *": "At 02:30 AM every day", "30 3 * * *": "At 03:30 AM every day"}
 DEPLOYMENT_LINK = 'a[href^="/deployments/deployment/"]'
+# The stack's 9 generated days end on 2026-01-09: the monitor measures that day's drift (500 rows,
+# above min_drift_rows) and the champion's ROC AUC on the day before (labels arrive a day late).
+SCORED_DAYS = ("2026-01-08", "2026-01-09")
+MONITORED_DAY = "2026-01-09"
+MONITORING_EXPERIMENT = "inferloop-monitoring"
+DEGRADED_EVENT = "inferloop.model.degraded"
+
+
+class MonitoredDay(NamedTuple):
+    champion_version: str
+    monitor_run: dict
 
 
 def declared_deployments() -> dict[str, dict]:
@@ -122,3 +142,171 @@ def test_quick_run_of_train_from_ui_completes_and_registers_champion(browser, st
     version = champion["model_version"]["version"]
     expect(champion_row.get_by_role("link", name=f"Version {version}", exact=True)).to_be_visible()
     screenshot(page, "mlflow-registered-model")
+
+
+def champion_version(mlflow: str) -> str | None:
+    try:
+        found = api(f"{mlflow}/api/2.0/mlflow/registered-models/alias?name={MODEL_NAME}&alias=champion")
+    except urllib.error.HTTPError as error:
+        if error.code not in (400, 404):  # 404: no such model yet; 400: no such alias
+            raise
+        return None
+    return found["model_version"]["version"]
+
+
+def run_deployment(prefect: str, name: str, parameters: dict) -> dict:
+    """A run of deployment `name`, started through the API as the UI's Run button does; completed."""
+    (deployment,) = api(f"{prefect}/api/deployments/filter", {"deployments": {"name": {"any_": [name]}}})
+    run = api(f"{prefect}/api/deployments/{deployment['id']}/create_flow_run", {"parameters": parameters})
+    finished = wait_for_run(prefect, run["id"])
+    assert finished["state"]["type"] == "COMPLETED", (name, finished["state"])
+    return finished
+
+
+@pytest.fixture(scope="module")
+def monitored_day(stack) -> MonitoredDay:
+    """MONITORED_DAY scored by @champion (with the day before, whose labels give the monitor a
+    rolling ROC AUC) and monitored by a run of the monitor-daily deployment; then the degraded
+    event raised by hand, as the monitor raises it on a confirmed breach, so the automation's
+    retrain run goes on while the pages are looked at. Trains a champion first only when the
+    Quick run test above has not (this test run alone)."""
+    ports, _, _ = stack
+    prefect = f"http://127.0.0.1:{ports['PREFECT']}"
+    mlflow = f"http://127.0.0.1:{ports['MLFLOW']}"
+    if champion_version(mlflow) is None:
+        run_deployment(prefect, "train", {})
+    version = champion_version(mlflow)
+    assert version is not None, "train registered no @champion"
+    run_deployment(
+        prefect, "batch-inference-daily", {"partition_date": SCORED_DAYS[0], "end_date": SCORED_DAYS[-1]}
+    )
+    monitor_run = run_deployment(prefect, "monitor-daily", {"day": MONITORED_DAY})
+    emitted = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"from prefect.events import emit_event; emit_event(event={DEGRADED_EVENT!r}, "
+            f"resource={{'prefect.resource.id': 'inferloop.model.{MODEL_NAME}'}}, "
+            f"payload={{'day': {MONITORED_DAY!r}}})",
+        ],
+        env={**os.environ, "PREFECT_API_URL": f"{prefect}/api"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert emitted.returncode == 0, emitted.stderr
+    return MonitoredDay(version, monitor_run)
+
+
+def test_monitor_run_publishes_drift_table_in_prefect_artifacts(browser, stack, monitored_day, page):
+    ports, _, _ = stack
+    prefect = f"http://127.0.0.1:{ports['PREFECT']}"
+    key = "monitoring-transactions-drift"
+    (artifact,) = api(
+        f"{prefect}/api/artifacts/filter",
+        {"artifacts": {"key": {"any_": [key]}, "flow_run_id": {"any_": [monitored_day.monitor_run["id"]]}}},
+    )
+    drift = {row["feature"]: row for row in json.loads(artifact["data"])}  # a table's rows, as JSON
+    assert "amount" in drift and artifact["type"] == "table"
+
+    page.goto(f"{prefect}/artifacts")
+    page.get_by_text(key, exact=True).click()
+    expect(page).to_have_url(re.compile(f"/artifacts/key/{key}$"))
+    # The key's page lists its versions, newest first, by the first 8 characters of their id.
+    page.get_by_role("link", name=artifact["id"][:8], exact=True).click()
+    expect(
+        page.get_by_text(f"Drift of {MONITORED_DAY} vs {MODEL_NAME} v{monitored_day.champion_version}")
+    ).to_be_visible()
+    for header in ("feature", "psi", "ks", "flagged"):
+        expect(page.get_by_role("columnheader", name=header, exact=True)).to_be_visible()
+    # One row per monitored feature, each with the PSI the run measured; DRIFT marks exactly the
+    # features the monitor flagged (none on this stable feed, but the count must agree).
+    expect(page.get_by_role("row")).to_have_count(1 + len(drift))
+    for feature in ("amount", "merchant_category"):
+        row = page.get_by_role("row").filter(has=page.get_by_text(feature, exact=True))
+        expect(row).to_contain_text(str(drift[feature]["psi"]))
+    flagged = [feature for feature, row in drift.items() if row["flagged"]]
+    expect(page.get_by_text("DRIFT", exact=True)).to_have_count(len(flagged))
+    screenshot(page, "prefect-monitoring-drift-artifact")
+
+
+def test_mlflow_shows_monitoring_metrics_and_champion_decision(browser, stack, monitored_day, page):
+    ports, _, _ = stack
+    mlflow = f"http://127.0.0.1:{ports['MLFLOW']}"
+    version = monitored_day.champion_version
+    experiment = api(
+        f"{mlflow}/api/2.0/mlflow/experiments/get-by-name?experiment_name={MONITORING_EXPERIMENT}"
+    )
+    experiment_id = experiment["experiment"]["experiment_id"]
+    (run,) = api(
+        f"{mlflow}/api/2.0/mlflow/runs/search",
+        {
+            "experiment_ids": [experiment_id],
+            "filter": f"tags.`inferloop.model` = '{MODEL_NAME}' "
+            f"and tags.`inferloop.model_version` = '{version}'",
+        },
+    )["runs"]
+    history = api(
+        f"{mlflow}/api/2.0/mlflow/metrics/get-history?run_id={run['info']['run_id']}&metric_key=rolling_roc_auc"
+    )["metrics"]
+    # Over time: one point per monitored day, at step = the day's ordinal.
+    assert date.fromisoformat(MONITORED_DAY).toordinal() in {point["step"] for point in history}
+
+    page.goto(f"{mlflow}/#/experiments/{experiment_id}/runs")
+    run_name = f"monitor {MODEL_NAME} v{version}"
+    page.get_by_role("link", name=run_name, exact=True).click()
+    expect(page.get_by_role("heading", name=run_name)).to_be_visible()
+    for metric in ("psi_amount", "prediction_psi", "rolling_roc_auc"):
+        expect(page.get_by_text(metric, exact=True)).to_be_visible()
+    page.get_by_role("tab", name="Model metrics").click()
+    page.get_by_placeholder("Search metric charts").fill("rolling_roc_auc")
+    # The chart's title, then its x axis (days as steps), drawn once the metric history has loaded.
+    expect(page.get_by_text("rolling_roc_auc", exact=True)).to_be_visible()
+    expect(page.get_by_text("Step", exact=True)).to_be_visible()
+    screenshot(page, "mlflow-monitoring-metrics")
+
+    # The champion's promotion decision, tagged on its model version.
+    page.goto(f"{mlflow}/#/models/{MODEL_NAME}/versions/{version}")
+    verdict = page.get_by_role("row").filter(has=page.get_by_text("inferloop.decision.verdict", exact=True))
+    expect(verdict).to_contain_text("promote")
+    expect(page.get_by_text("inferloop.decision.reason", exact=True)).to_be_visible()
+    verdict.scroll_into_view_if_needed()  # the tags table scrolls inside the page
+    screenshot(page, "mlflow-champion-decision")
+
+
+def test_retrain_automation_and_the_run_it_started(browser, stack, monitored_day, page):
+    ports, _, _ = stack
+    prefect = f"http://127.0.0.1:{ports['PREFECT']}"
+    (retrain,) = api(f"{prefect}/api/deployments/filter", {"deployments": {"name": {"any_": ["retrain"]}}})
+    automations = [
+        automation
+        for automation in api(f"{prefect}/api/automations/filter", {})
+        if any(action.get("deployment_id") == retrain["id"] for action in automation["actions"])
+    ]
+    assert len(automations) == 1, automations
+    automation = automations[0]
+    assert automation["trigger"]["expect"] == [DEGRADED_EVENT] and automation["enabled"]
+
+    page.goto(f"{prefect}/automations")
+    page.get_by_role("link", name=automation["name"], exact=True).click()
+    expect(page).to_have_url(re.compile(f"/automations/automation/{automation['id']}$"))
+    expect(page.get_by_text("Run deployment:")).to_be_visible()
+    expect(page.get_by_role("link", name="retrain", exact=True)).to_be_visible()
+    screenshot(page, "prefect-retrain-automation")
+
+    # The run the automation started on the degraded event the fixture raised.
+    started = wait_for_deployment_run(prefect, retrain["id"])
+    finished = wait_for_run(prefect, started["id"])
+    assert finished["state"]["type"] == "COMPLETED", finished["state"]
+    assert finished["parameters"] == {"day": MONITORED_DAY}
+    assert finished["created_by"]["type"] == "AUTOMATION"
+    assert finished["created_by"]["id"] == automation["id"]
+    page.goto(f"{prefect}/runs")
+    listed = page.get_by_role("link", name=finished["name"], exact=True)
+    expect(listed).to_be_visible()
+    screenshot(page, "prefect-runs-list")
+    listed.click()
+    expect(page).to_have_url(re.compile(f"/runs/flow-run/{finished['id']}$"))
+    expect(page.get_by_text("Completed", exact=True).first).to_be_visible()
+    expect(page.get_by_text(automation["name"], exact=True)).to_be_visible()
+    screenshot(page, "prefect-retrain-run")
