@@ -106,10 +106,22 @@ def _healthy(url: str) -> bool:
 def _running_pid(pid_file: Path) -> int | None:
     try:
         pid = int(pid_file.read_text())
-        os.kill(pid, 0)
-        return pid
-    except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+    except (FileNotFoundError, ValueError):
         return None
+    return pid if process_alive(pid) else None
+
+
+def process_alive(pid: int) -> bool:
+    """True while `pid` runs. A zombie (exited, not yet reaped by its parent) is not alive."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return True  # no /proc (not Linux): signal 0 is all we know
+    return state != "Z"
 
 
 def _start(settings: Settings, service: Service, env: dict[str, str]) -> None:
@@ -212,6 +224,7 @@ def stop_stack(settings: Settings, grace_seconds: float = 30) -> list[str]:
         if pid := _running_pid(pid_file):
             with suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
+    _wait_gone(list(running), 10)  # SIGKILL is delivered asynchronously
     for pid_file in pid_files:
         pid_file.unlink(missing_ok=True)
     return [p.stem for p in running]
