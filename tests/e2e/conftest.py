@@ -64,6 +64,7 @@ def stack(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INFERLOOP_", "PREFECT_"))}
     env.update({f"INFERLOOP_{name}_PORT": str(port) for name, port in ports.items()})
     env["INFERLOOP_STATE_DIR"] = str(root / "state")
+    env["PREFECT_WORKER_QUERY_SECONDS"] = "2"  # the worker polls for runs every 10 s by default
 
     def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         return subprocess.run(
