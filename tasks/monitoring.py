@@ -215,9 +215,13 @@ def _monitoring_run(settings: Settings, model_name: str, version: str) -> str:
     )
     if found:
         return found[0].info.run_id
-    return client.create_run(
+    run_id = client.create_run(
         experiment_id, run_name=f"monitor {model_name} v{version}", tags=tags
     ).info.run_id
+    # A run that collects one point a day never "ends": mark it finished so the UI does not show
+    # it as running forever (MLflow still accepts metrics on a finished run).
+    client.set_terminated(run_id)
+    return run_id
 
 
 @task(name="monitor-day")
