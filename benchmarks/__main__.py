@@ -2,7 +2,7 @@
 
 import argparse
 
-from benchmarks import drift, gate, scoring, whole_process
+from benchmarks import dask_scaling, drift, gate, scoring, stack_overhead, whole_process
 
 
 def main() -> None:
@@ -10,6 +10,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000])
     parser.add_argument("--process-rows", type=int, nargs="+", default=[1_000_000, 5_000_000, 10_000_000])
     parser.add_argument("--mlflow-rows", type=int, nargs="+", default=[1_000_000, 5_000_000])
+    parser.add_argument("--dask-days", type=int, default=4)
+    parser.add_argument("--dask-rows-per-day", type=int, default=500_000)
+    parser.add_argument("--stack-rows", type=int, default=1_000)
+    parser.add_argument("--repeats", type=int, default=3, help="runs per Dask / stack configuration")
     args = parser.parse_args()
     print("## Data-quality gate\n")
     print(gate.report([gate.run(rows) for rows in args.rows]))
@@ -19,6 +23,10 @@ def main() -> None:
     print(drift.main([1_000_000]))
     print("\n## Whole process: inferloop infer vs mlflow models predict\n")
     print(whole_process.main(args.process_rows, set(args.mlflow_rows)))
+    print(f"\n## Dask scale-out ({args.dask_days} partitions x {args.dask_rows_per_day:,} rows)\n")
+    print(dask_scaling.main(args.dask_days, args.dask_rows_per_day, args.repeats))
+    print(f"\n## Fixed overhead with the local stack up ({args.stack_rows:,}-row partition)\n")
+    print(stack_overhead.main(args.stack_rows, args.repeats))
 
 
 if __name__ == "__main__":
