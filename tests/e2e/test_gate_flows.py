@@ -26,6 +26,8 @@ def faulty_feed(prefect_harness, workdir, monkeypatch):
 
 def test_scoring_quarantines_fault_rows_and_refuses_the_renamed_day(faulty_feed):
     from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
 
     from flows.batch_inference import batch_inference
     from flows.train import train
@@ -52,7 +54,14 @@ def test_scoring_quarantines_fault_rows_and_refuses_the_renamed_day(faulty_feed)
     assert docs.exists()
 
     with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts()
+        # Only this test's keys, newest first: other tests in the session publish hundreds.
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["validation-transactions-inference", "scoring-transactions"])
+            ),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=50,
+        )
     keys = {a.key for a in artifacts if a.key}
     assert {"validation-transactions-inference", "scoring-transactions"} <= keys
     refusal = [

@@ -99,6 +99,7 @@ def test_broken_feed_is_refused_not_retrained(loop):
 def test_monitor_flow_saves_report_chart_and_drift_artifact(loop):
     from prefect import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
 
     from flows.monitor import monitor
 
@@ -110,6 +111,8 @@ def test_monitor_flow_saves_report_chart_and_drift_artifact(loop):
     assert chart.startswith(b"\x89PNG")
     with get_client(sync_client=True) as client:
         drift = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["monitoring-transactions-drift"]))
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["monitoring-transactions-drift"])),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=1,
         )
     assert drift and "amount" in str(drift[0].data)
