@@ -82,3 +82,21 @@ def stack(tmp_path_factory):
         for log in sorted((root / "state" / "stack").glob("*.log")):
             print(f"--- {log.name} (last 40 lines)", *log.read_text().splitlines()[-40:], sep="\n")
         cli("down")
+
+
+def emit_degraded(prefect: str, model_name: str, day: str) -> None:
+    """Raise `inferloop.model.degraded` at the stack's Prefect server, as the monitor does."""
+    emitted = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from prefect.events import emit_event; emit_event(event='inferloop.model.degraded', "
+            f"resource={{'prefect.resource.id': 'inferloop.model.{model_name}'}}, "
+            f"payload={{'day': {day!r}}})",
+        ],
+        env={**os.environ, "PREFECT_API_URL": f"{prefect}/api"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert emitted.returncode == 0, emitted.stderr

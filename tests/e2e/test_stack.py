@@ -1,14 +1,10 @@
 """`inferloop up` starts the stack, registers the deployments and a worker runs them;
 `inferloop down` stops exactly what was started. Alternate ports keep it clear of a dev stack."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from inferloop.stack import process_alive
-from tests.e2e.conftest import api, wait_for_deployment_run, wait_for_run
+from tests.e2e.conftest import api, emit_degraded, wait_for_deployment_run, wait_for_run
 
 pytestmark = pytest.mark.slow
 
@@ -43,20 +39,7 @@ def test_up_deploys_runs_and_down_stops(stack):
 
     # The automation from prefect.yaml: inferloop.model.degraded starts the retrain deployment
     # with the event's day (no monitoring history yet, so its verdict is "none").
-    emitted = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from prefect.events import emit_event; emit_event(event='inferloop.model.degraded', "
-            "resource={'prefect.resource.id': 'inferloop.model.transactions-classifier'}, "
-            "payload={'day': '2026-01-09'})",
-        ],
-        env={**os.environ, "PREFECT_API_URL": f"{prefect}/api"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert emitted.returncode == 0, emitted.stderr
+    emit_degraded(prefect, "transactions-classifier", "2026-01-09")
     retrain_run = wait_for_deployment_run(prefect, deployments["retrain"]["id"])
     assert retrain_run["parameters"] == {"day": "2026-01-09"}
     assert wait_for_run(prefect, retrain_run["id"])["state"]["type"] == "COMPLETED"

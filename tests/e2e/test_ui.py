@@ -7,10 +7,7 @@ it), driven by Playwright; a screenshot of each page (and of the last page of a 
 to test-artifacts/ui/."""
 
 import json
-import os
 import re
-import subprocess
-import sys
 import urllib.error
 from datetime import date
 from pathlib import Path
@@ -20,7 +17,7 @@ import pytest
 import yaml
 from playwright.sync_api import expect, sync_playwright
 
-from tests.e2e.conftest import api, wait_for_deployment_run, wait_for_run
+from tests.e2e.conftest import api, emit_degraded, wait_for_deployment_run, wait_for_run
 
 pytestmark = pytest.mark.slow
 
@@ -181,20 +178,7 @@ def monitored_day(stack) -> MonitoredDay:
         prefect, "batch-inference-daily", {"partition_date": SCORED_DAYS[0], "end_date": SCORED_DAYS[-1]}
     )
     monitor_run = run_deployment(prefect, "monitor-daily", {"day": MONITORED_DAY})
-    emitted = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            f"from prefect.events import emit_event; emit_event(event={DEGRADED_EVENT!r}, "
-            f"resource={{'prefect.resource.id': 'inferloop.model.{MODEL_NAME}'}}, "
-            f"payload={{'day': {MONITORED_DAY!r}}})",
-        ],
-        env={**os.environ, "PREFECT_API_URL": f"{prefect}/api"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert emitted.returncode == 0, emitted.stderr
+    emit_degraded(prefect, MODEL_NAME, MONITORED_DAY)
     return MonitoredDay(version, monitor_run)
 
 
