@@ -1,5 +1,6 @@
 """Batch inference on Dask: a local cluster, and a separately started scheduler + workers."""
 
+import os
 import subprocess
 import sys
 import uuid
@@ -71,3 +72,23 @@ def test_existing_dask_scheduler_via_address(trained, dask_cluster):
     assert [m.rows_scored for m in manifests] == [1_000] * 4
     again = score_on(load_settings(task_runner="dask", dask_address=dask_cluster), trained)
     assert all(m.reused for m in again)
+
+
+def test_local_cluster_workers_report_to_the_flows_temporary_api(trained, workdir):
+    """On embedded defaults (no PREFECT_API_URL) the CLI starts one temporary Prefect API; the
+    Dask workers report their task runs to it instead of each starting a server of their own."""
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(workdir / "prefect")  # a cold temporary API of its own, not the harness
+    first, last = trained[6], trained[7]
+    result = subprocess.run(
+        [str(BIN / "inferloop"), "infer", "--from", str(first), "--to", str(last), "--runner", "dask"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert output.count("Starting temporary server") == 1, output[-3000:]
+    assert output.count("Task run 'score-partition") == 2, output[-3000:]
+    assert output.count("│ scored") == 2, output[-3000:]
