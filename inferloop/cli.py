@@ -367,25 +367,32 @@ def demo(days: int = 21, rows_per_day: int = 5_000, scenario: str = "concept_dri
 
 
 @app.command()
-def up(worker: Annotated[bool, typer.Option(help="Also deploy flows and start a worker")] = True):
-    """Start Prefect, MLflow and S3 on loopback in the background; deploy flows; start a worker."""
+def up(
+    worker: Annotated[bool, typer.Option(help="Also deploy flows and start a worker")] = True,
+    profile: Annotated[
+        str | None,
+        typer.Option(help="local (SQLite, local files) or prod (PostgreSQL, S3, Dask, auth)"),
+    ] = None,
+):
+    """Start the stack on loopback in the background; deploy flows; start a worker."""
 
     def body():
-        from inferloop.stack import stack_env, start_stack
+        from inferloop.settings import load_settings
+        from inferloop.stack import start_stack
+        from inferloop.stack_services import stack_env
 
-        settings = _settings()
-        console.print("Starting the local stack (first start takes about 30 s)...")
+        settings = load_settings(stack_profile=profile)
+        console.print(f"Starting the {settings.stack_profile} stack (first start takes about 30 s)...")
         for service in start_stack(settings, with_worker=worker):
-            console.print(f"  {service.name:8} {service.ui_url}")
-        console.print(f"Point the CLI at it: source {settings.state_dir}/stack/stack.env")
-        console.print(
-            "  "
-            + "  ".join(
-                f"{k}={v}"
-                for k, v in stack_env(settings).items()
-                if k.startswith(("PREFECT", "INFERLOOP_TRACKING"))
-            )
-        )
+            if service.ui_url:
+                console.print(f"  {service.name:14} {service.ui_url}")
+        stack = settings.state_dir / "stack"
+        console.print(f"Point the CLI at it: source {stack}/stack.env")
+        # Addresses only: the credentials stay in the 0600 files, never on a terminal or in a log.
+        shown = ("PREFECT_API_URL", "INFERLOOP_TRACKING_URI")
+        console.print("  " + "  ".join(f"{k}={v}" for k, v in stack_env(settings).items() if k in shown))
+        if settings.stack_profile == "prod":
+            console.print(f"Credentials (log in to both UIs with them): {stack}/credentials.env")
 
     run_cli_command(body)
 

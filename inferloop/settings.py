@@ -90,11 +90,19 @@ class Settings(BaseSettings):
     max_retrains_per_day: int = Field(1, ge=1, description="Retrains allowed per (logical) day")
     task_runner: Literal["thread", "dask"] = Field("thread", description="Prefect task runner")
     dask_address: str | None = Field(None, description="Existing Dask scheduler (tcp://host:port)")
+    stack_profile: Literal["local", "prod"] = Field(
+        "local",
+        description="local: SQLite stores, local artifacts; prod: PostgreSQL, artifacts and lake on S3, "
+        "a Dask cluster, authentication on the Prefect and MLflow APIs",
+    )
     stack_host: str = Field("127.0.0.1", description="Interface the local stack binds to")
     prefect_port: int = Field(4200, ge=1, le=65535, description="Prefect server port (make up)")
     mlflow_port: int = Field(5000, ge=1, le=65535, description="MLflow server port (make up)")
     s3_port: int = Field(9000, ge=1, le=65535, description="Local S3 API port (make up)")
     s3_bucket: str = Field("inferloop", description="Bucket the local S3 API creates (make up)")
+    postgres_port: int = Field(5432, ge=1, le=65535, description="PostgreSQL port (prod profile)")
+    dask_scheduler_port: int = Field(8786, ge=1, le=65535, description="Dask scheduler port (prod)")
+    dask_workers: int = Field(2, ge=1, le=64, description="Dask worker processes (prod profile)")
 
     @field_validator("storage_uri")
     @classmethod

@@ -1,102 +1,37 @@
-"""The local stack: Prefect server, MLflow server and an S3 API on loopback, in the background.
+"""The stack: Prefect, MLflow, S3 API (and for the prod profile PostgreSQL and Dask) on loopback,
+in the background.
 
 Each service runs in its own process group; its PID and log live under `<state_dir>/stack/`.
-`stop_stack` stops only processes whose PID file this module wrote.
+`stop_stack` stops only processes whose PID file this module wrote. What runs is decided in
+`inferloop.stack_services` by `INFERLOOP_STACK_PROFILE`.
 """
 
 import os
-import shutil
 import signal
+import socket
 import subprocess
-import sys
 import time
+import urllib.parse
 import urllib.request
 from contextlib import suppress
-from dataclasses import dataclass
 from pathlib import Path
 
+from inferloop import postgres
 from inferloop.errors import InferloopError
 from inferloop.settings import REPO_ROOT, Settings
-
-WORK_POOL = "inferloop-process"
-AWS_DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "inferloop-local", "AWS_SECRET_ACCESS_KEY": "inferloop-local"}
+from inferloop.stack_services import WORK_POOL, Service, executable, service_stages, stack_env
 
 
 class StackError(InferloopError, RuntimeError):
     """A stack service did not start or stop; the message points at its log."""
 
 
-@dataclass(frozen=True)
-class Service:
-    name: str
-    command: list[str]
-    health_url: str
-    ui_url: str
-
-    def pid_file(self, settings: Settings) -> Path:
-        return settings.state_dir / "stack" / f"{self.name}.pid"
-
-    def log_file(self, settings: Settings) -> Path:
-        return settings.state_dir / "stack" / f"{self.name}.log"
-
-
-def _bin(name: str) -> str:
-    """An executable of this environment (the venv's bin dir), found without relying on PATH."""
-    candidate = Path(sys.executable).parent / name
-    return str(candidate) if candidate.exists() else (shutil.which(name) or name)
-
-
-def services(settings: Settings) -> list[Service]:
-    host, state = settings.stack_host, settings.state_dir
-    prefect = f"http://{host}:{settings.prefect_port}"
-    mlflow = f"http://{host}:{settings.mlflow_port}"
-    s3 = f"http://{host}:{settings.s3_port}"
-    return [
-        Service(
-            "prefect",
-            [_bin("prefect"), "server", "start", "--host", host, "--port", str(settings.prefect_port)],
-            f"{prefect}/api/health",
-            prefect,
-        ),
-        # Same SQLite store and artifact root as the embedded mode: runs of `make demo` show up.
-        Service(
-            "mlflow",
-            [
-                _bin("mlflow"),
-                "server",
-                "--backend-store-uri",
-                f"sqlite:///{state / 'mlflow.db'}",
-                "--artifacts-destination",
-                str(settings.mlflow_artifact_root),
-                "--host",
-                host,
-                "--port",
-                str(settings.mlflow_port),
-                "--workers",
-                "1",
-            ],
-            f"{mlflow}/health",
-            mlflow,
-        ),
-        Service("s3", [_bin("moto_server"), "-H", host, "-p", str(settings.s3_port)], f"{s3}/moto-api/", s3),
-    ]
-
-
-def stack_env(settings: Settings) -> dict[str, str]:
-    """Environment that points a client (CLI, worker, flow runs) at the running stack."""
-    host = settings.stack_host
-    return {
-        "PREFECT_API_URL": f"http://{host}:{settings.prefect_port}/api",
-        "INFERLOOP_TRACKING_URI": f"http://{host}:{settings.mlflow_port}",
-        "INFERLOOP_STATE_DIR": str(settings.state_dir),
-        "INFERLOOP_S3_ENDPOINT_URL": f"http://{host}:{settings.s3_port}",
-        "INFERLOOP_PROJECT_DIR": str(REPO_ROOT),
-        **AWS_DUMMY_CREDENTIALS,
-    }
-
-
 def _healthy(url: str) -> bool:
     try:
+        if url.startswith("tcp://"):
+            address = urllib.parse.urlsplit(url)
+            with socket.create_connection((address.hostname, address.port), timeout=2):
+                return True
         with urllib.request.urlopen(url, timeout=2) as response:
             return response.status < 500
     except OSError:
@@ -138,9 +73,10 @@ def _start(settings: Settings, service: Service, env: dict[str, str]) -> None:
             service.command,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=env,
+            env={**env, **service.env},
             start_new_session=True,
-            cwd=REPO_ROOT,
+            cwd=REPO_ROOT if service.user is None else "/",
+            user=service.user,
         )
     service.pid_file(settings).write_text(str(process.pid))
 
@@ -158,15 +94,15 @@ def _wait_healthy(settings: Settings, service: Service, timeout: float = 120) ->
     )
 
 
-def _create_bucket(settings: Settings) -> None:
+def _create_bucket(settings: Settings, env: dict[str, str]) -> None:
     import boto3
 
     s3 = boto3.client(
         "s3",
-        endpoint_url=f"http://{settings.stack_host}:{settings.s3_port}",
+        endpoint_url=env["INFERLOOP_S3_ENDPOINT_URL"],
         region_name=settings.s3_region,
-        aws_access_key_id="inferloop-local",
-        aws_secret_access_key="inferloop-local",
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
     )
     existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
     if settings.s3_bucket not in existing:
@@ -175,7 +111,7 @@ def _create_bucket(settings: Settings) -> None:
 
 def _prefect(args: list[str], env: dict[str, str]) -> None:
     result = subprocess.run(
-        [_bin("prefect"), "--no-prompt", *args], env=env, cwd=REPO_ROOT, capture_output=True, text=True
+        [executable("prefect"), "--no-prompt", *args], env=env, cwd=REPO_ROOT, capture_output=True, text=True
     )
     if result.returncode != 0:
         raise StackError(f"`prefect {' '.join(args)}` failed:\n{result.stdout}\n{result.stderr}")
@@ -189,21 +125,49 @@ def deploy(settings: Settings) -> None:
 
 
 def start_stack(settings: Settings, with_worker: bool = True) -> list[Service]:
+    """Start the profile's services stage by stage (each waits for the one before to be healthy),
+    create the bucket (and the databases), then register the deployments and start a worker."""
     env = {**os.environ, **stack_env(settings)}
-    started = services(settings)
-    for service in started:
-        _start(settings, service, env)
-    for service in started:
-        _wait_healthy(settings, service)
-    _create_bucket(settings)
+    stages = service_stages(settings)
+    _profile_file(settings).parent.mkdir(parents=True, exist_ok=True)
+    _profile_file(settings).write_text(settings.stack_profile)
+    if settings.stack_profile == "prod":
+        from inferloop.credentials import stack_credentials
+
+        postgres.init_cluster(settings, stack_credentials(settings))
+    for number, stage in enumerate(stages):
+        for service in stage:
+            _start(settings, service, env)
+        for service in stage:
+            if service.health_url:
+                _wait_healthy(settings, service)
+        if number == 0:
+            _create_bucket(settings, env)
+            if settings.stack_profile == "prod":
+                postgres.create_databases(settings, stack_credentials(settings))
+    if settings.stack_profile == "prod":
+        _wait_for_dask_workers(settings, env["INFERLOOP_DASK_ADDRESS"])
     if with_worker:
         deploy(settings)
-        worker = Service("worker", [_bin("prefect"), "worker", "start", "--pool", WORK_POOL], "", "")
+        worker = Service("worker", [executable("prefect"), "worker", "start", "--pool", WORK_POOL], "", "")
         _start(settings, worker, env)
-    (settings.state_dir / "stack" / "stack.env").write_text(
-        "".join(f"export {k}={v}\n" for k, v in stack_env(settings).items())
-    )
-    return started
+    from inferloop.credentials import write_private_env_file
+
+    write_private_env_file(settings.state_dir / "stack" / "stack.env", stack_env(settings))
+    return [service for stage in stages for service in stage]
+
+
+def _wait_for_dask_workers(settings: Settings, address: str, timeout: float = 90) -> None:
+    from distributed import Client
+
+    with Client(address, timeout=30) as client:
+        try:
+            client.wait_for_workers(settings.dask_workers, timeout=timeout)
+        except TimeoutError:
+            raise StackError(
+                f"{settings.dask_workers} Dask workers did not join {address} within {timeout:.0f} s; "
+                f"see {settings.state_dir}/stack/dask-worker-*.log"
+            ) from None
 
 
 def stop_stack(settings: Settings, grace_seconds: float = 30) -> list[str]:
@@ -214,9 +178,10 @@ def stop_stack(settings: Settings, grace_seconds: float = 30) -> list[str]:
     """
     pid_files = sorted((settings.state_dir / "stack").glob("*.pid"), key=lambda p: p.stem != "worker")
     running = {p: pid for p in pid_files if (pid := _running_pid(p))}
+    stop_signals = {s.name: s.stop_signal for s in _all_services(settings)}
     for pid_file, pid in running.items():
         with suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
+            os.killpg(pid, stop_signals.get(pid_file.stem, signal.SIGTERM))
         if pid_file.stem == "worker":
             _wait_gone([pid_file], grace_seconds)
     _wait_gone(list(running), grace_seconds)
@@ -236,11 +201,28 @@ def _wait_gone(pid_files: list[Path], timeout: float) -> None:
         time.sleep(0.25)
 
 
+def _profile_file(settings: Settings) -> Path:
+    return settings.state_dir / "stack" / "profile"
+
+
+def started_profile(settings: Settings) -> Settings:
+    """The settings with the profile the stack was last started with (for `down` and `status`)."""
+    try:
+        profile = _profile_file(settings).read_text().strip()
+    except FileNotFoundError:
+        return settings
+    return settings.model_copy(update={"stack_profile": profile})
+
+
+def _all_services(settings: Settings) -> list[Service]:
+    return [service for stage in service_stages(started_profile(settings)) for service in stage]
+
+
 def stack_status(settings: Settings) -> dict[str, str]:
     status = {}
-    for service in services(settings):
+    for service in _all_services(settings):
         pid = _running_pid(service.pid_file(settings))
-        healthy = _healthy(service.health_url)
+        healthy = _healthy(service.health_url) if service.health_url else bool(pid)
         status[service.name] = (
             f"up at {service.ui_url}"
             if healthy and pid

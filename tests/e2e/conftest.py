@@ -1,6 +1,7 @@
 """The stack as `inferloop up` starts it, on spare ports with its own state directory, once per
 module that asks for it; and the API helpers the end-to-end tests poll it with."""
 
+import base64
 import json
 import os
 import subprocess
@@ -17,13 +18,17 @@ from tests.conftest import free_port
 BIN = Path(sys.executable).parent
 
 
-def api(url: str, payload: dict | None = None, attempts: int = 6) -> dict | list:
+def api(url: str, payload: dict | None = None, attempts: int = 6, auth: str | None = None) -> dict | list:
     """One API call, retried on 503 with backoff as Prefect's own client and UI do: the server
-    answers 503 while its SQLite database is busy with a running flow's writes."""
+    answers 503 while its SQLite database is busy with a running flow's writes.
+    `auth` ("user:password") is sent as HTTP basic auth, as Prefect's and MLflow's clients do."""
+    headers = {"Content-Type": "application/json"}
+    if auth:
+        headers["Authorization"] = "Basic " + base64.b64encode(auth.encode()).decode()
     request = urllib.request.Request(
         url,
         data=json.dumps(payload).encode() if payload is not None else None,
-        headers={"Content-Type": "application/json"},
+        headers=headers,
         method="POST" if payload is not None else "GET",
     )
     for attempt in range(attempts):
@@ -36,10 +41,10 @@ def api(url: str, payload: dict | None = None, attempts: int = 6) -> dict | list
             time.sleep(2**attempt)
 
 
-def wait_for_run(prefect: str, run_id: str, timeout: float = 240) -> dict:
+def wait_for_run(prefect: str, run_id: str, timeout: float = 240, auth: str | None = None) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        run = api(f"{prefect}/api/flow_runs/{run_id}")
+        run = api(f"{prefect}/api/flow_runs/{run_id}", auth=auth)
         if run["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
             return run
         time.sleep(2)

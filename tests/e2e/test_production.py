@@ -1,0 +1,260 @@
+"""The production profile: the same loop on PostgreSQL, the S3 API, a Dask cluster and
+authenticated APIs, started by `inferloop up --profile prod` as separate processes on loopback.
+After the loop, no credential may appear in a log, artifact, param, tag, object or command line."""
+
+import os
+import subprocess
+import tempfile
+import urllib.error
+from pathlib import Path
+
+import boto3
+import pytest
+
+from inferloop.postgres import PostgresError, server_bin_dir
+from tests.conftest import free_port
+from tests.e2e.conftest import BIN, api, wait_for_run
+
+pytestmark = pytest.mark.slow
+
+MODEL = "transactions-classifier"
+LISTENING = "0A"  # TCP state in /proc/net/tcp
+LOOPBACK = {"0100007F", "0000000000000000FFFF00000100007F"}  # 127.0.0.1, IPv4 and IPv4-mapped
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    return dict(line.removeprefix("export ").split("=", 1) for line in path.read_text().splitlines())
+
+
+@pytest.fixture(scope="module")
+def prod(tmp_path_factory):
+    """`inferloop up --profile prod` on spare ports; yields the client environment and ports."""
+    try:
+        server_bin_dir()
+    except PostgresError as error:
+        pytest.skip(str(error))
+    # PostgreSQL runs as `postgres` when we are root: its directory must be reachable by it,
+    # which pytest's private (0700) temporary root is not.
+    root = Path(tempfile.mkdtemp(prefix="inferloop-prod-"))
+    root.chmod(0o755)
+    ports = {name: free_port() for name in ("PREFECT", "MLFLOW", "S3", "POSTGRES", "DASK_SCHEDULER")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("INFERLOOP_", "PREFECT_", "MLFLOW_", "AWS_", "PG"))
+    }
+    env.update({f"INFERLOOP_{name}_PORT": str(port) for name, port in ports.items()})
+    env["INFERLOOP_STATE_DIR"] = str(root / "state")
+    env["PREFECT_WORKER_QUERY_SECONDS"] = "2"
+
+    def cli(*args: str, client: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(BIN / "inferloop"), *args],
+            env={**env, **(client or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    up = cli("up", "--profile", "prod")
+    stack_dir = root / "state" / "stack"
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        client = {**env, **read_env_file(stack_dir / "stack.env")}
+        yield {
+            "cli": lambda *args: cli(*args, client=client),
+            "client": client,
+            "credentials": read_env_file(stack_dir / "credentials.env"),
+            "ports": ports,
+            "stack_dir": stack_dir,
+            "up": up,
+        }
+    finally:
+        for log in sorted(stack_dir.glob("*.log")):
+            print(f"--- {log.name} (last 30 lines)", *log.read_text().splitlines()[-30:], sep="\n")
+        cli("down")
+
+
+def _http_status(url: str, auth: str | None = None, payload: dict | None = None) -> int:
+    try:
+        api(url, payload, attempts=1, auth=auth)
+    except urllib.error.HTTPError as error:
+        return error.code
+    return 200
+
+
+def _listening_addresses(ports: set[int]) -> dict[int, str]:
+    """Local address of each listening TCP socket on `ports` (IPv4 and IPv6), from /proc."""
+    found = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, port = local.rsplit(":", 1)
+            if state == LISTENING and int(port, 16) in ports:
+                found[int(port, 16)] = "127.0.0.1" if address in LOOPBACK else address
+    return found
+
+
+def test_apis_refuse_unauthenticated_requests_and_bind_to_loopback(prod):
+    prefect = f"http://127.0.0.1:{prod['ports']['PREFECT']}/api"
+    mlflow = f"http://127.0.0.1:{prod['ports']['MLFLOW']}/api/2.0/mlflow/experiments/search?max_results=1"
+    credentials = prod["credentials"]
+    prefect_auth = credentials["PREFECT_API_AUTH_STRING"]
+    mlflow_auth = f"{credentials['MLFLOW_TRACKING_USERNAME']}:{credentials['MLFLOW_TRACKING_PASSWORD']}"
+
+    assert _http_status(f"{prefect}/flows/filter", payload={}) == 401
+    assert _http_status(f"{prefect}/flows/filter", "inferloop:wrong-password", {}) == 401
+    assert _http_status(f"{prefect}/flows/filter", prefect_auth, {}) == 200
+    assert _http_status(mlflow) == 401
+    assert _http_status(mlflow, f"{credentials['MLFLOW_TRACKING_USERNAME']}:wrong-password") == 401
+    assert _http_status(mlflow, mlflow_auth) == 200
+
+    import psycopg2
+
+    connect = dict(host="127.0.0.1", port=prod["ports"]["POSTGRES"], user="inferloop", dbname="prefect")
+    with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+        psycopg2.connect(password="wrong-password", **connect)
+    psycopg2.connect(password=credentials["PGPASSWORD"], **connect).close()
+
+    ports = set(prod["ports"].values())
+    assert _listening_addresses(ports) == dict.fromkeys(ports, "127.0.0.1")
+    assert "PASSWORD" not in prod["up"].stdout and credentials["PGPASSWORD"] not in prod["up"].stdout
+
+
+@pytest.fixture(scope="module")
+def loop(prod):
+    """The loop on the prod stack: generate to S3, train, score on Dask, challenger, promote,
+    a scheduled-style run through the Prefect worker, monitor."""
+    cli = prod["cli"]
+    for step in (
+        ("data", "generate", "--days", "12", "--rows-per-day", "2000"),
+        ("train", "--start", "2026-01-01", "--end", "2026-01-07"),
+        ("infer", "--from", "2026-01-08", "--to", "2026-01-10"),
+        ("train", "--start", "2026-01-03", "--end", "2026-01-09"),
+        ("promote",),
+        ("monitor", "--date", "2026-01-10"),
+    ):
+        result = cli(*step)
+        assert result.returncode == 0, f"inferloop {' '.join(step)}:\n{result.stdout}\n{result.stderr}"
+
+    prefect = f"http://127.0.0.1:{prod['ports']['PREFECT']}"
+    auth = prod["credentials"]["PREFECT_API_AUTH_STRING"]
+    deployments = {d["name"]: d for d in api(f"{prefect}/api/deployments/filter", {}, auth=auth)}
+    run = api(
+        f"{prefect}/api/deployments/{deployments['batch-inference-daily']['id']}/create_flow_run",
+        {"parameters": {"partition_date": "2026-01-11"}},
+        auth=auth,
+    )
+    assert wait_for_run(prefect, run["id"], auth=auth)["state"]["type"] == "COMPLETED"
+    return prefect, auth
+
+
+def _s3(prod):
+    return boto3.client(
+        "s3",
+        endpoint_url=prod["client"]["INFERLOOP_S3_ENDPOINT_URL"],
+        region_name="us-east-1",
+        aws_access_key_id=prod["credentials"]["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=prod["credentials"]["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def _objects(prod) -> dict[str, bytes]:
+    s3 = _s3(prod)
+    keys = [
+        item["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket="inferloop")
+        for item in page.get("Contents", [])
+    ]
+    return {key: s3.get_object(Bucket="inferloop", Key=key)["Body"].read() for key in keys}
+
+
+def test_loop_runs_on_postgres_s3_and_dask(prod, loop):
+    import psycopg2
+
+    objects = _objects(prod)
+    scored = {k for k in objects if k.startswith("lake/predictions/") and k.endswith("_manifest.json")}
+    assert {k.split("date=")[1].split("/")[0] for k in scored} >= {
+        "2026-01-08",
+        "2026-01-09",
+        "2026-01-10",
+        "2026-01-11",
+    }
+    assert any(k.startswith("mlartifacts/") and k.endswith("MLmodel") for k in objects), (
+        "MLflow's model artifacts are on S3"
+    )
+    assert not (prod["stack_dir"].parent / "mlartifacts").exists()
+    assert not (prod["stack_dir"].parent / "lake").exists()
+
+    connect = dict(host="127.0.0.1", port=prod["ports"]["POSTGRES"], user="inferloop")
+    password = prod["credentials"]["PGPASSWORD"]
+    with psycopg2.connect(dbname="prefect", password=password, **connect) as db, db.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM flow_run WHERE state_type = 'COMPLETED'")
+        assert cursor.fetchone()[0] >= 7
+    with psycopg2.connect(dbname="mlflow", password=password, **connect) as db, db.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM model_versions WHERE name = %s", (MODEL,))
+        assert cursor.fetchone()[0] == 2
+        cursor.execute("SELECT version FROM registered_model_aliases WHERE alias = 'champion'")
+        assert cursor.fetchone() is not None
+    assert not list(prod["stack_dir"].parent.glob("*.db")), "no SQLite store in the prod profile"
+
+    # Scoring ran on the cluster's workers, not in the flow's process.
+    worker_logs = "".join(p.read_text() for p in prod["stack_dir"].glob("dask-worker-*.log"))
+    assert worker_logs.count("Task run 'score-partition") >= 4
+
+
+def _prefect_records(prefect: str, auth: str, kind: str) -> list[dict]:
+    records, offset = [], 0
+    while page := api(f"{prefect}/api/{kind}/filter", {"limit": 200, "offset": offset}, auth=auth):
+        records += page
+        offset += len(page)
+    return records
+
+
+def _mlflow_metadata(prod) -> str:
+    """Every experiment's runs (params, tags, names) and every model version (tags, descriptions)."""
+    from mlflow import MlflowClient
+
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
+    os.environ.update({k: prod["credentials"][k] for k in saved})
+    try:
+        client = MlflowClient(prod["client"]["INFERLOOP_TRACKING_URI"])
+        experiments = client.search_experiments()
+        runs = client.search_runs([e.experiment_id for e in experiments], max_results=1000)
+        versions = client.search_model_versions()
+        models = client.search_registered_models()
+    finally:
+        for name, value in saved.items():
+            os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+    assert runs and versions
+    return repr([r.to_dictionary() for r in runs]) + repr(versions) + repr(models) + repr(experiments)
+
+
+def test_no_credential_in_logs_artifacts_params_tags_objects_or_command_lines(prod, loop):
+    prefect, auth = loop
+    secrets = [v for k, v in prod["credentials"].items() if k != "MLFLOW_TRACKING_USERNAME"]
+    secrets = [s.partition(":")[2] if s.startswith("inferloop:") else s for s in secrets]
+    secrets.remove(prod["credentials"]["AWS_ACCESS_KEY_ID"])  # an identifier, sent in every request
+
+    stack_logs = {p.name: p.read_text() for p in prod["stack_dir"].glob("*.log")}
+    assert set(stack_logs) >= {"prefect.log", "mlflow.log", "postgres.log", "worker.log", "dask-worker-1.log"}
+    places = {
+        **{f"stack log {name}": text for name, text in stack_logs.items()},
+        **{f"s3://inferloop/{key}": body.decode("latin-1") for key, body in _objects(prod).items()},
+        "Prefect logs": repr(_prefect_records(prefect, auth, "logs")),
+        "Prefect artifacts": repr(_prefect_records(prefect, auth, "artifacts")),
+        "Prefect flow runs (parameters, job variables)": repr(_prefect_records(prefect, auth, "flow_runs")),
+        "Prefect deployments": repr(_prefect_records(prefect, auth, "deployments")),
+        "MLflow runs, models, versions": _mlflow_metadata(prod),
+    }
+    for pid_file in prod["stack_dir"].glob("*.pid"):
+        cmdline = Path(f"/proc/{pid_file.read_text().strip()}/cmdline")
+        places[f"command line of {pid_file.stem}"] = cmdline.read_text() if cmdline.exists() else ""
+    assert len(places) > 20 and sum(map(len, places.values())) > 100_000, "the scan saw the whole loop"
+    leaks = [
+        (place, secret[:4] + "...")
+        for place, text in places.items()
+        for s in secrets
+        if (secret := s) in text
+    ]
+    assert not leaks
