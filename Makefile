@@ -4,10 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-CHROMIUM := /usr/bin/chromium
-APT_LOG := $(or $(TMPDIR),/tmp)/inferloop-apt-chromium.log
+APT_LOG := $(or $(TMPDIR),/tmp)/inferloop-apt.log
+PROFILE ?= local
 
-.PHONY: install browser demo test test-fast up down status deploy lint format bench clean
+.PHONY: install browser postgres demo test test-fast up down status deploy lint format bench clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,33 +16,40 @@ $(INSTALLED): pyproject.toml
 
 install: $(INSTALLED)
 
-# Debian's chromium and its matching chromedriver for tests/e2e/test_ui.py (Playwright launches the
-# system browser; nothing is downloaded by Playwright). Never fails the build: without root or
-# passwordless sudo, apt or the network it says so in one line and the UI tests skip.
-browser:  ## Debian's chromium + chromium-driver, when missing and apt-get can install them
-	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
+# Debian packages the tests use, installed when missing: $(call apt_install,<check command>,<packages>,<why>).
+# Never fails the build: without root or passwordless sudo, apt or the network it says so in one
+# line and the tests that need the package skip with a message.
+define apt_install
+	@if $(1) >/dev/null 2>&1; then exit 0; fi; \
 	if ! command -v apt-get >/dev/null 2>&1; then \
-		echo "browser: no apt-get here; UI tests will skip (install chromium and chromium-driver)"; exit 0; fi; \
+		echo "$(2): no apt-get here; $(3) will skip"; exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then sudo=; elif command -v sudo >/dev/null 2>&1; then sudo="sudo -n"; else \
-		echo "browser: not root and no sudo, chromium not installed; UI tests will skip"; exit 0; fi; \
+		echo "$(2): not root and no sudo, not installed; $(3) will skip"; exit 0; fi; \
 	apt="$$sudo env DEBIAN_FRONTEND=noninteractive apt-get -y -q -o DPkg::Lock::Timeout=120"; \
-	if { $$apt install --no-install-recommends chromium chromium-driver || \
-		{ $$apt update && $$apt install --no-install-recommends chromium chromium-driver; }; \
-	} >$(APT_LOG) 2>&1 < /dev/null; then \
-		echo "browser: installed Debian's chromium and chromium-driver with apt-get"; else \
-		echo "browser: apt-get could not install chromium (see $(APT_LOG)); UI tests will skip"; fi
+	if { $$apt install --no-install-recommends $(2) || { $$apt update && $$apt install --no-install-recommends $(2); }; \
+	} >>$(APT_LOG) 2>&1 < /dev/null; then echo "installed Debian's $(2) with apt-get"; else \
+		echo "apt-get could not install $(2) (see $(APT_LOG)); $(3) will skip"; fi
+endef
+
+# Playwright drives Debian's chromium (tests/e2e/test_ui.py); it never downloads a browser.
+browser:  ## Debian's chromium + chromium-driver, when missing
+	$(call apt_install,test -x /usr/bin/chromium,chromium chromium-driver,the UI tests)
+
+# The production profile's database (tests/e2e/test_production.py, make up PROFILE=prod).
+postgres:  ## Debian's PostgreSQL server, when missing
+	$(call apt_install,ls /usr/lib/postgresql/*/bin/postgres,postgresql,the production-profile tests)
 
 demo: install  ## the whole loop on embedded defaults (no servers needed)
 	$(BIN)/inferloop demo
 
-test: install browser  ## the full suite, slow end-to-end tests included
+test: install browser postgres  ## the full suite, slow end-to-end tests included
 	$(BIN)/pytest
 
 test-fast: install  ## skip tests marked slow
 	$(BIN)/pytest -m "not slow"
 
-up: install  ## Prefect :4200, MLflow :5000, S3 API :9000, deployments and a worker
-	$(BIN)/inferloop up
+up: install $(if $(filter prod,$(PROFILE)),postgres)  ## Prefect :4200, MLflow :5000, S3 API :9000, deployments, a worker (PROFILE=prod: + PostgreSQL, Dask, auth)
+	$(BIN)/inferloop up --profile $(PROFILE)
 
 down:  ## stop what `make up` started
 	$(BIN)/inferloop down
