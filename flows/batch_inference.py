@@ -34,6 +34,12 @@ def batch_inference(
     partition's output is keyed on (date, model version): rescoring it is a no-op. A partition
     the gate refuses gets no predictions; the run scores the others and then fails naming it.
     A progress artifact advances as each partition finishes; a table artifact sums the run up.
+
+    Args:
+        partition_date: First day to score (default: the logical date, the day before the
+            scheduled start).
+        end_date: Last day to score, for backfills (default: partition_date).
+        shadow: Also score with @challenger, written beside the champion's output as shadow.
     """
     settings = load_settings()
     spec = settings.dataset

@@ -26,7 +26,13 @@ def monitor(day: date | None = None, retrain_inline: bool = False, chart: bool =
     confirmed and the storm guard allows it, emit `inferloop.model.degraded` (the `retrain`
     deployment's trigger) or, with `retrain_inline` (local CLI runs), run retrain directly
     instead (not both: a server's automation would start a second, suppressed, retrain).
-    `chart`: also draw the recent history as a PNG next to the report (replays skip it)."""
+    `chart`: also draw the recent history as a PNG next to the report (replays skip it).
+
+    Args:
+        day: Day whose features and arrived labels are checked (default: the logical date).
+        retrain_inline: Retrain in this run instead of emitting inferloop.model.degraded.
+        chart: Draw the monitoring history chart next to the report.
+    """
     settings = load_settings()
     storage = lake_storage(settings)
     day = day or logical_date()

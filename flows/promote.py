@@ -65,7 +65,18 @@ def promote(
     data and move @champion only if every gate passes (mode `approve`: and a person approves;
     mode `manual`: a person's move, checked for safety only). The decision is tagged on the
     version and published as an artifact whatever the verdict. `as_of` limits the default
-    comparison window to labels known by that day (retrain and replay pass it)."""
+    comparison window to labels known by that day (retrain and replay pass it).
+
+    Args:
+        challenger_version: Version to consider (default: the one with @challenger).
+        start: First labelled day both models are compared on (default: promotion_window_days
+            days before `end`).
+        end: Last labelled day of the comparison (default: the latest labelled day).
+        mode: auto (gates decide), approve (gates, then a person approves in this UI) or manual
+            (a person's choice, checked for safety only); default: the promotion_mode setting.
+        decided_by: Who or what asked for the decision, recorded on the version.
+        as_of: Use only labels known by this day (replays and retrains of past days).
+    """
     settings = load_settings()
     mode = mode or settings.promotion_mode
     challenger = (
@@ -105,7 +116,11 @@ def promote(
 
 @flow(name="rollback", log_prints=True)
 def rollback(decided_by: str = "rollback flow") -> PromotionDecision:
-    """Restore @previous_champion as @champion (the current one becomes @previous_champion)."""
+    """Restore @previous_champion as @champion (the current one becomes @previous_champion).
+
+    Args:
+        decided_by: Who asked for the rollback, recorded on the version.
+    """
     settings = load_settings()
     previous = find_alias(settings, settings.previous_champion_alias)
     if previous is None:

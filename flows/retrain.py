@@ -28,7 +28,12 @@ def retrain(day: date | None = None, force: bool = False) -> RetrainDecision:
     a duplicated trigger finds the cap or cooldown and is recorded as suppressed), then train on
     the `train_window_days` labelled days known by `day` and run promotion on labels known by
     then: the new version becomes champion only if it beats the current one. `force` (a person
-    in the UI) skips the monitoring verdict but not the storm guard."""
+    in the UI) skips the monitoring verdict but not the storm guard.
+
+    Args:
+        day: The day the degradation was seen (default: the logical date).
+        force: Retrain without a confirmed degradation (the storm guard still applies).
+    """
     settings = load_settings()
     storage = lake_storage(settings)
     spec = settings.dataset

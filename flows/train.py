@@ -22,7 +22,12 @@ def train(start: date | None = None, end: date | None = None) -> ModelVersionRef
     """Gate `start`..`end` (default: the latest `train_window_days` labelled days), fit on the
     rows that pass, log to MLflow with lineage and the gate's reports, and register a version as
     `challenger`; with no champion yet, it becomes `champion` if it clears the absolute gates
-    (a recorded bootstrap decision). A refused day means no model."""
+    (a recorded bootstrap decision). A refused day means no model.
+
+    Args:
+        start: First day of the training window (default: end - train_window_days + 1).
+        end: Last day of the training window (default: the latest day with labels).
+    """
     settings = load_settings()
     spec = settings.dataset
     storage = lake_storage(settings)

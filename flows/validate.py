@@ -4,6 +4,7 @@ from datetime import date
 
 from prefect import flow
 
+from flows.batch_inference import logical_date
 from inferloop.settings import load_settings
 from inferloop.storage import lake_storage
 from tasks.gate import validate_partition
@@ -12,15 +13,20 @@ from tasks.validation import ValidationReport
 
 
 @flow(name="validate", log_prints=True)
-def validate(partition_date: date, purpose: str = "inference") -> ValidationReport:
+def validate(partition_date: date | None = None, purpose: str = "inference") -> ValidationReport:
     """Check `partition_date` with the committed `<dataset>_<purpose>` suite; write its
-    quarantine and Data Docs; publish the report. Refusal is reported, not raised."""
+    quarantine and Data Docs; publish the report. Refusal is reported, not raised.
+
+    Args:
+        partition_date: Day to check (default: the logical date, yesterday for a run started now).
+        purpose: Which suite: `inference` (features only) or `training` (features and labels).
+    """
     settings = load_settings()
     report = validate_partition(
         lake_storage(settings),
         settings.dataset,
         purpose,
-        partition_date,
+        partition_date or logical_date(),
         settings,
     )
     publish_validation_report(report)
