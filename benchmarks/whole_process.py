@@ -11,7 +11,7 @@ from pathlib import Path
 
 from benchmarks.common import bench_lake, train_model
 from tasks.data import prepare_features
-from tasks.registry import SKOPS_TRUSTED_TYPES
+from tasks.registry import SKOPS_TRUSTED_TYPES, model_code
 
 BIN = Path(sys.executable).parent
 MODEL = "bench-classifier"
@@ -48,6 +48,7 @@ def prepare(rows: int) -> tuple[dict[str, str], object]:
             signature=infer_signature(example, model.predict_proba(example)),
             pyfunc_predict_fn="predict_proba",
             skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            code_paths=model_code(Path(tempfile.mkdtemp(dir=root))),
         )
     mlflow.MlflowClient().set_registered_model_alias(MODEL, "champion", "1")
     env = {

@@ -23,7 +23,9 @@ def days_between(start: date, end: date) -> list[date]:
 
 
 def prepare_features(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
-    """The model's input: spec features in spec order, numerics as float64, categoricals as str.
+    """The model's input: spec features in spec order, numerics as float64, categoricals as str
+    (a pandas categorical column, as dictionary-encoded parquet reads, stays one with str
+    categories: the model encodes it per distinct value, not per row).
 
     One dtype per kind keeps training, the logged signature and scoring in agreement
     (an integer column with a null would otherwise turn float and break schema enforcement).
@@ -33,12 +35,20 @@ def prepare_features(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
         values = frame[column]
         if column in spec.numeric_features:
             prepared[column] = pd.to_numeric(values, errors="coerce").astype("float64", copy=False)
-        elif isinstance(values.dtype, pd.CategoricalDtype):  # read dictionary-encoded: convert
-            prepared[column] = values.cat.rename_categories(str).astype(object)  # each category once
+        elif isinstance(values.dtype, pd.CategoricalDtype):
+            prepared[column] = values.cat.rename_categories(str)  # each category once, not each row
         else:
             prepared[column] = values.where(values.isna(), values.astype(str)).astype(object)
     # copy=False keeps each column as its own block: no second copy of the whole table.
     return pd.DataFrame(prepared, index=frame.index, copy=False)
+
+
+def as_plain_columns(features: pd.DataFrame) -> pd.DataFrame:
+    """Categorical columns as object strings: what a caller of the served model sends (the
+    MLflow input example and signature)."""
+    return features.astype(
+        {c: object for c, t in features.dtypes.items() if isinstance(t, pd.CategoricalDtype)}
+    )
 
 
 def read_feature_partition(storage: Storage, spec: DatasetSpec, day: date) -> pd.DataFrame:

@@ -6,6 +6,7 @@ resolves it once to a concrete version, and records that version everywhere it g
 
 import hashlib
 import json
+import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import date
@@ -26,6 +27,7 @@ SERVING_PACKAGES = ("mlflow", "scikit-learn", "skops", "numpy", "pandas", "scipy
 # HistGradientBoosting pipeline. Anything else untrusted in a model is an error, not trusted blindly.
 SKOPS_TRUSTED_TYPES = [
     "functools.partial",
+    "inferloop.category_codes.CategoryCodeEncoder",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.utils.validation.check_array",
 ]
@@ -87,6 +89,19 @@ def content_hash(frame: pd.DataFrame) -> str:
     """A stable hash of a frame's content (row order included), for data lineage."""
     row_hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
     return hashlib.sha256(row_hashes.tobytes()).hexdigest()
+
+
+def model_code(scratch: Path) -> list[str]:
+    """`code_paths` for a logged model: the inferloop module its pipeline imports, as a package
+    of that one module, so the model loads where inferloop is not installed (MLflow puts the
+    model's code directory first on sys.path when it loads it)."""
+    from inferloop import category_codes
+
+    package = scratch / "inferloop"
+    package.mkdir()
+    (package / "__init__.py").write_text('"""The part of inferloop a saved model needs."""\n')
+    shutil.copy(category_codes.__file__, package / "category_codes.py")
+    return [str(package)]
 
 
 def model_requirements() -> list[str]:
@@ -181,6 +196,7 @@ def log_and_register(
                 skops_trusted_types=SKOPS_TRUSTED_TYPES,
                 registered_model_name=name,
                 extra_files=[str(profile_file)],
+                code_paths=model_code(Path(scratch)),
                 pip_requirements=model_requirements(),
             )
     version = str(info.registered_model_version)

@@ -6,7 +6,6 @@ from datetime import date
 import numpy as np
 import pandas as pd
 from prefect import task
-from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import (
     average_precision_score,
@@ -16,12 +15,12 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OrdinalEncoder
 from threadpoolctl import threadpool_limits
 
+from inferloop.category_codes import CategoryCodeEncoder
 from inferloop.dataset import DatasetSpec
 from inferloop.errors import InferloopError
-from tasks.data import positive_target, prepare_features
+from tasks.data import as_plain_columns, positive_target, prepare_features
 from tasks.model_report import reference_profile
 
 # Gradient boosting with native categorical splits: no one-hot expansion, so scoring stays fast.
@@ -68,20 +67,9 @@ class TrainingResult:
 
 
 def build_pipeline(spec: DatasetSpec) -> Pipeline:
-    """Ordinal-encode categoricals (unseen → missing) and let the booster split on them natively."""
-    encoder = ColumnTransformer(
-        [
-            (
-                "categorical",
-                OrdinalEncoder(
-                    handle_unknown="use_encoded_value", unknown_value=np.nan, encoded_missing_value=np.nan
-                ),
-                spec.categorical_features,
-            )
-        ],
-        remainder="passthrough",
-        verbose_feature_names_out=False,
-    )
+    """Encode categoricals as codes of the training categories (unseen → missing) and let the
+    booster split on them natively."""
+    encoder = CategoryCodeEncoder(spec.categorical_features, spec.numeric_features)
     categorical_mask = [True] * len(spec.categorical_features) + [False] * len(spec.numeric_features)
     booster = HistGradientBoostingClassifier(categorical_features=categorical_mask, **MODEL_PARAMS)
     return Pipeline([("encode", encoder), ("model", booster)])
@@ -143,7 +131,7 @@ def fit_model(frame: pd.DataFrame, spec: DatasetSpec, holdout_days: int, thresho
         holdout_rows=len(holdout),
         train_end=day[train.index].max(),
         holdout_start=day[holdout.index].min(),
-        input_example=train_features.head(5),
+        input_example=as_plain_columns(train_features.head(5)),
         holdout_target=holdout_target,
         holdout_scores=holdout_scores,
         profile=reference_profile(train_features, positive_scores(model, train_features), spec),
