@@ -13,7 +13,7 @@ from inferloop.storage import lake_storage
 from tasks.data import days_between
 from tasks.registry import find_alias, load_model, resolve_alias
 from tasks.reports import PartitionProgress, publish_scoring_report, publish_validation_report
-from tasks.scoring import ScoringManifest, score_partition
+from tasks.scoring import ScoringManifest, already_scored, score_partition
 from tasks.validation import BatchRefusedError
 
 
@@ -31,7 +31,8 @@ def batch_inference(
     @champion (and, with `shadow`, also with @challenger: its own output, marked as shadow).
 
     The alias is resolved once, so every partition of the run uses the same version. Each
-    partition's output is keyed on (date, model version): rescoring it is a no-op. A partition
+    partition's output is keyed on (date, model version): rescoring it is a no-op, and a run
+    whose partitions are all scored does not load the model. A partition
     the gate refuses gets no predictions; the run scores the others and then fails naming it.
     A progress artifact advances as each partition finishes; a table artifact sums the run up.
 
@@ -49,12 +50,17 @@ def batch_inference(
     challenger = find_alias(settings, settings.challenger_alias) if shadow else None
     if challenger and challenger.version != scorers["champion"].version:
         scorers["shadow"] = challenger
-    models = {role: load_model(settings, ref) for role, ref in scorers.items()}
-    flow_run_id = str(flow_run.id)
     days = days_between(start, end_date or start)
+    # A model is loaded only to score something: a rerun of scored partitions loads none.
+    models = {
+        role: load_model(settings, ref)
+        for role, ref in scorers.items()
+        if not all(already_scored(storage, ref, day) for day in days)
+    }
+    flow_run_id = str(flow_run.id)
     # One task per partition (and model): with the Dask runner they score on different workers.
     futures = [
-        score_partition.submit(storage, spec, models[role], ref, day, flow_run_id, settings, role)
+        score_partition.submit(storage, spec, models.get(role), ref, day, flow_run_id, settings, role)
         for role, ref in scorers.items()
         for day in days
     ]

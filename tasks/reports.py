@@ -1,7 +1,10 @@
 """Run reports as Prefect artifacts: the same objects the CLI prints, rendered for the UI."""
 
+from __future__ import annotations
+
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from prefect.artifacts import (
     create_markdown_artifact,
@@ -10,12 +13,13 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from tasks.monitoring import MonitoringReport
-from tasks.promotion import PromotionDecision
-from tasks.registry import ModelVersionRef
-from tasks.retrain_policy import RetrainDecision
-from tasks.scoring import ScoringManifest
-from tasks.validation import ValidationReport
+if TYPE_CHECKING:  # for annotations only: scoring must not import monitoring (scipy.stats, ~0.6 s)
+    from tasks.monitoring import MonitoringReport
+    from tasks.promotion import PromotionDecision
+    from tasks.registry import ModelVersionRef
+    from tasks.retrain_policy import RetrainDecision
+    from tasks.scoring import ScoringManifest
+    from tasks.validation import ValidationReport
 
 
 def _artifact_key(text: str) -> str:

@@ -9,6 +9,7 @@ import pyarrow as pa
 from prefect import task
 
 from inferloop.dataset import DatasetSpec
+from inferloop.errors import InferloopError
 from inferloop.settings import Settings
 from inferloop.storage import MANIFEST, Storage, partition_dir
 from tasks.data import partition_files, prepare_features
@@ -50,6 +51,11 @@ def predictions_dir(ref: ModelVersionRef, day: date) -> str:
     return f"predictions/model={ref.name}/version={ref.version}/date={day.isoformat()}"
 
 
+def already_scored(storage: Storage, ref: ModelVersionRef, day: date) -> bool:
+    """True when `ref` has a complete predictions partition for `day` (its manifest exists)."""
+    return storage.exists(f"{predictions_dir(ref, day)}/{MANIFEST}")
+
+
 def _constant(value: str, rows: int) -> pa.DictionaryArray:
     """A column holding one value: dictionary-encoded, so it costs nothing per row."""
     return pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, dtype=np.int32)), pa.array([value]))
@@ -59,7 +65,7 @@ def _constant(value: str, rows: int) -> pa.DictionaryArray:
 def score_partition(
     storage: Storage,
     spec: DatasetSpec,
-    model,
+    model,  # None when the caller found the partition already scored (no model was loaded)
     ref: ModelVersionRef,
     day: date,
     flow_run_id: str,
@@ -80,6 +86,10 @@ def score_partition(
     manifest_path = f"{out_dir}/{MANIFEST}"
     if storage.exists(manifest_path):
         return ScoringManifest(**{**storage.read_json(manifest_path), "reused": True})
+    if model is None:
+        raise InferloopError(
+            f"{storage.uri(manifest_path)} disappeared after the run found {day} scored; rerun it"
+        )
 
     input_files = partition_files(storage, spec, day)
     gate = PartitionGate(storage, spec, "inference", day, settings)

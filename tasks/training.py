@@ -6,14 +6,6 @@ from datetime import date
 import numpy as np
 import pandas as pd
 from prefect import task
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.metrics import (
-    average_precision_score,
-    balanced_accuracy_score,
-    f1_score,
-    log_loss,
-    roc_auc_score,
-)
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
@@ -69,6 +61,8 @@ class TrainingResult:
 def build_pipeline(spec: DatasetSpec) -> Pipeline:
     """Encode categoricals as codes of the training categories (unseen → missing) and let the
     booster split on them natively."""
+    from sklearn.ensemble import HistGradientBoostingClassifier  # here: scoring needs no fitting code
+
     encoder = CategoryCodeEncoder(spec.categorical_features, spec.numeric_features)
     categorical_mask = [True] * len(spec.categorical_features) + [False] * len(spec.numeric_features)
     booster = HistGradientBoostingClassifier(categorical_features=categorical_mask, **MODEL_PARAMS)
@@ -76,6 +70,15 @@ def build_pipeline(spec: DatasetSpec) -> Pipeline:
 
 
 def classification_metrics(target: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
+    # Imported here: sklearn.metrics imports scipy.stats (~0.5 s), which scoring does not need.
+    from sklearn.metrics import (
+        average_precision_score,
+        balanced_accuracy_score,
+        f1_score,
+        log_loss,
+        roc_auc_score,
+    )
+
     if len(np.unique(target)) < 2:
         raise TrainingDataError("The evaluation rows hold a single class: widen the window")
     predicted = (scores >= threshold).astype(int)

@@ -53,3 +53,15 @@ def test_infer_shows_a_progress_bar_over_the_partitions(champion):
     assert result.exit_code == 0, result.output
     assert "Scoring partitions" in result.output and "3/3" in result.output
     assert result.output.count("scored") >= 3  # the table after the bar: one row per partition
+
+
+def test_a_rerun_of_scored_partitions_loads_no_model(champion, monkeypatch):
+    import flows.batch_inference as module
+
+    first = module.batch_inference(partition_date=champion[0], end_date=champion[-1])
+    loaded = []
+    monkeypatch.setattr(module, "load_model", lambda settings, ref: loaded.append(ref))
+    again = module.batch_inference(partition_date=champion[0], end_date=champion[-1])
+    assert loaded == []
+    assert all(m.reused for m in again)
+    assert [m.rows_scored for m in again] == [m.rows_scored for m in first]
