@@ -14,7 +14,6 @@ Rows in = rows passed + rows quarantined, asserted for every partition.
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime, time
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,6 +24,7 @@ from inferloop.expectations import Purpose, gx_lock, load_suite, open_gx_context
 from inferloop.settings import Settings
 from inferloop.storage import Storage
 from tasks.data import days_between, load_labelled_day, partition_files
+from tasks.id_uniqueness import IdTally
 from tasks.row_checks import (
     Columnar,
     any_failed,
@@ -77,7 +77,7 @@ class PartitionGate:
         self.gx_counts: dict[str, int | None] = dict.fromkeys(self.configs)
         self.gx_success = dict.fromkeys(self.configs, True)
         self.details: dict[str, str] = {}
-        self.ids: list[np.ndarray] = []
+        self.ids = IdTally()  # id uniqueness and presence over every row
         self.quarantined: list[pd.DataFrame] = []
         self.gx_sample_rows = settings.gx_sample_rows
         self.gx_scope = settings.gx_scope
@@ -108,8 +108,7 @@ class PartitionGate:
         bad_rows = count(bad)
         self.rows_in += data.num_rows
         if self.spec.id_column in data.schema.names:
-            # A copy: a zero-copy view would keep the whole decoded record batch alive.
-            self.ids.append(data.column(self.spec.id_column).to_numpy(zero_copy_only=False).copy())
+            self.ids.add(data.column(self.spec.id_column))
         if not bad_rows:
             return data
         for name, mask in masks.items():
@@ -234,17 +233,16 @@ class PartitionGate:
         if severity == "row":
             outcome.unexpected_count = self.mask_counts[name]
             outcome.success = outcome.unexpected_count == 0
-        elif config.type == "expect_column_values_to_be_unique" and self.ids:
-            ids = np.concatenate(self.ids)
-            duplicates = len(ids) - len(pd.unique(ids))
+        elif config.type == "expect_column_values_to_be_unique" and self.ids.rows:
+            duplicates = self.ids.duplicates
             outcome.success, outcome.unexpected_count = duplicates == 0, duplicates
             outcome.detail = f"{duplicates} duplicated ids" if duplicates else ""
         elif (
             config.type == "expect_column_values_to_not_be_null"
-            and self.ids
+            and self.ids.rows
             and (config.kwargs.get("column") == self.spec.id_column)
         ):  # GX saw a sample; every row needs an id
-            missing = int(sum(pd.isna(ids).sum() for ids in self.ids))
+            missing = self.ids.missing
             outcome.success, outcome.unexpected_count = missing == 0, missing
             outcome.detail = f"{missing} rows without an id" if missing else ""
         elif config.type == "expect_table_row_count_to_be_between":
