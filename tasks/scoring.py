@@ -1,11 +1,17 @@
 """Scoring one daily partition with a pinned model version: streamed, atomic, idempotent."""
 
 import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
+from typing import TypeVar
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from prefect import task
 
 from inferloop.dataset import DatasetSpec
@@ -17,6 +23,8 @@ from tasks.gate import PartitionGate, decide, passing_chunks
 from tasks.registry import ModelVersionRef
 from tasks.training import positive_scores
 from tasks.validation import ValidationReport
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -96,7 +104,11 @@ def score_partition(
     started = time.perf_counter()
     scored_at = datetime.now(UTC).replace(microsecond=0).isoformat()
     data_file = f"{out_dir}/part-0.parquet"
-    with storage.open_parquet_writer(data_file, _output_schema(spec)) as writer:
+    with (
+        storage.open_parquet_writer(data_file, _output_schema(spec)) as writer,
+        ThreadPoolExecutor(1, thread_name_prefix="write-predictions") as background_writer,
+    ):
+        written = None  # the previous chunk's write, in flight while this chunk is predicted
         for input_file in input_files:
             lineage = [
                 ref.name,
@@ -108,24 +120,24 @@ def score_partition(
                 scored_at,
             ]
             chunks = storage.iter_batches(input_file, settings.score_batch_rows, spec.categorical_features)
-            for passed in passing_chunks(gate, chunks):
-                if passed.num_rows == 0:  # every row of the chunk was quarantined
-                    continue
-                frame = passed.to_pandas()
-                scores = positive_scores(model, prepare_features(frame, spec))
-                writer.write_batch(
-                    pa.RecordBatch.from_arrays(
-                        [
-                            pa.array(frame[spec.id_column].to_numpy(dtype=np.int64)),
-                            pa.array(scores),
-                            pa.array((scores >= settings.decision_threshold).astype(np.int8)),
-                            *[_constant(value, len(frame)) for value in lineage],
-                        ],
-                        schema=writer.schema,
-                    )
+            for ids, features in read_ahead(model_inputs(gate, chunks, spec)):
+                scores = positive_scores(model, features)
+                batch = pa.RecordBatch.from_arrays(
+                    [
+                        ids,
+                        pa.array(scores),
+                        pa.array((scores >= settings.decision_threshold).astype(np.int8)),
+                        *[_constant(value, len(ids)) for value in lineage],
+                    ],
+                    schema=writer.schema,
                 )
+                if written is not None:
+                    written.result()  # one write in flight: memory stays bounded, errors surface
+                written = background_writer.submit(writer.write_batch, batch)
             if gate.critical_failed:
                 break
+        if written is not None:
+            written.result()
         report = decide(gate)  # inside the writer: a refusal publishes no predictions
     checksum, size = storage.sha256(data_file)
     manifest = ScoringManifest(
@@ -151,6 +163,33 @@ def score_partition(
     storage.write_json(manifest_path, asdict(manifest))
     manifest.validation = report
     return manifest
+
+
+def model_inputs(
+    gate: PartitionGate, chunks: Iterable[pa.RecordBatch], spec: DatasetSpec
+) -> Iterator[tuple[pa.Array, pd.DataFrame]]:
+    """The ids and prepared features of each chunk's rows that pass the gate (only the feature
+    columns become pandas; ids stay Arrow, on their way to the output)."""
+    for passed in passing_chunks(gate, chunks):
+        if passed.num_rows == 0:  # every row of the chunk was quarantined
+            continue
+        ids = pc.cast(passed.column(spec.id_column), pa.int64())
+        yield ids, prepare_features(passed.select(spec.feature_columns).to_pandas(), spec)
+
+
+def read_ahead(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """`items`, produced up to `depth` ahead in a worker thread while the caller works on the
+    current one. Scoring reads, gates and prepares the next chunks while the booster predicts
+    this one: prediction releases the GIL, and the rest is mostly single-threaded, so on its
+    own it would leave a core idle. Errors surface in order, where the item would have been."""
+    with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as producer:
+        pending = deque(producer.submit(next, items, _END) for _ in range(depth))
+        while (item := pending.popleft().result()) is not _END:
+            pending.append(producer.submit(next, items, _END))
+            yield item
+
+
+_END = object()
 
 
 def _output_schema(spec: DatasetSpec) -> pa.Schema:
