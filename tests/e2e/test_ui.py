@@ -109,7 +109,7 @@ def test_quick_run_of_train_from_ui_completes_and_registers_champion(browser, st
 
     page.goto(f"{prefect}/deployments")
     deployment_link(page, "train").click()
-    expect(page.get_by_text("flows/train.py:train", exact=True)).to_be_visible()
+    expect(page.get_by_text("flows.train:train", exact=True)).to_be_visible()
     page.get_by_role("button", name="Run", exact=True).click()
     # train's parameters all have defaults (the latest labelled window), so Quick run needs none.
     with page.expect_response(
