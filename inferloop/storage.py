@@ -177,9 +177,12 @@ class Storage:
                     parquet = pq.ParquetFile(source, metadata=parquet.metadata, read_dictionary=present)
         except pa.ArrowInvalid as error:
             raise StorageError(f"{self.uri(relative_file)} is not a readable parquet file: {error}") from None
-        # Batches are fetched lazily: an S3 outage surfaces here, mid-stream.
+        # Batches are fetched lazily: an S3 outage surfaces here, mid-stream. One reader per
+        # row group: a reader's pre-buffer cache (coalesced reads, for S3) keeps every row
+        # group it has read until it is done (+33 MB per 2M rows read, 10M rows: +130 MB).
         with source, self.translated_errors("read", relative_file):
-            yield from parquet.iter_batches(batch_size=batch_rows)
+            for row_group in range(parquet.num_row_groups):
+                yield from parquet.iter_batches(batch_size=batch_rows, row_groups=[row_group])
 
     def write_table(self, relative_file: str, table: pa.Table) -> None:
         """Write one parquet file so readers see all of it or nothing."""
