@@ -294,3 +294,40 @@ def test_retrain_automation_and_the_run_it_started(browser, stack, monitored_day
     expect(page.get_by_text("Completed", exact=True).first).to_be_visible()
     expect(page.get_by_text(automation["name"], exact=True)).to_be_visible()
     screenshot(page, "prefect-retrain-run")
+
+
+def test_scheduled_scoring_shows_next_runs_and_a_rerun_says_it_is_a_no_op(
+    browser, stack, monitored_day, page
+):
+    ports, _, _ = stack
+    prefect = f"http://127.0.0.1:{ports['PREFECT']}"
+    (deployment,) = api(
+        f"{prefect}/api/deployments/filter", {"deployments": {"name": {"any_": ["batch-inference-daily"]}}}
+    )
+    # The server schedules the cron's next runs itself: the Upcoming tab lists them.
+    upcoming = api(
+        f"{prefect}/api/flow_runs/filter",
+        {
+            "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}},
+            "deployments": {"id": {"any_": [deployment["id"]]}},
+            "sort": "EXPECTED_START_TIME_ASC",
+        },
+    )
+    assert upcoming and all(run["expected_start_time"][11:16] == "02:30" for run in upcoming)
+    page.goto(f"{prefect}/deployments/deployment/{deployment['id']}?tab=Upcoming")
+    expect(page.get_by_text(upcoming[0]["name"], exact=True)).to_be_visible()
+    screenshot(page, "prefect-scoring-upcoming-runs")
+
+    # The monitored_day fixture scored SCORED_DAYS with this deployment; run the first day again.
+    rerun = run_deployment(prefect, "batch-inference-daily", {"partition_date": SCORED_DAYS[0]})
+    page.goto(f"{prefect}/runs/flow-run/{rerun['id']}")
+    expect(page.get_by_text("already scored, nothing rewritten")).to_be_visible()  # the run's logs
+    screenshot(page, "prefect-scoring-rerun-no-op-logs")
+    page.get_by_text("Artifacts", exact=True).click()
+    expect(page.get_by_text("scoring-progress-transactions", exact=True)).to_be_visible()
+    screenshot(page, "prefect-scoring-rerun-artifacts")
+    page.get_by_text("scoring-transactions", exact=True).click()
+    row = page.get_by_role("row").filter(has_text=SCORED_DAYS[0])
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("already scored (no-op)")
+    screenshot(page, "prefect-scoring-rerun-no-op-artifact")
