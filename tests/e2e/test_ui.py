@@ -1,6 +1,7 @@
 """What a person sees in the browser: the Prefect UI lists every deployment of prefect.yaml with its
 schedule, its Run button starts a flow run that the worker completes, and the MLflow UI shows that
-run's model as @champion. After a monitored day: the drift table among the Prefect artifacts, the
+run's model as @champion. The scoring deployment lists its next scheduled runs, and a rerun of a
+scored day says it is a no-op. After a monitored day: the drift table among the Prefect artifacts, the
 automation behind the retrain trigger and the retrain run it started, and in MLflow the monitoring
 metrics and the champion's promotion decision. Headless Debian Chromium (`make browser` installs
 it), driven by Playwright; a screenshot of each page (and of the last page of a failed test) goes
