@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -13,7 +15,7 @@ IDS = st.lists(st.one_of(st.none(), st.integers(-5, 30)), max_size=60)
 def test_duplicates_and_missing_match_counting_every_id_at_once(ids, cuts):
     tally = IdTally()
     bounds = [0, *sorted(cuts), len(ids)]
-    for start, end in zip(bounds, bounds[1:], strict=False):
+    for start, end in itertools.pairwise(bounds):
         tally.add(pa.array(ids[start:end], pa.int64()))
     everything = pd.array(ids, dtype="Int64").to_numpy(dtype=float, na_value=np.nan)
     assert tally.rows == len(ids)
