@@ -329,11 +329,11 @@ def status():
     """The stack's services, the champion model and the latest flow runs."""
 
     def body():
-        from inferloop.stack import stack_status
+        from inferloop.stack import stack_status, started_profile
         from tasks.registry import find_alias
 
         settings = _settings()
-        services = Table(title="Local stack")
+        services = Table(title=f"Stack ({started_profile(settings).stack_profile} profile)")
         services.add_column("service")
         services.add_column("state")
         for name, state in stack_status(settings).items():

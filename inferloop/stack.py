@@ -224,7 +224,7 @@ def stack_status(settings: Settings) -> dict[str, str]:
         pid = _running_pid(service.pid_file(settings))
         healthy = _healthy(service.health_url) if service.health_url else bool(pid)
         status[service.name] = (
-            f"up at {service.ui_url}"
+            (f"up at {service.ui_url}" if service.ui_url else f"running (pid {pid})")
             if healthy and pid
             else "answering, not started by inferloop"
             if healthy

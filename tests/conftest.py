@@ -27,6 +27,12 @@ import inferloop  # noqa: E402,F401  (applies the offline defaults)
 
 BIN = Path(sys.executable).parent
 
+from prefect.logging.configuration import setup_logging  # noqa: E402  (after inferloop's defaults)
+
+# Prefect's console log handler keeps the stream it first writes to. Set up here, that is the
+# real stderr, not the stream of the first CliRunner.invoke, which is closed after it returns.
+setup_logging()
+
 
 def free_port() -> int:
     with socket.socket() as s:
