@@ -68,7 +68,8 @@ def _generated() -> dict[str, str]:
     }
 
 
-def _read_env_file(path: Path) -> dict[str, str]:
+def read_env_file(path: Path) -> dict[str, str]:
+    """The `export NAME=value` lines of `path` (what `source` would set); {} when it is missing."""
     if not path.exists():
         return {}
     pairs = (line.removeprefix("export ").split("=", 1) for line in path.read_text().splitlines())
@@ -86,7 +87,7 @@ def write_private_env_file(path: Path, values: dict[str, str]) -> None:
 
 def stack_credentials(settings: Settings) -> StackCredentials:
     """Environment first, then the state dir's credentials file, then newly generated (and saved)."""
-    stored = _read_env_file(credentials_file(settings))
+    stored = read_env_file(credentials_file(settings))
     values = {
         name: os.environ.get(name) or stored.get(name) or generated
         for name, generated in _generated().items()

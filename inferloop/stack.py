@@ -17,9 +17,17 @@ from contextlib import suppress
 from pathlib import Path
 
 from inferloop import postgres
+from inferloop.credentials import stack_credentials, write_private_env_file
 from inferloop.errors import InferloopError
 from inferloop.settings import REPO_ROOT, Settings
-from inferloop.stack_services import WORK_POOL, Service, executable, service_stages, stack_env
+from inferloop.stack_services import (
+    WORK_POOL,
+    Service,
+    executable,
+    service_stages,
+    stack_env,
+    write_mlflow_auth_config,
+)
 
 
 class StackError(InferloopError, RuntimeError):
@@ -127,14 +135,16 @@ def deploy(settings: Settings) -> None:
 def start_stack(settings: Settings, with_worker: bool = True) -> list[Service]:
     """Start the profile's services stage by stage (each waits for the one before to be healthy),
     create the bucket (and the databases), then register the deployments and start a worker."""
-    env = {**os.environ, **stack_env(settings)}
+    client_env = stack_env(settings)
+    env = {**os.environ, **client_env}
     stages = service_stages(settings)
     _profile_file(settings).parent.mkdir(parents=True, exist_ok=True)
     _profile_file(settings).write_text(settings.stack_profile)
-    if settings.stack_profile == "prod":
-        from inferloop.credentials import stack_credentials
-
-        postgres.init_cluster(settings, stack_credentials(settings))
+    prod = settings.stack_profile == "prod"
+    if prod:
+        credentials = stack_credentials(settings)
+        postgres.init_cluster(settings, credentials)
+        write_mlflow_auth_config(settings)
     for number, stage in enumerate(stages):
         for service in stage:
             _start(settings, service, env)
@@ -143,17 +153,15 @@ def start_stack(settings: Settings, with_worker: bool = True) -> list[Service]:
                 _wait_healthy(settings, service)
         if number == 0:
             _create_bucket(settings, env)
-            if settings.stack_profile == "prod":
-                postgres.create_databases(settings, stack_credentials(settings))
-    if settings.stack_profile == "prod":
+            if prod:
+                postgres.create_databases(settings, credentials)
+    if prod:
         _wait_for_dask_workers(settings, env["INFERLOOP_DASK_ADDRESS"])
     if with_worker:
         deploy(settings)
         worker = Service("worker", [executable("prefect"), "worker", "start", "--pool", WORK_POOL], "", "")
         _start(settings, worker, env)
-    from inferloop.credentials import write_private_env_file
-
-    write_private_env_file(settings.state_dir / "stack" / "stack.env", stack_env(settings))
+    write_private_env_file(settings.state_dir / "stack" / "stack.env", client_env)
     return [service for stage in stages for service in stage]
 
 

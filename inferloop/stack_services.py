@@ -82,9 +82,13 @@ def local_stages(settings: Settings) -> list[list[Service]]:
 
 
 def mlflow_auth_config(settings: Settings) -> Path:
+    return settings.state_dir / "stack" / "mlflow-auth.ini"
+
+
+def write_mlflow_auth_config(settings: Settings) -> None:
     """MLflow's basic-auth config: users in PostgreSQL, nobody but the admin may read or write.
     It holds no secret: the admin's name and password come from MLFLOW_AUTH_ADMIN_*."""
-    path = settings.state_dir / "stack" / "mlflow-auth.ini"
+    path = mlflow_auth_config(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         "[mlflow]\n"
@@ -93,7 +97,6 @@ def mlflow_auth_config(settings: Settings) -> Path:
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
         "grant_default_workspace_access = false\n"
     )
-    return path
 
 
 def prod_stages(settings: Settings) -> list[list[Service]]:

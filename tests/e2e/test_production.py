@@ -11,6 +11,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from inferloop.credentials import read_env_file
 from inferloop.postgres import PostgresError, server_bin_dir
 from tests.conftest import free_port
 from tests.e2e.conftest import BIN, api, wait_for_run
@@ -20,10 +21,6 @@ pytestmark = pytest.mark.slow
 MODEL = "transactions-classifier"
 LISTENING = "0A"  # TCP state in /proc/net/tcp
 LOOPBACK = {"0100007F", "0000000000000000FFFF00000100007F"}  # 127.0.0.1, IPv4 and IPv4-mapped
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    return dict(line.removeprefix("export ").split("=", 1) for line in path.read_text().splitlines())
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +116,16 @@ def test_apis_refuse_unauthenticated_requests_and_bind_to_loopback(prod):
     ports = set(prod["ports"].values())
     assert _listening_addresses(ports) == dict.fromkeys(ports, "127.0.0.1")
     assert "PASSWORD" not in prod["up"].stdout and credentials["PGPASSWORD"] not in prod["up"].stdout
+
+    # The database password and MLflow's signing key reach only the servers that use them.
+    server_only = {credentials["PGPASSWORD"], credentials["MLFLOW_FLASK_SERVER_SECRET_KEY"]}
+    holders = {
+        pid_file.stem
+        for pid_file in prod["stack_dir"].glob("*.pid")
+        for secret in server_only
+        if secret in Path(f"/proc/{pid_file.read_text().strip()}/environ").read_text()
+    }
+    assert holders == {"prefect", "mlflow"}
 
 
 @pytest.fixture(scope="module")
