@@ -29,8 +29,9 @@ class IdTally:
         self.missing += len(ids) - len(present)
         if not len(present):
             return
-        distinct = np.unique(present.to_numpy(zero_copy_only=False))  # sorted
-        self._duplicates += len(present) - len(distinct)
+        values = np.sort(present.to_numpy(zero_copy_only=False))
+        distinct = values[np.concatenate(([True], values[1:] != values[:-1]))]
+        self._duplicates += len(values) - len(distinct)
         low, high = distinct[0], distinct[-1]
         consecutive = np.issubdtype(distinct.dtype, np.integer) and int(high) - int(low) + 1 == len(distinct)
         self._runs.append((low, high, None if consecutive else distinct))
