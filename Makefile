@@ -2,16 +2,17 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-INSTALLED := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+INSTALLED := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
 APT_LOG := $(or $(TMPDIR),/tmp)/inferloop-apt.log
 PROFILE ?= local
 
 .PHONY: install browser postgres demo test test-fast up down status deploy lint format bench clean
 
-$(INSTALLED): pyproject.toml
+# pyproject.toml declares compatible ranges; constraints.txt holds the verified set installed here.
+$(INSTALLED): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(INSTALLED)
@@ -60,9 +61,15 @@ status: install
 deploy: install
 	$(BIN)/inferloop deploy
 
+# lint-imports reads the layer contract in pyproject.toml. It walks the package's folder, so it
+# runs on a build of the package (flows/ and tasks/ mapped into inferloop/, as a wheel has them).
+LINT_BUILD := .inferloop/lint-build
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	rm -rf $(LINT_BUILD)
+	$(BIN)/python -c "from setuptools import setup; setup()" --quiet build_py --build-lib $(LINT_BUILD) >/dev/null
+	cd $(LINT_BUILD) && PYTHONPATH=. $(CURDIR)/$(BIN)/lint-imports --no-cache $(CURDIR)/pyproject.toml
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -2,6 +2,10 @@
 
 import argparse
 
+from inferloop.core.offline import prepare_process
+
+prepare_process()
+
 from benchmarks import dask_scaling, drift, gate, scoring, stack_overhead, whole_process
 
 

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from inferloop.settings import Settings, load_settings
-from inferloop.storage import Storage
-from inferloop.synthetic import GeneratorConfig, generate_day
+from inferloop.core.settings import Settings, load_settings
+from inferloop.core.storage import Storage
+from inferloop.tasks.data.synthetic import GeneratorConfig, generate_day
 
 
 @contextmanager
@@ -62,8 +62,8 @@ def labelled(rows: int, seed: int) -> pd.DataFrame:
 
 def train_model(settings: Settings, rows: int = 100_000):
     """The default pipeline fitted on `rows` generated labelled rows."""
-    from tasks.data import prepare_features
-    from tasks.training import build_pipeline
+    from inferloop.tasks.data.feeds import prepare_features
+    from inferloop.tasks.model.training import build_pipeline
 
     frame = labelled(rows, 3)
     return build_pipeline(settings.dataset).fit(prepare_features(frame, settings.dataset), frame["is_fraud"])
@@ -72,7 +72,7 @@ def train_model(settings: Settings, rows: int = 100_000):
 def propose_benchmark_suite(settings: Settings, reference: pd.DataFrame, rows: int) -> Settings:
     """A copy of the GX project with suites proposed for partitions of this size, as a team
     with such a feed would (`inferloop expectations suggest`); the committed one expects 5k rows."""
-    from inferloop.expectations import open_gx_project_for_edit, save_suite, suggest_expectations
+    from inferloop.tasks.gate.expectations import open_gx_project_for_edit, save_suite, suggest_expectations
 
     project = settings.state_dir / "expectations"
     shutil.copytree(settings.expectations_dir, project)
@@ -89,7 +89,7 @@ def bench_lake(rows: int, root: Path | None = None) -> tuple[Settings, Storage, 
 
     Rows are in event-time order, so the suite is proposed from a sample spread over the day.
     """
-    from inferloop.storage import lake_storage
+    from inferloop.core.storage import lake_storage
 
     settings = bench_settings(root)
     storage = lake_storage(settings)
@@ -101,8 +101,8 @@ def bench_lake(rows: int, root: Path | None = None) -> tuple[Settings, Storage, 
 
 def scoring_seconds(settings: Settings, storage: Storage, model) -> float:
     """Wall time of the scoring task (read, gate, predict, write, manifest) on the partition."""
-    from tasks.registry import ModelVersionRef
-    from tasks.scoring import score_partition
+    from inferloop.tasks.model.registry import ModelVersionRef
+    from inferloop.tasks.scoring.batch_scoring import score_partition
 
     ref = ModelVersionRef(name="bench", version="1", run_id="bench")
     started = time.perf_counter()

@@ -25,7 +25,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from benchmarks.process_timing import timed_cli
-from inferloop.settings import REPO_ROOT
+from inferloop.core.settings import REPO_ROOT
 
 BIN = Path(sys.executable).parent
 FIRST_DAY = date(2026, 1, 1)

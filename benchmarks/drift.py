@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from inferloop.dataset import DatasetSpec
-from tasks.drift import feature_drift, prediction_drift
-from tasks.model_report import reference_profile
+from inferloop.core.dataset import DatasetSpec
+from inferloop.tasks.model.evaluation import reference_profile
+from inferloop.tasks.monitoring.drift import feature_drift, prediction_drift
 
 NUMERIC = 10
 CATEGORICAL = 6

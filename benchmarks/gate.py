@@ -7,12 +7,12 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import bench_lake, scoring_seconds, timed, train_model
-from inferloop.expectations import (
+from inferloop.tasks.gate.expectations import (
     load_suite,
     open_gx_context,
 )
-from tasks.gate import PartitionGate, decide, partition_parameters, passing_chunks
-from tasks.row_checks import row_failures
+from inferloop.tasks.gate.partition_gate import PartitionGate, decide, partition_parameters, passing_chunks
+from inferloop.tasks.gate.row_checks import row_failures
 
 DAY = date(2026, 1, 1)
 

@@ -14,9 +14,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from benchmarks.common import bench_lake, bench_settings, labelled, scoring_seconds, timed, train_model
-from inferloop.settings import Settings
-from tasks.data import prepare_features
-from tasks.training import MODEL_PARAMS, build_pipeline
+from inferloop.core.settings import Settings
+from inferloop.tasks.data.feeds import prepare_features
+from inferloop.tasks.model.training import MODEL_PARAMS, build_pipeline
 
 DAY = date(2026, 1, 1)
 

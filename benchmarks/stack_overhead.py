@@ -54,11 +54,11 @@ def probe(day: date) -> dict[str, float]:
         return value
 
     def imports():
-        import flows.batch_inference
-        import inferloop.cli
-        import inferloop.runners
+        import inferloop.cli.commands
+        import inferloop.flows.batch_inference
+        import inferloop.runtime.runners
 
-        return flows.batch_inference, inferloop.cli, inferloop.runners
+        return inferloop.flows.batch_inference, inferloop.cli.commands, inferloop.runtime.runners
 
     def connect():
         from prefect.client.orchestration import get_client
@@ -69,10 +69,10 @@ def probe(day: date) -> dict[str, float]:
 
     step("imports (CLI, flow, tasks)", imports)
     step("Prefect API connect", connect)
-    from inferloop.settings import load_settings
-    from inferloop.storage import lake_storage
-    from tasks.registry import load_model, resolve_alias
-    from tasks.scoring import score_partition
+    from inferloop.core.settings import load_settings
+    from inferloop.core.storage import lake_storage
+    from inferloop.tasks.model.registry import load_model, resolve_alias
+    from inferloop.tasks.scoring.batch_scoring import score_partition
 
     settings = load_settings()
     ref = step("MLflow resolve @champion", lambda: resolve_alias.fn(settings, settings.champion_alias))
@@ -124,7 +124,7 @@ def _stack_env(env: dict[str, str]) -> dict[str, str]:
 def _import_seconds(env: dict[str, str], day: date) -> tuple[float, dict[str, float]]:
     """Total import time of a whole `inferloop infer`, and per top-level package (self times)."""
     shutil.rmtree(Path(env["INFERLOOP_STATE_DIR"]) / "lake" / "predictions", ignore_errors=True)
-    command = "from inferloop.cli import app; app()"
+    command = "from inferloop.cli.commands import app; app()"
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", command, "infer", "--date", day.isoformat()],
         env=env,

@@ -10,8 +10,8 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.common import bench_lake, train_model
-from tasks.data import prepare_features
-from tasks.registry import SKOPS_TRUSTED_TYPES, model_code
+from inferloop.tasks.data.feeds import prepare_features
+from inferloop.tasks.model.registry import SKOPS_TRUSTED_TYPES, model_code
 
 BIN = Path(sys.executable).parent
 MODEL = "bench-classifier"

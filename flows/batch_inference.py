@@ -6,15 +6,15 @@ from prefect import flow
 from prefect.futures import as_completed
 from prefect.runtime import flow_run
 
-from inferloop.errors import InferloopError
-from inferloop.runners import configured_task_runner
-from inferloop.settings import load_settings
-from inferloop.storage import lake_storage
-from tasks.data import days_between
-from tasks.registry import find_alias, load_model, resolve_alias
+from inferloop.core.errors import InferloopError
+from inferloop.core.settings import load_settings
+from inferloop.core.storage import lake_storage
+from inferloop.runtime.runners import configured_task_runner
+from inferloop.tasks.data.feeds import days_between
+from inferloop.tasks.gate.validation import BatchRefusedError
+from inferloop.tasks.model.registry import find_alias, load_model, resolve_alias
+from inferloop.tasks.scoring.batch_scoring import ScoringManifest, already_scored, score_partition
 from tasks.reports import PartitionProgress, publish_scoring_report, publish_validation_report
-from tasks.scoring import ScoringManifest, already_scored, score_partition
-from tasks.validation import BatchRefusedError
 
 
 def logical_date() -> date:

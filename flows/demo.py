@@ -4,12 +4,12 @@ from datetime import timedelta
 
 from prefect import flow
 
-from flows.replay import replay
-from inferloop.settings import load_settings
-from inferloop.storage import lake_storage
-from inferloop.synthetic import GeneratorConfig
-from tasks.data import write_synthetic_feed
-from tasks.replay import ReplaySummary
+from inferloop.core.settings import load_settings
+from inferloop.core.storage import lake_storage
+from inferloop.flows.replay import replay
+from inferloop.tasks.data.feeds import write_synthetic_feed
+from inferloop.tasks.data.synthetic import GeneratorConfig
+from inferloop.tasks.monitoring.replay import ReplaySummary
 
 
 @flow(name="loop-demo", log_prints=True)

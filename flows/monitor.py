@@ -5,16 +5,16 @@ from datetime import date
 from prefect import flow
 from prefect.events import emit_event
 
-from flows.batch_inference import logical_date
-from flows.retrain import retrain
-from inferloop.locks import global_lock
-from inferloop.settings import load_settings
-from inferloop.storage import lake_storage
-from tasks.monitoring import MonitoringReport, monitor_day, report_dir
-from tasks.monitoring_chart import save_history_chart
-from tasks.registry import resolve_alias
+from inferloop.core.settings import load_settings
+from inferloop.core.storage import lake_storage
+from inferloop.flows.batch_inference import logical_date
+from inferloop.flows.retrain import retrain
+from inferloop.runtime.locks import global_lock
+from inferloop.tasks.model.registry import resolve_alias
+from inferloop.tasks.monitoring.daily_report import MonitoringReport, monitor_day, report_dir
+from inferloop.tasks.monitoring.history_chart import save_history_chart
+from inferloop.tasks.monitoring.retrain_policy import RETRAIN_LOCK, RetrainDecision, record, retrain_verdict
 from tasks.reports import publish_monitoring_report
-from tasks.retrain_policy import RETRAIN_LOCK, RetrainDecision, record, retrain_verdict
 
 DEGRADED_EVENT = "inferloop.model.degraded"
 

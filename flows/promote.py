@@ -6,12 +6,12 @@ from prefect import flow
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 
-from inferloop.settings import load_settings
-from inferloop.storage import lake_storage
-from tasks.data import latest_labelled_day
-from tasks.decision_record import record_decision
-from tasks.gate import gate_training_window
-from tasks.promotion import (
+from inferloop.core.settings import load_settings
+from inferloop.core.storage import lake_storage
+from inferloop.tasks.data.feeds import latest_labelled_day
+from inferloop.tasks.gate.partition_gate import gate_training_window
+from inferloop.tasks.model.registry import find_alias, resolve_alias
+from inferloop.tasks.promotion.decision import (
     PromotionDecision,
     UnsafePromotionError,
     challenger_decision,
@@ -19,7 +19,7 @@ from tasks.promotion import (
     manual_decision,
     promotion_window,
 )
-from tasks.registry import find_alias, resolve_alias
+from inferloop.tasks.promotion.record import record_decision
 from tasks.reports import promotion_markdown, publish_promotion_report
 
 

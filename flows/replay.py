@@ -8,23 +8,23 @@ from prefect import flow
 from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 
-from flows.monitor import monitor
-from flows.train import train
-from inferloop.settings import load_settings
-from inferloop.storage import lake_storage
-from tasks.data import days_between
-from tasks.monitoring import load_history
-from tasks.registry import find_alias, load_model, resolve_alias
-from tasks.replay import (
+from inferloop.core.settings import load_settings
+from inferloop.core.storage import lake_storage
+from inferloop.flows.monitor import monitor
+from inferloop.flows.train import train
+from inferloop.tasks.data.feeds import days_between
+from inferloop.tasks.gate.validation import BatchRefusedError
+from inferloop.tasks.model.registry import find_alias, load_model, resolve_alias
+from inferloop.tasks.monitoring.daily_report import load_history
+from inferloop.tasks.monitoring.replay import (
     ReplaySummary,
     loop_predictions,
     prequential_metrics,
     replay_day,
     static_predictions,
 )
-from tasks.retrain_policy import load_ledger
-from tasks.scoring import score_partition
-from tasks.validation import BatchRefusedError
+from inferloop.tasks.monitoring.retrain_policy import load_ledger
+from inferloop.tasks.scoring.batch_scoring import score_partition
 
 
 @flow(name="replay", log_prints=True)

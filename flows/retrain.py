@@ -4,14 +4,14 @@ from datetime import date, timedelta
 
 from prefect import flow
 
-from flows.batch_inference import logical_date
-from flows.promote import promote
-from flows.train import train
-from inferloop.errors import InferloopError
-from inferloop.locks import global_lock
-from inferloop.settings import load_settings
-from inferloop.storage import lake_storage
-from tasks.retrain_policy import (
+from inferloop.core.errors import InferloopError
+from inferloop.core.settings import load_settings
+from inferloop.core.storage import lake_storage
+from inferloop.flows.batch_inference import logical_date
+from inferloop.flows.promote import promote
+from inferloop.flows.train import train
+from inferloop.runtime.locks import global_lock
+from inferloop.tasks.monitoring.retrain_policy import (
     RETRAIN_LOCK,
     RetrainDecision,
     ledger_since,

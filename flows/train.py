@@ -5,16 +5,16 @@ from datetime import date, timedelta
 
 from prefect import flow
 
-from inferloop.settings import load_settings
-from inferloop.storage import lake_storage
-from tasks.data import latest_labelled_day
-from tasks.decision_record import record_decision
-from tasks.gate import gate_training_window
-from tasks.promotion import bootstrap_decision
-from tasks.registry import ModelVersionRef, find_alias, log_and_register
+from inferloop.core.settings import load_settings
+from inferloop.core.storage import lake_storage
+from inferloop.tasks.data.feeds import latest_labelled_day
+from inferloop.tasks.gate.partition_gate import gate_training_window
+from inferloop.tasks.gate.validation import BatchRefusedError
+from inferloop.tasks.model.registry import ModelVersionRef, find_alias, log_and_register
+from inferloop.tasks.model.training import fit_model
+from inferloop.tasks.promotion.decision import bootstrap_decision
+from inferloop.tasks.promotion.record import record_decision
 from tasks.reports import publish_promotion_report, publish_training_report, publish_validation_report
-from tasks.training import fit_model
-from tasks.validation import BatchRefusedError
 
 
 @flow(name="train", log_prints=True)

@@ -4,12 +4,12 @@ from datetime import date
 
 from prefect import flow
 
-from flows.batch_inference import logical_date
-from inferloop.settings import load_settings
-from inferloop.storage import lake_storage
-from tasks.gate import validate_partition
+from inferloop.core.settings import load_settings
+from inferloop.core.storage import lake_storage
+from inferloop.flows.batch_inference import logical_date
+from inferloop.tasks.gate.partition_gate import validate_partition
+from inferloop.tasks.gate.validation import ValidationReport
 from tasks.reports import publish_validation_report
-from tasks.validation import ValidationReport
 
 
 @flow(name="validate", log_prints=True)

@@ -14,12 +14,12 @@ from prefect.artifacts import (
 )
 
 if TYPE_CHECKING:  # for annotations only: scoring must not import monitoring (scipy.stats, ~0.6 s)
-    from tasks.monitoring import MonitoringReport
-    from tasks.promotion import PromotionDecision
-    from tasks.registry import ModelVersionRef
-    from tasks.retrain_policy import RetrainDecision
-    from tasks.scoring import ScoringManifest
-    from tasks.validation import ValidationReport
+    from inferloop.tasks.gate.validation import ValidationReport
+    from inferloop.tasks.model.registry import ModelVersionRef
+    from inferloop.tasks.monitoring.daily_report import MonitoringReport
+    from inferloop.tasks.monitoring.retrain_policy import RetrainDecision
+    from inferloop.tasks.promotion.decision import PromotionDecision
+    from inferloop.tasks.scoring.batch_scoring import ScoringManifest
 
 
 def _artifact_key(text: str) -> str:

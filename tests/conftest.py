@@ -23,7 +23,9 @@ os.environ.update(
     AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1"
 )
 
-import inferloop  # noqa: E402,F401  (applies the offline defaults)
+from inferloop.core.offline import prepare_process  # noqa: E402
+
+prepare_process()  # as every entry point does
 
 BIN = Path(sys.executable).parent
 
@@ -139,7 +141,7 @@ def workdir(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture
 def settings(workdir):
-    from inferloop.settings import load_settings
+    from inferloop.core.settings import load_settings
 
     return load_settings()
 
@@ -151,11 +153,11 @@ def champion(prefect_harness, workdir, monkeypatch) -> list:
     another lake before requesting it to train there."""
     import uuid
 
-    from flows.train import train
-    from inferloop.settings import load_settings
-    from inferloop.storage import lake_storage
-    from inferloop.synthetic import GeneratorConfig
-    from tasks.data import write_synthetic_feed
+    from inferloop.core.settings import load_settings
+    from inferloop.core.storage import lake_storage
+    from inferloop.flows.train import train
+    from inferloop.tasks.data.feeds import write_synthetic_feed
+    from inferloop.tasks.data.synthetic import GeneratorConfig
 
     monkeypatch.setenv("INFERLOOP_MODEL_NAME", f"champion-{uuid.uuid4().hex[:8]}")
     settings = load_settings()

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from inferloop.settings import REPO_ROOT, load_settings
-from inferloop.storage import lake_storage
-from tasks.importing import import_source
+from inferloop.core.settings import REPO_ROOT, load_settings
+from inferloop.core.storage import lake_storage
+from inferloop.tasks.data.importing import import_source
 from tests.fixtures.elec2 import BAD_ROWS, ROWS_PER_DAY, write_elec2_like_csv
 
 pytestmark = pytest.mark.slow
@@ -41,7 +41,7 @@ def import_file(settings, path: Path):
 
 
 def test_elec2_shaped_feed_runs_the_loop_with_only_its_spec(elec2_env, tmp_path):
-    from flows.replay import replay
+    from inferloop.flows.replay import replay
 
     days = 40
     imported = import_file(elec2_env, write_elec2_like_csv(tmp_path / "e.csv", days=days, learnable=True))
@@ -58,7 +58,7 @@ def test_elec2_shaped_feed_runs_the_loop_with_only_its_spec(elec2_env, tmp_path)
 def test_real_elec2_loop_beats_the_static_model(elec2_env):
     """Four months of the real data replayed day by day, across the day the Victoria columns stop
     being constant placeholders (the full history: docs/benchmarks.md)."""
-    from flows.replay import replay
+    from inferloop.flows.replay import replay
 
     imported = import_file(elec2_env, REAL_ELEC2)
     assert imported.rows_in == 45_312 and imported.rows_written + imported.rows_quarantined == 45_312

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from inferloop.runners import configured_task_runner
-from inferloop.settings import load_settings
-from inferloop.storage import lake_storage
-from inferloop.synthetic import GeneratorConfig
-from tasks.data import write_synthetic_feed
+from inferloop.core.settings import load_settings
+from inferloop.core.storage import lake_storage
+from inferloop.runtime.runners import configured_task_runner
+from inferloop.tasks.data.feeds import write_synthetic_feed
+from inferloop.tasks.data.synthetic import GeneratorConfig
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
@@ -21,7 +21,7 @@ BIN = Path(sys.executable).parent
 
 @pytest.fixture
 def trained(prefect_harness, workdir, monkeypatch):
-    from flows.train import train
+    from inferloop.flows.train import train
 
     monkeypatch.setenv("INFERLOOP_MODEL_NAME", f"dask-{uuid.uuid4().hex[:8]}")
     settings = load_settings()
@@ -55,7 +55,7 @@ def dask_cluster():
 
 
 def score_on(runner_settings, days):
-    from flows.batch_inference import batch_inference
+    from inferloop.flows.batch_inference import batch_inference
 
     scoring = batch_inference.with_options(task_runner=configured_task_runner(runner_settings))
     return scoring(partition_date=days[6], end_date=days[9])

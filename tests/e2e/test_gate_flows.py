@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from inferloop.errors import InferloopError
-from inferloop.settings import load_settings
-from inferloop.storage import lake_storage
-from inferloop.synthetic import GeneratorConfig
-from tasks.data import write_synthetic_feed
-from tasks.validation import BatchRefusedError
+from inferloop.core.errors import InferloopError
+from inferloop.core.settings import load_settings
+from inferloop.core.storage import lake_storage
+from inferloop.tasks.data.feeds import write_synthetic_feed
+from inferloop.tasks.data.synthetic import GeneratorConfig
+from inferloop.tasks.gate.validation import BatchRefusedError
 
 pytestmark = pytest.mark.slow
 
@@ -29,8 +29,8 @@ def test_scoring_quarantines_fault_rows_and_refuses_the_renamed_day(faulty_feed)
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
     from prefect.client.schemas.sorting import ArtifactSort
 
-    from flows.batch_inference import batch_inference
-    from flows.train import train
+    from inferloop.flows.batch_inference import batch_inference
+    from inferloop.flows.train import train
 
     settings, days, _ = faulty_feed
     train(start=days[0], end=days[2])
@@ -74,7 +74,7 @@ def test_training_on_a_refused_day_produces_no_model(faulty_feed):
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from flows.train import train
+    from inferloop.flows.train import train
 
     settings, days, _ = faulty_feed
     with pytest.raises(BatchRefusedError, match="missing columns \\['amount'\\]"):

@@ -4,10 +4,10 @@ import uuid
 
 import pytest
 
-from inferloop.settings import load_settings
-from inferloop.storage import lake_storage
-from inferloop.synthetic import GeneratorConfig
-from tasks.data import write_synthetic_feed
+from inferloop.core.settings import load_settings
+from inferloop.core.storage import lake_storage
+from inferloop.tasks.data.feeds import write_synthetic_feed
+from inferloop.tasks.data.synthetic import GeneratorConfig
 
 pytestmark = pytest.mark.slow
 
@@ -31,8 +31,8 @@ def loop_env(request, prefect_harness, mlflow_server, workdir, monkeypatch):
 def test_train_registers_champion_and_inference_uses_it(loop_env):
     from mlflow import MlflowClient
 
-    from flows.batch_inference import batch_inference
-    from flows.train import train
+    from inferloop.flows.batch_inference import batch_inference
+    from inferloop.flows.train import train
 
     settings, days = loop_env
     client = MlflowClient(settings.mlflow_tracking_uri)

@@ -7,11 +7,11 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from inferloop.settings import load_settings
-from inferloop.storage import lake_storage
-from inferloop.synthetic import GeneratorConfig
-from tasks.data import write_synthetic_feed
-from tasks.monitoring import load_history
+from inferloop.core.settings import load_settings
+from inferloop.core.storage import lake_storage
+from inferloop.tasks.data.feeds import write_synthetic_feed
+from inferloop.tasks.data.synthetic import GeneratorConfig
+from inferloop.tasks.monitoring.daily_report import load_history
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +24,7 @@ def loop(prefect_harness, mlflow_server, workdir, monkeypatch):
     monkeypatch.setenv("INFERLOOP_GX_SCOPE", "schema")
 
     def run(config: GeneratorConfig):
-        from flows.replay import replay
+        from inferloop.flows.replay import replay
 
         settings = load_settings()
         days = write_synthetic_feed.fn(lake_storage(settings), settings.dataset, config)
@@ -101,7 +101,7 @@ def test_monitor_flow_saves_report_chart_and_drift_artifact(loop):
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
     from prefect.client.schemas.sorting import ArtifactSort
 
-    from flows.monitor import monitor
+    from inferloop.flows.monitor import monitor
 
     settings, days, _summary = loop(GeneratorConfig(scenario="stable", days=10, rows_per_day=1_000))
     decision = monitor(day=days[-1])

@@ -11,8 +11,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from inferloop.credentials import read_env_file
-from inferloop.postgres import PostgresError, server_bin_dir
+from inferloop.stack.credentials import read_env_file
+from inferloop.stack.postgres import PostgresError, server_bin_dir
 from tests.conftest import free_port
 from tests.e2e.conftest import BIN, api, wait_for_run
 

@@ -8,9 +8,9 @@ from datetime import date
 import pytest
 from mlflow import MlflowClient
 
-from inferloop.settings import load_settings
-from inferloop.synthetic import GeneratorConfig
-from tasks.data import write_synthetic_feed
+from inferloop.core.settings import load_settings
+from inferloop.tasks.data.feeds import write_synthetic_feed
+from inferloop.tasks.data.synthetic import GeneratorConfig
 
 pytestmark = pytest.mark.slow
 BEFORE = (date(2026, 1, 1), date(2026, 1, 7))  # concept changes on 2026-01-08
@@ -20,7 +20,7 @@ POST_CHANGE = (date(2026, 1, 17), date(2026, 1, 18))
 
 @pytest.fixture(scope="module")
 def drift_lake(tmp_path_factory) -> str:
-    from inferloop.storage import Storage
+    from inferloop.core.storage import Storage
 
     uri = (tmp_path_factory.mktemp("promotion") / "lake").as_uri()
     spec = load_settings().dataset
@@ -50,9 +50,9 @@ def tags(client, name, version) -> dict[str, str]:
 
 
 def test_newer_model_is_promoted_on_post_change_data_and_rollback_restores(registry):
-    from flows.batch_inference import batch_inference
-    from flows.promote import promote, rollback
-    from flows.train import train
+    from inferloop.flows.batch_inference import batch_inference
+    from inferloop.flows.promote import promote, rollback
+    from inferloop.flows.train import train
 
     _, client = registry
     old = train(*BEFORE)
@@ -86,8 +86,8 @@ def test_newer_model_is_promoted_on_post_change_data_and_rollback_restores(regis
 
 
 def test_older_model_is_refused_on_post_change_data(registry):
-    from flows.promote import promote
-    from flows.train import train
+    from inferloop.flows.promote import promote
+    from inferloop.flows.train import train
 
     _, client = registry
     new = train(*AFTER)
@@ -99,8 +99,8 @@ def test_older_model_is_refused_on_post_change_data(registry):
 
 
 def test_two_promotions_at_once_leave_one_consistent_champion(registry):
-    from flows.promote import promote
-    from flows.train import train
+    from inferloop.flows.promote import promote
+    from inferloop.flows.train import train
 
     _, client = registry
     champion = train(*BEFORE)
@@ -132,8 +132,8 @@ def test_approval_mode_moves_only_when_approved(registry):
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
     from prefect.flow_runs import resume_flow_run
 
-    from flows.promote import promote
-    from flows.train import train
+    from inferloop.flows.promote import promote
+    from inferloop.flows.train import train
 
     _, client = registry
     old = train(*BEFORE)
@@ -175,10 +175,10 @@ def test_approval_mode_moves_only_when_approved(registry):
 
 
 def test_unsafe_or_impossible_moves_are_clear_errors(registry, monkeypatch):
-    from flows.promote import promote, rollback
-    from flows.train import train
-    from tasks.promotion import UnsafePromotionError
-    from tasks.registry import RegistryError
+    from inferloop.flows.promote import promote, rollback
+    from inferloop.flows.train import train
+    from inferloop.tasks.model.registry import RegistryError
+    from inferloop.tasks.promotion.decision import UnsafePromotionError
 
     _, client = registry
     with pytest.raises(RegistryError, match="has the alias @challenger"):

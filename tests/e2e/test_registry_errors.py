@@ -1,7 +1,7 @@
 import pytest
 
-from inferloop.settings import load_settings
-from tasks.registry import RegistryError, resolve_alias
+from inferloop.core.settings import load_settings
+from inferloop.tasks.model.registry import RegistryError, resolve_alias
 
 pytestmark = pytest.mark.slow
 

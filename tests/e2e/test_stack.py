@@ -3,7 +3,7 @@
 
 import pytest
 
-from inferloop.stack import process_alive
+from inferloop.stack.control import process_alive
 from tests.e2e.conftest import api, emit_degraded, wait_for_deployment_run, wait_for_run
 
 pytestmark = pytest.mark.slow

@@ -111,7 +111,7 @@ def test_quick_run_of_train_from_ui_completes_and_registers_champion(browser, st
 
     page.goto(f"{prefect}/deployments")
     deployment_link(page, "train").click()
-    expect(page.get_by_text("flows.train:train", exact=True)).to_be_visible()
+    expect(page.get_by_text("inferloop.flows.train:train", exact=True)).to_be_visible()
     # train's parameters all have defaults (the latest labelled window), so Quick run needs none.
     # On SQLite the server answers 503 while another writer holds the database (Prefect's clients
     # retry it; the UI shows an error toast): click again, as a person would.

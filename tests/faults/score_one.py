@@ -6,10 +6,10 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from inferloop.settings import load_settings
-from inferloop.storage import lake_storage
-from tasks.registry import ModelVersionRef
-from tasks.scoring import score_partition
+from inferloop.core.settings import load_settings
+from inferloop.core.storage import lake_storage
+from inferloop.tasks.model.registry import ModelVersionRef
+from inferloop.tasks.scoring.batch_scoring import score_partition
 
 if __name__ == "__main__":
     model = pickle.loads(Path(sys.argv[1]).read_bytes())

@@ -13,11 +13,11 @@ from datetime import date
 import pyarrow.parquet as pq
 import pytest
 
-from inferloop.settings import load_settings
-from inferloop.storage import lake_storage
-from inferloop.synthetic import GeneratorConfig, generate_day
-from tasks.data import prepare_features, write_synthetic_feed
-from tasks.training import build_pipeline
+from inferloop.core.settings import load_settings
+from inferloop.core.storage import lake_storage
+from inferloop.tasks.data.feeds import prepare_features, write_synthetic_feed
+from inferloop.tasks.data.synthetic import GeneratorConfig, generate_day
+from inferloop.tasks.model.training import build_pipeline
 
 pytestmark = pytest.mark.slow
 DAY = date(2026, 1, 1)

@@ -15,8 +15,8 @@ import boto3
 import pyarrow.parquet as pq
 import pytest
 
-from inferloop.settings import load_settings
-from inferloop.storage import MANIFEST, Storage, StorageError, lake_storage
+from inferloop.core.settings import load_settings
+from inferloop.core.storage import MANIFEST, Storage, StorageError, lake_storage
 from tests.conftest import BIN, free_port, start_server, stop_server
 from tests.faults.switchable_endpoint import SwitchableEndpoint
 
@@ -101,7 +101,7 @@ def partitions(objects: dict[str, bytes]) -> dict[str, dict[str, bytes]]:
 def test_endpoint_gone_mid_run_fails_clearly_leaves_no_partial_output_and_the_rerun_completes(
     outage, monkeypatch
 ):
-    from flows.batch_inference import batch_inference
+    from inferloop.flows.batch_inference import batch_inference
 
     monkeypatch.setenv("INFERLOOP_S3_MAX_ATTEMPTS", "3")
     days = outage.days
@@ -154,7 +154,7 @@ def test_endpoint_gone_mid_run_fails_clearly_leaves_no_partial_output_and_the_re
 
 @pytest.mark.parametrize("attempts", [10, 1])
 def test_retries_with_backoff_ride_out_a_short_outage(outage, monkeypatch, attempts):
-    from flows.batch_inference import batch_inference
+    from inferloop.flows.batch_inference import batch_inference
 
     monkeypatch.setenv("INFERLOOP_S3_MAX_ATTEMPTS", str(attempts))
     outage_seconds = 1.5

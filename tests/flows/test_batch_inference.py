@@ -6,7 +6,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from inferloop.cli import app
+from inferloop.cli.commands import app
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +23,7 @@ def run_artifacts(flow_run_id, kind: str) -> list:
 
 
 def test_a_backfill_reports_progress_per_partition_and_ends_with_a_summary_table(champion):
-    from flows.batch_inference import batch_inference
+    from inferloop.flows.batch_inference import batch_inference
     from tasks.reports import listening_to_progress
 
     seen = []
@@ -56,7 +56,7 @@ def test_infer_shows_a_progress_bar_over_the_partitions(champion):
 
 
 def test_a_rerun_of_scored_partitions_loads_no_model(champion, monkeypatch):
-    import flows.batch_inference as module
+    import inferloop.flows.batch_inference as module
 
     first = module.batch_inference(partition_date=champion[0], end_date=champion[-1])
     loaded = []

@@ -1,0 +1,432 @@
+"""The `inferloop` command line. Heavy libraries are imported inside commands so --help is fast."""
+
+import gc
+import sys
+from datetime import date
+from typing import Annotated
+
+from inferloop.core.offline import prepare_process
+
+prepare_process()  # the CLI is an entry point: before typer, rich or anything heavy is imported
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from inferloop.cli.tables import (
+    promotion_summary,
+    recent_runs_table,
+    replay_table,
+    scoring_table,
+    validation_table,
+)
+from inferloop.core.errors import InferloopError
+
+app = typer.Typer(
+    help="inferloop: data gate, registry, batch inference and retraining.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Generate or import data into the lake.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+expectations_app = typer.Typer(help="The data-quality gate's GX suites.", no_args_is_help=True)
+app.add_typer(expectations_app, name="expectations")
+# Logs and CI are not terminals: rich would wrap tables at 80 columns there.
+console = Console(width=None if sys.stdout.isatty() else 160)
+
+DateOption = Annotated[date | None, typer.Option(formats=["%Y-%m-%d"])]
+YesterdayOption = Annotated[
+    date | None, typer.Option("--date", formats=["%Y-%m-%d"], help="Default: yesterday")
+]
+
+
+def _settings():
+    from inferloop.core.settings import load_settings
+
+    return load_settings()
+
+
+def _fail(error: Exception) -> None:
+    console.print(f"[bold red]error:[/] {error}")
+    raise typer.Exit(1)
+
+
+def run_cli_command(fn):
+    """Run a command body; known errors print their message (no traceback) and exit 1."""
+    from inferloop.runtime.terminal_logs import hide_tracebacks_of_known_errors
+
+    hide_tracebacks_of_known_errors()  # in Prefect's logs of a failed run, too
+    try:
+        return fn()
+    except InferloopError as error:
+        _fail(error)
+    finally:
+        # The command is done: what is alive now lives until exit. Without this, interpreter
+        # exit runs a full collection over every imported module's objects (~1 s of `infer`).
+        gc.freeze()
+
+
+@data_app.command("generate")
+def data_generate(
+    scenario: Annotated[
+        str, typer.Option(help="stable | covariate_drift | concept_drift | quality_faults")
+    ] = "stable",
+    days: int = 14,
+    rows_per_day: int = 5_000,
+    start: DateOption = None,
+    seed: int = 7,
+    change_day: Annotated[int | None, typer.Option(help="First drifted day index")] = None,
+):
+    """Write the synthetic card-transaction feed (features by day, labels by arrival day)."""
+
+    def body():
+        from inferloop.core.storage import lake_storage
+        from inferloop.tasks.data.feeds import write_synthetic_feed
+        from inferloop.tasks.data.synthetic import GeneratorConfig
+
+        settings = _settings()
+        try:
+            config = GeneratorConfig(
+                scenario=scenario,
+                days=days,
+                rows_per_day=rows_per_day,
+                seed=seed,
+                change_day=change_day,
+                **({"start": start} if start else {}),
+            )
+        except ValueError as error:
+            raise InferloopError(str(error)) from None
+        storage = lake_storage(settings)
+        written = write_synthetic_feed.fn(storage, settings.dataset, config)
+        console.print(
+            f"Wrote {len(written)} days ({written[0]}..{written[-1]}) of "
+            f"'{scenario}' x {rows_per_day} rows to {storage.uri(settings.dataset.name)}"
+        )
+
+    run_cli_command(body)
+
+
+@data_app.command("import")
+def data_import(
+    source: Annotated[str, typer.Option(help="CSV or parquet file: a local path or s3://bucket/key")],
+    spec: Annotated[
+        str | None, typer.Option(help="Dataset spec YAML (default: INFERLOOP_DATASET_SPEC)")
+    ] = None,
+    delimiter: Annotated[str | None, typer.Option(help="CSV delimiter (default: detected)")] = None,
+    encoding: Annotated[str, typer.Option(help="Text encoding of a CSV")] = "utf-8",
+):
+    """Import a CSV or parquet file as its dataset spec describes: features by event day, labels
+    by arrival day, bad rows quarantined with their reasons."""
+
+    def body():
+        from inferloop.cli.tables import import_table
+        from inferloop.core.settings import load_settings
+        from inferloop.core.storage import lake_storage
+        from inferloop.tasks.data.importing import import_source
+
+        settings = load_settings(dataset_spec=spec)
+        summary = import_source.fn(lake_storage(settings), settings.dataset, source, delimiter, encoding)
+        console.print(import_table(summary))
+        if not summary.rows_written:
+            raise InferloopError(f"No row was imported: see the reasons above and {summary.quarantine_uri}")
+        if spec:
+            console.print(f"The other commands read this dataset with INFERLOOP_DATASET_SPEC={spec}")
+
+    run_cli_command(body)
+
+
+def _date_range(text: str) -> tuple[date, date]:
+    try:
+        first, _, last = text.partition("..")
+        return date.fromisoformat(first), date.fromisoformat(last or first)
+    except ValueError:
+        raise InferloopError(f"Expected a date range like 2026-01-01..2026-01-07, got {text!r}") from None
+
+
+@expectations_app.command("suggest")
+def expectations_suggest(
+    window: Annotated[str, typer.Option("--from", help="Reference window D1..D2")],
+):
+    """Propose training and inference suites from a reference window, for review and commit."""
+
+    def body():
+        from inferloop.core.storage import lake_storage
+        from inferloop.tasks.gate.suggest import propose_suites
+
+        settings = _settings()
+        start, end = _date_range(window)
+        for path in propose_suites(lake_storage(settings), settings.dataset, start, end, settings):
+            console.print(f"Proposed {path}")
+        console.print("Review with `git diff expectations/` and commit: flows use the committed suites.")
+
+    run_cli_command(body)
+
+
+@app.command()
+def validate(
+    date_: Annotated[date, typer.Option("--date", formats=["%Y-%m-%d"], help="Partition")],
+    purpose: Annotated[str, typer.Option(help="inference | training")] = "inference",
+):
+    """Run the data-quality gate alone on one partition."""
+
+    def body():
+        from inferloop.flows.validate import validate as validate_flow
+
+        report = validate_flow(partition_date=date_, purpose=purpose)
+        console.print(validation_table(report))
+        if report.refused:
+            _fail(InferloopError("Refused: " + "; ".join(report.reasons)))
+
+    run_cli_command(body)
+
+
+@app.command()
+def train(start: DateOption = None, end: DateOption = None):
+    """Train on a labelled window and register a model version in MLflow."""
+
+    def body():
+        from inferloop.flows.train import train as train_flow
+
+        ref = train_flow(start=start, end=end)
+        console.print(f"[green]Registered[/] {ref.name} v{ref.version} as @{ref.alias} (run {ref.run_id})")
+
+    run_cli_command(body)
+
+
+@app.command()
+def promote(
+    version: Annotated[
+        str | None, typer.Option(help="Promote this version by hand (safety checks only)")
+    ] = None,
+    start: DateOption = None,
+    end: DateOption = None,
+    mode: Annotated[
+        str | None, typer.Option(help="auto | approve (default: INFERLOOP_PROMOTION_MODE)")
+    ] = None,
+):
+    """Promote @challenger if it beats @champion on recent labelled data, or --version N by hand."""
+
+    def body():
+        from inferloop.flows.promote import promote as promote_flow
+        from inferloop.tasks.promotion.decision import decided_by_person
+
+        if version:
+            decision = promote_flow(challenger_version=version, mode="manual", decided_by=decided_by_person())
+        else:
+            decision = promote_flow(start=start, end=end, mode=mode)
+        console.print(promotion_summary(decision))
+
+    run_cli_command(body)
+
+
+@app.command()
+def rollback():
+    """Restore @previous_champion as @champion."""
+
+    def body():
+        from inferloop.flows.promote import rollback as rollback_flow
+        from inferloop.tasks.promotion.decision import decided_by_person
+
+        console.print(promotion_summary(rollback_flow(decided_by=decided_by_person())))
+
+    run_cli_command(body)
+
+
+@app.command()
+def infer(
+    date_: Annotated[
+        date | None,
+        typer.Option("--date", "--from", formats=["%Y-%m-%d"], help="First partition (default: yesterday)"),
+    ] = None,
+    to: DateOption = None,
+    runner: Annotated[str | None, typer.Option(help="thread | dask (default: INFERLOOP_TASK_RUNNER)")] = None,
+    dask_address: Annotated[str | None, typer.Option(help="Existing Dask scheduler, tcp://host:port")] = None,
+    shadow: Annotated[bool, typer.Option(help="Also score with @challenger (written as shadow)")] = False,
+):
+    """Score one day, or backfill --from D1 --to D2, with the @champion model."""
+
+    def body():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from inferloop.core.settings import load_settings
+        from inferloop.flows.batch_inference import batch_inference
+        from inferloop.runtime.runners import configured_task_runner
+        from tasks.reports import listening_to_progress
+
+        settings = load_settings(task_runner=runner, dask_address=dask_address)
+        scoring = batch_inference.with_options(task_runner=configured_task_runner(settings))
+        columns = (TextColumn("Scoring partitions"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console) as bar:
+            partitions = bar.add_task("partitions", total=None)  # the flow knows how many
+
+            def advance(done: int, total: int) -> None:
+                bar.update(partitions, completed=done, total=total)
+
+            with listening_to_progress(advance):
+                manifests = scoring(partition_date=date_, end_date=to, shadow=shadow)
+        console.print(scoring_table(manifests))
+
+    run_cli_command(body)
+
+
+@app.command()
+def monitor(
+    date_: YesterdayOption = None,
+):
+    """Drift and delayed-label performance of the champion for one day; retrains when confirmed."""
+
+    def body():
+        from inferloop.flows.monitor import monitor as monitor_flow
+
+        decision = monitor_flow(day=date_, retrain_inline=True)
+        console.print(f"retrain verdict: {decision.action} {decision.suppressed_because} {decision.outcome}")
+
+    run_cli_command(body)
+
+
+@app.command()
+def retrain(
+    date_: YesterdayOption = None,
+    force: Annotated[
+        bool, typer.Option(help="Retrain without a confirmed breach (storm guard still applies)")
+    ] = False,
+):
+    """Retrain on the recent labelled days and run promotion, if the policy (or --force) allows."""
+
+    def body():
+        from inferloop.flows.retrain import retrain as retrain_flow
+
+        decision = retrain_flow(day=date_, force=force)
+        console.print(f"{decision.action}: {decision.suppressed_because or decision.outcome}")
+
+    run_cli_command(body)
+
+
+@app.command()
+def replay(
+    start: Annotated[date, typer.Option("--from", formats=["%Y-%m-%d"], help="First day to score")],
+    end: Annotated[date, typer.Option("--to", formats=["%Y-%m-%d"], help="Last day to score")],
+    spec: Annotated[
+        str | None, typer.Option(help="Dataset spec YAML (default: INFERLOOP_DATASET_SPEC)")
+    ] = None,
+):
+    """Run the loop day by day over history in the lake as if it were live; print the day-by-day
+    table and the prequential metrics of the loop vs the first champion never replaced."""
+
+    def body():
+        import os
+
+        if spec:
+            os.environ["INFERLOOP_DATASET_SPEC"] = spec  # every flow of the loop reads the spec
+        # A long history has one file schema: GX validates it once, row checks cover every row.
+        os.environ.setdefault("INFERLOOP_GX_SCOPE", "schema")
+        _settings()  # fail early, naming the knob, before any flow starts
+        from inferloop.flows.replay import replay as replay_flow
+
+        console.print(replay_table(replay_flow(start=start, end=end)))
+
+    run_cli_command(body)
+
+
+@app.command()
+def status():
+    """The stack's services, the champion model and the latest flow runs."""
+
+    def body():
+        from inferloop.stack.control import stack_status, started_profile
+        from inferloop.tasks.model.registry import find_alias
+
+        settings = _settings()
+        services = Table(title=f"Stack ({started_profile(settings).stack_profile} profile)")
+        services.add_column("service")
+        services.add_column("state")
+        for name, state in stack_status(settings).items():
+            services.add_row(name, state)
+        console.print(services)
+        for alias in (settings.champion_alias, settings.challenger_alias):
+            ref = find_alias(settings, alias)
+            shown = f"version {ref.version} (run {ref.run_id})" if ref else "none"
+            console.print(f"{settings.registered_model_name}@{alias}: {shown}")
+        console.print(recent_runs_table())
+
+    run_cli_command(body)
+
+
+@app.command()
+def demo(days: int = 21, rows_per_day: int = 5_000, scenario: str = "concept_drift"):
+    """The loop end to end: a feed whose fraud pattern changes halfway, scored, monitored,
+    retrained and promoted day by day; prints the day-by-day table."""
+
+    def body():
+        import os
+
+        os.environ.setdefault("INFERLOOP_GX_SCOPE", "schema")  # one file schema: GX once
+        from inferloop.flows.demo import loop_demo
+
+        settings = _settings()
+        summary = loop_demo(days=days, rows_per_day=rows_per_day, scenario=scenario)
+        console.print(replay_table(summary))
+        console.print(f"Lake (features, predictions, monitoring, quarantine): {settings.lake_uri}")
+        console.print(
+            f"MLflow store: {settings.mlflow_tracking_uri}  (UI: make up, then http://127.0.0.1:5000)"
+        )
+        console.print("Prefect runs and artifacts: make up, then http://127.0.0.1:4200")
+
+    run_cli_command(body)
+
+
+@app.command()
+def up(
+    worker: Annotated[bool, typer.Option(help="Also deploy flows and start a worker")] = True,
+    profile: Annotated[
+        str | None,
+        typer.Option(help="local (SQLite, local files) or prod (PostgreSQL, S3, Dask, auth)"),
+    ] = None,
+):
+    """Start the stack on loopback in the background; deploy flows; start a worker."""
+
+    def body():
+        from inferloop.core.settings import load_settings
+        from inferloop.stack.control import start_stack
+        from inferloop.stack.services import stack_env
+
+        settings = load_settings(stack_profile=profile)
+        console.print(f"Starting the {settings.stack_profile} stack (first start takes about 30 s)...")
+        for service in start_stack(settings, with_worker=worker):
+            if service.ui_url:
+                console.print(f"  {service.name:14} {service.ui_url}")
+        stack = settings.state_dir / "stack"
+        console.print(f"Point the CLI at it: source {stack}/stack.env")
+        # Addresses only: the credentials stay in the 0600 files, never on a terminal or in a log.
+        shown = ("PREFECT_API_URL", "INFERLOOP_TRACKING_URI")
+        console.print("  " + "  ".join(f"{k}={v}" for k, v in stack_env(settings).items() if k in shown))
+        if settings.stack_profile == "prod":
+            console.print(f"Credentials (log in to both UIs with them): {stack}/credentials.env")
+
+    run_cli_command(body)
+
+
+@app.command()
+def down():
+    """Stop the services `inferloop up` started (and nothing else)."""
+
+    def body():
+        from inferloop.stack.control import stop_stack
+
+        stopped = stop_stack(_settings())
+        console.print(f"Stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+
+    run_cli_command(body)
+
+
+@app.command()
+def deploy():
+    """Register every deployment of prefect.yaml with the running Prefect server."""
+
+    def body():
+        from inferloop.stack.control import deploy as deploy_all
+
+        deploy_all(_settings())
+        console.print("Deployments registered: see http://127.0.0.1:4200/deployments")
+
+    run_cli_command(body)

@@ -1,0 +1,166 @@
+"""The dataset spec: which columns are the id, the event time, the label and the features.
+
+Nothing else in inferloop names a column; every step reads it from here.
+"""
+
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from inferloop.core.errors import InferloopError
+
+FeatureKind = Literal["numeric", "categorical"]
+
+
+class DatasetSpecError(InferloopError, ValueError):
+    """The dataset spec file is missing or wrong; the message names the field."""
+
+
+LabelValue = str | int | bool
+
+
+class LabelSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    column: str
+    positive: LabelValue = Field(1, description="Value of the label column that means 1")
+    delay_days: int = Field(1, ge=0, description="Days until a label becomes known")
+    classes: list[LabelValue] | None = Field(
+        None, min_length=2, description="Every valid label value; import quarantines any other"
+    )
+
+    @model_validator(mode="after")
+    def _positive_is_a_class(self) -> "LabelSpec":
+        if self.classes is None:
+            return self
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"classes {self.classes} lists a value twice")
+        if self.positive not in self.classes:
+            raise ValueError(f"positive {self.positive!r} is not one of classes {self.classes}")
+        if any(type(value) is not type(self.positive) for value in self.classes):
+            raise ValueError(f"classes {self.classes} must all have the type of positive {self.positive!r}")
+        return self
+
+
+class RowOrderTime(BaseModel):
+    """Event time rebuilt from the row number, for feeds in time order without a usable time."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start: datetime = Field(description="Time of the first row")
+    step: str = Field(description="Time between rows, a pandas duration such as 30min or 1h")
+
+    @field_validator("step")
+    @classmethod
+    def _positive_duration(cls, value: str) -> str:
+        try:
+            step = pd.Timedelta(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a duration such as 30min or 1h") from None
+        if step <= pd.Timedelta(0):
+            raise ValueError(f"{value!r} must be longer than zero")
+        return value
+
+    @property
+    def step_timedelta(self) -> pd.Timedelta:
+        return pd.Timedelta(self.step)
+
+
+class DatasetSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str = ""
+    id_column: str
+    generate_id: bool = Field(
+        False, description="Import numbers the source rows (0-based, int64) into id_column"
+    )
+    time_column: str
+    time_format: str | None = Field(
+        None, description="strftime format of time_column in the source (default: inferred)"
+    )
+    time_from_row_order: RowOrderTime | None = Field(
+        None, description="Import computes time_column = start + row number * step"
+    )
+    label: LabelSpec
+    features: dict[str, FeatureKind] = Field(min_length=1)
+    drop: list[str] = Field(default_factory=list, description="Columns never used (e.g. leakage)")
+    partition: Literal["day"] = Field(
+        "day", description="How the lake partitions rows by event time; only 'day' is supported"
+    )
+
+    @model_validator(mode="after")
+    def _time_has_one_source(self) -> "DatasetSpec":
+        if self.time_format is not None and self.time_from_row_order is not None:
+            raise ValueError(
+                "time_format parses time_column from the source, time_from_row_order computes it: "
+                "give one of them"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _columns_are_distinct(self) -> "DatasetSpec":
+        roles = {
+            "id_column": self.id_column,
+            "time_column": self.time_column,
+            "label.column": self.label.column,
+        }
+        for field, column in roles.items():
+            if column in self.features:
+                raise ValueError(f"{field} {column!r} is also listed under features")
+            if column in self.drop:
+                raise ValueError(f"{field} {column!r} is also listed under drop")
+        if overlap := sorted(set(self.drop) & set(self.features)):
+            raise ValueError(f"drop lists feature columns {overlap}")
+        return self
+
+    @property
+    def numeric_features(self) -> list[str]:
+        return [name for name, kind in self.features.items() if kind == "numeric"]
+
+    @property
+    def categorical_features(self) -> list[str]:
+        return [name for name, kind in self.features.items() if kind == "categorical"]
+
+    @property
+    def feature_columns(self) -> list[str]:
+        return list(self.features)
+
+    @property
+    def inference_columns(self) -> list[str]:
+        """Columns of a scoring partition: what production sends, without the label."""
+        return [self.id_column, self.time_column, *self.features]
+
+    @property
+    def features_table(self) -> str:
+        return self.name
+
+    @property
+    def labels_table(self) -> str:
+        return f"{self.name}_labels"
+
+    def label_arrival(self, event_day: date) -> date:
+        return event_day + timedelta(days=self.label.delay_days)
+
+
+def load_dataset_spec(path: Path) -> DatasetSpec:
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise DatasetSpecError(
+            f"Dataset spec {path} does not exist: set INFERLOOP_DATASET_SPEC to a YAML file "
+            "such as datasets/transactions.yaml"
+        ) from None
+    except yaml.YAMLError as error:
+        raise DatasetSpecError(f"Dataset spec {path} is not valid YAML: {error}") from None
+    try:
+        return DatasetSpec.model_validate(raw)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in error.errors()
+        )
+        raise DatasetSpecError(f"Dataset spec {path} is invalid: {problems}") from None

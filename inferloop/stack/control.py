@@ -1,0 +1,245 @@
+"""The stack: Prefect, MLflow, S3 API (and for the prod profile PostgreSQL and Dask) on loopback,
+in the background.
+
+Each service runs in its own process group; its PID and log live under `<state_dir>/stack/`.
+`stop_stack` stops only processes whose PID file this module wrote. What runs is decided in
+`inferloop.stack.services` by `INFERLOOP_STACK_PROFILE`.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from contextlib import suppress
+from pathlib import Path
+
+from inferloop.core.errors import InferloopError
+from inferloop.core.settings import REPO_ROOT, Settings
+from inferloop.stack import postgres
+from inferloop.stack.credentials import stack_credentials, write_private_env_file
+from inferloop.stack.services import (
+    WORK_POOL,
+    Service,
+    executable,
+    service_stages,
+    stack_env,
+    write_mlflow_auth_config,
+)
+
+
+class StackError(InferloopError, RuntimeError):
+    """A stack service did not start or stop; the message points at its log."""
+
+
+def _healthy(url: str) -> bool:
+    try:
+        if url.startswith("tcp://"):
+            address = urllib.parse.urlsplit(url)
+            with socket.create_connection((address.hostname, address.port), timeout=2):
+                return True
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status < 500
+    except OSError:
+        return False
+
+
+def _running_pid(pid_file: Path) -> int | None:
+    try:
+        pid = int(pid_file.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if process_alive(pid) else None
+
+
+def process_alive(pid: int) -> bool:
+    """True while `pid` runs. A zombie (exited, not yet reaped by its parent) is not alive."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return True  # no /proc (not Linux): signal 0 is all we know
+    return state != "Z"
+
+
+def _start(settings: Settings, service: Service, env: dict[str, str]) -> None:
+    if _running_pid(service.pid_file(settings)):
+        return
+    if service.health_url and _healthy(service.health_url):
+        raise StackError(
+            f"Something else already answers on {service.ui_url}: stop it or set "
+            f"INFERLOOP_{service.name.upper()}_PORT to a free port"
+        )
+    service.log_file(settings).parent.mkdir(parents=True, exist_ok=True)
+    with service.log_file(settings).open("ab") as log:
+        process = subprocess.Popen(
+            service.command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**env, **service.env},
+            start_new_session=True,
+            cwd=REPO_ROOT if service.user is None else "/",
+            user=service.user,
+        )
+    service.pid_file(settings).write_text(str(process.pid))
+
+
+def _wait_healthy(settings: Settings, service: Service, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _healthy(service.health_url):
+            return
+        if not _running_pid(service.pid_file(settings)):
+            break
+        time.sleep(0.5)
+    raise StackError(
+        f"{service.name} did not become healthy at {service.health_url}; see {service.log_file(settings)}"
+    )
+
+
+def _create_bucket(settings: Settings, env: dict[str, str]) -> None:
+    import boto3
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=env["INFERLOOP_S3_ENDPOINT_URL"],
+        region_name=settings.s3_region,
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+    existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+    if settings.s3_bucket not in existing:
+        s3.create_bucket(Bucket=settings.s3_bucket)
+
+
+def _prefect(args: list[str], env: dict[str, str]) -> None:
+    result = subprocess.run(
+        [executable("prefect"), "--no-prompt", *args], env=env, cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        raise StackError(f"`prefect {' '.join(args)}` failed:\n{result.stdout}\n{result.stderr}")
+
+
+def deploy(settings: Settings) -> None:
+    """Create the process work pool and register every deployment in prefect.yaml."""
+    env = {**os.environ, **stack_env(settings)}
+    _prefect(["work-pool", "create", WORK_POOL, "--type", "process", "--overwrite"], env)
+    _prefect(["deploy", "--all"], env)
+
+
+def start_stack(settings: Settings, with_worker: bool = True) -> list[Service]:
+    """Start the profile's services stage by stage (each waits for the one before to be healthy),
+    create the bucket (and the databases), then register the deployments and start a worker."""
+    client_env = stack_env(settings)
+    env = {**os.environ, **client_env}
+    stages = service_stages(settings)
+    _profile_file(settings).parent.mkdir(parents=True, exist_ok=True)
+    _profile_file(settings).write_text(settings.stack_profile)
+    prod = settings.stack_profile == "prod"
+    if prod:
+        credentials = stack_credentials(settings)
+        postgres.init_cluster(settings, credentials)
+        write_mlflow_auth_config(settings)
+    for number, stage in enumerate(stages):
+        for service in stage:
+            _start(settings, service, env)
+        for service in stage:
+            if service.health_url:
+                _wait_healthy(settings, service)
+        if number == 0:
+            _create_bucket(settings, env)
+            if prod:
+                postgres.create_databases(settings, credentials)
+    if prod:
+        _wait_for_dask_workers(settings, env["INFERLOOP_DASK_ADDRESS"])
+    if with_worker:
+        deploy(settings)
+        worker = Service("worker", [executable("prefect"), "worker", "start", "--pool", WORK_POOL], "", "")
+        _start(settings, worker, env)
+    write_private_env_file(settings.state_dir / "stack" / "stack.env", client_env)
+    return [service for stage in stages for service in stage]
+
+
+def _wait_for_dask_workers(settings: Settings, address: str, timeout: float = 90) -> None:
+    from distributed import Client
+
+    with Client(address, timeout=30) as client:
+        try:
+            client.wait_for_workers(settings.dask_workers, timeout=timeout)
+        except TimeoutError:
+            raise StackError(
+                f"{settings.dask_workers} Dask workers did not join {address} within {timeout:.0f} s; "
+                f"see {settings.state_dir}/stack/dask-worker-*.log"
+            ) from None
+
+
+def stop_stack(settings: Settings, grace_seconds: float = 30) -> list[str]:
+    """Stop the processes this stack started (and only those); returns their names.
+
+    The worker goes first (so it does not log errors about vanishing servers), then the
+    servers together; anything still alive after `grace_seconds` is killed.
+    """
+    pid_files = sorted((settings.state_dir / "stack").glob("*.pid"), key=lambda p: p.stem != "worker")
+    running = {p: pid for p in pid_files if (pid := _running_pid(p))}
+    stop_signals = {s.name: s.stop_signal for s in _all_services(settings)}
+    for pid_file, pid in running.items():
+        with suppress(ProcessLookupError):
+            os.killpg(pid, stop_signals.get(pid_file.stem, signal.SIGTERM))
+        if pid_file.stem == "worker":
+            _wait_gone([pid_file], grace_seconds)
+    _wait_gone(list(running), grace_seconds)
+    for pid_file in running:
+        if pid := _running_pid(pid_file):
+            with suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+    _wait_gone(list(running), 10)  # SIGKILL is delivered asynchronously
+    for pid_file in pid_files:
+        pid_file.unlink(missing_ok=True)
+    return [p.stem for p in running]
+
+
+def _wait_gone(pid_files: list[Path], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(_running_pid(p) for p in pid_files):
+        time.sleep(0.25)
+
+
+def _profile_file(settings: Settings) -> Path:
+    return settings.state_dir / "stack" / "profile"
+
+
+def started_profile(settings: Settings) -> Settings:
+    """The settings with the profile the stack was last started with (for `down` and `status`)."""
+    try:
+        profile = _profile_file(settings).read_text().strip()
+    except FileNotFoundError:
+        return settings
+    return settings.model_copy(update={"stack_profile": profile})
+
+
+def _all_services(settings: Settings) -> list[Service]:
+    return [service for stage in service_stages(started_profile(settings)) for service in stage]
+
+
+def stack_status(settings: Settings) -> dict[str, str]:
+    status = {}
+    for service in _all_services(settings):
+        pid = _running_pid(service.pid_file(settings))
+        healthy = _healthy(service.health_url) if service.health_url else bool(pid)
+        status[service.name] = (
+            (f"up at {service.ui_url}" if service.ui_url else f"running (pid {pid})")
+            if healthy and pid
+            else "answering, not started by inferloop"
+            if healthy
+            else "starting or unhealthy"
+            if pid
+            else "down"
+        )
+    worker_pid = _running_pid(settings.state_dir / "stack" / "worker.pid")
+    status["worker"] = f"running (pid {worker_pid}, pool {WORK_POOL})" if worker_pid else "down"
+    return status

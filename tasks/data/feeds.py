@@ -1,0 +1,143 @@
+"""Reading the feature and label feeds of a dataset, and writing the synthetic feed."""
+
+from datetime import date, timedelta
+
+import pandas as pd
+import pyarrow as pa
+from prefect import task
+
+from inferloop.core.dataset import DatasetSpec
+from inferloop.core.errors import InferloopError
+from inferloop.core.storage import Storage, StorageError, partition_dir
+from inferloop.tasks.data.synthetic import GeneratorConfig, generate_day
+
+
+class MissingDataError(InferloopError, RuntimeError):
+    """Partitions or labels needed for a step are not in the lake; the message says which."""
+
+
+def days_between(start: date, end: date) -> list[date]:
+    if end < start:
+        raise ValueError(f"Date range is empty: {start} is after {end}")
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def prepare_features(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
+    """The model's input: spec features in spec order, numerics as float64, categoricals as str
+    (a pandas categorical column, as dictionary-encoded parquet reads, stays one with str
+    categories: the model encodes it per distinct value, not per row).
+
+    One dtype per kind keeps training, the logged signature and scoring in agreement
+    (an integer column with a null would otherwise turn float and break schema enforcement).
+    """
+    prepared = {}
+    for column in spec.feature_columns:
+        values = frame[column]
+        if column in spec.numeric_features:
+            prepared[column] = pd.to_numeric(values, errors="coerce").astype("float64", copy=False)
+        elif isinstance(values.dtype, pd.CategoricalDtype):
+            prepared[column] = values.cat.rename_categories(str)  # each category once, not each row
+        else:
+            prepared[column] = values.where(values.isna(), values.astype(str)).astype(object)
+    # copy=False keeps each column as its own block: no second copy of the whole table.
+    return pd.DataFrame(prepared, index=frame.index, copy=False)
+
+
+def as_plain_columns(features: pd.DataFrame) -> pd.DataFrame:
+    """Categorical columns as object strings: what a caller of the served model sends (the
+    MLflow input example and signature)."""
+    return features.astype(
+        {c: object for c, t in features.dtypes.items() if isinstance(t, pd.CategoricalDtype)}
+    )
+
+
+def read_feature_partition(storage: Storage, spec: DatasetSpec, day: date) -> pd.DataFrame:
+    files = partition_files(storage, spec, day)
+    return pa.concat_tables([storage.read_table(f) for f in files], promote_options="default").to_pandas()
+
+
+def partition_files(storage: Storage, spec: DatasetSpec, day: date) -> list[str]:
+    """The parquet files of a day's feature partition; a clear error when there are none."""
+    relative = partition_dir(spec.features_table, day)
+    if not storage.exists(relative):
+        raise MissingDataError(
+            f"No {spec.name} partition for {day} at {storage.uri(relative)}: generate or import "
+            f"it first (inferloop data generate ...)"
+        )
+    files = storage.data_files(relative)
+    if not files:
+        raise MissingDataError(f"{storage.uri(relative)} holds no parquet files")
+    return files
+
+
+def read_labels(storage: Storage, spec: DatasetSpec, start: date, end: date) -> pd.DataFrame:
+    """Labels of events from `start` to `end`, read from the days they arrived on."""
+    arrival_days = days_between(spec.label_arrival(start), spec.label_arrival(end))
+    present = [d for d in arrival_days if storage.exists(partition_dir(spec.labels_table, d))]
+    if not present:
+        raise MissingDataError(
+            f"No labels have arrived for events {start}..{end} (looked in "
+            f"{storage.uri(spec.labels_table)} for days {arrival_days[0]}..{arrival_days[-1]})"
+        )
+    columns = [spec.id_column, spec.label.column]
+    tables = [storage.read_table(partition_dir(spec.labels_table, d), columns) for d in present]
+    return pa.concat_tables(tables).to_pandas()
+
+
+def load_labelled_day(storage: Storage, spec: DatasetSpec, day: date) -> pd.DataFrame:
+    """One day's feature partition joined to its arrived labels (rows without one are left out:
+    they cannot be trained on). The label column keeps its raw values."""
+    features = read_feature_partition(storage, spec, day)
+    labels = read_labels(storage, spec, day, day)
+    if spec.id_column not in features.columns:
+        raise MissingDataError(
+            f"The {spec.name} partition for {day} has no id column "
+            f"'{spec.id_column}'; it cannot be joined to its labels"
+        )
+    return features.merge(labels, on=spec.id_column, how="inner", validate="one_to_one")
+
+
+def positive_target(frame: pd.DataFrame, spec: DatasetSpec) -> pd.Series:
+    """1 where the label is the spec's positive class, else 0."""
+    return (frame[spec.label.column] == spec.label.positive).astype("int64")
+
+
+@task(name="write-synthetic-feed")
+def write_synthetic_feed(storage: Storage, spec: DatasetSpec, config: GeneratorConfig) -> list[date]:
+    """Write features (by event day) and labels (by arrival day) for every generated day.
+
+    Deterministic and idempotent: regenerating a day rewrites identical partitions.
+    """
+    written = []
+    for index in range(config.days):
+        features, labels = generate_day(config, index)
+        day = config.day(index)
+        storage.write_table(
+            f"{partition_dir(spec.features_table, day)}/part-0.parquet",
+            pa.Table.from_pandas(features, preserve_index=False),
+        )
+        storage.write_table(
+            f"{partition_dir(spec.labels_table, spec.label_arrival(day))}/part-{day}.parquet",
+            pa.Table.from_pandas(labels, preserve_index=False),
+        )
+        written.append(day)
+    return written
+
+
+def feature_partition_days(storage: Storage, spec: DatasetSpec) -> list[date]:
+    try:
+        return storage.list_partitions(spec.features_table)
+    except StorageError:
+        return []
+
+
+def latest_labelled_day(storage: Storage, spec: DatasetSpec) -> date:
+    """The newest event day whose labels have arrived and whose features exist."""
+    arrived = {d - timedelta(days=spec.label.delay_days) for d in storage.list_partitions(spec.labels_table)}
+    candidates = sorted(arrived & set(feature_partition_days(storage, spec)))
+    if not candidates:
+        raise MissingDataError(
+            f"No labelled {spec.name} days under {storage.uri('')}: generate or import data first "
+            "(inferloop data generate)"
+        )
+    return candidates[-1]

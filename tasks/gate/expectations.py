@@ -1,0 +1,201 @@
+"""The GX project in `expectations/gx`: opening it, and proposing suites from a reference window.
+
+Two suites per dataset: `<dataset>_training` (with the label) and `<dataset>_inference` (without).
+Every expectation carries `meta.severity`: `critical` failures refuse the batch; `row` failures
+quarantine the offending rows (and refuse the batch if their share exceeds the expectation's
+`mostly` tolerance). The row-level quarantine mask is derived from these same definitions.
+"""
+
+import atexit
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+from inferloop.core.dataset import DatasetSpec
+from inferloop.core.errors import InferloopError
+from inferloop.core.settings import Settings
+
+DATASOURCE, ASSET, BATCH_DEFINITION = "dataframes", "partition", "whole_partition"
+Purpose = Literal["training", "inference"]
+
+NUMERIC_TYPES = ["float64", "float32", "int64", "int32", "int16", "int8", "Float64", "Int64"]
+STRING_TYPES = ["object", "str", "string"]
+DATETIME_TYPES = ["datetime64[ns]", "datetime64[us]", "datetime64[ms]", "datetime64[s]"]
+ID_TYPES = ["int64", "int32", "Int64", *STRING_TYPES]
+
+
+class SuiteMissingError(InferloopError, LookupError):
+    """No committed suite for this dataset and purpose."""
+
+
+def suite_name(spec: DatasetSpec, purpose: Purpose) -> str:
+    return f"{spec.name}_{purpose}"
+
+
+# GX rewrites great_expectations.yml when it opens a file context: two processes (or threads)
+# opening the committed project at once can read each other's half-written file. Runs therefore
+# read a private per-process copy, and GX calls within a process are serialised.
+gx_lock = threading.RLock()
+_workspaces: dict[tuple[Path, Path], object] = {}
+
+
+def _check_project(project: Path) -> None:
+    if not (project / "gx" / "great_expectations.yml").exists():
+        raise InferloopError(
+            f"No GX project at {project}/gx: set INFERLOOP_EXPECTATIONS_DIR "
+            "to a folder holding gx/great_expectations.yml"
+        )
+
+
+def _file_context(project: Path, settings: Settings):
+    import great_expectations as gx
+
+    settings.gx_runtime_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["INFERLOOP_GX_RUNTIME_DIR"] = str(settings.gx_runtime_dir)
+    context = gx.get_context(mode="file", project_root_dir=str(project))
+    if DATASOURCE not in [ds.name for ds in context.data_sources.all().values()]:
+        raise InferloopError(
+            f"The GX project at {project} lacks the '{DATASOURCE}' "
+            "datasource: restore expectations/gx/great_expectations.yml"
+        )
+    return context
+
+
+def open_gx_context(settings: Settings):
+    """The committed suites of `expectations_dir`, read from this process's private copy;
+    validation results and Data Docs go to the state dir. Hold `gx_lock` while using it."""
+    key = (settings.expectations_dir, settings.gx_runtime_dir)
+    with gx_lock:
+        if key not in _workspaces:
+            _check_project(settings.expectations_dir)
+            settings.gx_runtime_dir.mkdir(parents=True, exist_ok=True)
+            workspace = Path(tempfile.mkdtemp(prefix="project-", dir=settings.gx_runtime_dir))
+            atexit.register(shutil.rmtree, workspace, ignore_errors=True)
+            shutil.copytree(settings.expectations_dir / "gx", workspace / "gx")
+            _workspaces[key] = _file_context(workspace, settings)
+        return _workspaces[key]
+
+
+def open_gx_project_for_edit(settings: Settings):
+    """The committed GX project itself, for writing proposed suites into it."""
+    _check_project(settings.expectations_dir)
+    return _file_context(settings.expectations_dir, settings)
+
+
+def load_suite(context, spec: DatasetSpec, purpose: Purpose):
+    name = suite_name(spec, purpose)
+    try:
+        return context.suites.get(name)
+    except Exception:  # GX raises its own DataContextError family
+        raise SuiteMissingError(
+            f"No GX suite '{name}' in {context.root_directory}/expectations: propose one with "
+            f"`inferloop expectations suggest --from D1..D2`, review it and commit it"
+        ) from None
+
+
+def critical(expectation, **kwargs):
+    """A failure refuses the whole batch."""
+    return expectation(**kwargs, severity="critical", meta={"severity": "critical"})
+
+
+def row_level(expectation, **kwargs):
+    """Failing rows are quarantined (GX shows it as a warning); the batch goes on."""
+    return expectation(**kwargs, severity="warning", meta={"severity": "row"})
+
+
+def suggest_expectations(
+    reference: pd.DataFrame,
+    spec: DatasetSpec,
+    purpose: Purpose,
+    daily_rows: list[int],
+    unseen_tolerance: float = 0.02,
+) -> list:
+    """Expectations proposed from a reference window, for a person to review.
+
+    Numeric bounds come from the reference range (its 0 and 1 quantiles) widened by twice the
+    range, and never below 0 for columns that were never negative: wide enough that a shifted
+    distribution is monitoring's concern, narrow enough to catch impossible values and ±inf.
+    """
+    import great_expectations.expectations as gxe
+
+    columns = [*spec.inference_columns] + ([spec.label.column] if purpose == "training" else [])
+    expectations = [
+        critical(gxe.ExpectTableColumnsToMatchSet, column_set=columns, exact_match=True),
+        critical(
+            gxe.ExpectTableRowCountToBeBetween,
+            min_value=max(1, int(min(daily_rows) * 0.02)),
+            max_value=int(max(daily_rows) * 20),
+        ),
+        critical(gxe.ExpectColumnValuesToNotBeNull, column=spec.id_column),
+        critical(gxe.ExpectColumnValuesToBeUnique, column=spec.id_column),
+        critical(gxe.ExpectColumnValuesToBeInTypeList, column=spec.id_column, type_list=ID_TYPES),
+        critical(gxe.ExpectColumnValuesToBeInTypeList, column=spec.time_column, type_list=DATETIME_TYPES),
+        row_level(gxe.ExpectColumnValuesToNotBeNull, column=spec.time_column),
+        row_level(
+            gxe.ExpectColumnValuesToBeBetween,
+            column=spec.time_column,
+            min_value={"$PARAMETER": "partition_start"},
+            max_value={"$PARAMETER": "partition_end"},
+        ),
+    ]
+    for column in spec.numeric_features:
+        values = pd.to_numeric(reference[column], errors="coerce")
+        low, high = float(values.min()), float(values.max())
+        span = max(high - low, abs(high), 1.0)
+        expectations += [
+            critical(gxe.ExpectColumnValuesToBeInTypeList, column=column, type_list=NUMERIC_TYPES),
+            row_level(
+                gxe.ExpectColumnValuesToBeBetween,
+                column=column,
+                min_value=0.0 if low >= 0 else round(low - 2 * span, 6),
+                max_value=round(high + 2 * span, 6),
+            ),
+        ]
+        if values.notna().all():
+            expectations.append(row_level(gxe.ExpectColumnValuesToNotBeNull, column=column))
+    for column in spec.categorical_features:
+        seen = sorted(str(v) for v in reference[column].dropna().unique())
+        expectations += [
+            critical(gxe.ExpectColumnValuesToBeInTypeList, column=column, type_list=STRING_TYPES),
+            row_level(
+                gxe.ExpectColumnValuesToBeInSet, column=column, value_set=seen, mostly=1.0 - unseen_tolerance
+            ),
+        ]
+        if reference[column].notna().all():
+            expectations.append(row_level(gxe.ExpectColumnValuesToNotBeNull, column=column))
+    if purpose == "training":
+        labels = sorted(reference[spec.label.column].dropna().unique().tolist())
+        expectations += [
+            row_level(gxe.ExpectColumnValuesToNotBeNull, column=spec.label.column),
+            row_level(gxe.ExpectColumnValuesToBeInSet, column=spec.label.column, value_set=labels),
+        ]
+    return expectations
+
+
+def save_suite(context, spec: DatasetSpec, purpose: Purpose, expectations: list) -> Path:
+    """Write the suite with its validation definition and checkpoint into the GX project."""
+    import great_expectations as gx
+
+    name = suite_name(spec, purpose)
+    suite = gx.ExpectationSuite(
+        name=name, expectations=expectations, meta={"inferloop_dataset": spec.name, "purpose": purpose}
+    )
+    suite = context.suites.add_or_update(suite)
+    batch = context.data_sources.get(DATASOURCE).get_asset(ASSET).get_batch_definition(BATCH_DEFINITION)
+    validation = context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=name, data=batch, suite=suite)
+    )
+    context.checkpoints.add_or_update(
+        gx.Checkpoint(
+            name=name,
+            validation_definitions=[validation],
+            result_format="SUMMARY",
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")],
+        )
+    )
+    return Path(context.root_directory) / "expectations" / f"{name}.json"

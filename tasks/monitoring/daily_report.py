@@ -1,0 +1,240 @@
+"""One day's monitoring: drift of the scored partition and performance on the labels that arrived.
+
+History: `monitoring/<dataset>/date=D/report.json` (the whole report) and `metrics.parquet`
+(one row per measured value) in the lake, and metrics in the MLflow monitoring experiment
+(one run per model version, step = day) so the MLflow UI plots them over time.
+Rerunning a day rewrites the same records: monitoring is idempotent.
+"""
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from functools import cache
+
+import pandas as pd
+import pyarrow as pa
+from prefect import task
+
+from inferloop.core.settings import Settings
+from inferloop.core.storage import MANIFEST, Storage
+from inferloop.tasks.data.feeds import read_feature_partition
+from inferloop.tasks.gate.partition_gate import gate_refused
+from inferloop.tasks.model.registry import (
+    ModelVersionRef,
+    ensure_experiment,
+    load_reference_profile,
+    mlflow_client,
+)
+from inferloop.tasks.monitoring.drift import FeatureDrift, feature_drift, prediction_drift
+from inferloop.tasks.monitoring.performance import (
+    PerformanceSnapshot,
+    performance_snapshot,
+    read_predictions,
+    scored_as_champion,
+    scoring_versions,
+)
+
+
+@dataclass
+class MonitoringReport:
+    dataset: str
+    model_name: str
+    model_version: str  # the champion being monitored
+    day: str  # the scored partition whose drift is measured
+    rows_scored: int = 0
+    scored_by: str | None = None  # version whose predictions of `day` were measured
+    drift_verdict: str = ""
+    drift: list[FeatureDrift] = field(default_factory=list)
+    prediction_psi: float | None = None
+    day_performance: PerformanceSnapshot | None = None  # event day = day - label delay
+    rolling_performance: PerformanceSnapshot | None = None  # the champion, recent event days
+    validation_metric: float | None = None  # the champion's held-out value of the metric
+    gate_refused: bool = False
+    breaches: list[str] = field(default_factory=list)
+
+    @property
+    def drifted_features(self) -> list[str]:
+        return [d.feature for d in self.drift if d.flagged]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "MonitoringReport":
+        snapshots = {
+            key: PerformanceSnapshot(**raw[key]) if raw.get(key) else None
+            for key in ("day_performance", "rolling_performance")
+        }
+        drift = [FeatureDrift(**d) for d in raw.get("drift", [])]
+        return cls(**{**raw, **snapshots, "drift": drift})
+
+
+def report_dir(dataset: str, day: date) -> str:
+    return f"monitoring/{dataset}/date={day.isoformat()}"
+
+
+def build_report(
+    storage: Storage, settings: Settings, champion: ModelVersionRef, day: date
+) -> MonitoringReport:
+    """Measure drift of `day`'s scored partition and the champion's performance on arrived labels."""
+    spec = settings.dataset
+    report = MonitoringReport(spec.name, champion.name, champion.version, day.isoformat())
+    report.gate_refused = gate_refused(storage, spec, "inference", day)
+    report.scored_by = scorer(storage, champion, day)
+    if report.scored_by is None:
+        report.drift_verdict = "not scored (refused by the gate or not run yet)"
+    else:
+        _measure_drift(storage, settings, report, day)
+    event_day = day - timedelta(days=spec.label.delay_days)
+    threshold = settings.decision_threshold
+    if event_scorer := scorer(storage, champion, event_day):
+        report.day_performance = performance_snapshot(
+            storage, spec, champion.name, event_scorer, [event_day], threshold
+        )
+    window = [event_day - timedelta(days=i) for i in reversed(range(settings.performance_window_days))]
+    report.rolling_performance = performance_snapshot(
+        storage, spec, champion.name, champion.version, window, threshold
+    )
+    report.validation_metric = validation_metric(settings, champion.run_id, settings.monitor_metric)
+    report.breaches = breaches(report, settings)
+    return report
+
+
+def scorer(storage: Storage, champion: ModelVersionRef, day: date) -> str | None:
+    """The version whose champion predictions of `day` to measure: the current champion's when
+    it scored the day (the usual case, one lookup), else the latest version that did."""
+    if scored_as_champion(storage, champion.name, champion.version, day):
+        return champion.version
+    versions = scoring_versions(storage, champion.name, day)
+    return versions[-1] if versions else None
+
+
+def _measure_drift(storage: Storage, settings: Settings, report: MonitoringReport, day: date) -> None:
+    spec = settings.dataset
+    predictions = read_predictions(storage, spec, report.model_name, report.scored_by, day)
+    report.rows_scored = len(predictions)
+    if report.rows_scored < settings.min_drift_rows:
+        report.drift_verdict = f"too few rows ({report.rows_scored} < {settings.min_drift_rows})"
+        return
+    manifest = storage.read_json(
+        f"predictions/model={report.model_name}/version={report.scored_by}/date={day.isoformat()}/{MANIFEST}"
+    )
+    profile = load_reference_profile(settings, manifest["model_run_id"])
+    scored = read_feature_partition(storage, spec, day).merge(
+        predictions[[spec.id_column]], on=spec.id_column, how="inner"
+    )
+    report.drift = feature_drift(scored, profile, spec, settings.drift_psi_threshold)
+    report.prediction_psi = prediction_drift(predictions["score"].to_numpy(), profile)
+    report.drift_verdict = "measured"
+
+
+@cache
+def validation_metric(settings: Settings, run_id: str, metric: str) -> float | None:
+    return mlflow_client(settings).get_run(run_id).data.metrics.get(f"holdout_{metric}")
+
+
+def breaches(report: MonitoringReport, settings: Settings) -> list[str]:
+    """Thresholds this day's report crosses (each one a sentence a person can act on)."""
+    found = [
+        f"drift: {d.feature} PSI {d.psi:.3f} > {settings.drift_psi_threshold}"
+        for d in report.drift
+        if d.flagged
+    ]
+    rolling, metric = report.rolling_performance, settings.monitor_metric
+    if rolling is None or rolling.labelled_rows < settings.min_labelled_rows or metric not in rolling.metrics:
+        return found
+    value = rolling.metrics[metric]
+    if report.validation_metric is not None and report.validation_metric - value > settings.max_metric_drop:
+        found.append(
+            f"performance: {metric} {value:.3f} on {rolling.labelled_rows} labelled rows is "
+            f"{report.validation_metric - value:.3f} below its validation value "
+            f"{report.validation_metric:.3f} "
+            f"(tolerated {settings.max_metric_drop})"
+        )
+    if metric == "roc_auc" and value < settings.min_roc_auc:
+        found.append(f"performance: roc_auc {value:.3f} below the floor {settings.min_roc_auc}")
+    return found
+
+
+def metric_rows(report: MonitoringReport) -> pd.DataFrame:
+    """The report as a long table: one row per measured value."""
+    rows = [("rows_scored", None, report.rows_scored, False)]
+    rows += [("psi", d.feature, d.psi, d.flagged) for d in report.drift]
+    rows += [("ks", d.feature, d.ks, False) for d in report.drift if d.ks is not None]
+    if report.prediction_psi is not None:
+        rows.append(("prediction_psi", None, report.prediction_psi, False))
+    for scope, snapshot in (("day", report.day_performance), ("rolling", report.rolling_performance)):
+        if snapshot:
+            rows += [(f"{scope}_{name}", None, value, False) for name, value in snapshot.metrics.items()]
+            rows.append((f"{scope}_labelled_rows", None, snapshot.labelled_rows, False))
+    frame = pd.DataFrame(rows, columns=["metric", "feature", "value", "flagged"])
+    return frame.assign(
+        day=report.day, model_version=report.model_version, value=frame["value"].astype(float)
+    )
+
+
+def save_report(storage: Storage, report: MonitoringReport) -> str:
+    directory = report_dir(report.dataset, date.fromisoformat(report.day))
+    storage.write_table(
+        f"{directory}/metrics.parquet", pa.Table.from_pandas(metric_rows(report), preserve_index=False)
+    )
+    storage.write_json(f"{directory}/report.json", report.to_dict())
+    return storage.uri(directory)
+
+
+def load_history(storage: Storage, dataset: str, start: date, end: date) -> list[MonitoringReport]:
+    """Saved reports of `start`..`end`, oldest first (days never monitored are absent)."""
+    reports = []
+    for day in storage.list_partitions(f"monitoring/{dataset}"):
+        if start <= day <= end and storage.exists(f"{report_dir(dataset, day)}/report.json"):
+            reports.append(
+                MonitoringReport.from_dict(storage.read_json(f"{report_dir(dataset, day)}/report.json"))
+            )
+    return reports
+
+
+def log_to_mlflow(settings: Settings, report: MonitoringReport) -> None:
+    """Metrics at step = the day's ordinal and timestamp = its midnight, on the version's run."""
+    from mlflow.entities import Metric
+
+    day = date.fromisoformat(report.day)
+    timestamp = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
+    metrics = metric_rows(report).dropna(subset=["value"])
+    names = metrics["metric"] + metrics["feature"].map(lambda f: f"_{f}" if f else "")
+    batch = [
+        Metric(n, float(v), timestamp, day.toordinal()) for n, v in zip(names, metrics["value"], strict=True)
+    ]
+    mlflow_client(settings).log_batch(
+        _monitoring_run(settings, report.model_name, report.model_version), metrics=batch
+    )
+
+
+@cache
+def _monitoring_run(settings: Settings, model_name: str, version: str) -> str:
+    client = mlflow_client(settings)
+    experiment_id = ensure_experiment(settings, settings.monitoring_experiment_name)
+    tags = {"inferloop.model": model_name, "inferloop.model_version": version}
+    found = client.search_runs(
+        [experiment_id],
+        filter_string=" and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items()),
+        max_results=1,
+    )
+    if found:
+        return found[0].info.run_id
+    run_id = client.create_run(
+        experiment_id, run_name=f"monitor {model_name} v{version}", tags=tags
+    ).info.run_id
+    # A run that collects one point a day never "ends": mark it finished so the UI does not show
+    # it as running forever (MLflow still accepts metrics on a finished run).
+    client.set_terminated(run_id)
+    return run_id
+
+
+@task(name="monitor-day")
+def monitor_day(
+    storage: Storage, settings: Settings, champion: ModelVersionRef, day: date
+) -> MonitoringReport:
+    """Build, save and log one day's report."""
+    report = build_report(storage, settings, champion, day)
+    save_report(storage, report)
+    log_to_mlflow(settings, report)
+    return report

@@ -1,0 +1,103 @@
+"""Evaluating the loop on history: the day-by-day record of a replay and its prequential metrics.
+
+Prequential: every prediction is made before its label is known (by the champion of that day)
+and scored once its label arrives. The static baseline is the first champion kept forever,
+scored on exactly the rows the loop scored.
+"""
+
+from dataclasses import asdict, dataclass, field
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from inferloop.core.dataset import DatasetSpec
+from inferloop.core.storage import Storage
+from inferloop.tasks.data.feeds import prepare_features, read_feature_partition
+from inferloop.tasks.model.training import positive_scores
+from inferloop.tasks.monitoring.daily_report import MonitoringReport
+from inferloop.tasks.monitoring.performance import label_metrics, labelled_predictions
+from inferloop.tasks.monitoring.retrain_policy import RetrainDecision
+
+
+@dataclass
+class ReplayDay:
+    day: str
+    champion_version: str
+    rows_scored: int = 0
+    rows_quarantined: int = 0
+    refused: bool = False
+    labelled_rows: int = 0  # predictions of the event day whose labels arrived today
+    accuracy: float | None = None
+    roc_auc: float | None = None
+    drifted: list[str] = field(default_factory=list)
+    retrain: str = ""  # "", "retrain: <outcome>" or "suppressed: <why>"
+
+
+@dataclass
+class ReplaySummary:
+    dataset: str
+    start: str
+    end: str
+    days: list[ReplayDay]
+    loop: dict[str, float]  # prequential metrics of the loop
+    static: dict[str, float]  # of the first champion, never replaced
+    retrains: int
+    promotions: int
+    table_uri: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def replay_day(
+    day: date,
+    champion_version: str,
+    manifest,
+    report: MonitoringReport,
+    decision: RetrainDecision,
+) -> ReplayDay:
+    row = ReplayDay(day.isoformat(), champion_version, refused=manifest is None)
+    if manifest is not None:
+        row.rows_scored, row.rows_quarantined = manifest.rows_scored, manifest.rows_quarantined
+    if snapshot := report.day_performance:
+        row.labelled_rows = snapshot.labelled_rows
+        row.accuracy = snapshot.metrics.get("accuracy")
+        row.roc_auc = snapshot.metrics.get("roc_auc")
+    row.drifted = report.drifted_features
+    if decision.action == "retrain":
+        row.retrain = f"retrained: {decision.outcome.split(':')[0]}"  # e.g. "v2 promote"
+    elif decision.action == "suppressed":
+        row.retrain = f"suppressed: {decision.suppressed_because.split(':')[0]}"
+    return row
+
+
+def loop_predictions(
+    storage: Storage, spec: DatasetSpec, model_name: str, days: list[ReplayDay]
+) -> pd.DataFrame:
+    """What the loop predicted on each day (the champion of that day), joined to arrived labels."""
+    frames = [
+        labelled_predictions(storage, spec, model_name, row.champion_version, [date.fromisoformat(row.day)])
+        for row in days
+        if not row.refused
+    ]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def static_predictions(storage: Storage, spec: DatasetSpec, model, loop: pd.DataFrame) -> pd.DataFrame:
+    """The same rows scored by `model` (the first champion)."""
+    frames = []
+    for day, rows in loop.groupby("event_day"):
+        features = read_feature_partition(storage, spec, day).merge(rows, on=spec.id_column, how="inner")
+        scores = positive_scores(model, prepare_features(features, spec))
+        frames.append(pd.DataFrame({"score": scores, "target": features["target"].to_numpy()}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def prequential_metrics(predictions: pd.DataFrame, threshold: float) -> dict[str, float]:
+    if predictions.empty:
+        return {}
+    metrics = label_metrics(
+        predictions["target"].to_numpy(), predictions["score"].to_numpy(np.float64), threshold
+    )
+    return {"rows": float(len(predictions)), **metrics}

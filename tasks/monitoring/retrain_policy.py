@@ -1,0 +1,139 @@
+"""When monitoring should start a retrain, and the storm guard that keeps retrains rare.
+
+One decision function serves both paths (the monitor calling retrain directly, and the retrain
+flow started by the `inferloop.model.degraded` event): a breach must last `confirm_days`
+consecutive days; no retrain while the data gate refuses the feed (a broken feed is an
+incident, not a reason to retrain); a cooldown after each retrain and a daily cap. Every
+retrain and every suppressed trigger is kept in the ledger with its reason.
+"""
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Literal
+
+from inferloop.core.settings import Settings
+from inferloop.core.storage import Storage
+from inferloop.tasks.monitoring.daily_report import MonitoringReport, load_history
+
+Action = Literal["retrain", "suppressed", "none"]
+RETRAIN_LOCK = "inferloop-retrain"
+
+
+@dataclass
+class RetrainDecision:
+    day: str
+    action: Action
+    reasons: list[str] = field(default_factory=list)
+    suppressed_because: str = ""
+    champion_version: str = ""
+    train_from: str = ""  # first event day of the degradation: a retrain learns what came after
+    decided_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="microseconds"))
+    outcome: str = ""  # filled in by the retrain flow: promoted, rejected or failed
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def decide_retrain(
+    history: list[MonitoringReport], ledger: list[RetrainDecision], settings: Settings, day: date
+) -> RetrainDecision:
+    """The verdict for `day` from the reports of the days up to it and past retrain decisions."""
+    latest = history[-1] if history and history[-1].day == day.isoformat() else None
+    champion = latest.model_version if latest else ""
+    if latest is None or not latest.breaches:
+        return RetrainDecision(day.isoformat(), "none", champion_version=champion)
+    wanted = [(day - timedelta(days=i)).isoformat() for i in range(settings.confirm_days)]
+    by_day = {r.day: r for r in history}
+    confirmed = [by_day[d] for d in wanted if d in by_day and by_day[d].breaches]
+    confirmed = [r for r in confirmed if r.model_version == champion]
+    if len(confirmed) < settings.confirm_days:
+        return RetrainDecision(
+            day.isoformat(),
+            "none",
+            [f"breach on {len(confirmed)} of {settings.confirm_days} consecutive days: waiting to confirm"],
+            champion_version=champion,
+        )
+    decision = RetrainDecision(day.isoformat(), "retrain", latest.breaches, champion_version=champion)
+    decision.train_from = degradation_onset(history, settings)
+    if refused := [r.day for r in history if r.day in wanted and r.gate_refused]:
+        decision.action = "suppressed"
+        decision.suppressed_because = (
+            f"the data gate refused the feed on {', '.join(refused)}: fix the feed first (a broken feed "
+            "is an incident, not a reason to retrain)"
+        )
+        return decision
+    return storm_guard(decision, ledger, settings, day)
+
+
+def degradation_onset(history: list[MonitoringReport], settings: Settings) -> str:
+    """The earliest event day of the latest unbroken run of days whose own metric fell more
+    than the tolerated drop below validation ("" when the breach is drift alone)."""
+    onset = ""
+    for report in reversed(history):
+        day = report.day_performance
+        if day is None or report.validation_metric is None or settings.monitor_metric not in day.metrics:
+            break
+        if report.validation_metric - day.metrics[settings.monitor_metric] <= settings.max_metric_drop:
+            break
+        onset = day.first_event_day
+    return onset
+
+
+def storm_guard(
+    decision: RetrainDecision, ledger: list[RetrainDecision], settings: Settings, day: date
+) -> RetrainDecision:
+    """Suppress a retrain that would break the cooldown or the daily cap."""
+    retrains = [d for d in ledger if d.action == "retrain"]
+    if sum(d.day == day.isoformat() for d in retrains) >= settings.max_retrains_per_day:
+        decision.action = "suppressed"
+        decision.suppressed_because = (
+            f"{settings.max_retrains_per_day} retrain(s) already on {day} (INFERLOOP_MAX_RETRAINS_PER_DAY)"
+        )
+    elif recent := [d for d in retrains if 0 < abs(days_apart(d, day)) < settings.retrain_cooldown_days]:
+        last = max(date.fromisoformat(d.day) for d in recent)  # a backfill may look at older days
+        decision.action = "suppressed"
+        decision.suppressed_because = (
+            f"cooldown: a retrain on {last}, next allowed on "
+            f"{last + timedelta(days=settings.retrain_cooldown_days)} (INFERLOOP_RETRAIN_COOLDOWN_DAYS)"
+        )
+    return decision
+
+
+def days_apart(decision: RetrainDecision, day: date) -> int:
+    return (day - date.fromisoformat(decision.day)).days
+
+
+def ledger_dir(dataset: str, day: date) -> str:
+    return f"monitoring/{dataset}/retrain_decisions/date={day.isoformat()}"
+
+
+def load_ledger(storage: Storage, dataset: str, since: date) -> list[RetrainDecision]:
+    """Retrain and suppressed decisions from `since` on, oldest first."""
+    decisions = []
+    for day in storage.list_partitions(f"monitoring/{dataset}/retrain_decisions"):
+        if day >= since:
+            raw = storage.read_json(f"{ledger_dir(dataset, day)}/decisions.json")
+            decisions += [RetrainDecision(**d) for d in raw["decisions"]]
+    return decisions
+
+
+def record(storage: Storage, dataset: str, decision: RetrainDecision) -> None:
+    """Append (or update, matched on decided_at) a decision in its day's ledger file.
+    Callers hold the retrain lock, so read-modify-write does not race."""
+    path = f"{ledger_dir(dataset, date.fromisoformat(decision.day))}/decisions.json"
+    existing = storage.read_json(path)["decisions"] if storage.exists(path) else []
+    kept = [d for d in existing if d["decided_at"] != decision.decided_at]
+    storage.write_json(path, {"decisions": [*kept, decision.to_dict()]})
+
+
+def ledger_since(settings: Settings, day: date) -> date:
+    """How far back the guard needs to look."""
+    return day - timedelta(days=max(settings.retrain_cooldown_days, 1))
+
+
+def retrain_verdict(storage: Storage, settings: Settings, day: date) -> RetrainDecision:
+    """The shared decision: the saved reports up to `day` against the ledger."""
+    dataset = settings.dataset.name
+    lookback = max(settings.confirm_days, settings.train_window_days)  # the onset may be that old
+    history = load_history(storage, dataset, day - timedelta(days=lookback), day)
+    return decide_retrain(history, load_ledger(storage, dataset, ledger_since(settings, day)), settings, day)

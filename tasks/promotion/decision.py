@@ -1,0 +1,305 @@
+"""Deciding and recording moves of the `champion` alias.
+
+`decide_promotion` is a pure function of the evidence (metrics on the same data, data gate,
+signature) and the gates from settings; `record_decision` applies a decision to the registry
+under a lock and writes it on the model version as tags. Every move of `@champion` (automatic,
+approved, by hand, rollback) goes through the same record.
+"""
+
+import getpass
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from prefect import task
+
+from inferloop.core.errors import InferloopError
+from inferloop.core.settings import Settings
+from inferloop.tasks.model.registry import (
+    ModelVersionRef,
+    RegistryError,
+    connection_failed,
+    mlflow_client,
+    unreachable_error,
+)
+
+PRIMARY_METRIC = "roc_auc"
+
+
+class UnsafePromotionError(InferloopError):
+    """A requested move of @champion is unsafe (unknown version, incompatible signature)."""
+
+
+@dataclass(frozen=True)
+class PromotionGates:
+    min_roc_auc: float
+    min_improvement: float  # the challenger must beat the champion's ROC AUC by at least this
+    max_pr_auc_regression: float  # tolerated drop in PR AUC vs the champion
+
+
+@dataclass
+class GateCheck:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass
+class PromotionDecision:
+    """Why `@champion` moved or did not: the same object in tags, artifacts and the CLI."""
+
+    model_name: str
+    challenger_version: str
+    champion_version: str | None
+    challenger_metrics: dict[str, float]
+    champion_metrics: dict[str, float] | None
+    checks: list[GateCheck]
+    verdict: str  # "promote" | "reject" | "rollback"
+    reason: str
+    mode: str  # "auto" | "approve" | "manual" | "bootstrap" | "rollback"
+    evaluation: str  # what data the metrics are on
+    decided_by: str = "inferloop"
+    decided_at: str = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0).isoformat())
+
+    @property
+    def promoted(self) -> bool:
+        return self.verdict in ("promote", "rollback")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def decide_promotion(
+    challenger: dict[str, float],
+    champion: dict[str, float] | None,
+    data_gate_passed: bool,
+    signature_compatible: bool,
+    gates: PromotionGates,
+) -> tuple[str, str, list[GateCheck]]:
+    """The verdict ("promote" or "reject"), its reason and every check, from the evidence alone.
+
+    Promote only when every check passes; the primary metric can therefore never decrease
+    through an automatic promotion (`min_improvement` ≥ 0).
+    """
+    score = challenger[PRIMARY_METRIC]
+    checks = [
+        GateCheck(
+            "data_gate",
+            data_gate_passed,
+            "training data passed the gate" if data_gate_passed else "training data was not gated",
+        ),
+        GateCheck(
+            "signature",
+            signature_compatible,
+            "accepts the champion's inputs" if signature_compatible else "input schema differs",
+        ),
+        GateCheck(
+            "min_roc_auc",
+            score >= gates.min_roc_auc,
+            f"ROC AUC {score:.4f} vs minimum {gates.min_roc_auc:.4f}",
+        ),
+    ]
+    if champion is None:
+        checks.append(GateCheck("beats_champion", True, "no champion yet"))
+    else:
+        needed = champion[PRIMARY_METRIC] + gates.min_improvement
+        checks.append(
+            GateCheck(
+                "beats_champion",
+                score >= needed,
+                f"ROC AUC {score:.4f} vs champion {champion[PRIMARY_METRIC]:.4f}"
+                f" + {gates.min_improvement:.4f}",
+            )
+        )
+        floor = champion["pr_auc"] - gates.max_pr_auc_regression
+        checks.append(
+            GateCheck(
+                "no_pr_auc_regression",
+                challenger["pr_auc"] >= floor,
+                f"PR AUC {challenger['pr_auc']:.4f} vs floor {floor:.4f}",
+            )
+        )
+    failed = [c for c in checks if not c.passed]
+    if failed:
+        return "reject", "; ".join(f"{c.name}: {c.detail}" for c in failed), checks
+    return "promote", "passed every gate" + ("" if champion else " (first champion)"), checks
+
+
+def gates_from(settings: Settings) -> PromotionGates:
+    return PromotionGates(settings.min_roc_auc, settings.min_improvement, settings.max_pr_auc_regression)
+
+
+def input_schema(settings: Settings, ref: ModelVersionRef) -> list[dict]:
+    from mlflow.models import get_model_info
+
+    mlflow_client(settings)
+    signature = get_model_info(ref.uri).signature
+    return signature.inputs.to_dict() if signature else []
+
+
+def signature_compatible(challenger: list[dict], champion: list[dict]) -> bool:
+    """The challenger needs no column the champion's callers do not send, with the same types."""
+    offered = {c["name"]: c["type"] for c in champion}
+    return all(offered.get(c["name"]) == c["type"] for c in challenger if c.get("required", True))
+
+
+def get_version(settings: Settings, version: str) -> ModelVersionRef:
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow_client(settings)
+    name = settings.registered_model_name
+    try:
+        found = client.get_model_version(name, str(version))
+    except MlflowException as error:
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise UnsafePromotionError(
+                f"{name} has no version {version}: pick one listed in the MLflow UI (Models > {name})"
+            ) from None
+        if connection_failed(error):
+            raise unreachable_error(settings) from None
+        raise RegistryError(f"MLflow could not read {name} v{version}: {error.message}") from None
+    return ModelVersionRef(name=name, version=str(found.version), run_id=found.run_id)
+
+
+def data_gate_passed(settings: Settings, ref: ModelVersionRef) -> bool:
+    run = mlflow_client(settings).get_run(ref.run_id)
+    return run.data.tags.get("inferloop.data_gate") == "accepted"
+
+
+def decided_by_person() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli:unknown"
+
+
+def promotion_window(
+    settings: Settings, challenger: ModelVersionRef, latest_labelled: date
+) -> tuple[date, date, str]:
+    """Recent labelled days the challenger was not fitted on: the days after its training window
+    (at most `promotion_window_days`), else its own held-out days."""
+    params = mlflow_client(settings).get_run(challenger.run_id).data.params
+    window_end = date.fromisoformat(params["window_end"])
+    if latest_labelled > window_end:
+        start = max(
+            window_end + timedelta(days=1),
+            latest_labelled - timedelta(days=settings.promotion_window_days - 1),
+        )
+        return start, latest_labelled, "labelled days after the challenger's training window"
+    holdout = int(params.get("holdout_days", settings.holdout_days))
+    return window_end - timedelta(days=holdout - 1), window_end, "the challenger's held-out days"
+
+
+def evaluate_version(settings: Settings, ref: ModelVersionRef, frame) -> dict[str, float]:
+    from inferloop.tasks.data.feeds import positive_target, prepare_features
+    from inferloop.tasks.model.registry import load_model
+    from inferloop.tasks.model.training import evaluate
+
+    spec = settings.dataset
+    model = load_model(settings, ref)
+    return evaluate(
+        model, prepare_features(frame, spec), positive_target(frame, spec), settings.decision_threshold
+    )
+
+
+@task(name="gather-promotion-evidence")
+def challenger_decision(
+    settings: Settings,
+    challenger: ModelVersionRef,
+    champion: ModelVersionRef | None,
+    frame,
+    evaluation: str,
+    mode: str,
+) -> PromotionDecision:
+    """Score champion and challenger on the same rows and decide with the configured gates."""
+    challenger_metrics = evaluate_version(settings, challenger, frame)
+    champion_metrics = evaluate_version(settings, champion, frame) if champion else None
+    compatible = champion is None or signature_compatible(
+        input_schema(settings, challenger), input_schema(settings, champion)
+    )
+    outcome = decide_promotion(
+        challenger_metrics,
+        champion_metrics,
+        data_gate_passed(settings, challenger),
+        compatible,
+        gates_from(settings),
+    )
+    return _decision(
+        challenger,
+        champion,
+        challenger_metrics,
+        champion_metrics,
+        outcome,
+        mode=mode,
+        evaluation=evaluation,
+        decided_by="promote flow",
+    )
+
+
+def _decision(
+    target: ModelVersionRef,
+    champion: ModelVersionRef | None,
+    metrics: dict[str, float],
+    champion_metrics: dict[str, float] | None,
+    outcome: tuple[str, str, list[GateCheck]],
+    **how: str,
+) -> PromotionDecision:
+    verdict, reason, checks = outcome
+    return PromotionDecision(
+        model_name=target.name,
+        challenger_version=target.version,
+        champion_version=champion.version if champion else None,
+        challenger_metrics=metrics,
+        champion_metrics=champion_metrics,
+        checks=checks,
+        verdict=verdict,
+        reason=reason,
+        **how,
+    )
+
+
+def bootstrap_decision(
+    settings: Settings, ref: ModelVersionRef, holdout_metrics: dict[str, float]
+) -> PromotionDecision:
+    """No champion yet: the first version that clears the absolute gates becomes champion."""
+    outcome = decide_promotion(holdout_metrics, None, True, True, gates_from(settings))
+    return _decision(
+        ref,
+        None,
+        holdout_metrics,
+        None,
+        outcome,
+        mode="bootstrap",
+        evaluation="the challenger's held-out days",
+        decided_by="train flow (bootstrap)",
+    )
+
+
+def manual_decision(
+    settings: Settings, target: ModelVersionRef, champion: ModelVersionRef | None, mode: str, decided_by: str
+) -> PromotionDecision:
+    """A person's move of @champion (promote --version N, rollback): only safety is checked
+    (signature, data gate); an unsafe move is a rejection the caller records and reports."""
+    run = mlflow_client(settings).get_run(target.run_id)
+    metrics = {k.removeprefix("holdout_"): v for k, v in run.data.metrics.items() if k.startswith("holdout_")}
+    compatible = champion is None or signature_compatible(
+        input_schema(settings, target), input_schema(settings, champion)
+    )
+    checks = [
+        GateCheck(
+            "signature", compatible, "accepts the champion's inputs" if compatible else "input schema differs"
+        ),
+        GateCheck("data_gate", data_gate_passed(settings, target), "training data passed the gate"),
+    ]
+    failed = [c for c in checks if not c.passed]
+    verdict = "reject" if failed else ("rollback" if mode == "rollback" else "promote")
+    reason = "; ".join(f"{c.name}: {c.detail}" for c in failed) or f"{mode} by hand"
+    return _decision(
+        target,
+        champion,
+        metrics,
+        None,
+        (verdict, reason, checks),
+        mode=mode,
+        evaluation="holdout metrics logged at training (informational)",
+        decided_by=decided_by,
+    )

@@ -1,0 +1,70 @@
+"""Applying promotion decisions to the registry, one at a time, and recording them.
+
+Every move of `@champion` (automatic, approved, by hand, rollback, bootstrap) goes through
+`record_decision`: the decision is applied under a lock and written on the version as tags.
+"""
+
+import json
+
+from inferloop.core.settings import Settings
+from inferloop.runtime.locks import global_lock
+from inferloop.tasks.model.registry import find_alias, mlflow_client
+from inferloop.tasks.promotion.decision import PromotionDecision
+
+PROMOTION_LOCK = "inferloop-promotion"
+
+
+def record_decision(settings: Settings, decision: PromotionDecision) -> PromotionDecision:
+    """Apply `decision` to the registry and tag the challenger version with it.
+
+    Under the promotion lock the champion is re-read: if it changed since the evidence was
+    gathered, the decision is turned into a rejection (rerun promote) rather than applied on
+    stale evidence. On promotion the old champion stays reachable as `previous_champion`.
+    """
+    with global_lock(PROMOTION_LOCK):
+        return _apply(settings, decision)
+
+
+def _apply(settings: Settings, decision: PromotionDecision) -> PromotionDecision:
+    client = mlflow_client(settings)
+    name = decision.model_name
+    current = find_alias(settings, settings.champion_alias)
+    current_version = current.version if current else None
+    if decision.promoted and current_version != decision.champion_version:
+        decision.verdict = "reject"
+        decision.reason = (
+            f"@{settings.champion_alias} moved to v{current_version} while this decision was "
+            f"made on v{decision.champion_version}: rerun promote"
+        )
+    if decision.promoted:
+        if current_version and current_version != decision.challenger_version:
+            client.set_registered_model_alias(name, settings.previous_champion_alias, current_version)
+        client.set_registered_model_alias(name, settings.champion_alias, decision.challenger_version)
+        if decision.mode != "rollback" and _alias_version(settings, settings.challenger_alias) == (
+            decision.challenger_version
+        ):
+            client.delete_registered_model_alias(name, settings.challenger_alias)
+    for key, value in decision_tags(decision).items():
+        client.set_model_version_tag(name, decision.challenger_version, key, value)
+    return decision
+
+
+def _alias_version(settings: Settings, alias: str) -> str | None:
+    ref = find_alias(settings, alias)
+    return ref.version if ref else None
+
+
+def decision_tags(decision: PromotionDecision) -> dict[str, str]:
+    tags = {
+        "verdict": decision.verdict,
+        "reason": decision.reason[:4000],
+        "mode": decision.mode,
+        "decided_by": decision.decided_by,
+        "decided_at": decision.decided_at,
+        "champion_before": decision.champion_version or "none",
+        "evaluation": decision.evaluation,
+        "challenger_metrics": json.dumps({k: round(v, 5) for k, v in decision.challenger_metrics.items()}),
+    }
+    if decision.champion_metrics:
+        tags["champion_metrics"] = json.dumps({k: round(v, 5) for k, v in decision.champion_metrics.items()})
+    return {f"inferloop.decision.{k}": v for k, v in tags.items()}

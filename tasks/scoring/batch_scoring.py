@@ -1,0 +1,204 @@
+"""Scoring one daily partition with a pinned model version: streamed, atomic, idempotent."""
+
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from typing import TypeVar
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from prefect import task
+
+from inferloop.core.dataset import DatasetSpec
+from inferloop.core.errors import InferloopError
+from inferloop.core.settings import Settings
+from inferloop.core.storage import MANIFEST, Storage, partition_dir
+from inferloop.tasks.data.feeds import partition_files, prepare_features
+from inferloop.tasks.gate.partition_gate import PartitionGate, decide, passing_chunks
+from inferloop.tasks.gate.validation import ValidationReport
+from inferloop.tasks.model.registry import ModelVersionRef
+from inferloop.tasks.model.training import positive_scores
+
+T = TypeVar("T")
+
+
+@dataclass
+class ScoringManifest:
+    """The commit record of one predictions partition: it exists only if the output is whole."""
+
+    dataset: str
+    partition_date: str
+    model_name: str
+    model_version: str
+    model_run_id: str
+    role: str  # "champion" or "shadow"
+    flow_run_id: str
+    input_uri: str
+    output_uri: str
+    rows_in: int
+    rows_scored: int
+    rows_quarantined: int
+    quarantine_uri: str | None = None
+    files: list[dict] = field(default_factory=list)
+    scored_at: str = ""
+    seconds: float = 0.0
+    reused: bool = False  # True when an earlier run had already scored this partition
+    validation: ValidationReport | None = None  # this run's gate report (None when reused)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_scored / self.seconds if self.seconds else 0.0
+
+
+def predictions_dir(ref: ModelVersionRef, day: date) -> str:
+    return f"predictions/model={ref.name}/version={ref.version}/date={day.isoformat()}"
+
+
+def already_scored(storage: Storage, ref: ModelVersionRef, day: date) -> bool:
+    """True when `ref` has a complete predictions partition for `day` (its manifest exists)."""
+    return storage.exists(f"{predictions_dir(ref, day)}/{MANIFEST}")
+
+
+def _constant(value: str, rows: int) -> pa.DictionaryArray:
+    """A column holding one value: dictionary-encoded, so it costs nothing per row."""
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, dtype=np.int32)), pa.array([value]))
+
+
+@task(name="score-partition")
+def score_partition(
+    storage: Storage,
+    spec: DatasetSpec,
+    model,  # None when the caller found the partition already scored (no model was loaded)
+    ref: ModelVersionRef,
+    day: date,
+    flow_run_id: str,
+    settings: Settings,
+    role: str = "champion",
+) -> ScoringManifest:
+    """Gate and score every row of the day's partition with `ref`, chunk by chunk.
+
+    `role` is "champion" for the predictions production uses, "shadow" for a challenger scored
+    on the same traffic so promotion can compare both later.
+
+    Writes `predictions/model=NAME/version=V/date=D/part-0.parquet` (id, score, predicted
+    label, lineage), the gate's quarantine, and then `_manifest.json`. Keyed on (partition,
+    model version): when the manifest already exists nothing is recomputed or rewritten. A
+    refused partition (BatchRefusedError) publishes nothing.
+    """
+    out_dir = predictions_dir(ref, day)
+    manifest_path = f"{out_dir}/{MANIFEST}"
+    if storage.exists(manifest_path):
+        return ScoringManifest(**{**storage.read_json(manifest_path), "reused": True})
+    if model is None:
+        raise InferloopError(
+            f"{storage.uri(manifest_path)} disappeared after the run found {day} scored; rerun it"
+        )
+
+    input_files = partition_files(storage, spec, day)
+    gate = PartitionGate(storage, spec, "inference", day, settings)
+    started = time.perf_counter()
+    scored_at = datetime.now(UTC).replace(microsecond=0).isoformat()
+    data_file = f"{out_dir}/part-0.parquet"
+    with (
+        storage.open_parquet_writer(data_file, _output_schema(spec)) as writer,
+        ThreadPoolExecutor(1, thread_name_prefix="write-predictions") as background_writer,
+    ):
+        written = None  # the previous chunk's write, in flight while this chunk is predicted
+        for input_file in input_files:
+            lineage = [
+                ref.name,
+                ref.version,
+                ref.run_id,
+                role,
+                flow_run_id,
+                storage.uri(input_file),
+                scored_at,
+            ]
+            chunks = storage.iter_batches(input_file, settings.score_batch_rows, spec.categorical_features)
+            for ids, features in read_ahead(model_inputs(gate, chunks, spec)):
+                scores = positive_scores(model, features)
+                batch = pa.RecordBatch.from_arrays(
+                    [
+                        ids,
+                        pa.array(scores),
+                        pa.array((scores >= settings.decision_threshold).astype(np.int8)),
+                        *[_constant(value, len(ids)) for value in lineage],
+                    ],
+                    schema=writer.schema,
+                )
+                if written is not None:
+                    written.result()  # one write in flight: memory stays bounded, errors surface
+                written = background_writer.submit(writer.write_batch, batch)
+            if gate.critical_failed:
+                break
+        if written is not None:
+            written.result()
+        report = decide(gate)  # inside the writer: a refusal publishes no predictions
+    checksum, size = storage.sha256(data_file)
+    manifest = ScoringManifest(
+        dataset=spec.name,
+        partition_date=day.isoformat(),
+        model_name=ref.name,
+        model_version=ref.version,
+        model_run_id=ref.run_id,
+        role=role,
+        flow_run_id=flow_run_id,
+        input_uri=storage.uri(partition_dir(spec.features_table, day)),
+        output_uri=storage.uri(out_dir),
+        rows_in=report.rows_in,
+        rows_scored=writer.rows,
+        rows_quarantined=report.rows_quarantined,
+        quarantine_uri=report.quarantine_uri,
+        files=[{"path": storage.uri(data_file), "bytes": size, "sha256": checksum}],
+        scored_at=scored_at,
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    if manifest.rows_in != manifest.rows_scored + manifest.rows_quarantined:
+        raise AssertionError(f"Row accounting broken for {day}: {manifest}")
+    storage.write_json(manifest_path, asdict(manifest))
+    manifest.validation = report
+    return manifest
+
+
+def model_inputs(
+    gate: PartitionGate, chunks: Iterable[pa.RecordBatch], spec: DatasetSpec
+) -> Iterator[tuple[pa.Array, pd.DataFrame]]:
+    """The ids and prepared features of each chunk's rows that pass the gate (only the feature
+    columns become pandas; ids stay Arrow, on their way to the output)."""
+    for passed in passing_chunks(gate, chunks):
+        if passed.num_rows == 0:  # every row of the chunk was quarantined
+            continue
+        ids = pc.cast(passed.column(spec.id_column), pa.int64())
+        yield ids, prepare_features(passed.select(spec.feature_columns).to_pandas(), spec)
+
+
+def read_ahead(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """`items`, produced up to `depth` ahead in a worker thread while the caller works on the
+    current one. Scoring reads, gates and prepares the next chunks while the booster predicts
+    this one: prediction releases the GIL, and the rest is mostly single-threaded, so on its
+    own it would leave a core idle. Errors surface in order, where the item would have been."""
+    with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as producer:
+        pending = deque(producer.submit(next, items, _END) for _ in range(depth))
+        while (item := pending.popleft().result()) is not _END:
+            pending.append(producer.submit(next, items, _END))
+            yield item
+
+
+_END = object()
+
+
+def _output_schema(spec: DatasetSpec) -> pa.Schema:
+    lineage = ("model_name", "model_version", "model_run_id", "role", "flow_run_id", "input_uri", "scored_at")
+    return pa.schema(
+        [
+            (spec.id_column, pa.int64()),
+            ("score", pa.float64()),
+            ("predicted_label", pa.int8()),
+            *[(name, pa.dictionary(pa.int32(), pa.string())) for name in lineage],
+        ]
+    )

@@ -1,0 +1,78 @@
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from inferloop.cli.commands import app
+from tests.fixtures.elec2 import write_elec2_like_csv
+
+INFERLOOP = str(Path(sys.executable).parent / "inferloop")
+
+
+def test_help_is_fast_because_heavy_imports_are_lazy():
+    code = (
+        "import sys, inferloop.cli.commands; heavy = {'prefect', 'mlflow', 'great_expectations', "
+        "'sklearn'} & set(sys.modules); print(sorted(heavy))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_bad_setting_prints_the_knob_without_a_traceback(monkeypatch):
+    monkeypatch.setenv("INFERLOOP_STORAGE_URI", "ftp://nowhere")
+    result = CliRunner().invoke(app, ["data", "generate", "--days", "1"])
+    assert result.exit_code == 1
+    assert "INFERLOOP_STORAGE_URI" in result.output and "Traceback" not in result.output
+
+
+def test_unknown_scenario_is_a_clear_error(workdir):
+    result = CliRunner().invoke(app, ["data", "generate", "--scenario", "chaos"])
+    assert result.exit_code == 1 and "Unknown scenario 'chaos'" in result.output
+
+
+def test_generate_writes_partitions(workdir):
+    result = CliRunner().invoke(app, ["data", "generate", "--days", "3", "--rows-per-day", "100"])
+    assert result.exit_code == 0, result.output
+    assert len(list((workdir / "lake" / "transactions").glob("date=*/part-0.parquet"))) == 3
+    assert len(list((workdir / "lake" / "transactions_labels").glob("date=*/*.parquet"))) == 3
+
+
+@pytest.mark.slow
+def test_infer_without_a_champion_says_what_to_do(workdir, prefect_harness):
+    CliRunner().invoke(app, ["data", "generate", "--days", "2", "--rows-per-day", "300"])
+    result = CliRunner().invoke(app, ["infer", "--date", "2026-01-02"])
+    assert result.exit_code == 1
+    assert "has the alias @champion: train one" in result.output
+
+
+def import_into_lake(source) -> object:
+    return CliRunner().invoke(
+        app, ["data", "import", "--spec", "datasets/elec2.yaml", "--source", str(source)]
+    )
+
+
+def test_data_import_shows_rows_in_written_and_quarantined(workdir):
+    result = import_into_lake(write_elec2_like_csv(workdir / "electricity.csv", days=3))
+    assert result.exit_code == 0, result.output
+    counts = dict(re.findall(r"│ (in|written|quarantined)\s+│ (\d+)", result.output))
+    assert counts == {"in": "144", "written": "140", "quarantined": "4"}
+    assert "3 days, 1996-05-07..1996-05-09" in result.output and "class: missing" in result.output
+    assert len(list((workdir / "lake" / "elec2").glob("date=*/part-import.parquet"))) == 3
+
+
+def test_data_import_of_a_missing_file_says_what_to_do(workdir):
+    result = import_into_lake(workdir / "nope.csv")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "does not exist: point --source at a CSV or parquet file" in " ".join(result.output.split())
+
+
+def test_data_import_with_no_usable_row_fails(workdir):
+    source = workdir / "electricity.csv"
+    write_elec2_like_csv(source, days=1)
+    source.write_text(source.read_text().replace(",UP\n", ",SIDEWAYS\n").replace(",DOWN\n", ",SIDEWAYS\n"))
+    result = import_into_lake(source)
+    assert result.exit_code == 1 and "No row was imported" in result.output
+    assert not (workdir / "lake" / "elec2").exists()

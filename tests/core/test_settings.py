@@ -1,0 +1,44 @@
+import pytest
+
+from inferloop.core.settings import SettingsError, load_settings
+
+
+def test_defaults_work_on_a_fresh_machine(monkeypatch, tmp_path):
+    monkeypatch.setenv("INFERLOOP_STATE_DIR", str(tmp_path / "state"))
+    settings = load_settings()
+    assert settings.lake_uri == (tmp_path / "state" / "lake").as_uri()
+    assert settings.mlflow_tracking_uri == f"sqlite:///{tmp_path / 'state' / 'mlflow.db'}"
+    assert settings.registered_model_name == "transactions-classifier"
+    assert settings.dataset.label.column == "is_fraud"
+
+
+def test_environment_overrides_defaults(monkeypatch):
+    monkeypatch.setenv("INFERLOOP_STORAGE_URI", "s3://bucket/prefix/")
+    monkeypatch.setenv("INFERLOOP_S3_ENDPOINT_URL", "http://127.0.0.1:9000")
+    monkeypatch.setenv("INFERLOOP_CHAMPION_ALIAS", "prod")
+    settings = load_settings()
+    assert settings.lake_uri == "s3://bucket/prefix"
+    assert settings.champion_alias == "prod"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("INFERLOOP_STORAGE_URI", "ftp://somewhere"),
+        ("INFERLOOP_MIN_ROC_AUC", "1.5"),
+        ("INFERLOOP_DECISION_THRESHOLD", "not-a-number"),
+        ("INFERLOOP_S3_ENDPOINT_URL", "127.0.0.1:9000"),
+        ("INFERLOOP_TASK_RUNNER", "threads"),
+        ("INFERLOOP_SCORE_BATCH_ROWS", "10"),
+        ("INFERLOOP_S3_MAX_ATTEMPTS", "0"),
+    ],
+)
+def test_a_bad_value_fails_fast_naming_the_knob(monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=variable):
+        load_settings()
+
+
+def test_overrides_are_validated_too():
+    with pytest.raises(SettingsError, match="INFERLOOP_HOLDOUT_DAYS"):
+        load_settings(holdout_days=0)

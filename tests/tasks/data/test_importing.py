@@ -1,0 +1,173 @@
+"""Importing a user's file: every row is written or quarantined, labels arrive a day later,
+re-importing changes nothing, on a local lake and on S3."""
+
+import hashlib
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import boto3
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from inferloop.core.dataset import load_dataset_spec
+from inferloop.core.settings import REPO_ROOT
+from inferloop.core.storage import Storage
+from inferloop.tasks.data.conform import SpecMismatchError
+from inferloop.tasks.data.importing import import_source
+from inferloop.tasks.data.synthetic import GeneratorConfig, generate_day
+from inferloop.tasks.gate.partition_gate import validate_partition
+from tests.fixtures.elec2 import BAD_ROWS, EXPECTED_REASONS, ROWS_PER_DAY, write_elec2_like_csv
+
+ELEC2 = load_dataset_spec(REPO_ROOT / "datasets" / "elec2.yaml")
+REAL_ELEC2 = (REPO_ROOT / "../shared/data/elec2/electricity.csv").resolve()
+FIRST_DAY = date(1996, 5, 7)
+DAYS = 3
+
+
+@pytest.fixture
+def lake(tmp_path) -> Storage:
+    return Storage((tmp_path / "lake").as_uri())
+
+
+@pytest.fixture
+def elec2_csv(tmp_path) -> Path:
+    return write_elec2_like_csv(tmp_path / "export" / "electricity.csv", days=DAYS)
+
+
+def checksums(storage: Storage) -> dict[str, str]:
+    """Every file of a local lake, hidden temp files included, by its SHA-256."""
+    root = Path(storage.path(""))
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*.*")}
+
+
+def s3_checksums(endpoint: str, bucket: str, prefix: str) -> dict[str, str]:
+    s3 = boto3.client("s3", endpoint_url=endpoint)
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    keys = [o["Key"] for o in listed if not o["Key"].endswith("/")]  # pyarrow's directory markers
+    return {k: hashlib.sha256(s3.get_object(Bucket=bucket, Key=k)["Body"].read()).hexdigest() for k in keys}
+
+
+def assert_elec2_fixture_imported(storage: Storage, summary) -> None:
+    rows = DAYS * ROWS_PER_DAY
+    assert (summary.rows_in, summary.rows_written, summary.rows_quarantined) == (rows, rows - 4, 4)
+    assert summary.reasons == EXPECTED_REASONS
+    assert (summary.days, summary.first_day, summary.last_day) == (DAYS, FIRST_DAY, date(1996, 5, 9))
+    assert storage.list_partitions("elec2") == [FIRST_DAY + timedelta(days=i) for i in range(DAYS)]
+
+    features = pd.concat(
+        storage.read_table(f"elec2/date={d}").to_pandas() for d in storage.list_partitions("elec2")
+    )
+    assert list(features.columns) == ELEC2.inference_columns  # no label, no dropped `date`
+    good_rows = [i for i in range(rows) if i not in BAD_ROWS]
+    assert features["row_id"].tolist() == good_rows  # the source row number, bad rows skipped
+    expected_times = pd.Timestamp(FIRST_DAY) + pd.to_timedelta(pd.Series(good_rows) * 30, unit="min")
+    assert features["event_time"].tolist() == expected_times.tolist()
+    assert features["day"].tolist()[:2] == ["2", "2"] and features["nswprice"].dtype == "float64"
+
+    quarantine = f"quarantine/import/elec2/part-{summary.source_sha256[:16]}.parquet"
+    assert summary.quarantine_uri == storage.uri(quarantine)
+    quarantined = storage.read_table(quarantine).to_pandas()
+    assert quarantined["_source_row"].tolist() == list(BAD_ROWS)
+    assert (
+        quarantined.loc[0, "nswprice"] == "#VALUE!"
+        and "nswprice: not a number ('#VALUE!')" in quarantined.loc[0, "_reasons"]
+    )
+    assert quarantined.loc[3, "_reasons"] == "nswdemand: not a number ('0,42'); class: missing"
+
+
+def test_import_writes_or_quarantines_every_row(lake, elec2_csv):
+    assert_elec2_fixture_imported(lake, import_source.fn(lake, ELEC2, str(elec2_csv)))
+
+
+def test_labels_are_written_on_the_day_they_arrive(lake, elec2_csv):
+    import_source.fn(lake, ELEC2, str(elec2_csv))
+    assert lake.list_partitions("elec2_labels") == [FIRST_DAY + timedelta(days=i) for i in range(1, DAYS + 1)]
+    assert lake.data_files("elec2_labels/date=1996-05-08") == [
+        "elec2_labels/date=1996-05-08/part-1996-05-07.parquet"
+    ]
+    labels = lake.read_table("elec2_labels/date=1996-05-08").to_pandas()
+    source = pd.read_csv(elec2_csv, dtype=str).iloc[:ROWS_PER_DAY].drop(index=[10])
+    assert list(labels.columns) == ["row_id", "class"]
+    assert labels["row_id"].tolist() == source.index.tolist()
+    assert labels["class"].tolist() == source["class"].tolist()  # raw values, not 0/1
+
+
+def test_importing_the_same_file_again_rewrites_identical_files(lake, elec2_csv):
+    import_source.fn(lake, ELEC2, str(elec2_csv))
+    first = checksums(lake)
+    import_source.fn(lake, ELEC2, str(elec2_csv))
+    assert checksums(lake) == first
+    assert len(first) == 2 * DAYS + 1  # features and labels per day, one quarantine file
+
+
+def test_import_from_s3_into_an_s3_lake(s3_endpoint, s3_bucket, elec2_csv):
+    boto3.client("s3", endpoint_url=s3_endpoint).upload_file(str(elec2_csv), s3_bucket, "exports/elec2.csv")
+    lake = Storage(f"s3://{s3_bucket}/lake", s3_endpoint)
+    summary = import_source.fn(lake, ELEC2, f"s3://{s3_bucket}/exports/elec2.csv")
+    assert summary.source_uri == f"s3://{s3_bucket}/exports/elec2.csv"
+    assert_elec2_fixture_imported(lake, summary)
+    first = s3_checksums(s3_endpoint, s3_bucket, "lake/")
+    import_source.fn(lake, ELEC2, f"s3://{s3_bucket}/exports/elec2.csv")
+    assert s3_checksums(s3_endpoint, s3_bucket, "lake/") == first and len(first) == 2 * DAYS + 1
+
+
+def test_committed_elec2_suites_accept_imported_days(settings, lake, elec2_csv):
+    import_source.fn(lake, ELEC2, str(elec2_csv))
+    for day in (FIRST_DAY, FIRST_DAY + timedelta(days=2)):  # Victoria's placeholders, then real values
+        for purpose in ("inference", "training"):
+            report = validate_partition.fn(lake, ELEC2, purpose, day, settings)
+            assert report.decision == "accepted", report.reasons
+            assert report.rows_quarantined == 0
+
+
+def test_parquet_export_of_the_synthetic_feed_imports_as_generated(settings, lake, tmp_path):
+    spec = settings.dataset  # transactions: ids and times come from the source
+    features, labels = generate_day(GeneratorConfig(rows_per_day=200), 0)
+    export = tmp_path / "export.data"  # parquet recognised by its magic bytes
+    exported = features.merge(labels[[spec.id_column, spec.label.column]], on=spec.id_column)
+    pq.write_table(pa.Table.from_pandas(exported, preserve_index=False), export)
+    summary = import_source.fn(lake, spec, str(export))
+    assert (summary.rows_in, summary.rows_written, summary.rows_quarantined) == (200, 200, 0)
+    pd.testing.assert_frame_equal(lake.read_table("transactions/date=2026-01-01").to_pandas(), features)
+    arrived = lake.read_table("transactions_labels/date=2026-01-02").to_pandas()
+    pd.testing.assert_frame_equal(arrived, labels[[spec.id_column, spec.label.column]])
+
+
+def test_a_spec_column_missing_from_the_source_is_named(lake, tmp_path, elec2_csv):
+    source = pd.read_csv(elec2_csv, dtype=str).drop(columns=["vicprice"])
+    source.to_csv(tmp_path / "no_vic.csv", index=False)
+    with pytest.raises(SpecMismatchError, match=r"features\.vicprice 'vicprice'"):
+        import_source.fn(lake, ELEC2, str(tmp_path / "no_vic.csv"))
+    assert not lake.exists("")  # nothing written
+
+
+def test_a_source_column_the_spec_does_not_mention_is_listed(lake, tmp_path, elec2_csv):
+    source = pd.read_csv(elec2_csv, dtype=str).assign(region="NSW", note="x")
+    source.to_csv(tmp_path / "extra.csv", index=False)
+    with pytest.raises(SpecMismatchError, match=r"\['region', 'note'\]\. Add them to features or drop"):
+        import_source.fn(lake, ELEC2, str(tmp_path / "extra.csv"))
+
+
+def test_a_generated_id_may_not_shadow_a_source_column(lake, tmp_path, elec2_csv):
+    source = pd.read_csv(elec2_csv, dtype=str).assign(row_id="7")
+    source.to_csv(tmp_path / "with_id.csv", index=False)
+    with pytest.raises(SpecMismatchError, match="remove generate_id: true"):
+        import_source.fn(lake, ELEC2, str(tmp_path / "with_id.csv"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not REAL_ELEC2.exists(), reason=f"the real Elec2 file is not at {REAL_ELEC2} (opt-in)")
+def test_real_elec2_file_imports_and_passes_the_gate(settings, lake):
+    started = time.perf_counter()
+    summary = import_source.fn(lake, ELEC2, str(REAL_ELEC2))
+    seconds = time.perf_counter() - started
+    assert (summary.rows_in, summary.rows_written, summary.rows_quarantined) == (45_312, 45_312, 0)
+    assert (summary.days, summary.first_day, summary.last_day) == (944, FIRST_DAY, date(1998, 12, 6))
+    assert len(lake.read_table("elec2/date=1998-06-01")) == ROWS_PER_DAY
+    for day in (date(1996, 5, 8), date(1998, 6, 1)):  # Victoria's placeholders, then real values
+        for purpose in ("inference", "training"):
+            assert validate_partition.fn(lake, ELEC2, purpose, day, settings).decision == "accepted"
+    print(f"imported {summary.rows_in} rows into {summary.days} days in {seconds:.1f} s")

@@ -1,0 +1,58 @@
+import pandas as pd
+import pytest
+
+from inferloop.tasks.data.feeds import prepare_features, write_synthetic_feed
+from inferloop.tasks.data.synthetic import GeneratorConfig
+from inferloop.tasks.gate.partition_gate import gate_training_window
+from inferloop.tasks.model.training import TrainingDataError, fit_model, split_by_time
+
+
+@pytest.fixture
+def labelled(settings):
+    from inferloop.core.storage import lake_storage
+
+    storage = lake_storage(settings)
+    config = GeneratorConfig(days=5, rows_per_day=3_000)
+    days = write_synthetic_feed.fn(storage, settings.dataset, config)
+    frame, _ = gate_training_window.fn(storage, settings.dataset, days[0], days[-1], settings)
+    return frame
+
+
+def test_window_joins_every_arrived_label(labelled, settings):
+    assert len(labelled) == 5 * 3_000
+    assert set(labelled[settings.dataset.label.column].unique()) == {0, 1}
+
+
+def test_split_never_trains_on_held_out_days(labelled, settings):
+    train, holdout = split_by_time(labelled, settings.dataset, holdout_days=2)
+    assert train["event_time"].max() < holdout["event_time"].min()
+    assert len(train) + len(holdout) == len(labelled)
+    assert holdout["event_time"].dt.date.nunique() == 2
+
+
+def test_fit_reports_holdout_metrics(labelled, settings):
+    result = fit_model.fn(labelled, settings.dataset, holdout_days=1, threshold=0.5)
+    assert result.metrics["roc_auc"] > 0.8
+    assert set(result.metrics) == {"accuracy", "roc_auc", "pr_auc", "f1", "balanced_accuracy", "log_loss"}
+    assert (result.train_rows, result.holdout_rows) == (4 * 3_000, 3_000)
+
+
+def test_unseen_categories_and_nulls_still_score(labelled, settings):
+    result = fit_model.fn(labelled, settings.dataset, holdout_days=1, threshold=0.5)
+    odd = labelled.head(3).copy()
+    odd["merchant_category"] = ["never-seen", None, "grocery"]
+    odd["amount"] = [None, 10.0, 20.0]
+    scores = result.model.predict_proba(prepare_features(odd, settings.dataset))[:, 1]
+    assert ((scores >= 0) & (scores <= 1)).all()
+
+
+def test_single_class_window_is_refused(labelled, settings):
+    one_class = labelled.assign(is_fraud=0)
+    with pytest.raises(TrainingDataError, match="single class"):
+        fit_model.fn(one_class, settings.dataset, holdout_days=1, threshold=0.5)
+
+
+def test_window_shorter_than_holdout_is_refused(labelled, settings):
+    first_day = labelled[pd.to_datetime(labelled["event_time"]).dt.day == 1]
+    with pytest.raises(TrainingDataError, match="holdout_days"):
+        split_by_time(first_day, settings.dataset, holdout_days=1)

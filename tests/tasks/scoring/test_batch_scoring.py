@@ -1,0 +1,102 @@
+from datetime import date
+
+import pyarrow as pa
+import pytest
+
+from inferloop.core.settings import load_settings
+from inferloop.core.storage import lake_storage
+from inferloop.tasks.data.feeds import MissingDataError, write_synthetic_feed
+from inferloop.tasks.data.synthetic import GeneratorConfig
+from inferloop.tasks.gate.partition_gate import gate_training_window
+from inferloop.tasks.gate.validation import BatchRefusedError
+from inferloop.tasks.model.registry import ModelVersionRef
+from inferloop.tasks.model.training import fit_model
+from inferloop.tasks.scoring.batch_scoring import predictions_dir, score_partition
+
+REF = ModelVersionRef(name="m", version="3", run_id="run-abc")
+
+
+@pytest.fixture
+def scored_setup(settings):
+    storage = lake_storage(settings)
+    spec = settings.dataset
+    days = write_synthetic_feed.fn(storage, spec, GeneratorConfig(days=4, rows_per_day=2_500))
+    frame, _ = gate_training_window.fn(storage, spec, days[0], days[2], settings)
+    model = fit_model.fn(frame, spec, holdout_days=1, threshold=0.5).model
+    return storage, spec, model, days[3]
+
+
+def score(storage, spec, model, day, ref=REF):
+    settings = load_settings(score_batch_rows=1_000)
+    return score_partition.fn(storage, spec, model, ref, day, "flow-run-1", settings)
+
+
+def test_every_row_is_scored_with_lineage(scored_setup):
+    storage, spec, model, day = scored_setup
+    manifest = score(storage, spec, model, day)
+    output = storage.read_table(predictions_dir(REF, day)).to_pandas()
+    source = storage.read_table(f"{spec.name}/date={day}").to_pandas()
+    assert manifest.rows_in == manifest.rows_scored == len(output) == len(source) == 2_500
+    assert sorted(output[spec.id_column]) == sorted(source[spec.id_column])
+    assert output["score"].between(0, 1).all()
+    assert (output["predicted_label"] == (output["score"] >= 0.5)).all()
+    assert set(output["model_version"]) == {"3"} and set(output["model_run_id"]) == {"run-abc"}
+    assert set(output["flow_run_id"]) == {"flow-run-1"}
+    assert output["input_uri"].str.endswith("part-0.parquet").all()
+    assert manifest.files[0]["sha256"] and manifest.files[0]["bytes"] > 0
+
+
+def test_rescoring_the_same_version_is_a_no_op(scored_setup):
+    storage, spec, model, day = scored_setup
+    first = score(storage, spec, model, day)
+    before = storage.read_table(predictions_dir(REF, day))
+    again = score(storage, spec, model, day)
+    assert again.reused and not first.reused
+    assert again.files == first.files and again.flow_run_id == first.flow_run_id
+    assert storage.read_table(predictions_dir(REF, day)).equals(before)
+
+
+def test_another_version_writes_its_own_output(scored_setup):
+    storage, spec, model, day = scored_setup
+    score(storage, spec, model, day)
+    other = ModelVersionRef(name="m", version="4", run_id="run-def")
+    manifest = score(storage, spec, model, day, ref=other)
+    assert not manifest.reused and "version=4" in manifest.output_uri
+    assert storage.exists(predictions_dir(REF, day))
+
+
+def test_missing_partition_is_a_clear_error(scored_setup):
+    storage, spec, model, _ = scored_setup
+    with pytest.raises(MissingDataError, match="No transactions partition for 2030-01-01"):
+        score(storage, spec, model, date(2030, 1, 1))
+
+
+def test_missing_column_fails_and_publishes_nothing(scored_setup):
+    storage, spec, model, day = scored_setup
+    path = f"{spec.name}/date={day}/part-0.parquet"
+    table = storage.read_table(path)
+    storage.write_table(path, table.drop_columns(["amount"]))
+    with pytest.raises(BatchRefusedError, match=r"missing columns \['amount'\]"):
+        score(storage, spec, model, day)
+    assert not storage.exists(predictions_dir(REF, day) + "/_manifest.json")
+    assert not storage.exists(predictions_dir(REF, day) + "/part-0.parquet")
+
+
+def test_output_schema_is_stable(scored_setup):
+    storage, spec, model, day = scored_setup
+    score(storage, spec, model, day)
+    schema = storage.read_table(predictions_dir(REF, day)).schema
+    assert schema.field("score").type == pa.float64()
+    assert schema.names[:3] == [spec.id_column, "score", "predicted_label"]
+
+
+def test_a_chunk_with_every_row_quarantined_is_skipped_not_scored(scored_setup):
+    storage, spec, model, day = scored_setup
+    path = f"{spec.name}/date={day}/part-0.parquet"
+    frame = storage.read_table(path).to_pandas()
+    frame.loc[:999, "amount"] = -1.0  # every row of the first chunk fails a row-level check
+    # 1,000 of 2,500 rows bad is above the 10% limit: raise it so the partition is accepted.
+    settings = load_settings(score_batch_rows=1_000, max_quarantine_share=0.5)
+    storage.write_table(path, pa.Table.from_pandas(frame, preserve_index=False))
+    manifest = score_partition.fn(storage, spec, model, REF, day, "flow-run-1", settings)
+    assert (manifest.rows_scored, manifest.rows_quarantined) == (1_500, 1_000)
