@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from inferloop.core import catalog
 from inferloop.core.settings import Settings, load_settings
 from inferloop.core.storage import Storage
 from inferloop.tasks.data.synthetic import GeneratorConfig, generate_day
@@ -33,11 +34,11 @@ def bench_settings(root: Path | None = None, **overrides) -> Settings:
     )
 
 
-def write_partition(storage: Storage, rows: int, seed: int = 11) -> tuple[pd.DataFrame, str]:
-    """One day of `rows` generated rows as the 2026-01-01 partition, in 1M-row row groups."""
+def write_partition(storage: Storage, dataset: str, rows: int, seed: int = 11) -> tuple[pd.DataFrame, str]:
+    """One day of `rows` generated rows as `dataset`'s 2026-01-01 partition, in 1M-row row groups."""
     frames, written = [], 0
     day = GeneratorConfig(rows_per_day=min(rows, 1_000_000), seed=seed).day(0)
-    path = f"transactions/date={day}/part-0.parquet"
+    path = catalog.features_file(dataset, day)
     with storage.open_parquet_writer(path, _schema()) as writer:
         while written < rows:
             chunk = min(1_000_000, rows - written)
@@ -93,15 +94,15 @@ def bench_lake(rows: int, root: Path | None = None) -> tuple[Settings, Storage, 
 
     settings = bench_settings(root)
     storage = lake_storage(settings)
-    write_partition(storage, rows)
-    table = storage.read_table("transactions/date=2026-01-01")
+    _, path = write_partition(storage, settings.dataset.name, rows)
+    table = storage.read_table(path)
     sample = table.take(np.random.default_rng(0).choice(rows, min(rows, 200_000), replace=False))
     return propose_benchmark_suite(settings, sample.to_pandas(), rows), storage, table
 
 
 def scoring_seconds(settings: Settings, storage: Storage, model) -> float:
     """Wall time of the scoring task (read, gate, predict, write, manifest) on the partition."""
-    from inferloop.tasks.model.registry import ModelVersionRef
+    from inferloop.core.registry import ModelVersionRef
     from inferloop.tasks.scoring.batch_scoring import score_partition
 
     ref = ModelVersionRef(name="bench", version="1", run_id="bench")

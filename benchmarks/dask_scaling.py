@@ -25,6 +25,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from benchmarks.process_timing import timed_cli
+from inferloop.core import catalog
 from inferloop.core.settings import REPO_ROOT
 
 BIN = Path(sys.executable).parent
@@ -115,7 +116,7 @@ def scoring_span(root: Path) -> float:
     """Wall seconds from the first partition's start to the last one's end, from each
     manifest's `seconds` and the time it was written."""
     starts, ends = [], []
-    for manifest in (root / "lake" / "predictions").rglob("_manifest.json"):
+    for manifest in (root / "lake" / catalog.PREDICTIONS).rglob(catalog.MANIFEST):
         end = manifest.stat().st_mtime
         starts.append(end - json.loads(manifest.read_text())["seconds"])
         ends.append(end)
@@ -124,7 +125,7 @@ def scoring_span(root: Path) -> float:
 
 def run_once(command: list[str], env: dict[str, str], sessions: frozenset[int]) -> dict:
     root = Path(env["INFERLOOP_STATE_DIR"])
-    shutil.rmtree(root / "lake" / "predictions", ignore_errors=True)  # so every run scores
+    shutil.rmtree(root / "lake" / catalog.PREDICTIONS, ignore_errors=True)  # so every run scores
     timed = timed_cli(command, env, sessions)
     return {**timed, "span_s": scoring_span(root)}
 

@@ -14,6 +14,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from benchmarks.common import bench_lake, bench_settings, labelled, scoring_seconds, timed, train_model
+from inferloop.core import catalog
 from inferloop.core.settings import Settings
 from inferloop.tasks.data.feeds import prepare_features
 from inferloop.tasks.model.training import MODEL_PARAMS, build_pipeline
@@ -70,7 +71,7 @@ def run(rows: int, model, repeats: int = 3) -> dict:
     as read from parquet, dictionary-encoded), so both predict the same input."""
     settings, storage, table = bench_lake(rows)
     spec = settings.dataset
-    path = "transactions/date=2026-01-01/part-0.parquet"
+    path = catalog.features_file(spec.name, DAY)
     batches = storage.iter_batches(path, settings.score_batch_rows, spec.categorical_features)
     features = prepare_features(pa.Table.from_batches(list(batches)).to_pandas(), spec)
     del table
@@ -81,7 +82,7 @@ def run(rows: int, model, repeats: int = 3) -> dict:
             for start in range(0, rows, settings.score_batch_rows):
                 model.predict_proba(features.iloc[start : start + settings.score_batch_rows])
         predict.append(t["predict_proba"])
-        storage.delete_dir("predictions")
+        storage.delete_dir(catalog.PREDICTIONS)
         scoring.append(scoring_seconds(settings, storage, model))
     predict_s, scoring_s = statistics.median(predict), statistics.median(scoring)
     return {

@@ -121,9 +121,16 @@ def _stack_env(env: dict[str, str]) -> dict[str, str]:
     return {**env, **dict(re.findall(r"^export (\w+)=(.*)$", text, flags=re.MULTILINE))}
 
 
+def _predictions(env: dict[str, str]) -> Path:
+    """Where the runs' predictions go in the local lake (removed so that every run scores)."""
+    from inferloop.core import catalog
+
+    return Path(env["INFERLOOP_STATE_DIR"]) / "lake" / catalog.PREDICTIONS
+
+
 def _import_seconds(env: dict[str, str], day: date) -> tuple[float, dict[str, float]]:
     """Total import time of a whole `inferloop infer`, and per top-level package (self times)."""
-    shutil.rmtree(Path(env["INFERLOOP_STATE_DIR"]) / "lake" / "predictions", ignore_errors=True)
+    shutil.rmtree(_predictions(env), ignore_errors=True)
     command = "from inferloop.cli.commands import app; app()"
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", command, "infer", "--date", day.isoformat()],
@@ -154,7 +161,7 @@ def breakdown(env: dict[str, str], day: date) -> dict:
     """A rerun of the scored partition (no-op), the probe's steps, and -X importtime."""
     from benchmarks.process_timing import timed_cli
 
-    predictions = Path(env["INFERLOOP_STATE_DIR"]) / "lake" / "predictions"
+    predictions = _predictions(env)
     shutil.rmtree(predictions, ignore_errors=True)
     infer = [str(BIN / "inferloop"), "infer", "--date", day.isoformat()]
     timed_cli(infer, env)
@@ -186,7 +193,7 @@ def run(rows: int, repeats: int) -> tuple[list[dict], float]:
 
     env = prepare(rows)
     day = FIRST_DAY + timedelta(days=DAYS - 1)
-    predictions = Path(env["INFERLOOP_STATE_DIR"]) / "lake" / "predictions"
+    predictions = _predictions(env)
     infer = [str(BIN / "inferloop"), "infer", "--date", day.isoformat()]
     try:
         _cli(env, "up")

@@ -13,8 +13,8 @@ from inferloop.runtime.runners import configured_task_runner
 from inferloop.tasks.data.feeds import days_between
 from inferloop.tasks.gate.validation import BatchRefusedError
 from inferloop.tasks.model.registry import find_alias, load_model, resolve_alias
+from inferloop.tasks.reports import PartitionProgress, publish_scoring_report, publish_validation_report
 from inferloop.tasks.scoring.batch_scoring import ScoringManifest, already_scored, score_partition
-from tasks.reports import PartitionProgress, publish_scoring_report, publish_validation_report
 
 
 def logical_date() -> date:

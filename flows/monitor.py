@@ -5,16 +5,17 @@ from datetime import date
 from prefect import flow
 from prefect.events import emit_event
 
+from inferloop.core import catalog
 from inferloop.core.settings import load_settings
 from inferloop.core.storage import lake_storage
 from inferloop.flows.batch_inference import logical_date
 from inferloop.flows.retrain import retrain
 from inferloop.runtime.locks import global_lock
 from inferloop.tasks.model.registry import resolve_alias
-from inferloop.tasks.monitoring.daily_report import MonitoringReport, monitor_day, report_dir
+from inferloop.tasks.monitoring.daily_report import MonitoringReport, monitor_day
 from inferloop.tasks.monitoring.history_chart import save_history_chart
 from inferloop.tasks.monitoring.retrain_policy import RETRAIN_LOCK, RetrainDecision, record, retrain_verdict
-from tasks.reports import publish_monitoring_report
+from inferloop.tasks.reports import publish_monitoring_report
 
 DEGRADED_EVENT = "inferloop.model.degraded"
 
@@ -43,7 +44,8 @@ def monitor(day: date | None = None, retrain_inline: bool = False, chart: bool =
         with global_lock(RETRAIN_LOCK):
             record(storage, settings.dataset.name, decision)
     chart_uri = save_history_chart(storage, settings, day) if chart else None
-    publish_monitoring_report(report, decision, storage.uri(report_dir(report.dataset, day)), chart_uri)
+    report_uri = storage.uri(catalog.monitoring_day(report.dataset, day))
+    publish_monitoring_report(report, decision, report_uri, chart_uri)
     print(summary(report, decision))
     if decision.action == "retrain" and retrain_inline:
         return retrain(day=day)

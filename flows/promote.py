@@ -20,7 +20,7 @@ from inferloop.tasks.promotion.decision import (
     promotion_window,
 )
 from inferloop.tasks.promotion.record import record_decision
-from tasks.reports import promotion_markdown, publish_promotion_report
+from inferloop.tasks.reports import promotion_markdown, publish_promotion_report
 
 
 class Approval(RunInput):

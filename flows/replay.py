@@ -8,6 +8,7 @@ from prefect import flow
 from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 
+from inferloop.core import catalog
 from inferloop.core.settings import load_settings
 from inferloop.core.storage import lake_storage
 from inferloop.flows.monitor import monitor
@@ -71,7 +72,7 @@ def replay(start: date, end: date) -> ReplaySummary:
         retrains=sum(d.action == "retrain" for d in ledger),
         promotions=sum(" promote:" in d.outcome for d in ledger),
     )
-    table = f"replay/{spec.name}/{start}_{end}.parquet"
+    table = catalog.replay_table(spec.name, start, end)
     frame = pd.DataFrame([vars(r) for r in rows]).assign(drifted=lambda f: f["drifted"].map(", ".join))
     storage.write_table(table, pa.Table.from_pandas(frame, preserve_index=False))
     summary.table_uri = storage.uri(table)

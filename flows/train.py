@@ -5,16 +5,22 @@ from datetime import date, timedelta
 
 from prefect import flow
 
+from inferloop.core import catalog
+from inferloop.core.registry import ModelVersionRef
 from inferloop.core.settings import load_settings
 from inferloop.core.storage import lake_storage
 from inferloop.tasks.data.feeds import latest_labelled_day
 from inferloop.tasks.gate.partition_gate import gate_training_window
 from inferloop.tasks.gate.validation import BatchRefusedError
-from inferloop.tasks.model.registry import ModelVersionRef, find_alias, log_and_register
+from inferloop.tasks.model.registry import find_alias, log_and_register
 from inferloop.tasks.model.training import fit_model
 from inferloop.tasks.promotion.decision import bootstrap_decision
 from inferloop.tasks.promotion.record import record_decision
-from tasks.reports import publish_promotion_report, publish_training_report, publish_validation_report
+from inferloop.tasks.reports import (
+    publish_promotion_report,
+    publish_training_report,
+    publish_validation_report,
+)
 
 
 @flow(name="train", log_prints=True)
@@ -41,7 +47,8 @@ def train(start: date | None = None, end: date | None = None) -> ModelVersionRef
     for report in reports:
         publish_validation_report(report)
     result = fit_model(frame, spec, settings.holdout_days, settings.decision_threshold)
-    ref = log_and_register(settings, result, frame, start, end, storage.uri(spec.features_table), reports)
+    features_uri = storage.uri(catalog.features_table(spec.name))
+    ref = log_and_register(settings, result, frame, start, end, features_uri, reports)
     if find_alias(settings, settings.champion_alias) is None:
         decision = record_decision(settings, bootstrap_decision(settings, ref, result.metrics))
         publish_promotion_report(decision)

@@ -9,7 +9,7 @@ from inferloop.core.storage import lake_storage
 from inferloop.flows.batch_inference import logical_date
 from inferloop.tasks.gate.partition_gate import validate_partition
 from inferloop.tasks.gate.validation import ValidationReport
-from tasks.reports import publish_validation_report
+from inferloop.tasks.reports import publish_validation_report
 
 
 @flow(name="validate", log_prints=True)

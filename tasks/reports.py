@@ -1,4 +1,6 @@
-"""Run reports as Prefect artifacts: the same objects the CLI prints, rendered for the UI."""
+"""Run reports as Prefect artifacts. What each report shows is decided once, as a `ReportTable`
+(`inferloop.tasks.report_tables`); here it is only laid out as a markdown or table artifact, and
+the CLI prints the same tables (`inferloop.cli.tables`)."""
 
 from __future__ import annotations
 
@@ -13,9 +15,21 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
+from inferloop.core.report_table import ReportTable, cell_text
+from inferloop.tasks.report_tables import (
+    drift_table,
+    expectations_table,
+    markdown_table,
+    monitoring_table,
+    promotion_table,
+    scoring_table,
+    training_table,
+    validation_table,
+)
+
 if TYPE_CHECKING:  # for annotations only: scoring must not import monitoring (scipy.stats, ~0.6 s)
+    from inferloop.core.registry import ModelVersionRef
     from inferloop.tasks.gate.validation import ValidationReport
-    from inferloop.tasks.model.registry import ModelVersionRef
     from inferloop.tasks.monitoring.daily_report import MonitoringReport
     from inferloop.tasks.monitoring.retrain_policy import RetrainDecision
     from inferloop.tasks.promotion.decision import PromotionDecision
@@ -27,19 +41,36 @@ def _artifact_key(text: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
 
 
+def markdown(table: ReportTable) -> str:
+    """The whole report as markdown: title, sections, the table (every column), caption."""
+    rows = [[cell_text(cell) for cell in row] for row in table.rows]
+    empty = ["(none)"] + [""] * (len(table.columns) - 1)
+    parts = [
+        f"# {table.title}",
+        *table.sections,
+        markdown_table([column.heading for column in table.columns], rows or [empty]),
+    ]
+    return "\n\n".join([*parts, table.caption] if table.caption else parts) + "\n"
+
+
+def publish_markdown(key: str, table: ReportTable, description: str) -> None:
+    create_markdown_artifact(key=_artifact_key(key), markdown=markdown(table), description=description)
+
+
+def publish_table(key: str, table: ReportTable) -> None:
+    """A table artifact: one row per table row, keyed by column name; its title (and caption)
+    describe it."""
+    description = f"{table.title}\n\n{table.caption}" if table.caption else table.title
+    create_table_artifact(key=_artifact_key(key), table=table.records(), description=description)
+
+
 def publish_training_report(
     ref: ModelVersionRef, metrics: dict[str, float], window: str, train_rows: int, holdout_rows: int
 ) -> None:
-    rows = "\n".join(f"| {name} | {value:.4f} |" for name, value in metrics.items())
-    create_markdown_artifact(
-        key=_artifact_key(f"training-{ref.name}"),
+    publish_markdown(
+        f"training-{ref.name}",
+        training_table(ref, metrics, window, train_rows, holdout_rows),
         description=f"Training of {ref.name} v{ref.version}",
-        markdown=(
-            f"# Trained {ref.name} version {ref.version} (@{ref.alias})\n\n"
-            f"Window {window}: {train_rows} training rows, {holdout_rows} held-out rows.\n\n"
-            f"| holdout metric | value |\n|---|---|\n{rows}\n\n"
-            f"MLflow run `{ref.run_id}`; model URI `{ref.uri}`.\n"
-        ),
     )
 
 
@@ -77,103 +108,26 @@ class PartitionProgress:
 
 
 def publish_scoring_report(manifests: list[ScoringManifest]) -> None:
-    if not manifests:
-        return
-    first = manifests[0]
-    create_table_artifact(
-        key=_artifact_key(f"scoring-{first.dataset}"),
-        description=f"Batch scoring with {first.model_name} v{first.model_version}",
-        table=[
-            {
-                "date": m.partition_date,
-                "role": m.role,
-                "rows_in": m.rows_in,
-                "rows_scored": m.rows_scored,
-                "rows_quarantined": m.rows_quarantined,
-                "rows_per_s": round(m.rows_per_second),
-                "model_version": m.model_version,
-                "status": "already scored (no-op)" if m.reused else "scored",
-                "output_uri": m.output_uri,
-            }
-            for m in manifests
-        ],
-    )
-
-
-def validation_markdown(report: ValidationReport) -> str:
-    failed = (
-        "\n".join(
-            f"| `{e.name}` | {e.severity} | {'pass' if e.success else 'FAIL'} | {e.unexpected_count} "
-            f"| {e.detail} |"
-            for e in report.failed
-        )
-        or "| (none) | | | | |"
-    )
-    reasons = "\n".join(f"- {r}" for r in report.reasons) or "- none"
-    return (
-        f"# Data-quality gate: {report.decision.upper()}\n\n"
-        f"Suite `{report.suite}`, partition {report.partition_date}: {report.rows_in} rows in, "
-        f"{report.rows_passed} passed, {report.rows_quarantined} quarantined, "
-        f"{report.rows_refused} refused.\n\n"
-        f"Reasons for refusal:\n{reasons}\n\n"
-        f"| expectation | severity | result | unexpected rows | detail |\n|---|---|---|---|---|\n"
-        f"{failed}\n\n"
-        f"Quarantine: `{report.quarantine_uri or 'none'}`  \n"
-        f"Data Docs: {report.data_docs_uri or 'not built'}\n"
-    )
+    if manifests:
+        publish_table(f"scoring-{manifests[0].dataset}", scoring_table(manifests))
 
 
 def publish_validation_report(report: ValidationReport) -> None:
-    key = _artifact_key(f"validation-{report.suite}")
-    create_markdown_artifact(
-        key=key,
-        markdown=validation_markdown(report),
-        description=f"Gate {report.decision} {report.partition_date}",
-    )
-    create_table_artifact(
-        key=f"{key}-expectations",
-        description=f"Expectations of {report.suite} on {report.partition_date}",
-        table=[
-            {
-                "expectation": e.name,
-                "severity": e.severity,
-                "success": e.success,
-                "unexpected_rows": e.unexpected_count,
-                "gx_unexpected": e.gx_unexpected_count,
-                "detail": e.detail,
-            }
-            for e in report.expectations
-        ],
-    )
+    key = f"validation-{report.suite}"
+    description = f"Gate {report.decision} {report.partition_date}"
+    publish_markdown(key, validation_table(report), description=description)
+    publish_table(f"{key}-expectations", expectations_table(report))
 
 
 def promotion_markdown(decision: PromotionDecision) -> str:
-    metrics = sorted(set(decision.challenger_metrics) | set(decision.champion_metrics or {}))
-    champion_metrics = decision.champion_metrics or {}
-    metric_rows = "\n".join(
-        f"| {m} | {decision.challenger_metrics.get(m, float('nan')):.4f} | {champion_metrics[m]:.4f} |"
-        if m in champion_metrics
-        else f"| {m} | {decision.challenger_metrics.get(m, float('nan')):.4f} | - |"
-        for m in metrics
-    )
-    checks = "\n".join(
-        f"| {c.name} | {'pass' if c.passed else 'FAIL'} | {c.detail} |" for c in decision.checks
-    )
-    champion = f"v{decision.champion_version}" if decision.champion_version else "none"
-    return (
-        f"# Promotion decision: {decision.verdict.upper()}\n\n"
-        f"{decision.model_name} v{decision.challenger_version} vs champion {champion} "
-        f"({decision.mode}; {decision.decided_by}; {decision.decided_at}).\n\n"
-        f"Reason: {decision.reason}\n\nEvaluated on {decision.evaluation}.\n\n"
-        f"| metric | challenger | champion |\n|---|---|---|\n{metric_rows}\n\n"
-        f"| gate | result | detail |\n|---|---|---|\n{checks}\n"
-    )
+    """The decision as the approval form in the Prefect UI shows it (and its artifact)."""
+    return markdown(promotion_table(decision))
 
 
 def publish_promotion_report(decision: PromotionDecision) -> None:
-    create_markdown_artifact(
-        key=_artifact_key(f"promotion-{decision.model_name}"),
-        markdown=promotion_markdown(decision),
+    publish_markdown(
+        f"promotion-{decision.model_name}",
+        promotion_table(decision),
         description=f"{decision.verdict} v{decision.challenger_version}",
     )
 
@@ -182,44 +136,20 @@ def publish_monitoring_report(
     report: MonitoringReport, decision: RetrainDecision, report_uri: str, chart_uri: str | None = None
 ) -> None:
     """A drift table (one row per feature, flagged ones marked) and a summary with the verdict."""
-    key = _artifact_key(f"monitoring-{report.dataset}")
+    key = f"monitoring-{report.dataset}"
     if report.drift:
-        create_table_artifact(
-            key=f"{key}-drift",
-            description=f"Drift of {report.day} vs {report.model_name} v{report.scored_by}'s training data",
-            table=[
-                {
-                    "feature": d.feature,
-                    "kind": d.kind,
-                    "psi": round(d.psi, 4),
-                    "ks": None if d.ks is None else round(d.ks, 4),
-                    "unseen_share": d.unseen_share,
-                    "flagged": "DRIFT" if d.flagged else "",
-                }
-                for d in report.drift
-            ],
-        )
-    performance = "\n".join(
-        f"| {scope} | {s.first_event_day}..{s.last_event_day} | v{s.model_version} | {s.labelled_rows} | "
-        + ", ".join(f"{k} {v:.3f}" for k, v in s.metrics.items())
-        + " |"
-        for scope, s in (("day", report.day_performance), ("rolling", report.rolling_performance))
-        if s
-    )
-    verdict = decision.action + (f": {decision.suppressed_because}" if decision.suppressed_because else "")
-    create_markdown_artifact(
-        key=key,
+        publish_table(f"{key}-drift", drift_table(report))
+    publish_markdown(
+        key,
+        monitoring_table(report, decision, report_uri, chart_uri),
         description=f"Monitoring of {report.model_name} v{report.model_version} on {report.day}",
-        markdown=(
-            f"# Monitoring {report.model_name} v{report.model_version}, {report.day}\n\n"
-            f"Drift: {report.drift_verdict}; drifted features: {report.drifted_features or 'none'}; "
-            f"prediction PSI {report.prediction_psi if report.prediction_psi is not None else 'n/a'}.\n\n"
-            "| scope | event days | model | labelled rows | metrics |\n|---|---|---|---|---|\n"
-            f"{performance}\n\n"
-            f"Breaches: {'; '.join(report.breaches) or 'none'}\n\n"
-            f"**Retrain verdict: {verdict}**\n\n"
-            + (f"Chart of the recent history: `{chart_uri}`\n\n" if chart_uri else "")
-            + f"History in `{report_uri}` and the MLflow experiment "
-            "of monitoring metrics.\n"
-        ),
     )
+
+
+def recent_flow_runs(limit: int) -> list:
+    """The latest `limit` flow runs on the Prefect server, newest first."""
+    from prefect import get_client
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=limit)

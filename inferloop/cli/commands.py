@@ -13,13 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from inferloop.cli.tables import (
-    promotion_summary,
-    recent_runs_table,
-    replay_table,
-    scoring_table,
-    validation_table,
-)
+from inferloop.cli.tables import rich_table
+from inferloop.core import catalog
 from inferloop.core.errors import InferloopError
 
 app = typer.Typer(
@@ -95,12 +90,13 @@ def data_generate(
                 **({"start": start} if start else {}),
             )
         except ValueError as error:
-            raise InferloopError(str(error)) from None
+            raise InferloopError(str(error)) from error
         storage = lake_storage(settings)
         written = write_synthetic_feed.fn(storage, settings.dataset, config)
+        features_uri = storage.uri(catalog.features_table(settings.dataset.name))
         console.print(
             f"Wrote {len(written)} days ({written[0]}..{written[-1]}) of "
-            f"'{scenario}' x {rows_per_day} rows to {storage.uri(settings.dataset.name)}"
+            f"'{scenario}' x {rows_per_day} rows to {features_uri}"
         )
 
     run_cli_command(body)
@@ -119,14 +115,14 @@ def data_import(
     by arrival day, bad rows quarantined with their reasons."""
 
     def body():
-        from inferloop.cli.tables import import_table
         from inferloop.core.settings import load_settings
         from inferloop.core.storage import lake_storage
         from inferloop.tasks.data.importing import import_source
+        from inferloop.tasks.report_tables import import_table
 
         settings = load_settings(dataset_spec=spec)
         summary = import_source.fn(lake_storage(settings), settings.dataset, source, delimiter, encoding)
-        console.print(import_table(summary))
+        console.print(rich_table(import_table(summary)))
         if not summary.rows_written:
             raise InferloopError(f"No row was imported: see the reasons above and {summary.quarantine_uri}")
         if spec:
@@ -139,8 +135,8 @@ def _date_range(text: str) -> tuple[date, date]:
     try:
         first, _, last = text.partition("..")
         return date.fromisoformat(first), date.fromisoformat(last or first)
-    except ValueError:
-        raise InferloopError(f"Expected a date range like 2026-01-01..2026-01-07, got {text!r}") from None
+    except ValueError as error:
+        raise InferloopError(f"Expected a date range like 2026-01-01..2026-01-07, got {text!r}") from error
 
 
 @expectations_app.command("suggest")
@@ -171,9 +167,10 @@ def validate(
 
     def body():
         from inferloop.flows.validate import validate as validate_flow
+        from inferloop.tasks.report_tables import validation_table
 
         report = validate_flow(partition_date=date_, purpose=purpose)
-        console.print(validation_table(report))
+        console.print(rich_table(validation_table(report)))
         if report.refused:
             _fail(InferloopError("Refused: " + "; ".join(report.reasons)))
 
@@ -209,12 +206,13 @@ def promote(
     def body():
         from inferloop.flows.promote import promote as promote_flow
         from inferloop.tasks.promotion.decision import decided_by_person
+        from inferloop.tasks.report_tables import promotion_table
 
         if version:
             decision = promote_flow(challenger_version=version, mode="manual", decided_by=decided_by_person())
         else:
             decision = promote_flow(start=start, end=end, mode=mode)
-        console.print(promotion_summary(decision))
+        console.print(rich_table(promotion_table(decision)))
 
     run_cli_command(body)
 
@@ -226,8 +224,9 @@ def rollback():
     def body():
         from inferloop.flows.promote import rollback as rollback_flow
         from inferloop.tasks.promotion.decision import decided_by_person
+        from inferloop.tasks.report_tables import promotion_table
 
-        console.print(promotion_summary(rollback_flow(decided_by=decided_by_person())))
+        console.print(rich_table(promotion_table(rollback_flow(decided_by=decided_by_person()))))
 
     run_cli_command(body)
 
@@ -251,7 +250,8 @@ def infer(
         from inferloop.core.settings import load_settings
         from inferloop.flows.batch_inference import batch_inference
         from inferloop.runtime.runners import configured_task_runner
-        from tasks.reports import listening_to_progress
+        from inferloop.tasks.report_tables import scoring_table
+        from inferloop.tasks.reports import listening_to_progress
 
         settings = load_settings(task_runner=runner, dask_address=dask_address)
         scoring = batch_inference.with_options(task_runner=configured_task_runner(settings))
@@ -264,7 +264,7 @@ def infer(
 
             with listening_to_progress(advance):
                 manifests = scoring(partition_date=date_, end_date=to, shadow=shadow)
-        console.print(scoring_table(manifests))
+        console.print(rich_table(scoring_table(manifests)))
 
     run_cli_command(body)
 
@@ -322,8 +322,9 @@ def replay(
         os.environ.setdefault("INFERLOOP_GX_SCOPE", "schema")
         _settings()  # fail early, naming the knob, before any flow starts
         from inferloop.flows.replay import replay as replay_flow
+        from inferloop.tasks.report_tables import replay_table
 
-        console.print(replay_table(replay_flow(start=start, end=end)))
+        console.print(rich_table(replay_table(replay_flow(start=start, end=end))))
 
     run_cli_command(body)
 
@@ -335,6 +336,8 @@ def status():
     def body():
         from inferloop.stack.control import stack_status, started_profile
         from inferloop.tasks.model.registry import find_alias
+        from inferloop.tasks.report_tables import recent_runs_table
+        from inferloop.tasks.reports import recent_flow_runs
 
         settings = _settings()
         services = Table(title=f"Stack ({started_profile(settings).stack_profile} profile)")
@@ -347,7 +350,7 @@ def status():
             ref = find_alias(settings, alias)
             shown = f"version {ref.version} (run {ref.run_id})" if ref else "none"
             console.print(f"{settings.registered_model_name}@{alias}: {shown}")
-        console.print(recent_runs_table())
+        console.print(rich_table(recent_runs_table(recent_flow_runs(limit=10))))
 
     run_cli_command(body)
 
@@ -362,10 +365,11 @@ def demo(days: int = 21, rows_per_day: int = 5_000, scenario: str = "concept_dri
 
         os.environ.setdefault("INFERLOOP_GX_SCOPE", "schema")  # one file schema: GX once
         from inferloop.flows.demo import loop_demo
+        from inferloop.tasks.report_tables import replay_table
 
         settings = _settings()
         summary = loop_demo(days=days, rows_per_day=rows_per_day, scenario=scenario)
-        console.print(replay_table(summary))
+        console.print(rich_table(replay_table(summary)))
         console.print(f"Lake (features, predictions, monitoring, quarantine): {settings.lake_uri}")
         console.print(
             f"MLflow store: {settings.mlflow_tracking_uri}  (UI: make up, then http://127.0.0.1:5000)"

@@ -59,8 +59,8 @@ class RowOrderTime(BaseModel):
     def _positive_duration(cls, value: str) -> str:
         try:
             step = pd.Timedelta(value)
-        except ValueError:
-            raise ValueError(f"{value!r} is not a duration such as 30min or 1h") from None
+        except ValueError as error:
+            raise ValueError(f"{value!r} is not a duration such as 30min or 1h") from error
         if step <= pd.Timedelta(0):
             raise ValueError(f"{value!r} must be longer than zero")
         return value
@@ -135,14 +135,6 @@ class DatasetSpec(BaseModel):
         """Columns of a scoring partition: what production sends, without the label."""
         return [self.id_column, self.time_column, *self.features]
 
-    @property
-    def features_table(self) -> str:
-        return self.name
-
-    @property
-    def labels_table(self) -> str:
-        return f"{self.name}_labels"
-
     def label_arrival(self, event_day: date) -> date:
         return event_day + timedelta(days=self.label.delay_days)
 
@@ -150,17 +142,17 @@ class DatasetSpec(BaseModel):
 def load_dataset_spec(path: Path) -> DatasetSpec:
     try:
         raw = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError:
+    except FileNotFoundError as error:
         raise DatasetSpecError(
             f"Dataset spec {path} does not exist: set INFERLOOP_DATASET_SPEC to a YAML file "
             "such as datasets/transactions.yaml"
-        ) from None
+        ) from error
     except yaml.YAMLError as error:
-        raise DatasetSpecError(f"Dataset spec {path} is not valid YAML: {error}") from None
+        raise DatasetSpecError(f"Dataset spec {path} is not valid YAML: {error}") from error
     try:
         return DatasetSpec.model_validate(raw)
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in error.errors()
         )
-        raise DatasetSpecError(f"Dataset spec {path} is invalid: {problems}") from None
+        raise DatasetSpecError(f"Dataset spec {path} is invalid: {problems}") from error

@@ -1,12 +1,8 @@
 """All reading and writing of the data lake: local paths and s3:// URIs through one interface.
 
-Layout (relative to the lake root):
-    <dataset>/date=YYYY-MM-DD/part-0.parquet          features as production sends them
-    <dataset>_labels/date=YYYY-MM-DD/part-0.parquet   labels, partitioned by the day they arrive
-    predictions/model=NAME/version=V/date=D/           scored rows + _manifest.json (commit record)
-
-A partition is complete only when its `_manifest.json` exists: data files are written first
-(atomically: temp name + rename locally, whole-object upload on S3), the manifest last.
+Where things live in the lake is `inferloop.core.catalog`'s business; this module only reads and
+writes. A partition is complete only when its `_manifest.json` exists: data files are written
+first (atomically: temp name + rename locally, whole-object upload on S3), the manifest last.
 """
 
 import hashlib
@@ -23,17 +19,12 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from inferloop.core import catalog
 from inferloop.core.errors import InferloopError
-
-MANIFEST = "_manifest.json"
 
 
 class StorageError(InferloopError, RuntimeError):
     """A lake path is missing, unreadable or unreachable; the message says what to check."""
-
-
-def partition_dir(table: str, day: date) -> str:
-    return f"{table}/date={day.isoformat()}"
 
 
 @dataclass(frozen=True)
@@ -91,12 +82,12 @@ class Storage:
         """Turn an OSError of the filesystem into a StorageError that says what to check."""
         try:
             yield
-        except FileNotFoundError:
-            raise StorageError(f"{self.uri(relative)} does not exist ({action})") from None
+        except FileNotFoundError as error:
+            raise StorageError(f"{self.uri(relative)} does not exist ({action})") from error
         except OSError as error:
             raise StorageError(
                 f"Could not {action} {self.uri(relative)}: {error}; {self._hint(error)}"
-            ) from None
+            ) from error
 
     def _hint(self, error: OSError) -> str:
         if not self.is_s3:
@@ -120,7 +111,7 @@ class Storage:
     def list_partitions(self, table: str) -> list[date]:
         """Days that have a partition under `table`, sorted."""
         return sorted(
-            date.fromisoformat(name.removeprefix("date=")) for name in self.subdirectories(table, "date=")
+            catalog.partition_day(name) for name in self.subdirectories(table, catalog.PARTITION_KEY)
         )
 
     def subdirectories(self, relative_dir: str, prefix: str = "") -> list[str]:
@@ -158,7 +149,7 @@ class Storage:
         try:
             return pq.read_table(self.path(relative), columns=columns, filesystem=self.filesystem)
         except pa.ArrowInvalid as error:
-            raise StorageError(f"{self.uri(relative)} is not a readable parquet file: {error}") from None
+            raise StorageError(f"{self.uri(relative)} is not a readable parquet file: {error}") from error
 
     def iter_batches(
         self, relative_file: str, batch_rows: int, dictionary_columns: list[str] = ()
@@ -176,7 +167,9 @@ class Storage:
                 if present:
                     parquet = pq.ParquetFile(source, metadata=parquet.metadata, read_dictionary=present)
         except pa.ArrowInvalid as error:
-            raise StorageError(f"{self.uri(relative_file)} is not a readable parquet file: {error}") from None
+            raise StorageError(
+                f"{self.uri(relative_file)} is not a readable parquet file: {error}"
+            ) from error
         # Batches are fetched lazily: an S3 outage surfaces here, mid-stream. One reader per
         # row group: a reader's pre-buffer cache (coalesced reads, for S3) keeps every row
         # group it has read until it is done (+33 MB per 2M rows read, 10M rows: +130 MB).

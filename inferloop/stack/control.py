@@ -2,8 +2,8 @@
 in the background.
 
 Each service runs in its own process group; its PID and log live under `<state_dir>/stack/`.
-`stop_stack` stops only processes whose PID file this module wrote. What runs is decided in
-`inferloop.stack.services` by `INFERLOOP_STACK_PROFILE`.
+`stop_stack` stops only processes whose PID file this module wrote. What runs is the service table
+(`inferloop.stack.services`), for the profile `INFERLOOP_STACK_PROFILE` names.
 """
 
 import os
@@ -20,14 +20,14 @@ from inferloop.core.errors import InferloopError
 from inferloop.core.settings import REPO_ROOT, Settings
 from inferloop.stack import postgres
 from inferloop.stack.credentials import stack_credentials, write_private_env_file
-from inferloop.stack.services import (
-    WORK_POOL,
-    Service,
+from inferloop.stack.processes import (
+    Process,
     executable,
     service_stages,
-    stack_env,
+    worker_processes,
     write_mlflow_auth_config,
 )
+from inferloop.stack.services import WORK_POOL, stack_env
 
 
 class StackError(InferloopError, RuntimeError):
@@ -67,7 +67,7 @@ def process_alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _start(settings: Settings, service: Service, env: dict[str, str]) -> None:
+def _start(settings: Settings, service: Process, env: dict[str, str]) -> None:
     if _running_pid(service.pid_file(settings)):
         return
     if service.health_url and _healthy(service.health_url):
@@ -89,7 +89,7 @@ def _start(settings: Settings, service: Service, env: dict[str, str]) -> None:
     service.pid_file(settings).write_text(str(process.pid))
 
 
-def _wait_healthy(settings: Settings, service: Service, timeout: float = 120) -> None:
+def _wait_healthy(settings: Settings, service: Process, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if _healthy(service.health_url):
@@ -132,7 +132,7 @@ def deploy(settings: Settings) -> None:
     _prefect(["deploy", "--all"], env)
 
 
-def start_stack(settings: Settings, with_worker: bool = True) -> list[Service]:
+def start_stack(settings: Settings, with_worker: bool = True) -> list[Process]:
     """Start the profile's services stage by stage (each waits for the one before to be healthy),
     create the bucket (and the databases), then register the deployments and start a worker."""
     client_env = stack_env(settings)
@@ -159,8 +159,8 @@ def start_stack(settings: Settings, with_worker: bool = True) -> list[Service]:
         _wait_for_dask_workers(settings, env["INFERLOOP_DASK_ADDRESS"])
     if with_worker:
         deploy(settings)
-        worker = Service("worker", [executable("prefect"), "worker", "start", "--pool", WORK_POOL], "", "")
-        _start(settings, worker, env)
+        for worker in worker_processes(settings):
+            _start(settings, worker, env)
     write_private_env_file(settings.state_dir / "stack" / "stack.env", client_env)
     return [service for stage in stages for service in stage]
 
@@ -171,11 +171,11 @@ def _wait_for_dask_workers(settings: Settings, address: str, timeout: float = 90
     with Client(address, timeout=30) as client:
         try:
             client.wait_for_workers(settings.dask_workers, timeout=timeout)
-        except TimeoutError:
+        except TimeoutError as error:
             raise StackError(
                 f"{settings.dask_workers} Dask workers did not join {address} within {timeout:.0f} s; "
                 f"see {settings.state_dir}/stack/dask-worker-*.log"
-            ) from None
+            ) from error
 
 
 def stop_stack(settings: Settings, grace_seconds: float = 30) -> list[str]:
@@ -219,10 +219,10 @@ def started_profile(settings: Settings) -> Settings:
         profile = _profile_file(settings).read_text().strip()
     except FileNotFoundError:
         return settings
-    return settings.model_copy(update={"stack_profile": profile})
+    return settings.with_overrides(stack_profile=profile)
 
 
-def _all_services(settings: Settings) -> list[Service]:
+def _all_services(settings: Settings) -> list[Process]:
     return [service for stage in service_stages(started_profile(settings)) for service in stage]
 
 

@@ -15,6 +15,15 @@ from pathlib import Path
 from inferloop.core.settings import Settings
 
 SERVICE_USER = "inferloop"
+# What a client (CLI, Prefect worker, flow runs, Dask workers) needs: API credentials, never the
+# database password or the MLflow server's signing key.
+CLIENT_CREDENTIALS = (
+    "PREFECT_API_AUTH_STRING",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+)
 
 
 @dataclass(frozen=True)
@@ -28,15 +37,8 @@ class StackCredentials:
     MLFLOW_FLASK_SERVER_SECRET_KEY: str
 
     def client_env(self) -> dict[str, str]:
-        """What a client (CLI, Prefect worker, flow runs, Dask workers) needs: API credentials,
-        never the database password or the MLflow server's signing key."""
-        return {
-            "PREFECT_API_AUTH_STRING": self.PREFECT_API_AUTH_STRING,
-            "MLFLOW_TRACKING_USERNAME": self.MLFLOW_TRACKING_USERNAME,
-            "MLFLOW_TRACKING_PASSWORD": self.MLFLOW_TRACKING_PASSWORD,
-            "AWS_ACCESS_KEY_ID": self.AWS_ACCESS_KEY_ID,
-            "AWS_SECRET_ACCESS_KEY": self.AWS_SECRET_ACCESS_KEY,
-        }
+        """The CLIENT_CREDENTIALS, by name."""
+        return {name: getattr(self, name) for name in CLIENT_CREDENTIALS}
 
     def secret_values(self) -> list[str]:
         """The strings that must never appear in a log, artifact, param or tag (user names and the

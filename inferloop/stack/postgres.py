@@ -1,4 +1,5 @@
-"""PostgreSQL for the production profile: Debian's server binaries, a cluster in the state dir.
+"""PostgreSQL for the production profile: Debian's server binaries, a cluster in the state dir
+(how the server is started is its row in the service table, `inferloop.stack.services`).
 
 PostgreSQL refuses to run as root; when inferloop runs as root the cluster belongs to (and the
 server runs as) the `postgres` system user that Debian's package creates.
@@ -44,21 +45,6 @@ def run_as() -> str | None:
 
 def data_dir(settings: Settings) -> Path:
     return settings.state_dir / "postgres" / "data"
-
-
-def server_command(settings: Settings) -> list[str]:
-    # TCP on the stack's interface only; no Unix socket (its default directory needs root).
-    return [
-        str(server_bin_dir() / "postgres"),
-        "-D",
-        str(data_dir(settings)),
-        "-h",
-        settings.stack_host,
-        "-p",
-        str(settings.postgres_port),
-        "-k",
-        "",
-    ]
 
 
 def init_cluster(settings: Settings, credentials: StackCredentials) -> None:
@@ -125,7 +111,7 @@ def create_databases(settings: Settings, credentials: StackCredentials, timeout:
                     f"PostgreSQL at {settings.stack_host}:{settings.postgres_port} did not accept "
                     f"connections within {timeout:.0f} s: {error}; "
                     f"see {settings.state_dir}/stack/postgres.log"
-                ) from None
+                ) from error
             time.sleep(0.5)
     connection.autocommit = True  # CREATE DATABASE cannot run in a transaction
     try:

@@ -1,191 +1,241 @@
-"""What each stack profile runs, on loopback, and the environment that points clients at it.
+"""The stack's one service table, and the environment that points a client at the stack.
 
-local: Prefect server (SQLite), MLflow server (SQLite, local artifacts), S3 API (moto), worker.
-prod:  the same code on production-grade parts: PostgreSQL for Prefect and MLflow, MLflow artifacts
-       and the lake on the S3 API, a Dask cluster (`dask scheduler` + workers) for batch inference,
-       and authentication on both APIs (Prefect API auth string, MLflow basic auth).
+`SERVICES` names each part of the stack once: its program and options, port, health check, the
+variables it reads (and which of them are credentials), whether it is a client of the stack, and
+its start stage. What runs it:
+- `inferloop up`: the rows of a profile, as processes on loopback (`processes.py` resolves them,
+  `control.py` starts them). local: the S3 API (moto), Prefect, MLflow (SQLite, local artifacts)
+  and a worker, no auth. prod: every row: PostgreSQL, the S3 API, Prefect and MLflow with auth,
+  a Dask cluster.
+- infra/compose.yaml and infra/k8s/: the prod rows in containers. Those files are written for
+  their readers and checked against this table field by field (tests/infra/test_service_table.py).
+
+Options are templates: {host} is the stack's interface locally and all interfaces in a container,
+{port} the row's Settings field locally and that field's default in a container, {scheduler} the
+Dask scheduler's address, {data_dir} PostgreSQL's cluster, {n} the copy's number (from 1).
 """
 
-import shutil
 import signal
-import sys
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 from inferloop.core.settings import REPO_ROOT, Settings
-from inferloop.stack import postgres
 from inferloop.stack.credentials import stack_credentials
 
 WORK_POOL = "inferloop-process"
 AWS_DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "inferloop-local", "AWS_SECRET_ACCESS_KEY": "inferloop-local"}
+PROD = ("prod",)
+ALL_INTERFACES = "0.0.0.0"  # in a container: its network namespace is the boundary
 
 
 @dataclass(frozen=True)
 class Service:
-    name: str
-    command: list[str]
-    health_url: str  # http(s)://... answers < 500, tcp://host:port accepts, "" = none
-    ui_url: str
-    env: dict[str, str] = field(default_factory=dict)  # on top of the client environment
-    user: str | None = None  # run as this system user (PostgreSQL refuses root)
+    """One row of the table: a part of the stack, as every deployment of it runs it."""
+
+    name: str  # `inferloop up`'s process (PID file, log); compose and Kubernetes names below
+    program: tuple[str, ...]  # executable and subcommand
+    options: tuple[str, ...] = ()  # every deployment's (templates, see the module docstring)
+    prod_options: tuple[str, ...] = ()  # the prod profile's and the containers'
+    local_options: tuple[str, ...] = ()  # `inferloop up`'s only
+    container_options: tuple[str, ...] = ()  # compose's and Kubernetes' only
+    port: str | None = None  # its Settings field; a container listens on the field's default
+    scheme: str = "http"  # of its address: scheme://host:port
+    published: bool = False  # reached from outside the stack (compose publishes it on the host)
+    health: str = ""  # HTTP path answered without credentials; "tcp": the port accepts; "": none
+    env: tuple[str, ...] = ()  # variables it reads (prod profile and containers)
+    local_env: tuple[str, ...] = ()  # ... set by `inferloop up` only
+    container_env: tuple[str, ...] = ()  # ... set by compose and Kubernetes only
+    client: bool = False  # also gets the client environment (addresses and client credentials)
+    stage: int = 0  # `inferloop up` starts stage by stage, each healthy before the next starts
+    profiles: tuple[str, ...] = ("local", "prod")
+    runs_deployments: bool = False  # a Prefect worker: starts after `prefect deploy`
+    replicas: str | None = None  # Settings field with its number of copies
     stop_signal: int = signal.SIGTERM
+    image: str = "inferloop"  # in compose; another image: `inferloop up` runs a stand-in program
+    compose: str | None = None  # its service in infra/compose.yaml
+    kubernetes: str | None = None  # its Deployment (and Service) in infra/k8s; None: managed there
 
-    def pid_file(self, settings: Settings) -> Path:
-        return settings.state_dir / "stack" / f"{self.name}.pid"
+    def arguments(self, profile: str, container: bool, **values: str) -> list[str]:
+        """Its options for this profile and place, templates filled in from `values`."""
+        options = [
+            *self.options,
+            *(self.prod_options if profile == "prod" else ()),
+            *(self.container_options if container else self.local_options),
+        ]
+        return [option.format(**values) for option in options]
 
-    def log_file(self, settings: Settings) -> Path:
-        return settings.state_dir / "stack" / f"{self.name}.log"
-
-
-def executable(name: str) -> str:
-    """An executable of this environment (the venv's bin dir), found without relying on PATH."""
-    candidate = Path(sys.executable).parent / name
-    return str(candidate) if candidate.exists() else (shutil.which(name) or name)
-
-
-def _urls(settings: Settings) -> dict[str, str]:
-    host = settings.stack_host
-    return {
-        "prefect": f"http://{host}:{settings.prefect_port}",
-        "mlflow": f"http://{host}:{settings.mlflow_port}",
-        "s3": f"http://{host}:{settings.s3_port}",
-        "dask": f"tcp://{host}:{settings.dask_scheduler_port}",
-    }
+    def env_names(self, container: bool) -> tuple[str, ...]:
+        return (*self.env, *(self.container_env if container else self.local_env))
 
 
-def _prefect_server(settings: Settings, env: dict[str, str] | None = None) -> Service:
-    url = _urls(settings)["prefect"]
-    command = ["server", "start", "--host", settings.stack_host, "--port", str(settings.prefect_port)]
-    return Service("prefect", [executable("prefect"), *command], f"{url}/api/health", url, env or {})
-
-
-def _mlflow_server(settings: Settings, stores: list[str], env: dict[str, str] | None = None) -> Service:
-    url = _urls(settings)["mlflow"]
-    command = [executable("mlflow"), "server", *stores, "--host", settings.stack_host]
-    command += ["--port", str(settings.mlflow_port), "--workers", "1"]
-    return Service("mlflow", command, f"{url}/health", url, env or {})
-
-
-def _s3_server(settings: Settings) -> Service:
-    url = _urls(settings)["s3"]
-    command = [executable("moto_server"), "-H", settings.stack_host, "-p", str(settings.s3_port)]
-    return Service("s3", command, f"{url}/moto-api/", url)
-
-
-def local_stages(settings: Settings) -> list[list[Service]]:
-    # Same SQLite store and artifact root as the embedded mode: runs of `make demo` show up.
-    stores = [
-        *("--backend-store-uri", f"sqlite:///{settings.state_dir / 'mlflow.db'}"),
-        *("--artifacts-destination", str(settings.mlflow_artifact_root)),
-    ]
-    return [[_prefect_server(settings), _mlflow_server(settings, stores), _s3_server(settings)]]
-
-
-def mlflow_auth_config(settings: Settings) -> Path:
-    return settings.state_dir / "stack" / "mlflow-auth.ini"
-
-
-def write_mlflow_auth_config(settings: Settings) -> None:
-    """MLflow's basic-auth config: users in PostgreSQL, nobody but the admin may read or write.
-    It holds no secret: the admin's name and password come from MLFLOW_AUTH_ADMIN_*."""
-    path = mlflow_auth_config(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        "[mlflow]\n"
-        "default_permission = NO_PERMISSIONS\n"
-        f"database_uri = {postgres.database_url(settings, 'mlflow_auth')}\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-        "grant_default_workspace_access = false\n"
-    )
-
-
-def prod_stages(settings: Settings) -> list[list[Service]]:
-    """Databases and object store first; then the servers that use them; then Dask workers."""
-    credentials = stack_credentials(settings)
-    urls = _urls(settings)
-    database = Service(
+SERVICES: tuple[Service, ...] = (
+    Service(
         "postgres",
-        postgres.server_command(settings),
-        f"tcp://{settings.stack_host}:{settings.postgres_port}",
-        f"postgresql://{settings.stack_host}:{settings.postgres_port}",
-        user=postgres.run_as(),
+        ("postgres",),  # Debian's server locally (as `postgres` when we are root: it refuses root)
+        ("-D", "{data_dir}", "-h", "{host}", "-p", "{port}", "-k", ""),  # TCP only, no Unix socket
+        port="postgres_port",
+        scheme="postgresql",
+        health="tcp",
+        profiles=PROD,
         stop_signal=signal.SIGINT,  # "fast" shutdown: SIGTERM would wait for every client to leave
-    )
-    prefect_env = {
-        "PREFECT_API_DATABASE_CONNECTION_URL": postgres.database_url(
-            settings, "prefect", "postgresql+asyncpg"
+        image="postgres",  # Kubernetes: a managed database
+        compose="postgres",
+    ),
+    Service(
+        "s3",
+        ("moto_server",),  # locally moto; MinIO in compose; the cloud's S3 in Kubernetes
+        ("-H", "{host}", "-p", "{port}"),
+        port="s3_port",
+        published=True,
+        health="/moto-api/",
+        image="minio/minio",
+        compose="minio",
+    ),
+    Service(
+        "prefect",
+        ("prefect", "server", "start"),
+        ("--host", "{host}", "--port", "{port}"),
+        port="prefect_port",
+        published=True,
+        health="/api/health",
+        env=("PREFECT_API_DATABASE_CONNECTION_URL", "PREFECT_SERVER_API_AUTH_STRING"),
+        local_env=("PGPASSWORD",),  # local database URLs carry no password: asyncpg reads this
+        container_env=("PREFECT_SERVER_UI_API_URL",),  # the API as a browser reaches it
+        stage=1,
+        compose="prefect-server",
+        kubernetes="prefect-server",
+    ),
+    Service(
+        "mlflow",
+        ("mlflow", "server"),
+        ("--host", "{host}", "--port", "{port}"),
+        prod_options=("--app-name", "basic-auth"),
+        local_options=("--workers", "1"),
+        container_options=("--workers", "2"),
+        port="mlflow_port",
+        published=True,
+        health="/health",
+        env=(
+            "MLFLOW_BACKEND_STORE_URI",
+            "MLFLOW_ARTIFACTS_DESTINATION",
+            "MLFLOW_AUTH_ADMIN_USERNAME",
+            "MLFLOW_AUTH_ADMIN_PASSWORD",
+            "MLFLOW_FLASK_SERVER_SECRET_KEY",
+            # Artifacts are proxied: only the server talks to S3 for them.
+            "MLFLOW_S3_ENDPOINT_URL",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
         ),
-        "PREFECT_SERVER_API_AUTH_STRING": credentials.PREFECT_API_AUTH_STRING,
-        "PGPASSWORD": credentials.PGPASSWORD,
-    }
-    mlflow_stores = [
-        *("--backend-store-uri", postgres.database_url(settings, "mlflow")),
-        *("--artifacts-destination", f"s3://{settings.s3_bucket}/mlartifacts"),
-        *("--app-name", "basic-auth"),
-    ]
-    mlflow_env = {
-        "PGPASSWORD": credentials.PGPASSWORD,
-        "MLFLOW_AUTH_CONFIG_PATH": str(mlflow_auth_config(settings)),
-        "MLFLOW_AUTH_ADMIN_USERNAME": credentials.MLFLOW_TRACKING_USERNAME,
-        "MLFLOW_AUTH_ADMIN_PASSWORD": credentials.MLFLOW_TRACKING_PASSWORD,
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": credentials.MLFLOW_FLASK_SERVER_SECRET_KEY,
-        "MLFLOW_S3_ENDPOINT_URL": urls["s3"],
-    }
-    scheduler = Service(
+        local_env=("PGPASSWORD", "MLFLOW_AUTH_CONFIG_PATH"),  # in a container: the image's ENV
+        container_env=("MLFLOW_SERVER_ALLOWED_HOSTS",),  # Host headers besides loopback
+        stage=1,
+        compose="mlflow",
+        kubernetes="mlflow",
+    ),
+    Service(
         "dask-scheduler",
-        [
-            *(executable("dask"), "scheduler", "--host", settings.stack_host),
-            *("--port", str(settings.dask_scheduler_port), "--no-dashboard"),
-        ],
-        urls["dask"],
-        urls["dask"],
-    )
-    # One thread per worker, and one OpenMP thread for the model in it: workers x cores, not x^2.
-    workers = [
-        Service(
-            f"dask-worker-{n}",
-            [
-                *(executable("dask"), "worker", urls["dask"], "--host", settings.stack_host),
-                *("--nthreads", "1", "--no-dashboard", "--name", f"inferloop-{n}"),
-            ],
-            "",
-            "",
-            env={"OMP_NUM_THREADS": "1"},
-        )
-        for n in range(1, settings.dask_workers + 1)
-    ]
-    return [
-        [database, _s3_server(settings)],
-        [
-            _prefect_server(settings, prefect_env),
-            _mlflow_server(settings, mlflow_stores, mlflow_env),
-            scheduler,
-        ],
-        workers,
-    ]
+        ("dask", "scheduler"),
+        ("--host", "{host}", "--port", "{port}"),
+        local_options=("--no-dashboard",),
+        container_options=("--dashboard-address", ":8787"),  # its /health is the containers' probe
+        port="dask_scheduler_port",
+        scheme="tcp",
+        health="tcp",
+        stage=1,
+        profiles=PROD,
+        compose="dask-scheduler",
+        kubernetes="dask-scheduler",
+    ),
+    Service(
+        "dask-worker",
+        ("dask", "worker"),
+        ("{scheduler}", "--nthreads", "1", "--no-dashboard"),
+        local_options=("--host", "{host}", "--name", "inferloop-{n}"),
+        env=("OMP_NUM_THREADS",),  # one thread per worker for the model too: workers x cores, not x^2
+        client=True,  # tasks read the lake and the registry from the workers
+        stage=2,
+        profiles=PROD,
+        replicas="dask_workers",
+        compose="dask-worker",
+        kubernetes="dask-worker",
+    ),
+    Service(
+        "worker",
+        ("prefect", "worker", "start"),
+        ("--pool", WORK_POOL, "--type", "process", "--install-policy", "never"),
+        client=True,
+        stage=3,
+        runs_deployments=True,
+        compose="prefect-worker",  # Kubernetes runs a worker of its own pool (prefect-worker.yaml)
+    ),
+)
+
+# Variables that hold a credential (or, in a container, a URL with one in it): `inferloop up`
+# takes them from credentials.env (0600), compose from infra/.env (${VAR:?}), Kubernetes from a Secret.
+CREDENTIAL_VARIABLES = frozenset(
+    {
+        "PGPASSWORD",
+        "PREFECT_API_DATABASE_CONNECTION_URL",
+        "PREFECT_SERVER_API_AUTH_STRING",
+        "PREFECT_API_AUTH_STRING",
+        "MLFLOW_BACKEND_STORE_URI",
+        "MLFLOW_AUTH_ADMIN_USERNAME",
+        "MLFLOW_AUTH_ADMIN_PASSWORD",
+        "MLFLOW_FLASK_SERVER_SECRET_KEY",
+        "MLFLOW_TRACKING_USERNAME",
+        "MLFLOW_TRACKING_PASSWORD",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    }
+)
+
+# MLflow's basic-auth app: nobody may read or write anything unless granted (the admin may all,
+# and an account owns what it creates). infra/mlflow/basic_auth.ini holds the same keys; only
+# where the user store lives (`database_uri`) differs.
+BASIC_AUTH = {
+    "default_permission": "NO_PERMISSIONS",
+    "authorization_function": "mlflow.server.auth:authenticate_request_basic_auth",
+    "grant_default_workspace_access": "false",
+}
+ARTIFACTS_PREFIX = "mlartifacts"  # where in the bucket MLflow's server keeps artifacts
+LAKE_PREFIX = "lake"  # where in the bucket the prod profile keeps the lake
 
 
-def service_stages(settings: Settings) -> list[list[Service]]:
-    return prod_stages(settings) if settings.stack_profile == "prod" else local_stages(settings)
+def client_env(addresses: dict[str, str], bucket: str) -> dict[str, str]:
+    """Where a client of the prod stack (CLI, worker, flow runs, Dask workers) finds its parts,
+    given each row's address; the CLIENT_CREDENTIALS go with it."""
+    return {
+        "PREFECT_API_URL": f"{addresses['prefect']}/api",
+        "INFERLOOP_TRACKING_URI": addresses["mlflow"],
+        "INFERLOOP_STORAGE_URI": f"s3://{bucket}/{LAKE_PREFIX}",
+        "INFERLOOP_S3_ENDPOINT_URL": addresses["s3"],
+        "INFERLOOP_TASK_RUNNER": "dask",
+        "INFERLOOP_DASK_ADDRESS": addresses["dask-scheduler"],
+    }
+
+
+def addresses(settings: Settings) -> dict[str, str]:
+    """Each row with a port at its address on this machine."""
+    return {
+        row.name: f"{row.scheme}://{settings.stack_host}:{getattr(settings, row.port)}"
+        for row in SERVICES
+        if row.port
+    }
 
 
 def stack_env(settings: Settings) -> dict[str, str]:
     """Environment that points a client (CLI, worker, flow runs) at the running stack."""
-    urls = _urls(settings)
-    env = {
-        "PREFECT_API_URL": f"{urls['prefect']}/api",
-        "INFERLOOP_TRACKING_URI": urls["mlflow"],
+    urls = addresses(settings)
+    machine = {
         "INFERLOOP_STATE_DIR": str(settings.state_dir),
-        "INFERLOOP_S3_ENDPOINT_URL": urls["s3"],
         "INFERLOOP_PROJECT_DIR": str(REPO_ROOT),
         "INFERLOOP_STACK_PROFILE": settings.stack_profile,
     }
     if settings.stack_profile == "local":
-        return {**env, **AWS_DUMMY_CREDENTIALS}
-    return {
-        **env,
-        "INFERLOOP_STORAGE_URI": f"s3://{settings.s3_bucket}/lake",
-        "INFERLOOP_TASK_RUNNER": "dask",
-        "INFERLOOP_DASK_ADDRESS": urls["dask"],
-        **stack_credentials(settings).client_env(),
-    }
+        return {
+            "PREFECT_API_URL": f"{urls['prefect']}/api",
+            "INFERLOOP_TRACKING_URI": urls["mlflow"],
+            "INFERLOOP_S3_ENDPOINT_URL": urls["s3"],
+            **machine,
+            **AWS_DUMMY_CREDENTIALS,
+        }
+    return {**client_env(urls, settings.s3_bucket), **machine, **stack_credentials(settings).client_env()}

@@ -6,9 +6,10 @@ import pandas as pd
 import pyarrow as pa
 from prefect import task
 
+from inferloop.core import catalog
 from inferloop.core.dataset import DatasetSpec
 from inferloop.core.errors import InferloopError
-from inferloop.core.storage import Storage, StorageError, partition_dir
+from inferloop.core.storage import Storage, StorageError
 from inferloop.tasks.data.synthetic import GeneratorConfig, generate_day
 
 
@@ -58,7 +59,7 @@ def read_feature_partition(storage: Storage, spec: DatasetSpec, day: date) -> pd
 
 def partition_files(storage: Storage, spec: DatasetSpec, day: date) -> list[str]:
     """The parquet files of a day's feature partition; a clear error when there are none."""
-    relative = partition_dir(spec.features_table, day)
+    relative = catalog.features(spec.name, day)
     if not storage.exists(relative):
         raise MissingDataError(
             f"No {spec.name} partition for {day} at {storage.uri(relative)}: generate or import "
@@ -73,14 +74,14 @@ def partition_files(storage: Storage, spec: DatasetSpec, day: date) -> list[str]
 def read_labels(storage: Storage, spec: DatasetSpec, start: date, end: date) -> pd.DataFrame:
     """Labels of events from `start` to `end`, read from the days they arrived on."""
     arrival_days = days_between(spec.label_arrival(start), spec.label_arrival(end))
-    present = [d for d in arrival_days if storage.exists(partition_dir(spec.labels_table, d))]
+    present = [d for d in arrival_days if storage.exists(catalog.labels(spec.name, d))]
     if not present:
         raise MissingDataError(
             f"No labels have arrived for events {start}..{end} (looked in "
-            f"{storage.uri(spec.labels_table)} for days {arrival_days[0]}..{arrival_days[-1]})"
+            f"{storage.uri(catalog.labels_table(spec.name))} for days {arrival_days[0]}..{arrival_days[-1]})"
         )
     columns = [spec.id_column, spec.label.column]
-    tables = [storage.read_table(partition_dir(spec.labels_table, d), columns) for d in present]
+    tables = [storage.read_table(catalog.labels(spec.name, d), columns) for d in present]
     return pa.concat_tables(tables).to_pandas()
 
 
@@ -113,11 +114,11 @@ def write_synthetic_feed(storage: Storage, spec: DatasetSpec, config: GeneratorC
         features, labels = generate_day(config, index)
         day = config.day(index)
         storage.write_table(
-            f"{partition_dir(spec.features_table, day)}/part-0.parquet",
+            catalog.features_file(spec.name, day),
             pa.Table.from_pandas(features, preserve_index=False),
         )
         storage.write_table(
-            f"{partition_dir(spec.labels_table, spec.label_arrival(day))}/part-{day}.parquet",
+            catalog.labels_file(spec.name, spec.label_arrival(day), day),
             pa.Table.from_pandas(labels, preserve_index=False),
         )
         written.append(day)
@@ -126,14 +127,17 @@ def write_synthetic_feed(storage: Storage, spec: DatasetSpec, config: GeneratorC
 
 def feature_partition_days(storage: Storage, spec: DatasetSpec) -> list[date]:
     try:
-        return storage.list_partitions(spec.features_table)
+        return storage.list_partitions(catalog.features_table(spec.name))
     except StorageError:
         return []
 
 
 def latest_labelled_day(storage: Storage, spec: DatasetSpec) -> date:
     """The newest event day whose labels have arrived and whose features exist."""
-    arrived = {d - timedelta(days=spec.label.delay_days) for d in storage.list_partitions(spec.labels_table)}
+    arrived = {
+        d - timedelta(days=spec.label.delay_days)
+        for d in storage.list_partitions(catalog.labels_table(spec.name))
+    }
     candidates = sorted(arrived & set(feature_partition_days(storage, spec)))
     if not candidates:
         raise MissingDataError(

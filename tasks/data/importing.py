@@ -7,12 +7,11 @@ import pandas as pd
 import pyarrow as pa
 from prefect import task
 
+from inferloop.core import catalog
 from inferloop.core.dataset import DatasetSpec
-from inferloop.core.storage import Storage, partition_dir
+from inferloop.core.storage import Storage
 from inferloop.tasks.data.conform import check_columns, conform_rows, lake_schema
 from inferloop.tasks.data.source import SourceFile, read_source
-
-FEATURES_FILE = "part-import.parquet"
 
 
 @dataclass
@@ -37,11 +36,6 @@ class ImportSummary:
         return asdict(self)
 
 
-def quarantine_file(spec: DatasetSpec, source: SourceFile) -> str:
-    """One file per source content: re-importing the same file rewrites the same file."""
-    return f"quarantine/import/{spec.name}/part-{source.sha256[:16]}.parquet"
-
-
 def write_imported_rows(storage: Storage, spec: DatasetSpec, rows: pd.DataFrame) -> list[date]:
     """Write each event day's features (no label) and its labels at their arrival day."""
     schema = lake_schema(rows, spec)
@@ -52,11 +46,11 @@ def write_imported_rows(storage: Storage, spec: DatasetSpec, rows: pd.DataFrame)
     days = []
     for day, day_rows in rows.groupby(rows[spec.time_column].dt.date, sort=True):
         storage.write_table(
-            f"{partition_dir(spec.features_table, day)}/{FEATURES_FILE}",
+            catalog.imported_features_file(spec.name, day),
             pa.Table.from_pandas(day_rows[features.names], schema=features, preserve_index=False),
         )
         storage.write_table(
-            f"{partition_dir(spec.labels_table, spec.label_arrival(day))}/part-{day}.parquet",
+            catalog.labels_file(spec.name, spec.label_arrival(day), day),
             pa.Table.from_pandas(day_rows[labels.names], schema=labels, preserve_index=False),
         )
         days.append(day)
@@ -76,7 +70,7 @@ def import_file(storage: Storage, spec: DatasetSpec, source: SourceFile) -> Impo
     days = write_imported_rows(storage, spec, conformed.rows) if len(conformed.rows) else []
     quarantine_uri = None
     if len(conformed.quarantined):
-        path = quarantine_file(spec, source)
+        path = catalog.import_quarantine_file(spec.name, source.sha256)
         storage.write_table(path, pa.Table.from_pandas(conformed.quarantined, preserve_index=False))
         quarantine_uri = storage.uri(path)
     summary = ImportSummary(
@@ -89,8 +83,8 @@ def import_file(storage: Storage, spec: DatasetSpec, source: SourceFile) -> Impo
         days=len(days),
         first_day=days[0] if days else None,
         last_day=days[-1] if days else None,
-        features_uri=storage.uri(spec.features_table),
-        labels_uri=storage.uri(spec.labels_table),
+        features_uri=storage.uri(catalog.features_table(spec.name)),
+        labels_uri=storage.uri(catalog.labels_table(spec.name)),
         quarantine_uri=quarantine_uri,
         reasons=conformed.reasons,
     )

@@ -92,7 +92,7 @@ def _parse_parquet(data: bytes, uri: str) -> pd.DataFrame:
     except (pa.ArrowException, OSError) as error:
         raise UnreadableSourceError(
             f"{uri} is not a readable parquet file ({error}): export it again, or give a CSV"
-        ) from None
+        ) from error
 
 
 def _parse_csv(data: bytes, uri: str, delimiter: str | None, encoding: str) -> pd.DataFrame:
@@ -103,13 +103,13 @@ def _parse_csv(data: bytes, uri: str, delimiter: str | None, encoding: str) -> p
         raise SourceError(f"--delimiter must be one character, got {delimiter!r}")
     try:
         return pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str)
-    except pd.errors.EmptyDataError:
-        raise EmptySourceError(f"{uri} has no header and no rows: export the data again") from None
+    except pd.errors.EmptyDataError as error:
+        raise EmptySourceError(f"{uri} has no header and no rows: export the data again") from error
     except pd.errors.ParserError as error:
         raise UnreadableSourceError(
             f"{uri} is not a well-formed CSV with delimiter {delimiter!r} ({str(error).strip()}): "
             "check --delimiter, quoting and the rows' field counts"
-        ) from None
+        ) from error
 
 
 def decode_text(data: bytes, uri: str, encoding: str) -> str:
@@ -118,14 +118,16 @@ def decode_text(data: bytes, uri: str, encoding: str) -> str:
         encoding = "utf-8-sig"
     try:
         return data.decode(encoding)
-    except LookupError:
-        raise SourceError(f"Unknown encoding {encoding!r}: give one such as utf-8, latin-1, cp1252") from None
+    except LookupError as error:
+        raise SourceError(
+            f"Unknown encoding {encoding!r}: give one such as utf-8, latin-1, cp1252"
+        ) from error
     except UnicodeDecodeError as error:
         raise UnreadableSourceError(
             f"{uri} is not valid {error.encoding} text (byte {error.start}: "
             f"{error.object[error.start : error.start + 1]!r}): pass the file's encoding, "
             "e.g. --encoding latin-1 or --encoding cp1252"
-        ) from None
+        ) from error
 
 
 def sniff_delimiter(text: str, uri: str) -> str:
@@ -135,7 +137,7 @@ def sniff_delimiter(text: str, uri: str) -> str:
         sample = sample[: sample.rindex("\n")]  # whole lines only
     try:
         return csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
-    except csv.Error:
+    except csv.Error as error:
         raise UnreadableSourceError(
             f"Could not tell the delimiter of {uri} (tried {DELIMITERS!r}): pass --delimiter"
-        ) from None
+        ) from error

@@ -91,11 +91,11 @@ def load_suite(context, spec: DatasetSpec, purpose: Purpose):
     name = suite_name(spec, purpose)
     try:
         return context.suites.get(name)
-    except Exception:  # GX raises its own DataContextError family
+    except Exception as error:  # GX raises its own DataContextError family
         raise SuiteMissingError(
             f"No GX suite '{name}' in {context.root_directory}/expectations: propose one with "
             f"`inferloop expectations suggest --from D1..D2`, review it and commit it"
-        ) from None
+        ) from error
 
 
 def critical(expectation, **kwargs):

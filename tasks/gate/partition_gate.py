@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from prefect import task
 
+from inferloop.core import catalog
 from inferloop.core.dataset import DatasetSpec
 from inferloop.core.settings import Settings
 from inferloop.core.storage import Storage
@@ -83,10 +84,6 @@ class PartitionGate:
         self.gx_scope = settings.gx_scope
         self.gx_rows = 0  # rows GX itself validated (its counts are over these)
         self._gx_schemas: list[pa.Schema] = []
-
-    @property
-    def quarantine_dir(self) -> str:
-        return f"quarantine/{self.suite_name}/date={self.day.isoformat()}"
 
     @property
     def critical_failed(self) -> bool:
@@ -212,13 +209,13 @@ class PartitionGate:
         )
         if report.rows_in != report.rows_passed + report.rows_quarantined + report.rows_refused:
             raise AssertionError(f"Gate accounting broken: {report}")
-        self.storage.write_json(validation_record(self.suite_name, self.day), report.to_dict())
+        self.storage.write_json(catalog.validation_report(self.suite_name, self.day), report.to_dict())
         if not report.refused and self.quarantined:
-            path = f"{self.quarantine_dir}/part-0.parquet"
+            path = catalog.quarantine_file(self.suite_name, self.day)
             self.storage.write_table(
                 path, pa.Table.from_pandas(pd.concat(self.quarantined), preserve_index=False)
             )
-            report.quarantine_uri = self.storage.uri(self.quarantine_dir)
+            report.quarantine_uri = self.storage.uri(catalog.quarantine(self.suite_name, self.day))
         return report
 
     def _outcome(self, name: str, config) -> ExpectationOutcome:
@@ -261,14 +258,9 @@ class PartitionGate:
         return sites[0]["site_url"] if sites else None
 
 
-def validation_record(suite: str, day: date) -> str:
-    """Where the gate keeps its latest verdict on a partition (monitoring reads it)."""
-    return f"validation/{suite}/date={day.isoformat()}/report.json"
-
-
 def gate_refused(storage: Storage, spec: DatasetSpec, purpose: Purpose, day: date) -> bool:
     """True when the gate's latest verdict on this partition is a refusal."""
-    record = validation_record(suite_name(spec, purpose), day)
+    record = catalog.validation_report(suite_name(spec, purpose), day)
     return storage.exists(record) and storage.read_json(record)["decision"] == "refused"
 
 

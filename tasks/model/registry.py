@@ -1,14 +1,11 @@
-"""The MLflow registry: logging a trained model, registering it, and resolving aliases.
-
-The registry is the source of truth for which model is in production: code asks for an alias,
-resolves it once to a concrete version, and records that version everywhere it goes.
+"""Training's side of the registry: what is logged with a trained model, and the Prefect tasks
+that register it and resolve aliases. Every MLflow call goes through `inferloop.core.registry`.
 """
 
 import hashlib
 import json
 import shutil
 import tempfile
-from dataclasses import dataclass
 from datetime import date
 from functools import cache
 from pathlib import Path
@@ -16,7 +13,13 @@ from pathlib import Path
 import pandas as pd
 from prefect import task
 
-from inferloop.core.errors import InferloopError
+from inferloop.core.registry import (
+    ModelNotFound,
+    ModelRecord,
+    ModelVersionRef,
+    Registry,
+    TrainingData,
+)
 from inferloop.core.settings import Settings
 from inferloop.tasks.model.evaluation import evaluation_figures
 
@@ -33,55 +36,12 @@ SKOPS_TRUSTED_TYPES = [
 ]
 
 
-class RegistryError(InferloopError, RuntimeError):
-    """The registry is unreachable or lacks the requested model; the message says what to do."""
-
-
-@dataclass(frozen=True)
-class ModelVersionRef:
-    """One concrete registered model version, as resolved from an alias."""
-
-    name: str
-    version: str
-    run_id: str
-    alias: str | None = None
-
-    @property
-    def uri(self) -> str:
-        return f"models:/{self.name}/{self.version}"
-
-
-def mlflow_client(settings: Settings):
-    import mlflow
-    from mlflow import MlflowClient
-
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    return MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
-
-
-def ensure_experiment(settings: Settings, name: str) -> str:
-    """The experiment's id, creating it (with artifacts under the state dir when local)."""
-    client = mlflow_client(settings)
-    try:
-        experiment = client.get_experiment_by_name(name)
-    except Exception:  # MLflow raises several types for an unreachable server
-        raise unreachable_error(settings) from None
-    if experiment is not None:
-        return experiment.experiment_id
-    local = not settings.mlflow_tracking_uri.startswith(("http://", "https://"))
-    location = (settings.mlflow_artifact_root / name).as_uri() if local else None
-    return client.create_experiment(name, artifact_location=location)
-
-
-def connection_failed(error: Exception) -> bool:
-    text = str(error)
-    return "Max retries exceeded" in text or "Failed to establish a new connection" in text
-
-
-def unreachable_error(settings: Settings) -> RegistryError:
-    return RegistryError(
-        f"MLflow at {settings.mlflow_tracking_uri} is unreachable: start it with `make up` "
-        "or point INFERLOOP_TRACKING_URI at a running tracking server"
+def model_registry(settings: Settings) -> Registry:
+    """The registry the settings point at, for the configured model."""
+    return Registry(
+        tracking_uri=settings.mlflow_tracking_uri,
+        model_name=settings.registered_model_name,
+        artifact_root=settings.mlflow_artifact_root,
     )
 
 
@@ -124,108 +84,68 @@ def log_and_register(
     validation_reports: list,
 ) -> ModelVersionRef:
     """Log params, metrics, plots, signature, input example, lineage, the gate's reports and the
-    reference profile; register a new version as `challenger` (promotion decides the rest).
-
-    The MLflow run is resumed by id in this thread (MLflow's active run is thread-local,
-    Prefect runs tasks in worker threads).
-    """
-    import mlflow
-    from mlflow.models import infer_signature
-
-    client = mlflow_client(settings)
-    experiment_id = ensure_experiment(settings, settings.experiment_name)
-    name = settings.registered_model_name
+    reference profile; register a new version as `challenger` (promotion decides the rest)."""
     dataset = settings.dataset.name
     data_hash = content_hash(training_frame)
-    run = client.create_run(
-        experiment_id, run_name=f"train {start}..{end}", tags={"inferloop.dataset": dataset}
-    )
-    with mlflow.start_run(run_id=run.info.run_id):
-        mlflow.log_params(
-            {
+    figures = evaluation_figures(result.holdout_target, result.holdout_scores, settings.decision_threshold)
+    with tempfile.TemporaryDirectory() as scratch:
+        profile_file = Path(scratch) / PROFILE_FILE
+        profile_file.write_text(json.dumps(result.profile))
+        record = ModelRecord(
+            model=result.model,
+            input_example=result.input_example,
+            training_data=TrainingData(
+                frame=training_frame,
+                source_uri=source_uri,
+                target_column=settings.dataset.label.column,
+                name=f"{dataset} {start}..{end}",
+                digest=data_hash[:32],
+            ),
+            params={
                 **result.params,
                 "window_start": start,
                 "window_end": end,
                 "train_rows": result.train_rows,
                 "holdout_rows": result.holdout_rows,
-            }
-        )
-        mlflow.log_metrics({f"holdout_{k}": v for k, v in result.metrics.items()})
-        mlflow.log_metrics(
-            {
+            },
+            metrics={
+                **{f"holdout_{k}": v for k, v in result.metrics.items()},
                 "gate_rows_in": sum(r.rows_in for r in validation_reports),
                 "gate_rows_quarantined": sum(r.rows_quarantined for r in validation_reports),
-            }
-        )
-        mlflow.log_dict(
-            {"reports": [r.to_dict() for r in validation_reports]}, "data_quality/validation_reports.json"
-        )
-        for filename, figure in evaluation_figures(
-            result.holdout_target, result.holdout_scores, settings.decision_threshold
-        ).items():
-            mlflow.log_figure(figure, f"evaluation/{filename}")
-        mlflow.log_dict(result.profile, "reference_profile.json")
-        mlflow.set_tags(
-            {
+            },
+            tags={
                 "inferloop.data_gate": "accepted"
                 if all(not r.refused for r in validation_reports)
                 else "refused",
                 "inferloop.data_hash": data_hash,
                 "inferloop.source_uri": source_uri,
                 "inferloop.window": f"{start}..{end}",
-            }
+            },
+            json_artifacts={
+                "data_quality/validation_reports.json": {
+                    "reports": [r.to_dict() for r in validation_reports]
+                },
+                PROFILE_FILE: result.profile,
+            },
+            figures={f"evaluation/{filename}": figure for filename, figure in figures.items()},
+            predict_fn="predict_proba",
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            extra_files=[str(profile_file)],
+            code_paths=model_code(Path(scratch)),
+            pip_requirements=model_requirements(),
         )
-        source = mlflow.data.from_pandas(
-            training_frame,
-            source=source_uri,
-            targets=settings.dataset.label.column,
-            name=f"{dataset} {start}..{end}",
-            digest=data_hash[:32],
+        return model_registry(settings).log_model_version(
+            settings.experiment_name,
+            run_name=f"train {start}..{end}",
+            record=record,
+            alias=settings.challenger_alias,
+            run_tags={"inferloop.dataset": dataset},
         )
-        mlflow.log_input(source, context="training")
-        example = result.input_example
-        signature = infer_signature(example, result.model.predict_proba(example))
-        with tempfile.TemporaryDirectory() as scratch:
-            profile_file = Path(scratch) / PROFILE_FILE
-            profile_file.write_text(json.dumps(result.profile))
-            info = mlflow.sklearn.log_model(
-                result.model,
-                name="model",
-                signature=signature,
-                input_example=example,
-                pyfunc_predict_fn="predict_proba",
-                skops_trusted_types=SKOPS_TRUSTED_TYPES,
-                registered_model_name=name,
-                extra_files=[str(profile_file)],
-                code_paths=model_code(Path(scratch)),
-                pip_requirements=model_requirements(),
-            )
-    version = str(info.registered_model_version)
-    client.set_registered_model_alias(name, settings.challenger_alias, version)
-    return ModelVersionRef(
-        name=name, version=version, run_id=run.info.run_id, alias=settings.challenger_alias
-    )
 
 
 def find_alias(settings: Settings, alias: str) -> ModelVersionRef | None:
     """The version behind `alias`, or None when the model or alias does not exist."""
-    from mlflow.exceptions import MlflowException
-
-    client = mlflow_client(settings)
-    name = settings.registered_model_name
-    try:
-        version = client.get_model_version_by_alias(name, alias)
-    except MlflowException as error:
-        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            return None
-        if connection_failed(error):
-            raise unreachable_error(settings) from None
-        raise RegistryError(
-            f"MLflow at {settings.mlflow_tracking_uri} failed to resolve {name}@{alias}: {error.message}"
-        ) from None
-    except Exception:
-        raise unreachable_error(settings) from None
-    return ModelVersionRef(name=name, version=str(version.version), run_id=version.run_id, alias=alias)
+    return model_registry(settings).find_alias(alias)
 
 
 @task(name="resolve-alias")
@@ -233,7 +153,7 @@ def resolve_alias(settings: Settings, alias: str) -> ModelVersionRef:
     """Resolve `models:/NAME@alias` to a concrete version, once per flow run."""
     ref = find_alias(settings, alias)
     if ref is None:
-        raise RegistryError(
+        raise ModelNotFound(
             f"No version of {settings.registered_model_name} has the alias @{alias}: train one "
             f"(inferloop train) or set the alias in the MLflow UI"
         )
@@ -242,20 +162,10 @@ def resolve_alias(settings: Settings, alias: str) -> ModelVersionRef:
 
 def load_model(settings: Settings, ref: ModelVersionRef):
     """The scikit-learn pipeline of a concrete version (predict_proba at full speed)."""
-    import mlflow.sklearn
-
-    mlflow_client(settings)
-    return mlflow.sklearn.load_model(ref.uri)
-
-
-def run_metric(settings: Settings, run_id: str, metric: str) -> float:
-    return mlflow_client(settings).get_run(run_id).data.metrics[metric]
+    return model_registry(settings).load_model(ref)
 
 
 @cache
 def load_reference_profile(settings: Settings, run_id: str) -> dict:
     """The training data's reference profile logged with a model's run (monitoring compares to it)."""
-    import mlflow.artifacts
-
-    mlflow_client(settings)
-    return mlflow.artifacts.load_dict(f"runs:/{run_id}/{PROFILE_FILE}")
+    return model_registry(settings).load_run_dict(run_id, PROFILE_FILE)

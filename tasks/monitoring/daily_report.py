@@ -14,16 +14,13 @@ import pandas as pd
 import pyarrow as pa
 from prefect import task
 
+from inferloop.core import catalog
+from inferloop.core.registry import MetricPoint, ModelVersionRef
 from inferloop.core.settings import Settings
-from inferloop.core.storage import MANIFEST, Storage
+from inferloop.core.storage import Storage
 from inferloop.tasks.data.feeds import read_feature_partition
 from inferloop.tasks.gate.partition_gate import gate_refused
-from inferloop.tasks.model.registry import (
-    ModelVersionRef,
-    ensure_experiment,
-    load_reference_profile,
-    mlflow_client,
-)
+from inferloop.tasks.model.registry import load_reference_profile, model_registry
 from inferloop.tasks.monitoring.drift import FeatureDrift, feature_drift, prediction_drift
 from inferloop.tasks.monitoring.performance import (
     PerformanceSnapshot,
@@ -66,10 +63,6 @@ class MonitoringReport:
         }
         drift = [FeatureDrift(**d) for d in raw.get("drift", [])]
         return cls(**{**raw, **snapshots, "drift": drift})
-
-
-def report_dir(dataset: str, day: date) -> str:
-    return f"monitoring/{dataset}/date={day.isoformat()}"
 
 
 def build_report(
@@ -115,9 +108,7 @@ def _measure_drift(storage: Storage, settings: Settings, report: MonitoringRepor
     if report.rows_scored < settings.min_drift_rows:
         report.drift_verdict = f"too few rows ({report.rows_scored} < {settings.min_drift_rows})"
         return
-    manifest = storage.read_json(
-        f"predictions/model={report.model_name}/version={report.scored_by}/date={day.isoformat()}/{MANIFEST}"
-    )
+    manifest = storage.read_json(catalog.predictions_manifest(report.model_name, report.scored_by, day))
     profile = load_reference_profile(settings, manifest["model_run_id"])
     scored = read_feature_partition(storage, spec, day).merge(
         predictions[[spec.id_column]], on=spec.id_column, how="inner"
@@ -129,7 +120,7 @@ def _measure_drift(storage: Storage, settings: Settings, report: MonitoringRepor
 
 @cache
 def validation_metric(settings: Settings, run_id: str, metric: str) -> float | None:
-    return mlflow_client(settings).get_run(run_id).data.metrics.get(f"holdout_{metric}")
+    return model_registry(settings).run(run_id).metrics.get(f"holdout_{metric}")
 
 
 def breaches(report: MonitoringReport, settings: Settings) -> list[str]:
@@ -173,60 +164,47 @@ def metric_rows(report: MonitoringReport) -> pd.DataFrame:
 
 
 def save_report(storage: Storage, report: MonitoringReport) -> str:
-    directory = report_dir(report.dataset, date.fromisoformat(report.day))
+    dataset, day = report.dataset, date.fromisoformat(report.day)
     storage.write_table(
-        f"{directory}/metrics.parquet", pa.Table.from_pandas(metric_rows(report), preserve_index=False)
+        catalog.monitoring_metrics(dataset, day),
+        pa.Table.from_pandas(metric_rows(report), preserve_index=False),
     )
-    storage.write_json(f"{directory}/report.json", report.to_dict())
-    return storage.uri(directory)
+    storage.write_json(catalog.monitoring_report(dataset, day), report.to_dict())
+    return storage.uri(catalog.monitoring_day(dataset, day))
 
 
 def load_history(storage: Storage, dataset: str, start: date, end: date) -> list[MonitoringReport]:
     """Saved reports of `start`..`end`, oldest first (days never monitored are absent)."""
     reports = []
-    for day in storage.list_partitions(f"monitoring/{dataset}"):
-        if start <= day <= end and storage.exists(f"{report_dir(dataset, day)}/report.json"):
-            reports.append(
-                MonitoringReport.from_dict(storage.read_json(f"{report_dir(dataset, day)}/report.json"))
-            )
+    for day in storage.list_partitions(catalog.monitoring(dataset)):
+        path = catalog.monitoring_report(dataset, day)
+        if start <= day <= end and storage.exists(path):
+            reports.append(MonitoringReport.from_dict(storage.read_json(path)))
     return reports
 
 
 def log_to_mlflow(settings: Settings, report: MonitoringReport) -> None:
     """Metrics at step = the day's ordinal and timestamp = its midnight, on the version's run."""
-    from mlflow.entities import Metric
-
     day = date.fromisoformat(report.day)
     timestamp = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
     metrics = metric_rows(report).dropna(subset=["value"])
     names = metrics["metric"] + metrics["feature"].map(lambda f: f"_{f}" if f else "")
-    batch = [
-        Metric(n, float(v), timestamp, day.toordinal()) for n, v in zip(names, metrics["value"], strict=True)
+    points = [
+        MetricPoint(n, float(v), timestamp, day.toordinal())
+        for n, v in zip(names, metrics["value"], strict=True)
     ]
-    mlflow_client(settings).log_batch(
-        _monitoring_run(settings, report.model_name, report.model_version), metrics=batch
+    model_registry(settings).log_metric_points(
+        _monitoring_run(settings, report.model_name, report.model_version), points
     )
 
 
 @cache
 def _monitoring_run(settings: Settings, model_name: str, version: str) -> str:
-    client = mlflow_client(settings)
-    experiment_id = ensure_experiment(settings, settings.monitoring_experiment_name)
-    tags = {"inferloop.model": model_name, "inferloop.model_version": version}
-    found = client.search_runs(
-        [experiment_id],
-        filter_string=" and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items()),
-        max_results=1,
+    return model_registry(settings).find_or_create_run(
+        settings.monitoring_experiment_name,
+        run_name=f"monitor {model_name} v{version}",
+        tags={"inferloop.model": model_name, "inferloop.model_version": version},
     )
-    if found:
-        return found[0].info.run_id
-    run_id = client.create_run(
-        experiment_id, run_name=f"monitor {model_name} v{version}", tags=tags
-    ).info.run_id
-    # A run that collects one point a day never "ends": mark it finished so the UI does not show
-    # it as running forever (MLflow still accepts metrics on a finished run).
-    client.set_terminated(run_id)
-    return run_id
 
 
 @task(name="monitor-day")

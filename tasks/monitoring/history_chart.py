@@ -3,9 +3,10 @@
 import io
 from datetime import date, timedelta
 
+from inferloop.core import catalog
 from inferloop.core.settings import Settings
 from inferloop.core.storage import Storage
-from inferloop.tasks.monitoring.daily_report import MonitoringReport, load_history, report_dir
+from inferloop.tasks.monitoring.daily_report import MonitoringReport, load_history
 
 
 def history_chart(history: list[MonitoringReport], settings: Settings) -> bytes:
@@ -49,6 +50,6 @@ def save_history_chart(storage: Storage, settings: Settings, day: date, days_sho
     """Draw the last `days_shown` days of history up to `day` into the day's monitoring folder."""
     dataset = settings.dataset.name
     history = load_history(storage, dataset, day - timedelta(days=days_shown - 1), day)
-    path = f"{report_dir(dataset, day)}/history.png"
+    path = catalog.history_chart_file(dataset, day)
     storage.write_bytes(path, history_chart(history, settings))
     return storage.uri(path)

@@ -6,8 +6,9 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from inferloop.core import catalog
 from inferloop.core.dataset import DatasetSpec
-from inferloop.core.storage import MANIFEST, Storage
+from inferloop.core.storage import Storage
 from inferloop.tasks.data.feeds import MissingDataError, positive_target, read_labels
 from inferloop.tasks.model.training import classification_metrics
 
@@ -36,21 +37,21 @@ def label_metrics(target: np.ndarray, scores: np.ndarray, threshold: float) -> d
 
 def scored_as_champion(storage: Storage, model_name: str, version: str, day: date) -> bool:
     """True when `version`'s champion predictions for `day` are committed (a manifest exists)."""
-    manifest = f"predictions/model={model_name}/version={version}/date={day.isoformat()}/{MANIFEST}"
+    manifest = catalog.predictions_manifest(model_name, version, day)
     return storage.exists(manifest) and storage.read_json(manifest)["role"] == "champion"
 
 
 def scoring_versions(storage: Storage, model_name: str, day: date) -> list[str]:
     """Versions whose champion predictions for `day` are committed, oldest first."""
-    root = f"predictions/model={model_name}"
-    versions = [name.removeprefix("version=") for name in storage.subdirectories(root, "version=")]
+    root = catalog.model_predictions(model_name)
+    versions = [catalog.version_of(name) for name in storage.subdirectories(root, catalog.VERSION_KEY)]
     return sorted((v for v in versions if scored_as_champion(storage, model_name, v, day)), key=int)
 
 
 def read_predictions(
     storage: Storage, spec: DatasetSpec, model_name: str, version: str, day: date
 ) -> pd.DataFrame:
-    directory = f"predictions/model={model_name}/version={version}/date={day.isoformat()}"
+    directory = catalog.predictions(model_name, version, day)
     return storage.read_table(directory, [spec.id_column, "score"]).to_pandas()
 
 

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
+from inferloop.core import catalog
 from inferloop.core.settings import Settings
 from inferloop.core.storage import Storage
 from inferloop.tasks.monitoring.daily_report import MonitoringReport, load_history
@@ -103,16 +104,12 @@ def days_apart(decision: RetrainDecision, day: date) -> int:
     return (day - date.fromisoformat(decision.day)).days
 
 
-def ledger_dir(dataset: str, day: date) -> str:
-    return f"monitoring/{dataset}/retrain_decisions/date={day.isoformat()}"
-
-
 def load_ledger(storage: Storage, dataset: str, since: date) -> list[RetrainDecision]:
     """Retrain and suppressed decisions from `since` on, oldest first."""
     decisions = []
-    for day in storage.list_partitions(f"monitoring/{dataset}/retrain_decisions"):
+    for day in storage.list_partitions(catalog.retrain_decisions(dataset)):
         if day >= since:
-            raw = storage.read_json(f"{ledger_dir(dataset, day)}/decisions.json")
+            raw = storage.read_json(catalog.retrain_decisions_file(dataset, day))
             decisions += [RetrainDecision(**d) for d in raw["decisions"]]
     return decisions
 
@@ -120,7 +117,7 @@ def load_ledger(storage: Storage, dataset: str, since: date) -> list[RetrainDeci
 def record(storage: Storage, dataset: str, decision: RetrainDecision) -> None:
     """Append (or update, matched on decided_at) a decision in its day's ledger file.
     Callers hold the retrain lock, so read-modify-write does not race."""
-    path = f"{ledger_dir(dataset, date.fromisoformat(decision.day))}/decisions.json"
+    path = catalog.retrain_decisions_file(dataset, date.fromisoformat(decision.day))
     existing = storage.read_json(path)["decisions"] if storage.exists(path) else []
     kept = [d for d in existing if d["decided_at"] != decision.decided_at]
     storage.write_json(path, {"decisions": [*kept, decision.to_dict()]})

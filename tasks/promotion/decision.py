@@ -13,14 +13,9 @@ from datetime import UTC, date, datetime, timedelta
 from prefect import task
 
 from inferloop.core.errors import InferloopError
+from inferloop.core.registry import ModelNotFound, ModelVersionRef
 from inferloop.core.settings import Settings
-from inferloop.tasks.model.registry import (
-    ModelVersionRef,
-    RegistryError,
-    connection_failed,
-    mlflow_client,
-    unreachable_error,
-)
+from inferloop.tasks.model.registry import model_registry
 
 PRIMARY_METRIC = "roc_auc"
 
@@ -129,11 +124,7 @@ def gates_from(settings: Settings) -> PromotionGates:
 
 
 def input_schema(settings: Settings, ref: ModelVersionRef) -> list[dict]:
-    from mlflow.models import get_model_info
-
-    mlflow_client(settings)
-    signature = get_model_info(ref.uri).signature
-    return signature.inputs.to_dict() if signature else []
+    return model_registry(settings).input_schema(ref)
 
 
 def signature_compatible(challenger: list[dict], champion: list[dict]) -> bool:
@@ -143,26 +134,18 @@ def signature_compatible(challenger: list[dict], champion: list[dict]) -> bool:
 
 
 def get_version(settings: Settings, version: str) -> ModelVersionRef:
-    from mlflow.exceptions import MlflowException
-
-    client = mlflow_client(settings)
-    name = settings.registered_model_name
+    registry = model_registry(settings)
     try:
-        found = client.get_model_version(name, str(version))
-    except MlflowException as error:
-        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            raise UnsafePromotionError(
-                f"{name} has no version {version}: pick one listed in the MLflow UI (Models > {name})"
-            ) from None
-        if connection_failed(error):
-            raise unreachable_error(settings) from None
-        raise RegistryError(f"MLflow could not read {name} v{version}: {error.message}") from None
-    return ModelVersionRef(name=name, version=str(found.version), run_id=found.run_id)
+        return registry.get_version(version)
+    except ModelNotFound as error:
+        name = registry.model_name
+        raise UnsafePromotionError(
+            f"{name} has no version {version}: pick one listed in the MLflow UI (Models > {name})"
+        ) from error
 
 
 def data_gate_passed(settings: Settings, ref: ModelVersionRef) -> bool:
-    run = mlflow_client(settings).get_run(ref.run_id)
-    return run.data.tags.get("inferloop.data_gate") == "accepted"
+    return model_registry(settings).run(ref.run_id).tags.get("inferloop.data_gate") == "accepted"
 
 
 def decided_by_person() -> str:
@@ -177,7 +160,7 @@ def promotion_window(
 ) -> tuple[date, date, str]:
     """Recent labelled days the challenger was not fitted on: the days after its training window
     (at most `promotion_window_days`), else its own held-out days."""
-    params = mlflow_client(settings).get_run(challenger.run_id).data.params
+    params = model_registry(settings).run(challenger.run_id).params
     window_end = date.fromisoformat(params["window_end"])
     if latest_labelled > window_end:
         start = max(
@@ -279,8 +262,8 @@ def manual_decision(
 ) -> PromotionDecision:
     """A person's move of @champion (promote --version N, rollback): only safety is checked
     (signature, data gate); an unsafe move is a rejection the caller records and reports."""
-    run = mlflow_client(settings).get_run(target.run_id)
-    metrics = {k.removeprefix("holdout_"): v for k, v in run.data.metrics.items() if k.startswith("holdout_")}
+    logged = model_registry(settings).run(target.run_id).metrics
+    metrics = {k.removeprefix("holdout_"): v for k, v in logged.items() if k.startswith("holdout_")}
     compatible = champion is None or signature_compatible(
         input_schema(settings, target), input_schema(settings, champion)
     )

@@ -5,10 +5,11 @@ Every move of `@champion` (automatic, approved, by hand, rollback, bootstrap) go
 """
 
 import json
+from dataclasses import replace
 
 from inferloop.core.settings import Settings
 from inferloop.runtime.locks import global_lock
-from inferloop.tasks.model.registry import find_alias, mlflow_client
+from inferloop.tasks.model.registry import find_alias, model_registry
 from inferloop.tasks.promotion.decision import PromotionDecision
 
 PROMOTION_LOCK = "inferloop-promotion"
@@ -26,8 +27,7 @@ def record_decision(settings: Settings, decision: PromotionDecision) -> Promotio
 
 
 def _apply(settings: Settings, decision: PromotionDecision) -> PromotionDecision:
-    client = mlflow_client(settings)
-    name = decision.model_name
+    registry = replace(model_registry(settings), model_name=decision.model_name)
     current = find_alias(settings, settings.champion_alias)
     current_version = current.version if current else None
     if decision.promoted and current_version != decision.champion_version:
@@ -38,14 +38,13 @@ def _apply(settings: Settings, decision: PromotionDecision) -> PromotionDecision
         )
     if decision.promoted:
         if current_version and current_version != decision.challenger_version:
-            client.set_registered_model_alias(name, settings.previous_champion_alias, current_version)
-        client.set_registered_model_alias(name, settings.champion_alias, decision.challenger_version)
+            registry.set_alias(settings.previous_champion_alias, current_version)
+        registry.set_alias(settings.champion_alias, decision.challenger_version)
         if decision.mode != "rollback" and _alias_version(settings, settings.challenger_alias) == (
             decision.challenger_version
         ):
-            client.delete_registered_model_alias(name, settings.challenger_alias)
-    for key, value in decision_tags(decision).items():
-        client.set_model_version_tag(name, decision.challenger_version, key, value)
+            registry.delete_alias(settings.challenger_alias)
+    registry.tag_version(decision.challenger_version, decision_tags(decision))
     return decision
 
 

@@ -14,14 +14,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from prefect import task
 
+from inferloop.core import catalog
 from inferloop.core.dataset import DatasetSpec
 from inferloop.core.errors import InferloopError
+from inferloop.core.registry import ModelVersionRef
 from inferloop.core.settings import Settings
-from inferloop.core.storage import MANIFEST, Storage, partition_dir
+from inferloop.core.storage import Storage
 from inferloop.tasks.data.feeds import partition_files, prepare_features
 from inferloop.tasks.gate.partition_gate import PartitionGate, decide, passing_chunks
 from inferloop.tasks.gate.validation import ValidationReport
-from inferloop.tasks.model.registry import ModelVersionRef
 from inferloop.tasks.model.training import positive_scores
 
 T = TypeVar("T")
@@ -55,13 +56,9 @@ class ScoringManifest:
         return self.rows_scored / self.seconds if self.seconds else 0.0
 
 
-def predictions_dir(ref: ModelVersionRef, day: date) -> str:
-    return f"predictions/model={ref.name}/version={ref.version}/date={day.isoformat()}"
-
-
 def already_scored(storage: Storage, ref: ModelVersionRef, day: date) -> bool:
     """True when `ref` has a complete predictions partition for `day` (its manifest exists)."""
-    return storage.exists(f"{predictions_dir(ref, day)}/{MANIFEST}")
+    return storage.exists(catalog.predictions_manifest(ref.name, ref.version, day))
 
 
 def _constant(value: str, rows: int) -> pa.DictionaryArray:
@@ -90,8 +87,8 @@ def score_partition(
     model version): when the manifest already exists nothing is recomputed or rewritten. A
     refused partition (BatchRefusedError) publishes nothing.
     """
-    out_dir = predictions_dir(ref, day)
-    manifest_path = f"{out_dir}/{MANIFEST}"
+    out_dir = catalog.predictions(ref.name, ref.version, day)
+    manifest_path = catalog.manifest(out_dir)
     if storage.exists(manifest_path):
         return ScoringManifest(**{**storage.read_json(manifest_path), "reused": True})
     if model is None:
@@ -103,7 +100,7 @@ def score_partition(
     gate = PartitionGate(storage, spec, "inference", day, settings)
     started = time.perf_counter()
     scored_at = datetime.now(UTC).replace(microsecond=0).isoformat()
-    data_file = f"{out_dir}/part-0.parquet"
+    data_file = catalog.predictions_file(ref.name, ref.version, day)
     with (
         storage.open_parquet_writer(data_file, _output_schema(spec)) as writer,
         ThreadPoolExecutor(1, thread_name_prefix="write-predictions") as background_writer,
@@ -148,7 +145,7 @@ def score_partition(
         model_run_id=ref.run_id,
         role=role,
         flow_run_id=flow_run_id,
-        input_uri=storage.uri(partition_dir(spec.features_table, day)),
+        input_uri=storage.uri(catalog.features(spec.name, day)),
         output_uri=storage.uri(out_dir),
         rows_in=report.rows_in,
         rows_scored=writer.rows,

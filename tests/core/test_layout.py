@@ -83,3 +83,16 @@ def test_an_entry_point_prepares_the_process(tmp_path):
     assert prepared["DO_NOT_TRACK"] == "true"
     assert prepared["MALLOC_ARENA_MAX"] == "2"
     assert prepared["PREFECT_HOME"].endswith("prefect")
+
+
+def test_no_source_imports_plain_flows_or_tasks():
+    """`from tasks.x import y` works only from a checkout (the repo root on sys.path), not in a
+    wheel install such as the image; import-linter cannot see it (outside the root package)."""
+    offenders = [
+        f"{path.relative_to(REPO_ROOT)}:{number}"
+        for folder in ("inferloop", "flows", "tasks", "tests", "benchmarks")
+        for path in (REPO_ROOT / folder).rglob("*.py")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if line.lstrip().startswith(("from flows", "from tasks", "import flows", "import tasks"))
+    ]
+    assert offenders == []

@@ -3,6 +3,7 @@ authenticated APIs, started by `inferloop up --profile prod` as separate process
 After the loop, no credential may appear in a log, artifact, param, tag, object or command line."""
 
 import os
+import secrets
 import subprocess
 import tempfile
 import urllib.error
@@ -158,6 +159,33 @@ def loop(prod):
     return prefect, auth
 
 
+def test_mlflow_grants_another_account_nothing_unless_granted(prod, loop):
+    """default_permission = NO_PERMISSIONS: the loop's account (the admin) may do all; a second
+    account may log in and work on what it creates, but reads the loop's model only once granted."""
+    mlflow = f"http://127.0.0.1:{prod['ports']['MLFLOW']}/api"
+    credentials = prod["credentials"]
+    admin = f"{credentials['MLFLOW_TRACKING_USERNAME']}:{credentials['MLFLOW_TRACKING_PASSWORD']}"
+    name, password = "analyst", secrets.token_urlsafe(16)
+    api(f"{mlflow}/2.0/mlflow/users/create", {"username": name, "password": password}, auth=admin)
+    as_analyst = f"{name}:{password}"
+    model = f"{mlflow}/2.0/mlflow/registered-models/get?name={MODEL}"
+    experiments = api(f"{mlflow}/2.0/mlflow/experiments/search", {"max_results": 100}, auth=admin)
+    (training,) = [e for e in experiments["experiments"] if e["name"] == "inferloop-training"]
+    training_url = f"{mlflow}/2.0/mlflow/experiments/get?experiment_id={training['experiment_id']}"
+
+    assert _http_status(model, admin) == 200 and _http_status(training_url, admin) == 200
+    assert _http_status(model, as_analyst) == 403
+    assert _http_status(training_url, as_analyst) == 403
+    own = api(f"{mlflow}/2.0/mlflow/experiments/create", {"name": "analyst-scratch"}, auth=as_analyst)
+    own_url = f"{mlflow}/2.0/mlflow/experiments/get?experiment_id={own['experiment_id']}"
+    assert _http_status(own_url, as_analyst) == 200
+
+    grant = {"username": name, "resource_type": "registered_model", "resource_id": MODEL}
+    api(f"{mlflow}/3.0/mlflow/users/permissions/grant", {**grant, "permission": "READ"}, auth=admin)
+    assert _http_status(model, as_analyst) == 200
+    assert _http_status(training_url, as_analyst) == 403
+
+
 def _s3(prod):
     return boto3.client(
         "s3",
@@ -271,7 +299,7 @@ def test_no_credential_in_logs_artifacts_params_tags_objects_or_command_lines(pr
     )
     assert "holdout_roc_auc" in places["MLflow runs, models, versions"]
     assert prod["credentials"]["AWS_ACCESS_KEY_ID"] in places["stack log s3.log"]
-    assert "--artifacts-destination" in places["command line of mlflow"]
+    assert "basic-auth" in places["command line of mlflow"]
     assert len(places) > 20 and sum(map(len, places.values())) > 100_000
     leaks = [
         (place, secret[:4] + "...")

@@ -175,9 +175,9 @@ def test_approval_mode_moves_only_when_approved(registry):
 
 
 def test_unsafe_or_impossible_moves_are_clear_errors(registry, monkeypatch):
+    from inferloop.core.registry import RegistryError
     from inferloop.flows.promote import promote, rollback
     from inferloop.flows.train import train
-    from inferloop.tasks.model.registry import RegistryError
     from inferloop.tasks.promotion.decision import UnsafePromotionError
 
     _, client = registry

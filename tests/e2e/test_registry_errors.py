@@ -1,7 +1,8 @@
 import pytest
 
+from inferloop.core.registry import RegistryError
 from inferloop.core.settings import load_settings
-from inferloop.tasks.model.registry import RegistryError, resolve_alias
+from inferloop.tasks.model.registry import resolve_alias
 
 pytestmark = pytest.mark.slow
 

@@ -6,9 +6,9 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from inferloop.core.registry import ModelVersionRef
 from inferloop.core.settings import load_settings
 from inferloop.core.storage import lake_storage
-from inferloop.tasks.model.registry import ModelVersionRef
 from inferloop.tasks.scoring.batch_scoring import score_partition
 
 if __name__ == "__main__":

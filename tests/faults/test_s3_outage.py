@@ -15,8 +15,9 @@ import boto3
 import pyarrow.parquet as pq
 import pytest
 
+from inferloop.core.catalog import MANIFEST
 from inferloop.core.settings import load_settings
-from inferloop.core.storage import MANIFEST, Storage, StorageError, lake_storage
+from inferloop.core.storage import Storage, StorageError, lake_storage
 from tests.conftest import BIN, free_port, start_server, stop_server
 from tests.faults.switchable_endpoint import SwitchableEndpoint
 

@@ -1,51 +1,45 @@
 """infra/ cannot run here (no container engine), so these tests hold it to the code it runs: every
 file parses; the image, compose and Kubernetes name only settings, CLI flags and executables that
-exist in this environment; versions and ports are the ones pyproject.toml and Settings state; and
-no credential is committed. Fast: no network, no docker, no servers."""
+exist in this environment; versions are the ones pyproject.toml and constraints.txt state; and no
+credential is committed. What each service runs, on which port, with which variables, is the
+service table's, checked in test_service_table.py. Fast: no network, no docker, no servers."""
 
 import json
 import re
 import shlex
 import sys
-import tomllib
 import typing
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 import yaml
 from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from inferloop.core.offline import TELEMETRY_OFF
-from inferloop.core.settings import REPO_ROOT, Settings
+from inferloop.core.settings import REPO_ROOT
+from inferloop.stack.services import SERVICES, WORK_POOL
+from tests.infra.infra_files import (
+    COMPOSE_SERVICES,
+    DEFAULTS,
+    IMAGE,
+    INFRA,
+    K8S,
+    K8S_DOCS,
+    K8S_MANIFESTS,
+    KUSTOMIZATION,
+    PINS,
+    PYPROJECT,
+    VERSION,
+    committed_infra_files,
+    env_file,
+    k8s,
+    k8s_env,
+    read_yaml,
+)
 
-INFRA = REPO_ROOT / "infra"
-K8S = INFRA / "k8s"
 VENV_BIN = Path(sys.executable).parent
-PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
-# The verified set the image installs (pyproject.toml declares ranges).
-PINS = {
-    canonicalize_name(name): version
-    for name, version in (
-        line.split("==")
-        for line in (REPO_ROOT / "constraints.txt").read_text().splitlines()
-        if "==" in line and not line.startswith("#")
-    )
-}
-VERSION = PYPROJECT["project"]["version"]
-IMAGE = f"inferloop:{VERSION}"
-DEFAULTS = Settings.model_fields
-DASK_PORT = DEFAULTS["dask_scheduler_port"].default
-PORTS = {
-    "prefect": DEFAULTS["prefect_port"].default,
-    "mlflow": DEFAULTS["mlflow_port"].default,
-    "s3": DEFAULTS["s3_port"].default,
-    "dask": DASK_PORT,
-    "postgres": DEFAULTS["postgres_port"].default,
-}
-DASK_WORKERS = DEFAULTS["dask_workers"].default
+SERVICE_TABLE = REPO_ROOT / "inferloop" / "stack" / "services.py"
 # prefect-kubernetes is installed in the image only. Its settings, as of the version pinned there
 # (test_image_versions_match_pyproject checks the pin, so a new pin means re-checking these).
 PREFECT_KUBERNETES = "0.8.0"
@@ -60,50 +54,9 @@ CREDENTIAL_ASSIGNMENT = re.compile(
 )
 PLACEHOLDER = "change-me"
 K8S_FLOW_POOL_SED = "sed 's/\\*process_pool/*kubernetes_pool/' prefect.yaml"
-
-
-def committed_infra_files() -> list[Path]:
-    """Files under infra/ except those infra/.gitignore keeps out (filled-in credentials)."""
-    ignored = {line for line in (INFRA / ".gitignore").read_text().splitlines() if line and line[0] != "#"}
-    return [
-        path
-        for path in sorted(INFRA.rglob("*"))
-        if path.is_file() and path.name not in ignored and str(path.relative_to(INFRA)) not in ignored
-    ]
-
-
-def read_yaml(path: Path) -> list:
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
-
-
-COMPOSE = read_yaml(INFRA / "compose.yaml")[0]
-SERVICES = COMPOSE["services"]
-K8S_MANIFESTS = sorted(set(K8S.glob("*.yaml")) - {K8S / "kustomization.yaml"})
-K8S_DOCS = [doc for path in K8S_MANIFESTS for doc in read_yaml(path)]
-KUSTOMIZATION = read_yaml(K8S / "kustomization.yaml")[0]
 JOB_TEMPLATE = json.loads((K8S / "base-job-template.json").read_text())
 JOB_POD = JOB_TEMPLATE["job_configuration"]["job_manifest"]["spec"]["template"]["spec"]
 PREFECT_YAML = read_yaml(REPO_ROOT / "prefect.yaml")[0]
-
-
-def env_file(path: Path) -> dict[str, str]:
-    lines = [line.strip() for line in path.read_text().splitlines()]
-    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
-
-
-def k8s(kind: str, name: str) -> dict:
-    matches = [d for d in K8S_DOCS if d["kind"] == kind and d["metadata"]["name"] == name]
-    assert len(matches) == 1, f"expected one {kind} {name} in infra/k8s"
-    return matches[0]
-
-
-def container(deployment: str) -> dict:
-    (only,) = k8s("Deployment", deployment)["spec"]["template"]["spec"]["containers"]
-    return only
-
-
-def k8s_env(deployment: str) -> dict[str, dict]:
-    return {entry["name"]: entry for entry in container(deployment).get("env", [])}
 
 
 def dockerfile() -> list[tuple[str, str]]:
@@ -128,10 +81,15 @@ def shell_commands(command: list[str] | str) -> list[list[str]]:
 
 
 def inferloop_commands() -> list[list[str]]:
-    """Every command the inferloop image is given: Dockerfile CMD, compose, Kubernetes."""
+    """Every command of the pinned CLIs: the image's (Dockerfile CMD, compose, Kubernetes) and the
+    ones `inferloop up` runs from the service table (the containers' are checked equal to it)."""
     (cmd,) = [json.loads(args) for op, args in dockerfile() if op == "CMD"]
     commands = [cmd]
-    for service in SERVICES.values():
+    values = {"host": "127.0.0.1", "port": "1", "scheduler": "tcp://127.0.0.1:1", "data_dir": "/d", "n": "1"}
+    for row in (r for r in SERVICES if r.image == "inferloop"):
+        for profile in row.profiles:
+            commands.append([*row.program, *row.arguments(profile, container=False, **values)])
+    for service in COMPOSE_SERVICES.values():
         if service.get("image") == IMAGE and "command" in service:
             commands += shell_commands(service["command"])
     for doc in K8S_DOCS:
@@ -196,29 +154,24 @@ def test_every_infra_file_parses():
     assert JOB_TEMPLATE["job_configuration"]["job_manifest"]["kind"] == "Job"
 
 
-def test_compose_runs_the_full_stack_from_pinned_images():
-    assert set(SERVICES) == {
-        "postgres", "minio", "minio-init", "prefect-server", "prefect-deploy", "prefect-worker",
-        "mlflow", "dask-scheduler", "dask-worker",
-    }  # fmt: skip
-    ours = {name for name, s in SERVICES.items() if s["image"] == IMAGE}
-    assert ours == {
-        "prefect-server",
-        "prefect-deploy",
-        "prefect-worker",
-        "mlflow",
-        "dask-scheduler",
-        "dask-worker",
+def test_compose_runs_the_table_and_its_one_shots_from_pinned_images():
+    one_shots = {"minio-init", "prefect-deploy"}  # the bucket and S3 account; `inferloop deploy`
+    assert set(COMPOSE_SERVICES) == {row.compose for row in SERVICES if row.compose} | one_shots
+    ours = {name for name, s in COMPOSE_SERVICES.items() if s["image"] == IMAGE}
+    assert ours == {row.compose for row in SERVICES if row.compose and row.image == "inferloop"} | {
+        "prefect-deploy"
     }
     for name in ours:
-        assert (INFRA / SERVICES[name]["build"]["context"] / SERVICES[name]["build"]["dockerfile"]).samefile(
-            INFRA / "Dockerfile"
-        )
-    assert re.fullmatch(r"postgres:15\.\d+-\w+", SERVICES["postgres"]["image"])
-    assert re.fullmatch(r"minio/minio:RELEASE\.[0-9TZ-]+", SERVICES["minio"]["image"])
-    assert re.fullmatch(r"minio/mc:RELEASE\.[0-9TZ-]+", SERVICES["minio-init"]["image"])
-    assert SERVICES["dask-worker"]["deploy"]["replicas"] == DASK_WORKERS
-    assert flag(SERVICES["dask-worker"]["command"], "--nthreads") == "1"
+        build = COMPOSE_SERVICES[name]["build"]
+        assert (INFRA / build["context"] / build["dockerfile"]).samefile(INFRA / "Dockerfile")
+    assert re.fullmatch(r"postgres:15\.\d+-\w+", COMPOSE_SERVICES["postgres"]["image"])
+    assert re.fullmatch(r"minio/minio:RELEASE\.[0-9TZ-]+", COMPOSE_SERVICES["minio"]["image"])
+    assert re.fullmatch(r"minio/mc:RELEASE\.[0-9TZ-]+", COMPOSE_SERVICES["minio-init"]["image"])
+    # The databases' roles get the passwords the init script reads; the UI calls the published API.
+    init_vars = set(re.findall(r"\$([A-Z_]+)", (INFRA / "postgres" / "init-databases.sh").read_text()))
+    assert init_vars <= COMPOSE_SERVICES["postgres"]["environment"].keys()
+    ui_api = COMPOSE_SERVICES["prefect-server"]["environment"]["PREFECT_SERVER_UI_API_URL"]
+    assert ui_api.endswith(f"http://localhost:{DEFAULTS['prefect_port']}/api}}")
 
 
 def test_kubernetes_manifests_declare_the_expected_objects():
@@ -242,8 +195,6 @@ def test_kubernetes_manifests_declare_the_expected_objects():
         spec = deployment["spec"]
         assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
         assert spec["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
-    assert k8s("Deployment", "dask-worker")["spec"]["replicas"] == DASK_WORKERS
-    assert flag(container("dask-worker")["args"], "--nthreads") == "1"
 
 
 def test_prefect_worker_may_create_jobs_and_watch_their_pods():
@@ -277,7 +228,7 @@ def test_inferloop_variables_in_infra_are_settings():
     fields = {f"INFERLOOP_{name.upper()}" for name in DEFAULTS}
     # prefect.yaml's pull step reads INFERLOOP_PROJECT_DIR (where flow runs start), not Settings.
     assert "{{ $INFERLOOP_PROJECT_DIR }}" in (REPO_ROOT / "prefect.yaml").read_text()
-    for path in [*committed_infra_files(), REPO_ROOT / "docs" / "production.md"]:
+    for path in [*committed_infra_files(), REPO_ROOT / "docs" / "production.md", SERVICE_TABLE]:
         named = set(re.findall(r"(?<![A-Z0-9_])INFERLOOP_[A-Z0-9_]+", path.read_text()))
         assert named - fields - {"INFERLOOP_PROJECT_DIR"} == set(), f"not a setting, in {path}"
 
@@ -299,7 +250,7 @@ def test_prefect_and_mlflow_variables_in_infra_exist():
         v.name for v in vars(mlflow.environment_variables).values() if isinstance(v, variable_type)
     }
     mlflow_names |= {p.envvar for p in cli.commands["server"].params if isinstance(p.envvar, str)}
-    for path in committed_infra_files():
+    for path in [*committed_infra_files(), SERVICE_TABLE]:
         text = path.read_text()
         prefect = set(re.findall(r"(?<![A-Z0-9_])PREFECT_[A-Z0-9_]+", text))
         assert prefect - prefect_names == set(), f"not a Prefect setting, in {path}"
@@ -361,97 +312,6 @@ def test_image_versions_match_pyproject():
     assert KUSTOMIZATION["images"] == [{"name": "inferloop", "newName": "inferloop", "newTag": VERSION}]
 
 
-# --- ports, binding, addresses -----------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("service", "port", "setting"),
-    [
-        ("prefect-server", "prefect", "prefect_port"),
-        ("mlflow", "mlflow", "mlflow_port"),
-        ("minio", "s3", "s3_port"),
-    ],
-)
-def test_compose_publishes_the_ports_the_code_expects(service, port, setting):
-    host = f"${{INFERLOOP_STACK_HOST:-{DEFAULTS['stack_host'].default}}}"
-    expected = f"{host}:${{INFERLOOP_{setting.upper()}:-{PORTS[port]}}}:{PORTS[port]}"
-    assert expected in SERVICES[service]["ports"]
-
-
-def test_databases_and_dask_stay_inside_the_network():
-    assert "ports" not in SERVICES["postgres"] and SERVICES["postgres"]["expose"] == [str(PORTS["postgres"])]
-    database_urls = [SERVICES["prefect-server"]["environment"]["PREFECT_API_DATABASE_CONNECTION_URL"]]
-    database_urls.append(SERVICES["mlflow"]["environment"]["MLFLOW_BACKEND_STORE_URI"])
-    assert {url.rsplit("@", 1)[1] for url in database_urls} == {
-        f"postgres:{PORTS['postgres']}/prefect",
-        f"postgres:{PORTS['postgres']}/mlflow",
-    }
-    assert SERVICES["dask-scheduler"]["expose"] == [str(DASK_PORT)]
-    assert all(not p.endswith(f":{DASK_PORT}") for p in SERVICES["dask-scheduler"]["ports"])
-
-
-def test_servers_bind_all_interfaces_on_the_expected_ports():
-    servers = {"prefect": PORTS["prefect"], "mlflow": PORTS["mlflow"], "dask": PORTS["dask"]}
-    k8s_args = {"prefect": "prefect-server", "mlflow": "mlflow", "dask": "dask-scheduler"}
-    for name, port in servers.items():
-        for argv in (SERVICES[k8s_args[name]]["command"], container(k8s_args[name])["args"]):
-            assert (flag(argv, "--host"), flag(argv, "--port")) == ("0.0.0.0", str(port)), argv
-    k8s_ports = {
-        svc: {p["port"] for p in k8s("Service", svc)["spec"]["ports"]}
-        for svc in ("prefect-server", "mlflow", "dask-scheduler")
-    }
-    assert k8s_ports == {
-        "prefect-server": {PORTS["prefect"]},
-        "mlflow": {PORTS["mlflow"]},
-        "dask-scheduler": {PORTS["dask"], 8787},
-    }
-
-
-def client_env_is_valid(env: dict[str, str], hosts: dict[str, str]) -> None:
-    """The client variables point at the services by name and port, and Settings accepts them."""
-    fields = {k.removeprefix("INFERLOOP_").lower(): v for k, v in env.items() if k.startswith("INFERLOOP_")}
-    settings = Settings(**fields)
-    assert settings.task_runner == "dask"
-    assert urlsplit(env["PREFECT_API_URL"])[1:3] == (f"{hosts['prefect']}:{PORTS['prefect']}", "/api")
-    assert urlsplit(settings.tracking_uri).netloc == f"{hosts['mlflow']}:{PORTS['mlflow']}"
-    assert settings.dask_address == f"tcp://{hosts['dask']}:{PORTS['dask']}"
-    assert urlsplit(settings.storage_uri).netloc == DEFAULTS["s3_bucket"].default
-    if "s3" in hosts:
-        assert urlsplit(settings.s3_endpoint_url).netloc == f"{hosts['s3']}:{PORTS['s3']}"
-
-
-def test_compose_clients_reach_the_services_by_name():
-    hosts = {"prefect": "prefect-server", "mlflow": "mlflow", "dask": "dask-scheduler", "s3": "minio"}
-    assert set(hosts.values()) <= SERVICES.keys()
-    for name in ("prefect-deploy", "prefect-worker", "dask-worker"):
-        client_env_is_valid(SERVICES[name]["environment"], hosts)
-    env = SERVICES["prefect-worker"]["environment"]
-    assert SERVICES["dask-worker"]["command"][2] == env["INFERLOOP_DASK_ADDRESS"]
-    bucket = DEFAULTS["s3_bucket"].default
-    assert f"mc mb --ignore-existing local/{bucket}" in SERVICES["minio-init"]["entrypoint"][2]
-    assert flag(SERVICES["mlflow"]["command"], "--artifacts-destination").startswith(f"s3://{bucket}/")
-    assert SERVICES["mlflow"]["environment"]["MLFLOW_S3_ENDPOINT_URL"] == env["INFERLOOP_S3_ENDPOINT_URL"]
-    assert f"mlflow:{PORTS['mlflow']}" in SERVICES["mlflow"]["environment"]["MLFLOW_SERVER_ALLOWED_HOSTS"]
-    ui_api = SERVICES["prefect-server"]["environment"]["PREFECT_SERVER_UI_API_URL"]
-    assert ui_api.endswith(f"http://localhost:{PORTS['prefect']}/api}}")
-    init_vars = set(re.findall(r"\$([A-Z_]+)", (INFRA / "postgres" / "init-databases.sh").read_text()))
-    assert init_vars <= SERVICES["postgres"]["environment"].keys()
-
-
-def test_kubernetes_clients_reach_the_services_by_name():
-    config = env_file(K8S / "config.env")
-    client_env_is_valid(config, {"prefect": "prefect-server", "mlflow": "mlflow", "dask": "dask-scheduler"})
-    for deployment in ("prefect-worker", "dask-worker"):
-        assert container(deployment)["envFrom"] == [
-            {"configMapRef": {"name": "inferloop-config"}},
-            {"secretRef": {"name": "inferloop-credentials"}},
-        ]
-    assert container("dask-worker")["args"][2] == config["INFERLOOP_DASK_ADDRESS"]
-    bucket = urlsplit(config["INFERLOOP_STORAGE_URI"]).netloc
-    assert urlsplit(config["MLFLOW_ARTIFACTS_DESTINATION"]).netloc == bucket
-    assert f"mlflow:{PORTS['mlflow']}" in k8s_env("mlflow")["MLFLOW_SERVER_ALLOWED_HOSTS"]["value"]
-
-
 # --- the Kubernetes work pool ------------------------------------------------------------------
 
 
@@ -499,8 +359,8 @@ def test_kubernetes_job_template_renders_with_the_pinned_worker():
 def test_local_deployments_keep_the_process_pool_and_the_documented_switch_moves_them():
     deployments = PREFECT_YAML["deployments"]
     assert {d["work_pool"]["name"] for d in deployments} == {"inferloop-process"}
-    process_pool = flag(SERVICES["prefect-worker"]["command"], "--pool")
-    assert process_pool == PREFECT_YAML["definitions"]["work_pool"]["name"]
+    assert PREFECT_YAML["definitions"]["work_pool"]["name"] == WORK_POOL
+    assert f"work-pool create {WORK_POOL} " in COMPOSE_SERVICES["prefect-deploy"]["command"][2]
     assert K8S_FLOW_POOL_SED in (REPO_ROOT / "docs" / "production.md").read_text()
     switched = (REPO_ROOT / "prefect.yaml").read_text().replace("*process_pool", "*kubernetes_pool")
     moved = yaml.safe_load(switched)["deployments"]
@@ -513,7 +373,7 @@ def test_local_deployments_keep_the_process_pool_and_the_documented_switch_moves
 
 
 def test_compose_takes_credentials_from_the_environment_only():
-    for name, service in SERVICES.items():
+    for name, service in COMPOSE_SERVICES.items():
         for key, value in (service.get("environment") or {}).items():
             if CREDENTIAL_KEY.search(key):
                 assert re.search(r"\$\{[A-Z0-9_]+:\?[^}]+\}", value), f"{name}.{key} must be ${{VAR:?...}}"

@@ -4,6 +4,7 @@ import pytest
 
 from inferloop.core.settings import load_settings
 from inferloop.stack import postgres
+from inferloop.stack.processes import service_stages
 
 
 def test_missing_server_says_how_to_install_it(tmp_path, monkeypatch):
@@ -18,7 +19,11 @@ def test_newest_major_version_wins_and_the_server_listens_on_tcp_only(tmp_path, 
         (tmp_path / major / "bin" / "postgres").touch()
     monkeypatch.setattr(postgres, "DEBIAN_SERVER_DIRS", tmp_path)
     assert postgres.server_bin_dir() == tmp_path / "15" / "bin"
-    command = postgres.server_command(load_settings(postgres_port=5999, state_dir=tmp_path / "state"))
+    settings = load_settings(stack_profile="prod", postgres_port=5999, state_dir=tmp_path / "state")
+    (server,) = [p for stage in service_stages(settings) for p in stage if p.name == "postgres"]
+    command = server.command
+    assert command[0] == str(tmp_path / "15" / "bin" / "postgres")
+    assert command[command.index("-D") + 1] == str(postgres.data_dir(settings))
     assert command[command.index("-h") + 1] == "127.0.0.1"
     assert command[command.index("-p") + 1] == "5999"
     assert command[command.index("-k") + 1] == ""  # no Unix socket

@@ -305,7 +305,7 @@ def test_editing_a_committed_bound_changes_the_outcome(lake, clean, tmp_path, mo
             expectation["kwargs"]["max_value"] = float(clean["amount"].quantile(0.99))
     suite_file.write_text(json.dumps(suite))
     assert gate(lake, clean).rows_quarantined == 0
-    edited = (lake[0], lake[1].model_copy(update={"expectations_dir": project}))
+    edited = (lake[0], lake[1].with_overrides(expectations_dir=project))
     report = gate(edited, clean)
     quarantined(
         lake,

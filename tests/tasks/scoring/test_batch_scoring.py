@@ -3,15 +3,16 @@ from datetime import date
 import pyarrow as pa
 import pytest
 
+from inferloop.core import catalog
+from inferloop.core.registry import ModelVersionRef
 from inferloop.core.settings import load_settings
 from inferloop.core.storage import lake_storage
-from inferloop.tasks.data.feeds import MissingDataError, write_synthetic_feed
+from inferloop.tasks.data.feeds import MissingDataError, prepare_features, write_synthetic_feed
 from inferloop.tasks.data.synthetic import GeneratorConfig
 from inferloop.tasks.gate.partition_gate import gate_training_window
 from inferloop.tasks.gate.validation import BatchRefusedError
-from inferloop.tasks.model.registry import ModelVersionRef
 from inferloop.tasks.model.training import fit_model
-from inferloop.tasks.scoring.batch_scoring import predictions_dir, score_partition
+from inferloop.tasks.scoring.batch_scoring import score_partition
 
 REF = ModelVersionRef(name="m", version="3", run_id="run-abc")
 
@@ -34,26 +35,32 @@ def score(storage, spec, model, day, ref=REF):
 def test_every_row_is_scored_with_lineage(scored_setup):
     storage, spec, model, day = scored_setup
     manifest = score(storage, spec, model, day)
-    output = storage.read_table(predictions_dir(REF, day)).to_pandas()
+    output = storage.read_table(catalog.predictions(REF.name, REF.version, day)).to_pandas()
     source = storage.read_table(f"{spec.name}/date={day}").to_pandas()
     assert manifest.rows_in == manifest.rows_scored == len(output) == len(source) == 2_500
     assert sorted(output[spec.id_column]) == sorted(source[spec.id_column])
-    assert output["score"].between(0, 1).all()
+    # Each row's score is the model's own for that row's features (matched by id, not position).
+    expected = source.set_index(spec.id_column).loc[output[spec.id_column]]
+    assert output["score"].to_numpy() == pytest.approx(
+        model.predict_proba(prepare_features(expected, spec))[:, 1]
+    )
     assert (output["predicted_label"] == (output["score"] >= 0.5)).all()
     assert set(output["model_version"]) == {"3"} and set(output["model_run_id"]) == {"run-abc"}
     assert set(output["flow_run_id"]) == {"flow-run-1"}
     assert output["input_uri"].str.endswith("part-0.parquet").all()
-    assert manifest.files[0]["sha256"] and manifest.files[0]["bytes"] > 0
+    data_file = catalog.predictions_file(REF.name, REF.version, day)
+    checksum, size = storage.sha256(data_file)  # the manifest describes the file as written
+    assert manifest.files == [{"path": storage.uri(data_file), "bytes": size, "sha256": checksum}]
 
 
 def test_rescoring_the_same_version_is_a_no_op(scored_setup):
     storage, spec, model, day = scored_setup
     first = score(storage, spec, model, day)
-    before = storage.read_table(predictions_dir(REF, day))
+    before = storage.read_table(catalog.predictions(REF.name, REF.version, day))
     again = score(storage, spec, model, day)
     assert again.reused and not first.reused
     assert again.files == first.files and again.flow_run_id == first.flow_run_id
-    assert storage.read_table(predictions_dir(REF, day)).equals(before)
+    assert storage.read_table(catalog.predictions(REF.name, REF.version, day)).equals(before)
 
 
 def test_another_version_writes_its_own_output(scored_setup):
@@ -62,7 +69,7 @@ def test_another_version_writes_its_own_output(scored_setup):
     other = ModelVersionRef(name="m", version="4", run_id="run-def")
     manifest = score(storage, spec, model, day, ref=other)
     assert not manifest.reused and "version=4" in manifest.output_uri
-    assert storage.exists(predictions_dir(REF, day))
+    assert storage.exists(catalog.predictions(REF.name, REF.version, day))
 
 
 def test_missing_partition_is_a_clear_error(scored_setup):
@@ -78,14 +85,14 @@ def test_missing_column_fails_and_publishes_nothing(scored_setup):
     storage.write_table(path, table.drop_columns(["amount"]))
     with pytest.raises(BatchRefusedError, match=r"missing columns \['amount'\]"):
         score(storage, spec, model, day)
-    assert not storage.exists(predictions_dir(REF, day) + "/_manifest.json")
-    assert not storage.exists(predictions_dir(REF, day) + "/part-0.parquet")
+    assert not storage.exists(catalog.predictions(REF.name, REF.version, day) + "/_manifest.json")
+    assert not storage.exists(catalog.predictions(REF.name, REF.version, day) + "/part-0.parquet")
 
 
 def test_output_schema_is_stable(scored_setup):
     storage, spec, model, day = scored_setup
     score(storage, spec, model, day)
-    schema = storage.read_table(predictions_dir(REF, day)).schema
+    schema = storage.read_table(catalog.predictions(REF.name, REF.version, day)).schema
     assert schema.field("score").type == pa.float64()
     assert schema.names[:3] == [spec.id_column, "score", "predicted_label"]
 

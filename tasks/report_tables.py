@@ -1,0 +1,268 @@
+"""What each report shows, decided once: every report object as a `ReportTable`.
+
+The Prefect artifacts (`inferloop.tasks.reports`) and the CLI (`inferloop.cli.tables`) render
+these tables and add nothing of their own, so the UI and the terminal cannot disagree.
+Plain functions of the report objects: no Prefect, no rich.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from inferloop.core import catalog
+from inferloop.core.report_table import Column, ReportTable, columns
+
+if TYPE_CHECKING:  # for annotations only: scoring must not import monitoring (scipy.stats, ~0.6 s)
+    from inferloop.core.registry import ModelVersionRef
+    from inferloop.tasks.data.importing import ImportSummary
+    from inferloop.tasks.gate.validation import ValidationReport
+    from inferloop.tasks.monitoring.daily_report import MonitoringReport
+    from inferloop.tasks.monitoring.replay import ReplaySummary
+    from inferloop.tasks.monitoring.retrain_policy import RetrainDecision
+    from inferloop.tasks.promotion.decision import PromotionDecision
+    from inferloop.tasks.scoring.batch_scoring import ScoringManifest
+
+
+def markdown_table(headings: list[str], rows: list[list[object]]) -> str:
+    """A markdown table (for a report's sections); `|` in a cell is escaped."""
+    lines = ["| " + " | ".join(headings) + " |", "|" + "---|" * len(headings)]
+    lines += ["| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def validation_table(report: ValidationReport) -> ReportTable:
+    """The gate's verdict: counts, why it refused, the expectations that failed or quarantined rows."""
+    reasons = "\n".join(f"- {reason}" for reason in report.reasons) or "- none"
+    return ReportTable(
+        title=f"Data-quality gate {report.suite} {report.partition_date}: {report.decision.upper()} "
+        f"({report.rows_in} in, {report.rows_passed} passed, {report.rows_quarantined} quarantined, "
+        f"{report.rows_refused} refused)",
+        sections=(f"Reasons for refusal:\n{reasons}",),
+        columns=columns(
+            "expectation", "severity", "result", Column("unexpected_rows", "unexpected rows"), "detail"
+        ),
+        rows=tuple(
+            (e.name, e.severity, "pass" if e.success else "FAIL", e.unexpected_count, e.detail)
+            for e in report.failed
+        ),
+        caption=f"Quarantine: {report.quarantine_uri or 'none'}; "
+        f"Data Docs: {report.data_docs_uri or 'not built'}",
+    )
+
+
+def expectations_table(report: ValidationReport) -> ReportTable:
+    """Every expectation of the suite on the partition, passed or not, with GX's own count."""
+    return ReportTable(
+        title=f"Expectations of {report.suite} on {report.partition_date}",
+        columns=columns(
+            "expectation",
+            "severity",
+            "success",
+            Column("unexpected_rows", "unexpected rows"),
+            Column("gx_unexpected", "GX unexpected"),
+            "detail",
+        ),
+        rows=tuple(
+            (e.name, e.severity, e.success, e.unexpected_count, e.gx_unexpected_count, e.detail)
+            for e in report.expectations
+        ),
+    )
+
+
+def promotion_table(decision: PromotionDecision) -> ReportTable:
+    """Why `@champion` moved or did not: the verdict, every gate, the reason and who decided."""
+    champion = f"v{decision.champion_version}" if decision.champion_version else "none"
+    champion_metrics = decision.champion_metrics or {}
+    metric_rows = [
+        [
+            metric,
+            f"{decision.challenger_metrics.get(metric, float('nan')):.4f}",
+            f"{champion_metrics[metric]:.4f}" if metric in champion_metrics else "-",
+        ]
+        for metric in sorted(set(decision.challenger_metrics) | set(champion_metrics))
+    ]
+    return ReportTable(
+        title=f"Promotion decision: {decision.verdict.upper()} {decision.model_name} "
+        f"v{decision.challenger_version} (champion before: {champion})",
+        sections=(
+            f"Evaluated on {decision.evaluation}.",
+            markdown_table(["metric", "challenger", "champion"], metric_rows),
+        ),
+        columns=columns("gate", "result", "detail"),
+        rows=tuple((c.name, "pass" if c.passed else "FAIL", c.detail) for c in decision.checks),
+        caption=f"Reason: {decision.reason} ({decision.mode}; {decision.decided_by}; {decision.decided_at})",
+    )
+
+
+def scoring_table(manifests: list[ScoringManifest]) -> ReportTable:
+    """One row per scored partition: rows in, scored, quarantined, throughput, version, output."""
+    first = manifests[0] if manifests else None
+    versions = ", ".join(f"v{v}" for v in dict.fromkeys(m.model_version for m in manifests))
+    return ReportTable(
+        title=f"Batch scoring with {first.model_name} {versions}" if first else "Batch scoring",
+        columns=columns(
+            "date",
+            "role",
+            Column("rows_in", "rows in"),
+            Column("rows_scored", "scored"),
+            Column("rows_quarantined", "quarantined"),
+            Column("rows_per_s", "rows/s"),
+            Column("model_version", "model version"),
+            "status",
+            Column("output_uri", "output", in_terminal=False),
+        ),
+        rows=tuple(
+            (
+                m.partition_date,
+                m.role,
+                m.rows_in,
+                m.rows_scored,
+                m.rows_quarantined,
+                round(m.rows_per_second),
+                m.model_version,
+                "already scored (no-op)" if m.reused else "scored",
+                m.output_uri,
+            )
+            for m in manifests
+        ),
+        caption=f"Output under {catalog.any_version_and_day(first.output_uri)}" if first else "",
+    )
+
+
+def training_table(
+    ref: ModelVersionRef, metrics: dict[str, float], window: str, train_rows: int, holdout_rows: int
+) -> ReportTable:
+    """The registered version, its training window and its held-out metrics."""
+    return ReportTable(
+        title=f"Trained {ref.name} version {ref.version} (@{ref.alias})",
+        sections=(f"Window {window}: {train_rows} training rows, {holdout_rows} held-out rows.",),
+        columns=columns(Column("metric", "holdout metric"), "value"),
+        rows=tuple((name, f"{value:.4f}") for name, value in metrics.items()),
+        caption=f"MLflow run {ref.run_id}; model URI {ref.uri}",
+    )
+
+
+def drift_table(report: MonitoringReport) -> ReportTable:
+    """One row per monitored feature; DRIFT marks the flagged ones."""
+    return ReportTable(
+        title=f"Drift of {report.day} vs {report.model_name} v{report.scored_by}'s training data",
+        columns=columns("feature", "kind", "psi", "ks", Column("unseen_share", "unseen share"), "flagged"),
+        rows=tuple(
+            (
+                d.feature,
+                d.kind,
+                round(d.psi, 4),
+                None if d.ks is None else round(d.ks, 4),
+                d.unseen_share,
+                "DRIFT" if d.flagged else "",
+            )
+            for d in report.drift
+        ),
+    )
+
+
+def retrain_verdict(decision: RetrainDecision) -> str:
+    """`retrain`, `none` or `suppressed: <why>`."""
+    return decision.action + (f": {decision.suppressed_because}" if decision.suppressed_because else "")
+
+
+def monitoring_table(
+    report: MonitoringReport, decision: RetrainDecision, report_uri: str, chart_uri: str | None = None
+) -> ReportTable:
+    """A monitored day: drift verdict, breaches, the retrain verdict, then performance by scope."""
+    psi = report.prediction_psi if report.prediction_psi is not None else "n/a"
+    snapshots = (("day", report.day_performance), ("rolling", report.rolling_performance))
+    chart = f"Chart of the recent history: {chart_uri}. " if chart_uri else ""
+    return ReportTable(
+        title=f"Monitoring {report.model_name} v{report.model_version}, {report.day}",
+        sections=(
+            f"Drift: {report.drift_verdict}; drifted features: "
+            f"{', '.join(report.drifted_features) or 'none'}; prediction PSI {psi}.",
+            f"Breaches: {'; '.join(report.breaches) or 'none'}",
+            f"**Retrain verdict: {retrain_verdict(decision)}**",
+        ),
+        columns=columns(
+            "scope",
+            Column("event_days", "event days"),
+            "model",
+            Column("labelled_rows", "labelled rows"),
+            "metrics",
+        ),
+        rows=tuple(
+            (
+                scope,
+                f"{s.first_event_day}..{s.last_event_day}",
+                f"v{s.model_version}",
+                s.labelled_rows,
+                ", ".join(f"{k} {v:.3f}" for k, v in s.metrics.items()),
+            )
+            for scope, s in snapshots
+            if s
+        ),
+        caption=f"{chart}History in {report_uri} and the MLflow experiment of monitoring metrics.",
+    )
+
+
+def import_table(summary: ImportSummary) -> ReportTable:
+    """Rows read, written and quarantined (with each reason), and where they went."""
+    days = f"{summary.days} days, {summary.first_day}..{summary.last_day}" if summary.days else "no days"
+    return ReportTable(
+        title=f"Import into {summary.dataset} ({days})",
+        columns=columns("rows", "count", "where"),
+        rows=(
+            ("in", summary.rows_in, summary.source_uri),
+            ("written", summary.rows_written, f"{summary.features_uri}, {summary.labels_uri}"),
+            ("quarantined", summary.rows_quarantined, summary.quarantine_uri or ""),
+            *((f"  {reason}", rows, "") for reason, rows in summary.reasons.items()),
+        ),
+    )
+
+
+def replay_table(summary: ReplaySummary) -> ReportTable:
+    """The day-by-day record of a replay or demo, then the prequential comparison."""
+    loop, static = summary.loop, summary.static
+    return ReportTable(
+        title=f"{summary.dataset} replay {summary.start}..{summary.end}",
+        columns=columns(
+            "day",
+            "champion",
+            "scored",
+            "quarantined",
+            "labelled",
+            "accuracy",
+            Column("roc_auc", "ROC AUC"),
+            "drift",
+            "retrain",
+        ),
+        rows=tuple(
+            (
+                day.day,
+                f"v{day.champion_version}",
+                "REFUSED" if day.refused else day.rows_scored,
+                day.rows_quarantined,
+                day.labelled_rows,
+                _maybe(day.accuracy),
+                _maybe(day.roc_auc),
+                ", ".join(day.drifted),
+                day.retrain,
+            )
+            for day in summary.days
+        ),
+        caption=f"prequential accuracy: loop {_maybe(loop.get('accuracy'))} vs static "
+        f"{_maybe(static.get('accuracy'))}; ROC AUC: loop {_maybe(loop.get('roc_auc'))} vs "
+        f"static {_maybe(static.get('roc_auc'))}; {summary.retrains} retrain(s), "
+        f"{summary.promotions} promotion(s); table: {summary.table_uri}",
+    )
+
+
+def recent_runs_table(runs: list) -> ReportTable:
+    """The latest flow runs (Prefect's `FlowRun`s), newest first."""
+    return ReportTable(
+        title=f"Latest {len(runs)} flow runs",
+        columns=columns(Column("flow_run", "flow run"), "state", "started"),
+        rows=tuple((run.name, run.state_name or "", str(run.start_time or "")) for run in runs),
+    )
+
+
+def _maybe(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"

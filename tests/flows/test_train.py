@@ -1,0 +1,88 @@
+"""The train flow: gate a labelled window, fit on what passed, register a version with its lineage;
+the first version becomes @champion by a recorded bootstrap decision, later ones wait as
+@challenger; a refused day means no model."""
+
+import json
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from inferloop.core.settings import load_settings
+from inferloop.flows.train import train
+from inferloop.tasks.data.synthetic import GeneratorConfig
+from inferloop.tasks.gate.validation import BatchRefusedError
+from tests.flows.conftest import AFTER, BEFORE, ROWS_PER_DAY, write_feed
+
+
+def test_the_first_version_becomes_champion_by_a_recorded_bootstrap_decision(pool, mlflow_server):
+    client = MlflowClient(mlflow_server)
+    first = pool.before
+    assert first.alias == "champion"
+    model = client.get_registered_model(first.name)
+    assert {alias: str(v) for alias, v in model.aliases.items()} == {
+        "champion": first.version,
+        "challenger": pool.after.version,
+    }
+    decision = client.get_model_version(first.name, first.version).tags
+    assert decision["inferloop.decision.mode"] == "bootstrap"
+    assert decision["inferloop.decision.verdict"] == "promote"
+    assert decision["inferloop.decision.champion_before"] == "none"
+    holdout_auc = client.get_run(first.run_id).data.metrics["holdout_roc_auc"]
+    assert json.loads(decision["inferloop.decision.challenger_metrics"])["roc_auc"] == round(holdout_auc, 5)
+
+
+def test_a_later_version_waits_as_challenger_without_a_decision(pool, mlflow_server):
+    client = MlflowClient(mlflow_server)
+    later = pool.after
+    assert later.alias == "challenger" and int(later.version) == int(pool.before.version) + 1
+    assert not any(
+        tag.startswith("inferloop.decision.")
+        for tag in client.get_model_version(later.name, later.version).tags
+    )
+
+
+def test_a_version_records_its_window_gate_and_data_lineage(pool, mlflow_server):
+    client = MlflowClient(mlflow_server)
+    for ref, (start, end) in ((pool.before, BEFORE), (pool.after, AFTER)):  # `after`: the default window
+        run = client.get_run(ref.run_id)
+        assert client.get_model_version(ref.name, ref.version).run_id == ref.run_id
+        params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
+        assert (params["window_start"], params["window_end"]) == (str(start), str(end))
+        assert tags["inferloop.window"] == f"{start}..{end}"
+        assert tags["inferloop.data_gate"] == "accepted"
+        assert tags["inferloop.source_uri"].endswith("/lake/transactions")
+        days = (end - start).days + 1
+        assert metrics["gate_rows_in"] == days * ROWS_PER_DAY
+        # Trained and held out on exactly the rows the gate passed; the latest day held out.
+        passed = metrics["gate_rows_in"] - metrics["gate_rows_quarantined"]
+        assert int(params["train_rows"]) + int(params["holdout_rows"]) == passed
+        assert int(params["holdout_rows"]) <= ROWS_PER_DAY < int(params["train_rows"])
+        (dataset,) = run.inputs.dataset_inputs
+        assert dataset.dataset.digest == tags["inferloop.data_hash"][:32]
+        assert dataset.dataset.name == f"transactions {start}..{end}"
+        reports = json.loads(artifact_text(client, ref.run_id, "data_quality/validation_reports.json"))
+        assert [r["partition_date"] for r in reports["reports"]] == [
+            str(start + timedelta(days=i)) for i in range(days)
+        ]
+
+
+def artifact_text(client: MlflowClient, run_id: str, path: str) -> str:
+    with tempfile.TemporaryDirectory() as scratch:
+        return Path(client.download_artifacts(run_id, path, scratch)).read_text()
+
+
+def test_a_refused_day_in_the_window_means_no_model(lake):
+    config = GeneratorConfig(
+        scenario="quality_faults", days=3, rows_per_day=ROWS_PER_DAY, renamed_column_days=(2,)
+    )
+    days = write_feed(config)
+
+    with pytest.raises(BatchRefusedError, match=r"2026-01-03.*missing columns \['amount'\]"):
+        train(start=days[0], end=days[2])
+    with pytest.raises(MlflowException) as missing:
+        MlflowClient(lake).get_registered_model(load_settings().registry.model_name)
+    assert missing.value.error_code == "RESOURCE_DOES_NOT_EXIST"

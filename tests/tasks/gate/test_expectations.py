@@ -1,0 +1,117 @@
+"""The GX project (tasks/gate/expectations.py): suites proposed from a reference window, saved
+into a project and read back; runs read a private copy, never the committed project."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from inferloop.core.errors import InferloopError
+from inferloop.tasks.data.synthetic import GeneratorConfig, generate_day
+from inferloop.tasks.gate.expectations import (
+    SuiteMissingError,
+    load_suite,
+    open_gx_context,
+    open_gx_project_for_edit,
+    save_suite,
+    suggest_expectations,
+)
+
+
+@pytest.fixture
+def spec(settings):
+    return settings.dataset
+
+
+@pytest.fixture
+def reference(spec):
+    features, labels = generate_day(GeneratorConfig(rows_per_day=1_000), 0)
+    frame = features.merge(labels[[spec.id_column, spec.label.column]], on=spec.id_column)
+    frame.loc[:9, "distance_from_home_km"] = np.nan  # a column that has nulls in the reference
+    frame.loc[:4, "failed_logins_7d"] = -3.0  # and one that went negative
+    return frame
+
+
+@pytest.fixture
+def project(settings, tmp_path):
+    """A copy of the committed GX project, and settings that point at it."""
+    copy = tmp_path / "expectations"
+    shutil.copytree(settings.gate.expectations_dir, copy)
+    return copy, settings.with_overrides(expectations_dir=copy)
+
+
+def by_type(expectations: list, kind: str, column: str | None = None) -> list:
+    return [
+        e.configuration
+        for e in expectations
+        if e.configuration.type == kind and e.configuration.kwargs.get("column") == column
+    ]
+
+
+def test_the_proposed_schema_is_exact_and_the_label_only_in_training(reference, spec):
+    for purpose, label in (("inference", []), ("training", [spec.label.column])):
+        proposed = suggest_expectations(reference, spec, purpose, [1_000])
+        (columns,) = by_type(proposed, "expect_table_columns_to_match_set")
+        assert columns.kwargs["column_set"] == [*spec.inference_columns, *label]
+        assert columns.meta == {"severity": "critical"}
+        assert bool(by_type(proposed, "expect_column_values_to_be_in_set", spec.label.column)) == bool(label)
+
+
+def test_row_counts_and_numeric_bounds_are_widened_from_the_reference(reference, spec):
+    proposed = suggest_expectations(reference, spec, "inference", [800, 1_000])
+    (rows,) = by_type(proposed, "expect_table_row_count_to_be_between")
+    assert (rows.kwargs["min_value"], rows.kwargs["max_value"]) == (16, 20_000)
+
+    # Twice the span (at least the largest magnitude) beyond the reference range, and never below
+    # 0 for a column that was never negative.
+    high = reference["amount"].max()
+    (bounds,) = by_type(proposed, "expect_column_values_to_be_between", "amount")
+    assert (bounds.kwargs["min_value"], bounds.kwargs["max_value"]) == (0.0, pytest.approx(high + 2 * high))
+    assert bounds.meta == {"severity": "row"}
+    (negative,) = by_type(proposed, "expect_column_values_to_be_between", "failed_logins_7d")
+    low, high = reference["failed_logins_7d"].min(), reference["failed_logins_7d"].max()
+    assert negative.kwargs["min_value"] == pytest.approx(low - 2 * (high - low))
+
+
+def test_nulls_and_categories_seen_in_the_reference_are_allowed(reference, spec):
+    proposed = suggest_expectations(reference, spec, "inference", [1_000])
+    assert by_type(proposed, "expect_column_values_to_not_be_null", "amount")
+    assert not by_type(proposed, "expect_column_values_to_not_be_null", "distance_from_home_km")
+    (channels,) = by_type(proposed, "expect_column_values_to_be_in_set", "channel")
+    assert channels.kwargs["value_set"] == sorted(reference["channel"].unique())
+    assert channels.kwargs["mostly"] == pytest.approx(0.98)
+
+
+def test_a_saved_suite_reads_back_with_its_checkpoint(reference, spec, project):
+    folder, settings = project
+    context = open_gx_project_for_edit(settings)
+    proposed = suggest_expectations(reference, spec, "inference", [1_000])
+    path = save_suite(context, spec, "inference", proposed)
+    assert path == folder / "gx" / "expectations" / "transactions_inference.json"
+    suite = load_suite(context, spec, "inference")
+    assert len(suite.expectations) == len(proposed)
+    assert suite.meta["purpose"] == "inference"
+    assert context.checkpoints.get("transactions_inference").validation_definitions
+
+
+def test_runs_read_a_private_copy_of_the_project(project):
+    folder, settings = project
+    committed = {p: p.read_bytes() for p in (folder / "gx").rglob("*") if p.is_file()}
+    context = open_gx_context(settings)
+    assert open_gx_context(settings) is context  # opened once per process
+    assert not str(context.root_directory).startswith(str(folder))
+    assert str(context.root_directory).startswith(str(settings.gate.gx_runtime_dir))
+    assert {p: p.read_bytes() for p in (folder / "gx").rglob("*") if p.is_file()} == committed
+
+
+def test_a_missing_suite_says_how_to_propose_one(spec, project):
+    folder, settings = project
+    (folder / "gx" / "expectations" / "transactions_training.json").unlink()
+    with pytest.raises(SuiteMissingError, match="inferloop expectations suggest"):
+        load_suite(open_gx_context(settings), spec, "training")
+
+
+def test_a_folder_without_a_gx_project_names_the_setting(settings, tmp_path):
+    elsewhere = settings.with_overrides(expectations_dir=tmp_path)
+    with pytest.raises(InferloopError, match="INFERLOOP_EXPECTATIONS_DIR"):
+        open_gx_context(elsewhere)

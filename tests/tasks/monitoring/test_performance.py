@@ -1,0 +1,105 @@
+"""Performance on delayed labels (tasks/monitoring/performance.py): a version's committed champion
+predictions joined to the labels that arrived since, and the metrics on them."""
+
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from inferloop.core import catalog
+from inferloop.core.storage import Storage
+from inferloop.tasks.data.feeds import write_synthetic_feed
+from inferloop.tasks.data.synthetic import GeneratorConfig, generate_day
+from inferloop.tasks.monitoring.performance import (
+    label_metrics,
+    labelled_predictions,
+    performance_snapshot,
+    scored_as_champion,
+    scoring_versions,
+)
+
+MODEL = "fraud"
+CONFIG = GeneratorConfig(days=3, rows_per_day=200)
+DAYS = [CONFIG.day(i) for i in range(CONFIG.days)]
+
+
+@pytest.fixture
+def spec(settings):
+    return settings.dataset
+
+
+@pytest.fixture
+def lake(spec, tmp_path) -> Storage:
+    storage = Storage((tmp_path / "lake").as_uri())
+    write_synthetic_feed.fn(storage, spec, CONFIG)
+    return storage
+
+
+def predict(storage: Storage, version: str, day: date, role: str = "champion", perfect: bool = False) -> None:
+    """Commit `version`'s predictions of `day`: scores (the true label when `perfect`) + manifest."""
+    features, labels = generate_day(CONFIG, DAYS.index(day))
+    scores = labels["is_fraud"].astype(float) if perfect else np.linspace(0, 1, len(labels))
+    table = pa.table({"transaction_id": features["transaction_id"], "score": scores})
+    storage.write_table(catalog.predictions_file(MODEL, version, day), table)
+    storage.write_json(catalog.predictions_manifest(MODEL, version, day), {"role": role})
+
+
+def test_only_committed_champion_predictions_count(lake):
+    predict(lake, "2", DAYS[0])
+    predict(lake, "10", DAYS[0])
+    predict(lake, "3", DAYS[0], role="shadow")
+    lake.write_table(catalog.predictions_file(MODEL, "4", DAYS[0]), pa.table({"score": [0.5]}))  # no manifest
+    assert scored_as_champion(lake, MODEL, "2", DAYS[0])
+    assert not scored_as_champion(lake, MODEL, "3", DAYS[0]) and not scored_as_champion(
+        lake, MODEL, "4", DAYS[0]
+    )
+    assert scoring_versions(lake, MODEL, DAYS[0]) == ["2", "10"]  # by number, not by text
+    assert scoring_versions(lake, MODEL, DAYS[1]) == []
+
+
+def test_predictions_are_joined_to_their_labels_and_unlabelled_days_are_left_out(lake, spec):
+    predict(lake, "1", DAYS[0], perfect=True)
+    predict(lake, "1", DAYS[1], perfect=True)
+    lake.delete_dir(catalog.labels(spec.name, DAYS[1] + timedelta(days=spec.label.delay_days)))  # not arrived
+    joined = labelled_predictions(lake, spec, MODEL, "1", DAYS)  # DAYS[2] never scored
+    assert list(joined.columns) == ["transaction_id", "score", "target", "event_day"]
+    assert len(joined) == CONFIG.rows_per_day and set(joined["event_day"]) == {DAYS[0]}
+    assert (joined["score"] == joined["target"]).all()  # each score met its own row's label
+
+    empty = labelled_predictions(lake, spec, MODEL, "1", [DAYS[2]])
+    assert empty.empty and list(empty.columns) == list(joined.columns)
+
+
+def test_a_snapshot_covers_the_labelled_days_it_found(lake, spec):
+    for day in DAYS[:2]:
+        predict(lake, "1", day, perfect=True)
+    snapshot = performance_snapshot(lake, spec, MODEL, "1", DAYS, threshold=0.5)
+    assert (snapshot.model_version, snapshot.first_event_day, snapshot.last_event_day) == (
+        "1",
+        DAYS[0].isoformat(),
+        DAYS[1].isoformat(),
+    )
+    assert snapshot.labelled_rows == 2 * CONFIG.rows_per_day
+    assert snapshot.metrics["roc_auc"] == 1.0 and snapshot.metrics["accuracy"] == 1.0
+    assert performance_snapshot(lake, spec, MODEL, "7", DAYS, threshold=0.5) is None
+
+
+def test_one_class_gets_accuracy_and_calibration_but_no_ranking_metrics():
+    target = np.zeros(4, dtype=int)
+    metrics = label_metrics(target, np.array([0.1, 0.2, 0.6, 0.1]), threshold=0.5)
+    assert metrics == {"calibration_error": pytest.approx(0.25), "accuracy": 0.75}
+    both = label_metrics(np.array([0, 1, 0, 1]), np.array([0.1, 0.9, 0.2, 0.4]), threshold=0.5)
+    assert both["roc_auc"] == 1.0 and both["accuracy"] == 0.75
+    assert both["calibration_error"] == pytest.approx(abs(0.4 - 0.5))
+
+
+def test_labels_are_matched_by_id_not_by_position(lake, spec):
+    predict(lake, "1", DAYS[0], perfect=True)
+    path = catalog.predictions_file(MODEL, "1", DAYS[0])
+    shuffled = lake.read_table(path).to_pandas().sample(frac=1.0, random_state=0)
+    lake.write_table(path, pa.Table.from_pandas(shuffled, preserve_index=False))
+    joined = labelled_predictions(lake, spec, MODEL, "1", [DAYS[0]])
+    assert (joined["score"] == joined["target"]).all()
+    assert not pd.Series(joined["transaction_id"]).is_monotonic_increasing
