@@ -76,9 +76,9 @@ def propose_benchmark_suite(settings: Settings, reference: pd.DataFrame, rows: i
     from inferloop.tasks.gate.expectations import open_gx_project_for_edit, save_suite, suggest_expectations
 
     project = settings.state_dir / "expectations"
-    shutil.copytree(settings.expectations_dir, project)
-    settings = settings.model_copy(update={"expectations_dir": project})
-    context = open_gx_project_for_edit(settings)
+    shutil.copytree(settings.gate.expectations_dir, project)
+    settings = settings.with_overrides(expectations_dir=project)
+    context = open_gx_project_for_edit(settings.gate)
     for purpose in ("training", "inference"):
         expectations = suggest_expectations(reference.assign(is_fraud=0), settings.dataset, purpose, [rows])
         save_suite(context, settings.dataset, purpose, expectations)
@@ -93,7 +93,7 @@ def bench_lake(rows: int, root: Path | None = None) -> tuple[Settings, Storage, 
     from inferloop.core.storage import lake_storage
 
     settings = bench_settings(root)
-    storage = lake_storage(settings)
+    storage = lake_storage(settings.lake)
     _, path = write_partition(storage, settings.dataset.name, rows)
     table = storage.read_table(path)
     sample = table.take(np.random.default_rng(0).choice(rows, min(rows, 200_000), replace=False))
@@ -107,5 +107,7 @@ def scoring_seconds(settings: Settings, storage: Storage, model) -> float:
 
     ref = ModelVersionRef(name="bench", version="1", run_id="bench")
     started = time.perf_counter()
-    score_partition.fn(storage, settings.dataset, model, ref, date(2026, 1, 1), "bench", settings)
+    score_partition.fn(
+        storage, settings.dataset, model, ref, date(2026, 1, 1), "bench", settings.scoring, settings.gate
+    )
     return time.perf_counter() - started

@@ -51,7 +51,7 @@ def pandas_checks(frame: pd.DataFrame, expectations: list, parameters: dict) -> 
 def run(rows: int) -> dict:
     settings, storage, table = bench_lake(rows)
     frame = table.to_pandas()
-    suite = load_suite(open_gx_context(settings), settings.dataset, "inference")
+    suite = load_suite(open_gx_context(settings.gate), settings.dataset, "inference")
     parameters = partition_parameters(DAY)
     t: dict[str, float] = {}
     with timed(t, "pandas_checks"):
@@ -59,8 +59,8 @@ def run(rows: int) -> dict:
     with timed(t, "mask"):
         row_failures(table, suite.expectation_configurations, parameters)
     with timed(t, "gate"):
-        gate = PartitionGate(storage, settings.dataset, "inference", DAY, settings)
-        for _ in passing_chunks(gate, table.to_batches(max_chunksize=settings.score_batch_rows)):
+        gate = PartitionGate(storage, settings.dataset, "inference", DAY, settings.gate)
+        for _ in passing_chunks(gate, table.to_batches(max_chunksize=settings.scoring.score_batch_rows)):
             pass
         decide(gate)
     model = train_model(settings)

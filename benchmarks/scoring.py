@@ -72,15 +72,15 @@ def run(rows: int, model, repeats: int = 3) -> dict:
     settings, storage, table = bench_lake(rows)
     spec = settings.dataset
     path = catalog.features_file(spec.name, DAY)
-    batches = storage.iter_batches(path, settings.score_batch_rows, spec.categorical_features)
+    batches = storage.iter_batches(path, settings.scoring.score_batch_rows, spec.categorical_features)
     features = prepare_features(pa.Table.from_batches(list(batches)).to_pandas(), spec)
     del table
     predict, scoring = [], []
     for _ in range(repeats):
         t: dict[str, float] = {}
         with timed(t, "predict_proba"):
-            for start in range(0, rows, settings.score_batch_rows):
-                model.predict_proba(features.iloc[start : start + settings.score_batch_rows])
+            for start in range(0, rows, settings.scoring.score_batch_rows):
+                model.predict_proba(features.iloc[start : start + settings.scoring.score_batch_rows])
         predict.append(t["predict_proba"])
         storage.delete_dir(catalog.PREDICTIONS)
         scoring.append(scoring_seconds(settings, storage, model))

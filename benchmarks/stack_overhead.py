@@ -75,13 +75,18 @@ def probe(day: date) -> dict[str, float]:
     from inferloop.tasks.scoring.batch_scoring import score_partition
 
     settings = load_settings()
-    ref = step("MLflow resolve @champion", lambda: resolve_alias.fn(settings, settings.champion_alias))
-    model = step("MLflow load model", lambda: load_model(settings, ref))
+    ref = step(
+        "MLflow resolve @champion",
+        lambda: resolve_alias.fn(settings.registry, settings.registry.champion_alias),
+    )
+    model = step("MLflow load model", lambda: load_model(settings.registry, ref))
     step("import great_expectations", lambda: __import__("great_expectations"))
-    storage = lake_storage(settings)
+    storage = lake_storage(settings.lake)
     step(
         "gate + score + write",
-        lambda: score_partition.fn(storage, settings.dataset, model, ref, day, "probe", settings),
+        lambda: score_partition.fn(
+            storage, settings.dataset, model, ref, day, "probe", settings.scoring, settings.gate
+        ),
     )
     return phases
 

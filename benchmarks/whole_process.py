@@ -36,7 +36,7 @@ def prepare(rows: int) -> tuple[dict[str, str], object]:
     root = Path(tempfile.mkdtemp(prefix="inferloop-bench-proc-"))
     settings, _, table = bench_lake(rows, root)
     model = train_model(settings)
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_tracking_uri(settings.registry.tracking_uri)
     experiment = mlflow.create_experiment("bench", artifact_location=(root / "artifacts").as_uri())
     with mlflow.start_run(experiment_id=experiment):
         example = prepare_features(table.slice(0, 5).to_pandas(), settings.dataset)
@@ -54,11 +54,11 @@ def prepare(rows: int) -> tuple[dict[str, str], object]:
     env = {
         **os.environ,
         "INFERLOOP_STATE_DIR": str(root),
-        "INFERLOOP_STORAGE_URI": settings.lake_uri,
-        "INFERLOOP_TRACKING_URI": settings.mlflow_tracking_uri,
-        "INFERLOOP_EXPECTATIONS_DIR": str(settings.expectations_dir),
+        "INFERLOOP_STORAGE_URI": settings.lake.storage_uri,
+        "INFERLOOP_TRACKING_URI": settings.registry.tracking_uri,
+        "INFERLOOP_EXPECTATIONS_DIR": str(settings.gate.expectations_dir),
         "INFERLOOP_MODEL_NAME": MODEL,
-        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "MLFLOW_TRACKING_URI": settings.registry.tracking_uri,
         "PREFECT_HOME": str(root / "prefect"),
     }
     # Prefect's database exists, as on any run after a machine's first: the comparison is of a

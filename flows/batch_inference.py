@@ -1,6 +1,7 @@
 """Score daily partitions with the champion model, behind the data-quality gate."""
 
 from datetime import date, timedelta
+from typing import Any
 
 from prefect import flow
 from prefect.futures import as_completed
@@ -25,7 +26,10 @@ def logical_date() -> date:
 
 @flow(name="batch_inference", log_prints=True, task_runner=configured_task_runner(load_settings()))
 def batch_inference(
-    partition_date: date | None = None, end_date: date | None = None, shadow: bool = False
+    partition_date: date | None = None,
+    end_date: date | None = None,
+    shadow: bool = False,
+    overrides: dict[str, Any] | None = None,
 ) -> list[ScoringManifest]:
     """Gate and score `partition_date` (default: the logical date) up to `end_date` with
     @champion (and, with `shadow`, also with @challenger: its own output, marked as shadow).
@@ -41,26 +45,31 @@ def batch_inference(
             scheduled start).
         end_date: Last day to score, for backfills (default: partition_date).
         shadow: Also score with @challenger, written beside the champion's output as shadow.
+        overrides: Settings to change for this run, by knob name, e.g. {"min_roc_auc": 0.7};
+            see the README's Settings table. The task runner is chosen when the flow starts
+            (INFERLOOP_TASK_RUNNER, or `inferloop infer --runner`), not by an override.
     """
-    settings = load_settings()
+    settings = load_settings(**(overrides or {}))
     spec = settings.dataset
-    storage = lake_storage(settings)
+    storage = lake_storage(settings.lake)
     start = partition_date or logical_date()
-    scorers = {"champion": resolve_alias(settings, settings.champion_alias)}
-    challenger = find_alias(settings, settings.challenger_alias) if shadow else None
+    scorers = {"champion": resolve_alias(settings.registry, settings.registry.champion_alias)}
+    challenger = find_alias(settings.registry, settings.registry.challenger_alias) if shadow else None
     if challenger and challenger.version != scorers["champion"].version:
         scorers["shadow"] = challenger
     days = days_between(start, end_date or start)
     # A model is loaded only to score something: a rerun of scored partitions loads none.
     models = {
-        role: load_model(settings, ref)
+        role: load_model(settings.registry, ref)
         for role, ref in scorers.items()
         if not all(already_scored(storage, ref, day) for day in days)
     }
     flow_run_id = str(flow_run.id)
     # One task per partition (and model): with the Dask runner they score on different workers.
     futures = [
-        score_partition.submit(storage, spec, models.get(role), ref, day, flow_run_id, settings, role)
+        score_partition.submit(
+            storage, spec, models.get(role), ref, day, flow_run_id, settings.scoring, settings.gate, role
+        )
         for role, ref in scorers.items()
         for day in days
     ]

@@ -1,6 +1,7 @@
 """Monitor the champion on a day's scored partition and the labels that arrived; act on breaches."""
 
 from datetime import date
+from typing import Any
 
 from prefect import flow
 from prefect.events import emit_event
@@ -21,7 +22,12 @@ DEGRADED_EVENT = "inferloop.model.degraded"
 
 
 @flow(name="monitor", log_prints=True)
-def monitor(day: date | None = None, retrain_inline: bool = False, chart: bool = True) -> RetrainDecision:
+def monitor(
+    day: date | None = None,
+    retrain_inline: bool = False,
+    chart: bool = True,
+    overrides: dict[str, Any] | None = None,
+) -> RetrainDecision:
     """Measure drift of `day` (default: the logical date) and the champion's performance on the
     labels that have arrived; save the report (lake + MLflow) and publish it. When a breach is
     confirmed and the storm guard allows it, emit `inferloop.model.degraded` (the `retrain`
@@ -33,11 +39,13 @@ def monitor(day: date | None = None, retrain_inline: bool = False, chart: bool =
         day: Day whose features and arrived labels are checked (default: the logical date).
         retrain_inline: Retrain in this run instead of emitting inferloop.model.degraded.
         chart: Draw the monitoring history chart next to the report.
+        overrides: Settings to change for this run, by knob name, e.g. {"min_roc_auc": 0.7};
+            see the README's Settings table.
     """
-    settings = load_settings()
-    storage = lake_storage(settings)
+    settings = load_settings(**(overrides or {}))
+    storage = lake_storage(settings.lake)
     day = day or logical_date()
-    champion = resolve_alias(settings, settings.champion_alias)
+    champion = resolve_alias(settings.registry, settings.registry.champion_alias)
     report = monitor_day(storage, settings, champion, day)
     decision = retrain_verdict(storage, settings, day)
     if decision.action == "suppressed":
@@ -48,7 +56,7 @@ def monitor(day: date | None = None, retrain_inline: bool = False, chart: bool =
     publish_monitoring_report(report, decision, report_uri, chart_uri)
     print(summary(report, decision))
     if decision.action == "retrain" and retrain_inline:
-        return retrain(day=day)
+        return retrain(day=day, overrides=overrides)
     if decision.action == "retrain":  # the retrain deployment's trigger (prefect.yaml) acts on it
         emit_event(
             event=DEGRADED_EVENT,

@@ -1,6 +1,7 @@
 """Move `@champion` deliberately: promote a challenger that beats it, or roll back."""
 
 from datetime import date
+from typing import Any
 
 from prefect import flow
 from prefect.flow_runs import pause_flow_run
@@ -60,6 +61,7 @@ def promote(
     mode: str | None = None,
     decided_by: str = "promote flow",
     as_of: date | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> PromotionDecision:
     """Compare the challenger (default: @challenger) with @champion on the same recent labelled
     data and move @champion only if every gate passes (mode `approve`: and a person approves;
@@ -76,36 +78,38 @@ def promote(
             (a person's choice, checked for safety only); default: the promotion_mode setting.
         decided_by: Who or what asked for the decision, recorded on the version.
         as_of: Use only labels known by this day (replays and retrains of past days).
+        overrides: Settings to change for this run, by knob name, e.g. {"min_roc_auc": 0.7};
+            see the README's Settings table.
     """
-    settings = load_settings()
-    mode = mode or settings.promotion_mode
+    settings = load_settings(**(overrides or {}))
+    mode = mode or settings.promotion.promotion_mode
     challenger = (
         get_version(settings, challenger_version)
         if challenger_version
-        else resolve_alias(settings, settings.challenger_alias)
+        else resolve_alias(settings.registry, settings.registry.challenger_alias)
     )
-    champion = find_alias(settings, settings.champion_alias)
+    champion = find_alias(settings.registry, settings.registry.champion_alias)
     if champion and champion.version == challenger.version:
         raise UnsafePromotionError(
-            f"{challenger.name} v{challenger.version} already is @{settings.champion_alias}"
+            f"{challenger.name} v{challenger.version} already is @{settings.registry.champion_alias}"
         )
     if mode == "manual":
         decision = manual_decision(settings, challenger, champion, "manual", decided_by)
     else:
-        storage = lake_storage(settings)
+        storage = lake_storage(settings.lake)
         if start is None or end is None:
             start, end, evaluation = promotion_window(
                 settings, challenger, as_of or latest_labelled_day(storage, settings.dataset)
             )
         else:
             evaluation = "the requested window"
-        frame, _ = gate_training_window(storage, settings.dataset, start, end, settings)
+        frame, _ = gate_training_window(storage, settings.dataset, start, end, settings.gate)
         decision = challenger_decision(
             settings, challenger, champion, frame, f"{evaluation}: {start}..{end}", mode
         )
         if mode == "approve" and decision.verdict == "promote":
-            decision = request_approval(decision, settings.approval_timeout_seconds)
-    decision = record_decision(settings, decision)
+            decision = request_approval(decision, settings.promotion.approval_timeout_seconds)
+    decision = record_decision(settings.registry, decision)
     publish_promotion_report(decision)
     refuse_if_unsafe(decision)
     print(
@@ -115,22 +119,24 @@ def promote(
 
 
 @flow(name="rollback", log_prints=True)
-def rollback(decided_by: str = "rollback flow") -> PromotionDecision:
+def rollback(decided_by: str = "rollback flow", overrides: dict[str, Any] | None = None) -> PromotionDecision:
     """Restore @previous_champion as @champion (the current one becomes @previous_champion).
 
     Args:
         decided_by: Who asked for the rollback, recorded on the version.
+        overrides: Settings to change for this run, by knob name, e.g. {"min_roc_auc": 0.7};
+            see the README's Settings table.
     """
-    settings = load_settings()
-    previous = find_alias(settings, settings.previous_champion_alias)
+    settings = load_settings(**(overrides or {}))
+    previous = find_alias(settings.registry, settings.registry.previous_champion_alias)
     if previous is None:
         raise UnsafePromotionError(
-            f"No version has @{settings.previous_champion_alias}: nothing to roll back to "
+            f"No version has @{settings.registry.previous_champion_alias}: nothing to roll back to "
             f"(use `inferloop promote --version N` to pick one)"
         )
-    champion = find_alias(settings, settings.champion_alias)
+    champion = find_alias(settings.registry, settings.registry.champion_alias)
     decision = record_decision(
-        settings, manual_decision(settings, previous, champion, "rollback", decided_by)
+        settings.registry, manual_decision(settings, previous, champion, "rollback", decided_by)
     )
     publish_promotion_report(decision)
     refuse_if_unsafe(decision)

@@ -1,6 +1,7 @@
 """Replay history day by day as if it were live: score, monitor, retrain and promote when triggered."""
 
 from datetime import date, timedelta
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -29,33 +30,51 @@ from inferloop.tasks.scoring.batch_scoring import score_partition
 
 
 @flow(name="replay", log_prints=True)
-def replay(start: date, end: date) -> ReplaySummary:
+def replay(start: date, end: date, overrides: dict[str, Any] | None = None) -> ReplaySummary:
     """Each day from `start` to `end`: gate and score it with the champion of the moment, then
     monitor (labels arrive after the spec's delay) and retrain + promote when the policy says so.
     Without a champion, the first one is trained on the `train_window_days` labelled days before
     `start`. Saves the day-by-day table to `replay/<dataset>/<start>_<end>.parquet`; returns it
-    with the loop's prequential metrics beside those of the first champion never replaced."""
-    settings = load_settings()
+    with the loop's prequential metrics beside those of the first champion never replaced.
+
+    Args:
+        start: First day to score.
+        end: Last day to score.
+        overrides: Settings to change for this run, by knob name, e.g. {"min_roc_auc": 0.7};
+            see the README's Settings table.
+    """
+    settings = load_settings(**(overrides or {}))
     spec = settings.dataset
-    storage = lake_storage(settings)
-    if find_alias(settings, settings.champion_alias) is None:
+    storage = lake_storage(settings.lake)
+    if find_alias(settings.registry, settings.registry.champion_alias) is None:
         first_end = start - timedelta(days=spec.label.delay_days + 1)
-        train(start=first_end - timedelta(days=settings.train_window_days - 1), end=first_end)
-    first = resolve_alias(settings, settings.champion_alias)
-    models = {first.version: load_model(settings, first)}
+        train(
+            start=first_end - timedelta(days=settings.training.train_window_days - 1),
+            end=first_end,
+            overrides=overrides,
+        )
+    first = resolve_alias(settings.registry, settings.registry.champion_alias)
+    models = {first.version: load_model(settings.registry, first)}
     rows = []
     for day in days_between(start, end):
-        champion = resolve_alias(settings, settings.champion_alias)
+        champion = resolve_alias(settings.registry, settings.registry.champion_alias)
         if champion.version not in models:
-            models[champion.version] = load_model(settings, champion)
+            models[champion.version] = load_model(settings.registry, champion)
         try:
             manifest = score_partition.fn(
-                storage, spec, models[champion.version], champion, day, str(flow_run.id), settings
+                storage,
+                spec,
+                models[champion.version],
+                champion,
+                day,
+                str(flow_run.id),
+                settings.scoring,
+                settings.gate,
             )
         except BatchRefusedError as refusal:
             print(refusal)
             manifest = None
-        decision = monitor.fn(day=day, retrain_inline=True, chart=False)
+        decision = monitor.fn(day=day, retrain_inline=True, chart=False, overrides=overrides)
         report = load_history(storage, spec.name, day, day)[-1]
         rows.append(replay_day(day, champion.version, manifest, report, decision))
     loop = loop_predictions(storage, spec, first.name, rows)
@@ -65,9 +84,10 @@ def replay(start: date, end: date) -> ReplaySummary:
         start=start.isoformat(),
         end=end.isoformat(),
         days=rows,
-        loop=prequential_metrics(loop, settings.decision_threshold),
+        loop=prequential_metrics(loop, settings.scoring.decision_threshold),
         static=prequential_metrics(
-            static_predictions(storage, spec, models[first.version], loop), settings.decision_threshold
+            static_predictions(storage, spec, models[first.version], loop),
+            settings.scoring.decision_threshold,
         ),
         retrains=sum(d.action == "retrain" for d in ledger),
         promotions=sum(" promote:" in d.outcome for d in ledger),

@@ -1,11 +1,12 @@
 """Retrain on the most recent labelled days, then let promotion decide: gate -> train -> promote."""
 
 from datetime import date, timedelta
+from typing import Any
 
 from prefect import flow
 
 from inferloop.core.errors import InferloopError
-from inferloop.core.settings import load_settings
+from inferloop.core.settings import TrainingSettings, load_settings
 from inferloop.core.storage import lake_storage
 from inferloop.flows.batch_inference import logical_date
 from inferloop.flows.promote import promote
@@ -23,7 +24,9 @@ from inferloop.tasks.monitoring.retrain_policy import (
 
 
 @flow(name="retrain", log_prints=True)
-def retrain(day: date | None = None, force: bool = False) -> RetrainDecision:
+def retrain(
+    day: date | None = None, force: bool = False, overrides: dict[str, Any] | None = None
+) -> RetrainDecision:
     """Re-check the monitoring verdict for `day` under the retrain lock (one retrain at a time;
     a duplicated trigger finds the cap or cooldown and is recorded as suppressed), then train on
     the `train_window_days` labelled days known by `day` and run promotion on labels known by
@@ -33,17 +36,18 @@ def retrain(day: date | None = None, force: bool = False) -> RetrainDecision:
     Args:
         day: The day the degradation was seen (default: the logical date).
         force: Retrain without a confirmed degradation (the storm guard still applies).
+        overrides: Settings to change for this run, by knob name, e.g. {"min_roc_auc": 0.7};
+            see the README's Settings table.
     """
-    settings = load_settings()
-    storage = lake_storage(settings)
+    settings = load_settings(**(overrides or {}))
+    storage = lake_storage(settings.lake)
     spec = settings.dataset
     day = day or logical_date()
     with global_lock(RETRAIN_LOCK, timeout_seconds=3600):
         if force:
             decision = RetrainDecision(day.isoformat(), "retrain", ["forced by a person"])
-            decision = storm_guard(
-                decision, load_ledger(storage, spec.name, ledger_since(settings, day)), settings, day
-            )
+            ledger = load_ledger(storage, spec.name, ledger_since(settings.retrain, day))
+            decision = storm_guard(decision, ledger, settings.retrain, day)
         else:
             decision = retrain_verdict(storage, settings, day)
         if decision.action != "retrain":
@@ -54,8 +58,15 @@ def retrain(day: date | None = None, force: bool = False) -> RetrainDecision:
         record(storage, spec.name, decision)  # counts for the guard before training starts
         end = day - timedelta(days=spec.label.delay_days)
         try:
-            challenger = train(start=training_start(decision, settings, end), end=end)
-            promotion = promote(challenger_version=challenger.version, as_of=end, decided_by="retrain flow")
+            challenger = train(
+                start=training_start(decision, settings.training, end), end=end, overrides=overrides
+            )
+            promotion = promote(
+                challenger_version=challenger.version,
+                as_of=end,
+                decided_by="retrain flow",
+                overrides=overrides,
+            )
         except InferloopError as error:  # e.g. a window with one class, a refused day: recorded, not fatal
             decision.outcome = f"not retrained: {error}"
             record(storage, spec.name, decision)
@@ -71,11 +82,11 @@ def retrain(day: date | None = None, force: bool = False) -> RetrainDecision:
     return decision
 
 
-def training_start(decision: RetrainDecision, settings, end: date) -> date:
+def training_start(decision: RetrainDecision, training: TrainingSettings, end: date) -> date:
     """The last `train_window_days` labelled days, cut at the degradation's onset when there is
     one (data from before a concept change teaches the old concept), but never fewer than the
     held-out days plus one day to fit on."""
-    start = end - timedelta(days=settings.train_window_days - 1)
+    start = end - timedelta(days=training.train_window_days - 1)
     if decision.train_from:
         start = max(start, date.fromisoformat(decision.train_from))
-    return min(start, end - timedelta(days=settings.holdout_days))
+    return min(start, end - timedelta(days=training.holdout_days))

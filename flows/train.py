@@ -2,6 +2,7 @@
 
 from dataclasses import replace
 from datetime import date, timedelta
+from typing import Any
 
 from prefect import flow
 
@@ -24,7 +25,9 @@ from inferloop.tasks.reports import (
 
 
 @flow(name="train", log_prints=True)
-def train(start: date | None = None, end: date | None = None) -> ModelVersionRef:
+def train(
+    start: date | None = None, end: date | None = None, overrides: dict[str, Any] | None = None
+) -> ModelVersionRef:
     """Gate `start`..`end` (default: the latest `train_window_days` labelled days), fit on the
     rows that pass, log to MLflow with lineage and the gate's reports, and register a version as
     `challenger`; with no champion yet, it becomes `champion` if it clears the absolute gates
@@ -33,27 +36,29 @@ def train(start: date | None = None, end: date | None = None) -> ModelVersionRef
     Args:
         start: First day of the training window (default: end - train_window_days + 1).
         end: Last day of the training window (default: the latest day with labels).
+        overrides: Settings to change for this run, by knob name, e.g. {"min_roc_auc": 0.7};
+            see the README's Settings table.
     """
-    settings = load_settings()
+    settings = load_settings(**(overrides or {}))
     spec = settings.dataset
-    storage = lake_storage(settings)
+    storage = lake_storage(settings.lake)
     end = end or latest_labelled_day(storage, spec)
-    start = start or end - timedelta(days=settings.train_window_days - 1)
+    start = start or end - timedelta(days=settings.training.train_window_days - 1)
     try:
-        frame, reports = gate_training_window(storage, spec, start, end, settings)
+        frame, reports = gate_training_window(storage, spec, start, end, settings.gate)
     except BatchRefusedError as refusal:
         publish_validation_report(refusal.report)
         raise
     for report in reports:
         publish_validation_report(report)
-    result = fit_model(frame, spec, settings.holdout_days, settings.decision_threshold)
+    result = fit_model(frame, spec, settings.training.holdout_days, settings.scoring.decision_threshold)
     features_uri = storage.uri(catalog.features_table(spec.name))
     ref = log_and_register(settings, result, frame, start, end, features_uri, reports)
-    if find_alias(settings, settings.champion_alias) is None:
-        decision = record_decision(settings, bootstrap_decision(settings, ref, result.metrics))
+    if find_alias(settings.registry, settings.registry.champion_alias) is None:
+        decision = record_decision(settings.registry, bootstrap_decision(settings, ref, result.metrics))
         publish_promotion_report(decision)
         if decision.promoted:
-            ref = replace(ref, alias=settings.champion_alias)
+            ref = replace(ref, alias=settings.registry.champion_alias)
     publish_training_report(ref, result.metrics, f"{start}..{end}", result.train_rows, result.holdout_rows)
     print(
         f"Registered {ref.name} version {ref.version} as @{ref.alias}: "

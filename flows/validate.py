@@ -1,6 +1,7 @@
 """Run the data-quality gate alone on one partition."""
 
 from datetime import date
+from typing import Any
 
 from prefect import flow
 
@@ -13,21 +14,26 @@ from inferloop.tasks.reports import publish_validation_report
 
 
 @flow(name="validate", log_prints=True)
-def validate(partition_date: date | None = None, purpose: str = "inference") -> ValidationReport:
+def validate(
+    partition_date: date | None = None, purpose: str = "inference", overrides: dict[str, Any] | None = None
+) -> ValidationReport:
     """Check `partition_date` with the committed `<dataset>_<purpose>` suite; write its
     quarantine and Data Docs; publish the report. Refusal is reported, not raised.
 
     Args:
         partition_date: Day to check (default: the logical date, yesterday for a run started now).
         purpose: Which suite: `inference` (features only) or `training` (features and labels).
+        overrides: Settings to change for this run, by knob name, e.g. {"min_roc_auc": 0.7};
+            see the README's Settings table.
     """
-    settings = load_settings()
+    settings = load_settings(**(overrides or {}))
     report = validate_partition(
-        lake_storage(settings),
+        lake_storage(settings.lake),
         settings.dataset,
         purpose,
         partition_date or logical_date(),
-        settings,
+        settings.gate,
+        settings.scoring,
     )
     publish_validation_report(report)
     print(

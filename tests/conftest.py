@@ -162,7 +162,7 @@ def champion(prefect_harness, workdir, monkeypatch) -> list:
     monkeypatch.setenv("INFERLOOP_MODEL_NAME", f"champion-{uuid.uuid4().hex[:8]}")
     settings = load_settings()
     days = write_synthetic_feed.fn(
-        lake_storage(settings), settings.dataset, GeneratorConfig(days=9, rows_per_day=1_000)
+        lake_storage(settings.lake), settings.dataset, GeneratorConfig(days=9, rows_per_day=1_000)
     )
     train(start=days[0], end=days[5])
     return days[6:]

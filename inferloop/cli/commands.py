@@ -35,10 +35,20 @@ YesterdayOption = Annotated[
 ]
 
 
-def _settings():
+def _settings(**overrides):
     from inferloop.core.settings import load_settings
 
-    return load_settings()
+    return load_settings(**overrides)
+
+
+# A long history has one file schema: GX validates it once, row checks cover every row.
+GxScopeOption = Annotated[
+    str,
+    typer.Option(
+        envvar="INFERLOOP_GX_SCOPE",
+        help="partition: GX validates every partition; schema: once per file schema (default here)",
+    ),
+]
 
 
 def _fail(error: Exception) -> None:
@@ -91,7 +101,7 @@ def data_generate(
             )
         except ValueError as error:
             raise InferloopError(str(error)) from error
-        storage = lake_storage(settings)
+        storage = lake_storage(settings.lake)
         written = write_synthetic_feed.fn(storage, settings.dataset, config)
         features_uri = storage.uri(catalog.features_table(settings.dataset.name))
         console.print(
@@ -121,7 +131,7 @@ def data_import(
         from inferloop.tasks.report_tables import import_table
 
         settings = load_settings(dataset_spec=spec)
-        summary = import_source.fn(lake_storage(settings), settings.dataset, source, delimiter, encoding)
+        summary = import_source.fn(lake_storage(settings.lake), settings.dataset, source, delimiter, encoding)
         console.print(rich_table(import_table(summary)))
         if not summary.rows_written:
             raise InferloopError(f"No row was imported: see the reasons above and {summary.quarantine_uri}")
@@ -151,7 +161,7 @@ def expectations_suggest(
 
         settings = _settings()
         start, end = _date_range(window)
-        for path in propose_suites(lake_storage(settings), settings.dataset, start, end, settings):
+        for path in propose_suites(lake_storage(settings.lake), settings.dataset, start, end, settings):
             console.print(f"Proposed {path}")
         console.print("Review with `git diff expectations/` and commit: flows use the committed suites.")
 
@@ -253,7 +263,9 @@ def infer(
         from inferloop.tasks.report_tables import scoring_table
         from inferloop.tasks.reports import listening_to_progress
 
-        settings = load_settings(task_runner=runner, dask_address=dask_address)
+        given = {"task_runner": runner, "dask_address": dask_address}
+        overrides = {name: value for name, value in given.items() if value is not None}
+        settings = load_settings(**overrides)
         scoring = batch_inference.with_options(task_runner=configured_task_runner(settings))
         columns = (TextColumn("Scoring partitions"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console) as bar:
@@ -263,7 +275,9 @@ def infer(
                 bar.update(partitions, completed=done, total=total)
 
             with listening_to_progress(advance):
-                manifests = scoring(partition_date=date_, end_date=to, shadow=shadow)
+                manifests = scoring(
+                    partition_date=date_, end_date=to, shadow=shadow, overrides=overrides or None
+                )
         console.print(rich_table(scoring_table(manifests)))
 
     run_cli_command(body)
@@ -309,22 +323,19 @@ def replay(
     spec: Annotated[
         str | None, typer.Option(help="Dataset spec YAML (default: INFERLOOP_DATASET_SPEC)")
     ] = None,
+    gx_scope: GxScopeOption = "schema",
 ):
     """Run the loop day by day over history in the lake as if it were live; print the day-by-day
     table and the prequential metrics of the loop vs the first champion never replaced."""
 
     def body():
-        import os
-
-        if spec:
-            os.environ["INFERLOOP_DATASET_SPEC"] = spec  # every flow of the loop reads the spec
-        # A long history has one file schema: GX validates it once, row checks cover every row.
-        os.environ.setdefault("INFERLOOP_GX_SCOPE", "schema")
-        _settings()  # fail early, naming the knob, before any flow starts
+        # Passed to every flow of the loop (replay -> train, monitor -> retrain -> promote).
+        overrides = {"gx_scope": gx_scope} | ({"dataset_spec": spec} if spec else {})
+        _settings(**overrides)  # fail early, naming the knob, before any flow starts
         from inferloop.flows.replay import replay as replay_flow
         from inferloop.tasks.report_tables import replay_table
 
-        console.print(rich_table(replay_table(replay_flow(start=start, end=end))))
+        console.print(rich_table(replay_table(replay_flow(start=start, end=end, overrides=overrides))))
 
     run_cli_command(body)
 
@@ -346,33 +357,36 @@ def status():
         for name, state in stack_status(settings).items():
             services.add_row(name, state)
         console.print(services)
-        for alias in (settings.champion_alias, settings.challenger_alias):
-            ref = find_alias(settings, alias)
+        for alias in (settings.registry.champion_alias, settings.registry.challenger_alias):
+            ref = find_alias(settings.registry, alias)
             shown = f"version {ref.version} (run {ref.run_id})" if ref else "none"
-            console.print(f"{settings.registered_model_name}@{alias}: {shown}")
+            console.print(f"{settings.registry.model_name}@{alias}: {shown}")
         console.print(rich_table(recent_runs_table(recent_flow_runs(limit=10))))
 
     run_cli_command(body)
 
 
 @app.command()
-def demo(days: int = 21, rows_per_day: int = 5_000, scenario: str = "concept_drift"):
+def demo(
+    days: int = 21,
+    rows_per_day: int = 5_000,
+    scenario: str = "concept_drift",
+    gx_scope: GxScopeOption = "schema",
+):
     """The loop end to end: a feed whose fraud pattern changes halfway, scored, monitored,
     retrained and promoted day by day; prints the day-by-day table."""
 
     def body():
-        import os
-
-        os.environ.setdefault("INFERLOOP_GX_SCOPE", "schema")  # one file schema: GX once
         from inferloop.flows.demo import loop_demo
         from inferloop.tasks.report_tables import replay_table
 
-        settings = _settings()
-        summary = loop_demo(days=days, rows_per_day=rows_per_day, scenario=scenario)
+        overrides = {"gx_scope": gx_scope}
+        settings = _settings(**overrides)
+        summary = loop_demo(days=days, rows_per_day=rows_per_day, scenario=scenario, overrides=overrides)
         console.print(rich_table(replay_table(summary)))
-        console.print(f"Lake (features, predictions, monitoring, quarantine): {settings.lake_uri}")
+        console.print(f"Lake (features, predictions, monitoring, quarantine): {settings.lake.storage_uri}")
         console.print(
-            f"MLflow store: {settings.mlflow_tracking_uri}  (UI: make up, then http://127.0.0.1:5000)"
+            f"MLflow store: {settings.registry.tracking_uri}  (UI: make up, then http://127.0.0.1:5000)"
         )
         console.print("Prefect runs and artifacts: make up, then http://127.0.0.1:4200")
 
@@ -395,7 +409,7 @@ def up(
         from inferloop.stack.services import stack_env
 
         settings = load_settings(stack_profile=profile)
-        console.print(f"Starting the {settings.stack_profile} stack (first start takes about 30 s)...")
+        console.print(f"Starting the {settings.stack.stack_profile} stack (first start takes about 30 s)...")
         for service in start_stack(settings, with_worker=worker):
             if service.ui_url:
                 console.print(f"  {service.name:14} {service.ui_url}")
@@ -404,7 +418,7 @@ def up(
         # Addresses only: the credentials stay in the 0600 files, never on a terminal or in a log.
         shown = ("PREFECT_API_URL", "INFERLOOP_TRACKING_URI")
         console.print("  " + "  ".join(f"{k}={v}" for k, v in stack_env(settings).items() if k in shown))
-        if settings.stack_profile == "prod":
+        if settings.stack.stack_profile == "prod":
             console.print(f"Credentials (log in to both UIs with them): {stack}/credentials.env")
 
     run_cli_command(body)

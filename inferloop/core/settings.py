@@ -228,21 +228,6 @@ class Settings(BaseModel):
 
         return load_dataset_spec(self.project.dataset_spec)
 
-    # TRANSITION (removed once every call site reads its group): flat names as before the groups.
-    def __getattr__(self, name: str):
-        renamed = {
-            "lake_uri": ("lake", "storage_uri"),
-            "mlflow_tracking_uri": ("registry", "tracking_uri"),
-            "registered_model_name": ("registry", "model_name"),
-            "dataset_spec_path": ("project", "dataset_spec"),
-        }
-        if name in renamed:
-            group, field = renamed[name]
-            return getattr(getattr(self, group), field)
-        if name in KNOBS:
-            return getattr(getattr(self, KNOBS[name]), name)
-        return super().__getattr__(name)
-
     def with_overrides(self, **overrides: Any) -> "Settings":
         """These settings with some knobs changed, validated like the environment's values."""
         current = {name: getattr(getattr(self, group), name) for name, group in KNOBS.items()}

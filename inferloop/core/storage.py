@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from inferloop.core import catalog
 from inferloop.core.errors import InferloopError
+from inferloop.core.settings import LakeSettings
 
 
 class StorageError(InferloopError, RuntimeError):
@@ -281,6 +282,6 @@ class AtomicParquetWriter:
         self.storage._call("publish", self.relative_file, fs.move, self.temp, self.target)
 
 
-def lake_storage(settings) -> Storage:
-    """The lake configured by `settings` (an inferloop Settings)."""
-    return Storage(settings.lake_uri, settings.s3_endpoint_url, settings.s3_region, settings.s3_max_attempts)
+def lake_storage(lake: LakeSettings) -> Storage:
+    """The lake the settings' lake group points at."""
+    return Storage(lake.storage_uri, lake.s3_endpoint_url, lake.s3_region, lake.s3_max_attempts)

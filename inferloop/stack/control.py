@@ -108,13 +108,13 @@ def _create_bucket(settings: Settings, env: dict[str, str]) -> None:
     s3 = boto3.client(
         "s3",
         endpoint_url=env["INFERLOOP_S3_ENDPOINT_URL"],
-        region_name=settings.s3_region,
+        region_name=settings.lake.s3_region,
         aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
     )
     existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
-    if settings.s3_bucket not in existing:
-        s3.create_bucket(Bucket=settings.s3_bucket)
+    if settings.stack.s3_bucket not in existing:
+        s3.create_bucket(Bucket=settings.stack.s3_bucket)
 
 
 def _prefect(args: list[str], env: dict[str, str]) -> None:
@@ -139,8 +139,8 @@ def start_stack(settings: Settings, with_worker: bool = True) -> list[Process]:
     env = {**os.environ, **client_env}
     stages = service_stages(settings)
     _profile_file(settings).parent.mkdir(parents=True, exist_ok=True)
-    _profile_file(settings).write_text(settings.stack_profile)
-    prod = settings.stack_profile == "prod"
+    _profile_file(settings).write_text(settings.stack.stack_profile)
+    prod = settings.stack.stack_profile == "prod"
     if prod:
         credentials = stack_credentials(settings)
         postgres.init_cluster(settings, credentials)
@@ -170,10 +170,10 @@ def _wait_for_dask_workers(settings: Settings, address: str, timeout: float = 90
 
     with Client(address, timeout=30) as client:
         try:
-            client.wait_for_workers(settings.dask_workers, timeout=timeout)
+            client.wait_for_workers(settings.stack.dask_workers, timeout=timeout)
         except TimeoutError as error:
             raise StackError(
-                f"{settings.dask_workers} Dask workers did not join {address} within {timeout:.0f} s; "
+                f"{settings.stack.dask_workers} Dask workers did not join {address} within {timeout:.0f} s; "
                 f"see {settings.state_dir}/stack/dask-worker-*.log"
             ) from error
 

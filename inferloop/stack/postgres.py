@@ -97,8 +97,8 @@ def create_databases(settings: Settings, credentials: StackCredentials, timeout:
     while True:
         try:
             connection = psycopg2.connect(
-                host=settings.stack_host,
-                port=settings.postgres_port,
+                host=settings.stack.stack_host,
+                port=settings.stack.postgres_port,
                 user=SERVICE_USER,
                 password=credentials.PGPASSWORD,
                 dbname="postgres",
@@ -108,8 +108,8 @@ def create_databases(settings: Settings, credentials: StackCredentials, timeout:
         except psycopg2.OperationalError as error:  # refused, or "the database system is starting up"
             if time.monotonic() > deadline:
                 raise PostgresError(
-                    f"PostgreSQL at {settings.stack_host}:{settings.postgres_port} did not accept "
-                    f"connections within {timeout:.0f} s: {error}; "
+                    f"PostgreSQL at {settings.stack.stack_host}:{settings.stack.postgres_port} did not "
+                    f"accept connections within {timeout:.0f} s: {error}; "
                     f"see {settings.state_dir}/stack/postgres.log"
                 ) from error
             time.sleep(0.5)
@@ -127,4 +127,4 @@ def create_databases(settings: Settings, credentials: StackCredentials, timeout:
 
 def database_url(settings: Settings, database: str, driver: str = "postgresql") -> str:
     """A URL without the password: libpq (MLflow) and asyncpg (Prefect) read PGPASSWORD."""
-    return f"{driver}://{SERVICE_USER}@{settings.stack_host}:{settings.postgres_port}/{database}"
+    return f"{driver}://{SERVICE_USER}@{settings.stack.stack_host}:{settings.stack.postgres_port}/{database}"

@@ -57,7 +57,7 @@ def _variables(settings: Settings, credentials: StackCredentials | None) -> dict
     if credentials is None:
         return {
             "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{settings.state_dir / 'mlflow.db'}",
-            "MLFLOW_ARTIFACTS_DESTINATION": str(settings.mlflow_artifact_root),
+            "MLFLOW_ARTIFACTS_DESTINATION": str(settings.registry.mlflow_artifact_root),
         }
     return {
         "PGPASSWORD": credentials.PGPASSWORD,
@@ -66,7 +66,7 @@ def _variables(settings: Settings, credentials: StackCredentials | None) -> dict
         ),
         "PREFECT_SERVER_API_AUTH_STRING": credentials.PREFECT_API_AUTH_STRING,
         "MLFLOW_BACKEND_STORE_URI": postgres.database_url(settings, "mlflow"),
-        "MLFLOW_ARTIFACTS_DESTINATION": f"s3://{settings.s3_bucket}/{ARTIFACTS_PREFIX}",
+        "MLFLOW_ARTIFACTS_DESTINATION": f"s3://{settings.stack.s3_bucket}/{ARTIFACTS_PREFIX}",
         "MLFLOW_AUTH_CONFIG_PATH": str(mlflow_auth_config(settings)),
         # The loop's own account is MLflow's admin: it may do all, whatever default_permission is.
         "MLFLOW_AUTH_ADMIN_USERNAME": credentials.MLFLOW_TRACKING_USERNAME,
@@ -82,7 +82,7 @@ def _variables(settings: Settings, credentials: StackCredentials | None) -> dict
 def _processes(row: Service, settings: Settings, variables: dict[str, str]) -> list[Process]:
     address = addresses(settings).get(row.name, "")
     if row.health == "tcp":
-        health_url = f"tcp://{settings.stack_host}:{getattr(settings, row.port)}"
+        health_url = f"tcp://{settings.stack.stack_host}:{getattr(settings.stack, row.port)}"
     else:
         health_url = f"{address}{row.health}" if row.health else ""
     if row.name == "postgres":
@@ -91,16 +91,19 @@ def _processes(row: Service, settings: Settings, variables: dict[str, str]) -> l
         program, user = [executable(row.program[0]), *row.program[1:]], None
     env = {name: variables[name] for name in row.env_names(container=False) if name in variables}
     values = {
-        "host": settings.stack_host,
-        "port": str(getattr(settings, row.port)) if row.port else "",
+        "host": settings.stack.stack_host,
+        "port": str(getattr(settings.stack, row.port)) if row.port else "",
         "scheduler": addresses(settings)["dask-scheduler"],
         "data_dir": str(postgres.data_dir(settings)),
     }
-    copies = getattr(settings, row.replicas) if row.replicas else None
+    copies = getattr(settings.stack, row.replicas) if row.replicas else None
     return [
         Process(
             name=f"{row.name}-{n}" if copies else row.name,
-            command=[*program, *row.arguments(settings.stack_profile, container=False, n=str(n), **values)],
+            command=[
+                *program,
+                *row.arguments(settings.stack.stack_profile, container=False, n=str(n), **values),
+            ],
             health_url=health_url,
             ui_url=address,
             env=env,
@@ -115,14 +118,14 @@ def _rows(settings: Settings, runs_deployments: bool) -> list[Service]:
     return [
         row
         for row in SERVICES
-        if settings.stack_profile in row.profiles and row.runs_deployments == runs_deployments
+        if settings.stack.stack_profile in row.profiles and row.runs_deployments == runs_deployments
     ]
 
 
 def service_stages(settings: Settings) -> list[list[Process]]:
     """The profile's servers and Dask workers as processes, stage by stage (the Prefect worker
     apart: it starts once the deployments are registered)."""
-    credentials = stack_credentials(settings) if settings.stack_profile == "prod" else None
+    credentials = stack_credentials(settings) if settings.stack.stack_profile == "prod" else None
     variables = _variables(settings, credentials)
     rows = _rows(settings, runs_deployments=False)
     return [

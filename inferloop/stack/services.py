@@ -216,7 +216,7 @@ def client_env(addresses: dict[str, str], bucket: str) -> dict[str, str]:
 def addresses(settings: Settings) -> dict[str, str]:
     """Each row with a port at its address on this machine."""
     return {
-        row.name: f"{row.scheme}://{settings.stack_host}:{getattr(settings, row.port)}"
+        row.name: f"{row.scheme}://{settings.stack.stack_host}:{getattr(settings.stack, row.port)}"
         for row in SERVICES
         if row.port
     }
@@ -228,9 +228,9 @@ def stack_env(settings: Settings) -> dict[str, str]:
     machine = {
         "INFERLOOP_STATE_DIR": str(settings.state_dir),
         "INFERLOOP_PROJECT_DIR": str(REPO_ROOT),
-        "INFERLOOP_STACK_PROFILE": settings.stack_profile,
+        "INFERLOOP_STACK_PROFILE": settings.stack.stack_profile,
     }
-    if settings.stack_profile == "local":
+    if settings.stack.stack_profile == "local":
         return {
             "PREFECT_API_URL": f"{urls['prefect']}/api",
             "INFERLOOP_TRACKING_URI": urls["mlflow"],
@@ -238,4 +238,8 @@ def stack_env(settings: Settings) -> dict[str, str]:
             **machine,
             **AWS_DUMMY_CREDENTIALS,
         }
-    return {**client_env(urls, settings.s3_bucket), **machine, **stack_credentials(settings).client_env()}
+    return {
+        **client_env(urls, settings.stack.s3_bucket),
+        **machine,
+        **stack_credentials(settings).client_env(),
+    }

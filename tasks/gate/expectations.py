@@ -18,7 +18,7 @@ import pandas as pd
 
 from inferloop.core.dataset import DatasetSpec
 from inferloop.core.errors import InferloopError
-from inferloop.core.settings import Settings
+from inferloop.core.settings import GateSettings
 
 DATASOURCE, ASSET, BATCH_DEFINITION = "dataframes", "partition", "whole_partition"
 Purpose = Literal["training", "inference"]
@@ -52,11 +52,11 @@ def _check_project(project: Path) -> None:
         )
 
 
-def _file_context(project: Path, settings: Settings):
+def _file_context(project: Path, gate: GateSettings):
     import great_expectations as gx
 
-    settings.gx_runtime_dir.mkdir(parents=True, exist_ok=True)
-    os.environ["INFERLOOP_GX_RUNTIME_DIR"] = str(settings.gx_runtime_dir)
+    gate.gx_runtime_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["INFERLOOP_GX_RUNTIME_DIR"] = str(gate.gx_runtime_dir)
     context = gx.get_context(mode="file", project_root_dir=str(project))
     if DATASOURCE not in [ds.name for ds in context.data_sources.all().values()]:
         raise InferloopError(
@@ -66,25 +66,25 @@ def _file_context(project: Path, settings: Settings):
     return context
 
 
-def open_gx_context(settings: Settings):
+def open_gx_context(gate: GateSettings):
     """The committed suites of `expectations_dir`, read from this process's private copy;
     validation results and Data Docs go to the state dir. Hold `gx_lock` while using it."""
-    key = (settings.expectations_dir, settings.gx_runtime_dir)
+    key = (gate.expectations_dir, gate.gx_runtime_dir)
     with gx_lock:
         if key not in _workspaces:
-            _check_project(settings.expectations_dir)
-            settings.gx_runtime_dir.mkdir(parents=True, exist_ok=True)
-            workspace = Path(tempfile.mkdtemp(prefix="project-", dir=settings.gx_runtime_dir))
+            _check_project(gate.expectations_dir)
+            gate.gx_runtime_dir.mkdir(parents=True, exist_ok=True)
+            workspace = Path(tempfile.mkdtemp(prefix="project-", dir=gate.gx_runtime_dir))
             atexit.register(shutil.rmtree, workspace, ignore_errors=True)
-            shutil.copytree(settings.expectations_dir / "gx", workspace / "gx")
-            _workspaces[key] = _file_context(workspace, settings)
+            shutil.copytree(gate.expectations_dir / "gx", workspace / "gx")
+            _workspaces[key] = _file_context(workspace, gate)
         return _workspaces[key]
 
 
-def open_gx_project_for_edit(settings: Settings):
+def open_gx_project_for_edit(gate: GateSettings):
     """The committed GX project itself, for writing proposed suites into it."""
-    _check_project(settings.expectations_dir)
-    return _file_context(settings.expectations_dir, settings)
+    _check_project(gate.expectations_dir)
+    return _file_context(gate.expectations_dir, gate)
 
 
 def load_suite(context, spec: DatasetSpec, purpose: Purpose):

@@ -21,7 +21,7 @@ from prefect import task
 
 from inferloop.core import catalog
 from inferloop.core.dataset import DatasetSpec
-from inferloop.core.settings import Settings
+from inferloop.core.settings import GateSettings, ScoringSettings
 from inferloop.core.storage import Storage
 from inferloop.tasks.data.feeds import days_between, load_labelled_day, partition_files
 from inferloop.tasks.gate.expectations import Purpose, gx_lock, load_suite, open_gx_context, suite_name
@@ -61,17 +61,17 @@ class PartitionGate:
         spec: DatasetSpec,
         purpose: Purpose,
         day: date,
-        settings: Settings,
+        gate: GateSettings,
     ):
         self.storage, self.spec, self.day = storage, spec, day
         self.suite_name = suite_name(spec, purpose)
         with gx_lock:
-            self.context = open_gx_context(settings)
+            self.context = open_gx_context(gate)
             self.expectations = load_suite(self.context, spec, purpose).expectation_configurations
             self.checkpoint = self.context.checkpoints.get(self.suite_name)
         self.configs = {expectation_name(c): c for c in self.expectations}
         self.parameters = partition_parameters(day)
-        self.max_quarantine_share = settings.max_quarantine_share
+        self.max_quarantine_share = gate.max_quarantine_share
         self.rows_in = 0
         self.rows_quarantined = 0
         self.mask_counts = dict.fromkeys(self.configs, 0)
@@ -80,8 +80,8 @@ class PartitionGate:
         self.details: dict[str, str] = {}
         self.ids = IdTally()  # id uniqueness and presence over every row
         self.quarantined: list[pd.DataFrame] = []
-        self.gx_sample_rows = settings.gx_sample_rows
-        self.gx_scope = settings.gx_scope
+        self.gx_sample_rows = gate.gx_sample_rows
+        self.gx_scope = gate.gx_scope
         self.gx_rows = 0  # rows GX itself validated (its counts are over these)
         self._gx_schemas: list[pa.Schema] = []
 
@@ -297,7 +297,7 @@ def gate_training_window(
     spec: DatasetSpec,
     start: date,
     end: date,
-    settings: Settings,
+    gate_settings: GateSettings,
 ) -> tuple[pd.DataFrame, list[ValidationReport]]:
     """Each labelled day of the window through the training suite; the rows that pass.
 
@@ -306,7 +306,7 @@ def gate_training_window(
     """
     passed, reports = [], []
     for day in days_between(start, end):
-        gate = PartitionGate(storage, spec, "training", day, settings)
+        gate = PartitionGate(storage, spec, "training", day, gate_settings)
         labelled = pa.Table.from_pandas(load_labelled_day(storage, spec, day), preserve_index=False)
         passed += [table.to_pandas() for table in passing_chunks(gate, [labelled])]
         reports.append(decide(gate))
@@ -319,17 +319,18 @@ def validate_partition(
     spec: DatasetSpec,
     purpose: Purpose,
     day: date,
-    settings: Settings,
+    gate_settings: GateSettings,
+    scoring: ScoringSettings,
 ) -> ValidationReport:
     """The gate alone on one partition (streamed); quarantine written, nothing else."""
-    gate = PartitionGate(storage, spec, purpose, day, settings)
+    gate = PartitionGate(storage, spec, purpose, day, gate_settings)
     if purpose == "training":
         chunks = [pa.Table.from_pandas(load_labelled_day(storage, spec, day), preserve_index=False)]
     else:
         chunks = (
             batch
             for f in partition_files(storage, spec, day)
-            for batch in storage.iter_batches(f, settings.score_batch_rows, spec.categorical_features)
+            for batch in storage.iter_batches(f, scoring.score_batch_rows, spec.categorical_features)
         )
     for _ in passing_chunks(gate, chunks):
         pass

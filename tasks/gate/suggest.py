@@ -24,7 +24,7 @@ def propose_suites(
     frames = [load_labelled_day(storage, spec, day) for day in days]
     reference = pd.concat(frames, ignore_index=True)
     daily_rows = [len(frame) for frame in frames]
-    context = open_gx_project_for_edit(settings)
+    context = open_gx_project_for_edit(settings.gate)
     return [
         save_suite(context, spec, purpose, suggest_expectations(reference, spec, purpose, daily_rows))
         for purpose in ("training", "inference")

@@ -20,7 +20,7 @@ from inferloop.core.registry import (
     Registry,
     TrainingData,
 )
-from inferloop.core.settings import Settings
+from inferloop.core.settings import RegistrySettings, Settings
 from inferloop.tasks.model.evaluation import evaluation_figures
 
 PROFILE_FILE = "reference_profile.json"  # stored in the model's extra_files, for monitoring
@@ -36,12 +36,12 @@ SKOPS_TRUSTED_TYPES = [
 ]
 
 
-def model_registry(settings: Settings) -> Registry:
-    """The registry the settings point at, for the configured model."""
+def model_registry(registry: RegistrySettings) -> Registry:
+    """The registry the settings' registry group points at, for the configured model."""
     return Registry(
-        tracking_uri=settings.mlflow_tracking_uri,
-        model_name=settings.registered_model_name,
-        artifact_root=settings.mlflow_artifact_root,
+        tracking_uri=registry.tracking_uri,
+        model_name=registry.model_name,
+        artifact_root=registry.mlflow_artifact_root,
     )
 
 
@@ -87,7 +87,9 @@ def log_and_register(
     reference profile; register a new version as `challenger` (promotion decides the rest)."""
     dataset = settings.dataset.name
     data_hash = content_hash(training_frame)
-    figures = evaluation_figures(result.holdout_target, result.holdout_scores, settings.decision_threshold)
+    figures = evaluation_figures(
+        result.holdout_target, result.holdout_scores, settings.scoring.decision_threshold
+    )
     with tempfile.TemporaryDirectory() as scratch:
         profile_file = Path(scratch) / PROFILE_FILE
         profile_file.write_text(json.dumps(result.profile))
@@ -134,38 +136,38 @@ def log_and_register(
             code_paths=model_code(Path(scratch)),
             pip_requirements=model_requirements(),
         )
-        return model_registry(settings).log_model_version(
-            settings.experiment_name,
+        return model_registry(settings.registry).log_model_version(
+            settings.registry.experiment_name,
             run_name=f"train {start}..{end}",
             record=record,
-            alias=settings.challenger_alias,
+            alias=settings.registry.challenger_alias,
             run_tags={"inferloop.dataset": dataset},
         )
 
 
-def find_alias(settings: Settings, alias: str) -> ModelVersionRef | None:
+def find_alias(registry: RegistrySettings, alias: str) -> ModelVersionRef | None:
     """The version behind `alias`, or None when the model or alias does not exist."""
-    return model_registry(settings).find_alias(alias)
+    return model_registry(registry).find_alias(alias)
 
 
 @task(name="resolve-alias")
-def resolve_alias(settings: Settings, alias: str) -> ModelVersionRef:
+def resolve_alias(registry: RegistrySettings, alias: str) -> ModelVersionRef:
     """Resolve `models:/NAME@alias` to a concrete version, once per flow run."""
-    ref = find_alias(settings, alias)
+    ref = find_alias(registry, alias)
     if ref is None:
         raise ModelNotFound(
-            f"No version of {settings.registered_model_name} has the alias @{alias}: train one "
+            f"No version of {registry.model_name} has the alias @{alias}: train one "
             f"(inferloop train) or set the alias in the MLflow UI"
         )
     return ref
 
 
-def load_model(settings: Settings, ref: ModelVersionRef):
+def load_model(registry: RegistrySettings, ref: ModelVersionRef):
     """The scikit-learn pipeline of a concrete version (predict_proba at full speed)."""
-    return model_registry(settings).load_model(ref)
+    return model_registry(registry).load_model(ref)
 
 
 @cache
-def load_reference_profile(settings: Settings, run_id: str) -> dict:
+def load_reference_profile(registry: RegistrySettings, run_id: str) -> dict:
     """The training data's reference profile logged with a model's run (monitoring compares to it)."""
-    return model_registry(settings).load_run_dict(run_id, PROFILE_FILE)
+    return model_registry(registry).load_run_dict(run_id, PROFILE_FILE)

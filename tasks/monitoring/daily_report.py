@@ -16,7 +16,7 @@ from prefect import task
 
 from inferloop.core import catalog
 from inferloop.core.registry import MetricPoint, ModelVersionRef
-from inferloop.core.settings import Settings
+from inferloop.core.settings import MonitoringSettings, RegistrySettings, Settings
 from inferloop.core.storage import Storage
 from inferloop.tasks.data.feeds import read_feature_partition
 from inferloop.tasks.gate.partition_gate import gate_refused
@@ -78,17 +78,21 @@ def build_report(
     else:
         _measure_drift(storage, settings, report, day)
     event_day = day - timedelta(days=spec.label.delay_days)
-    threshold = settings.decision_threshold
+    threshold = settings.scoring.decision_threshold
     if event_scorer := scorer(storage, champion, event_day):
         report.day_performance = performance_snapshot(
             storage, spec, champion.name, event_scorer, [event_day], threshold
         )
-    window = [event_day - timedelta(days=i) for i in reversed(range(settings.performance_window_days))]
+    window = [
+        event_day - timedelta(days=i) for i in reversed(range(settings.monitoring.performance_window_days))
+    ]
     report.rolling_performance = performance_snapshot(
         storage, spec, champion.name, champion.version, window, threshold
     )
-    report.validation_metric = validation_metric(settings, champion.run_id, settings.monitor_metric)
-    report.breaches = breaches(report, settings)
+    report.validation_metric = validation_metric(
+        settings.registry, champion.run_id, settings.monitoring.monitor_metric
+    )
+    report.breaches = breaches(report, settings.monitoring, settings.promotion.min_roc_auc)
     return report
 
 
@@ -105,44 +109,49 @@ def _measure_drift(storage: Storage, settings: Settings, report: MonitoringRepor
     spec = settings.dataset
     predictions = read_predictions(storage, spec, report.model_name, report.scored_by, day)
     report.rows_scored = len(predictions)
-    if report.rows_scored < settings.min_drift_rows:
-        report.drift_verdict = f"too few rows ({report.rows_scored} < {settings.min_drift_rows})"
+    if report.rows_scored < settings.monitoring.min_drift_rows:
+        report.drift_verdict = f"too few rows ({report.rows_scored} < {settings.monitoring.min_drift_rows})"
         return
     manifest = storage.read_json(catalog.predictions_manifest(report.model_name, report.scored_by, day))
-    profile = load_reference_profile(settings, manifest["model_run_id"])
+    profile = load_reference_profile(settings.registry, manifest["model_run_id"])
     scored = read_feature_partition(storage, spec, day).merge(
         predictions[[spec.id_column]], on=spec.id_column, how="inner"
     )
-    report.drift = feature_drift(scored, profile, spec, settings.drift_psi_threshold)
+    report.drift = feature_drift(scored, profile, spec, settings.monitoring.drift_psi_threshold)
     report.prediction_psi = prediction_drift(predictions["score"].to_numpy(), profile)
     report.drift_verdict = "measured"
 
 
 @cache
-def validation_metric(settings: Settings, run_id: str, metric: str) -> float | None:
-    return model_registry(settings).run(run_id).metrics.get(f"holdout_{metric}")
+def validation_metric(registry: RegistrySettings, run_id: str, metric: str) -> float | None:
+    return model_registry(registry).run(run_id).metrics.get(f"holdout_{metric}")
 
 
-def breaches(report: MonitoringReport, settings: Settings) -> list[str]:
-    """Thresholds this day's report crosses (each one a sentence a person can act on)."""
+def breaches(report: MonitoringReport, monitoring: MonitoringSettings, roc_auc_floor: float) -> list[str]:
+    """Thresholds this day's report crosses (each one a sentence a person can act on);
+    `roc_auc_floor` is promotion's `min_roc_auc`: a champion below it is a breach too."""
     found = [
-        f"drift: {d.feature} PSI {d.psi:.3f} > {settings.drift_psi_threshold}"
+        f"drift: {d.feature} PSI {d.psi:.3f} > {monitoring.drift_psi_threshold}"
         for d in report.drift
         if d.flagged
     ]
-    rolling, metric = report.rolling_performance, settings.monitor_metric
-    if rolling is None or rolling.labelled_rows < settings.min_labelled_rows or metric not in rolling.metrics:
+    rolling, metric = report.rolling_performance, monitoring.monitor_metric
+    if (
+        rolling is None
+        or rolling.labelled_rows < monitoring.min_labelled_rows
+        or metric not in rolling.metrics
+    ):
         return found
     value = rolling.metrics[metric]
-    if report.validation_metric is not None and report.validation_metric - value > settings.max_metric_drop:
+    if report.validation_metric is not None and report.validation_metric - value > monitoring.max_metric_drop:
         found.append(
             f"performance: {metric} {value:.3f} on {rolling.labelled_rows} labelled rows is "
             f"{report.validation_metric - value:.3f} below its validation value "
             f"{report.validation_metric:.3f} "
-            f"(tolerated {settings.max_metric_drop})"
+            f"(tolerated {monitoring.max_metric_drop})"
         )
-    if metric == "roc_auc" and value < settings.min_roc_auc:
-        found.append(f"performance: roc_auc {value:.3f} below the floor {settings.min_roc_auc}")
+    if metric == "roc_auc" and value < roc_auc_floor:
+        found.append(f"performance: roc_auc {value:.3f} below the floor {roc_auc_floor}")
     return found
 
 
@@ -183,7 +192,7 @@ def load_history(storage: Storage, dataset: str, start: date, end: date) -> list
     return reports
 
 
-def log_to_mlflow(settings: Settings, report: MonitoringReport) -> None:
+def log_to_mlflow(registry: RegistrySettings, report: MonitoringReport) -> None:
     """Metrics at step = the day's ordinal and timestamp = its midnight, on the version's run."""
     day = date.fromisoformat(report.day)
     timestamp = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
@@ -193,15 +202,15 @@ def log_to_mlflow(settings: Settings, report: MonitoringReport) -> None:
         MetricPoint(n, float(v), timestamp, day.toordinal())
         for n, v in zip(names, metrics["value"], strict=True)
     ]
-    model_registry(settings).log_metric_points(
-        _monitoring_run(settings, report.model_name, report.model_version), points
+    model_registry(registry).log_metric_points(
+        _monitoring_run(registry, report.model_name, report.model_version), points
     )
 
 
 @cache
-def _monitoring_run(settings: Settings, model_name: str, version: str) -> str:
-    return model_registry(settings).find_or_create_run(
-        settings.monitoring_experiment_name,
+def _monitoring_run(registry: RegistrySettings, model_name: str, version: str) -> str:
+    return model_registry(registry).find_or_create_run(
+        registry.monitoring_experiment_name,
         run_name=f"monitor {model_name} v{version}",
         tags={"inferloop.model": model_name, "inferloop.model_version": version},
     )
@@ -214,5 +223,5 @@ def monitor_day(
     """Build, save and log one day's report."""
     report = build_report(storage, settings, champion, day)
     save_report(storage, report)
-    log_to_mlflow(settings, report)
+    log_to_mlflow(settings.registry, report)
     return report

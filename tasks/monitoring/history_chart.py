@@ -4,12 +4,12 @@ import io
 from datetime import date, timedelta
 
 from inferloop.core import catalog
-from inferloop.core.settings import Settings
+from inferloop.core.settings import MonitoringSettings, Settings
 from inferloop.core.storage import Storage
 from inferloop.tasks.monitoring.daily_report import MonitoringReport, load_history
 
 
-def history_chart(history: list[MonitoringReport], settings: Settings) -> bytes:
+def history_chart(history: list[MonitoringReport], monitoring: MonitoringSettings) -> bytes:
     """PNG: rolling `monitor_metric` with the champion's validation value, and the largest PSI
     of any feature with the drift threshold, one point per monitored day."""
     import matplotlib
@@ -17,7 +17,7 @@ def history_chart(history: list[MonitoringReport], settings: Settings) -> bytes:
     matplotlib.use("Agg")  # no display on servers and workers
     import matplotlib.pyplot as plt
 
-    metric = settings.monitor_metric
+    metric = monitoring.monitor_metric
     days = [r.day for r in history]
     rolling = [r.rolling_performance.metrics.get(metric) if r.rolling_performance else None for r in history]
     validation = [r.validation_metric for r in history]
@@ -34,7 +34,7 @@ def history_chart(history: list[MonitoringReport], settings: Settings) -> bytes:
     bottom.plot(
         days, [v if v is not None else float("nan") for v in max_psi], marker="o", label="largest PSI"
     )
-    bottom.axhline(settings.drift_psi_threshold, color="red", linestyle=":", label="threshold")
+    bottom.axhline(monitoring.drift_psi_threshold, color="red", linestyle=":", label="threshold")
     bottom.set_ylabel("PSI")
     bottom.legend(loc="upper left")
     bottom.tick_params(axis="x", rotation=45)
@@ -51,5 +51,5 @@ def save_history_chart(storage: Storage, settings: Settings, day: date, days_sho
     dataset = settings.dataset.name
     history = load_history(storage, dataset, day - timedelta(days=days_shown - 1), day)
     path = catalog.history_chart_file(dataset, day)
-    storage.write_bytes(path, history_chart(history, settings))
+    storage.write_bytes(path, history_chart(history, settings.monitoring))
     return storage.uri(path)

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
 from inferloop.core import catalog
-from inferloop.core.settings import Settings
+from inferloop.core.settings import MonitoringSettings, RetrainSettings, Settings
 from inferloop.core.storage import Storage
 from inferloop.tasks.monitoring.daily_report import MonitoringReport, load_history
 
@@ -36,26 +36,30 @@ class RetrainDecision:
 
 
 def decide_retrain(
-    history: list[MonitoringReport], ledger: list[RetrainDecision], settings: Settings, day: date
+    history: list[MonitoringReport],
+    ledger: list[RetrainDecision],
+    policy: RetrainSettings,
+    monitoring: MonitoringSettings,
+    day: date,
 ) -> RetrainDecision:
     """The verdict for `day` from the reports of the days up to it and past retrain decisions."""
     latest = history[-1] if history and history[-1].day == day.isoformat() else None
     champion = latest.model_version if latest else ""
     if latest is None or not latest.breaches:
         return RetrainDecision(day.isoformat(), "none", champion_version=champion)
-    wanted = [(day - timedelta(days=i)).isoformat() for i in range(settings.confirm_days)]
+    wanted = [(day - timedelta(days=i)).isoformat() for i in range(policy.confirm_days)]
     by_day = {r.day: r for r in history}
     confirmed = [by_day[d] for d in wanted if d in by_day and by_day[d].breaches]
     confirmed = [r for r in confirmed if r.model_version == champion]
-    if len(confirmed) < settings.confirm_days:
+    if len(confirmed) < policy.confirm_days:
         return RetrainDecision(
             day.isoformat(),
             "none",
-            [f"breach on {len(confirmed)} of {settings.confirm_days} consecutive days: waiting to confirm"],
+            [f"breach on {len(confirmed)} of {policy.confirm_days} consecutive days: waiting to confirm"],
             champion_version=champion,
         )
     decision = RetrainDecision(day.isoformat(), "retrain", latest.breaches, champion_version=champion)
-    decision.train_from = degradation_onset(history, settings)
+    decision.train_from = degradation_onset(history, monitoring)
     if refused := [r.day for r in history if r.day in wanted and r.gate_refused]:
         decision.action = "suppressed"
         decision.suppressed_because = (
@@ -63,39 +67,39 @@ def decide_retrain(
             "is an incident, not a reason to retrain)"
         )
         return decision
-    return storm_guard(decision, ledger, settings, day)
+    return storm_guard(decision, ledger, policy, day)
 
 
-def degradation_onset(history: list[MonitoringReport], settings: Settings) -> str:
+def degradation_onset(history: list[MonitoringReport], monitoring: MonitoringSettings) -> str:
     """The earliest event day of the latest unbroken run of days whose own metric fell more
     than the tolerated drop below validation ("" when the breach is drift alone)."""
     onset = ""
     for report in reversed(history):
         day = report.day_performance
-        if day is None or report.validation_metric is None or settings.monitor_metric not in day.metrics:
+        if day is None or report.validation_metric is None or monitoring.monitor_metric not in day.metrics:
             break
-        if report.validation_metric - day.metrics[settings.monitor_metric] <= settings.max_metric_drop:
+        if report.validation_metric - day.metrics[monitoring.monitor_metric] <= monitoring.max_metric_drop:
             break
         onset = day.first_event_day
     return onset
 
 
 def storm_guard(
-    decision: RetrainDecision, ledger: list[RetrainDecision], settings: Settings, day: date
+    decision: RetrainDecision, ledger: list[RetrainDecision], policy: RetrainSettings, day: date
 ) -> RetrainDecision:
     """Suppress a retrain that would break the cooldown or the daily cap."""
     retrains = [d for d in ledger if d.action == "retrain"]
-    if sum(d.day == day.isoformat() for d in retrains) >= settings.max_retrains_per_day:
+    if sum(d.day == day.isoformat() for d in retrains) >= policy.max_retrains_per_day:
         decision.action = "suppressed"
         decision.suppressed_because = (
-            f"{settings.max_retrains_per_day} retrain(s) already on {day} (INFERLOOP_MAX_RETRAINS_PER_DAY)"
+            f"{policy.max_retrains_per_day} retrain(s) already on {day} (INFERLOOP_MAX_RETRAINS_PER_DAY)"
         )
-    elif recent := [d for d in retrains if 0 < abs(days_apart(d, day)) < settings.retrain_cooldown_days]:
+    elif recent := [d for d in retrains if 0 < abs(days_apart(d, day)) < policy.retrain_cooldown_days]:
         last = max(date.fromisoformat(d.day) for d in recent)  # a backfill may look at older days
         decision.action = "suppressed"
         decision.suppressed_because = (
             f"cooldown: a retrain on {last}, next allowed on "
-            f"{last + timedelta(days=settings.retrain_cooldown_days)} (INFERLOOP_RETRAIN_COOLDOWN_DAYS)"
+            f"{last + timedelta(days=policy.retrain_cooldown_days)} (INFERLOOP_RETRAIN_COOLDOWN_DAYS)"
         )
     return decision
 
@@ -123,14 +127,17 @@ def record(storage: Storage, dataset: str, decision: RetrainDecision) -> None:
     storage.write_json(path, {"decisions": [*kept, decision.to_dict()]})
 
 
-def ledger_since(settings: Settings, day: date) -> date:
+def ledger_since(policy: RetrainSettings, day: date) -> date:
     """How far back the guard needs to look."""
-    return day - timedelta(days=max(settings.retrain_cooldown_days, 1))
+    return day - timedelta(days=max(policy.retrain_cooldown_days, 1))
 
 
 def retrain_verdict(storage: Storage, settings: Settings, day: date) -> RetrainDecision:
     """The shared decision: the saved reports up to `day` against the ledger."""
     dataset = settings.dataset.name
-    lookback = max(settings.confirm_days, settings.train_window_days)  # the onset may be that old
+    lookback = max(
+        settings.retrain.confirm_days, settings.training.train_window_days
+    )  # the onset may be that old
     history = load_history(storage, dataset, day - timedelta(days=lookback), day)
-    return decide_retrain(history, load_ledger(storage, dataset, ledger_since(settings, day)), settings, day)
+    ledger = load_ledger(storage, dataset, ledger_since(settings.retrain, day))
+    return decide_retrain(history, ledger, settings.retrain, settings.monitoring, day)

@@ -14,7 +14,7 @@ from prefect import task
 
 from inferloop.core.errors import InferloopError
 from inferloop.core.registry import ModelNotFound, ModelVersionRef
-from inferloop.core.settings import Settings
+from inferloop.core.settings import PromotionSettings, Settings
 from inferloop.tasks.model.registry import model_registry
 
 PRIMARY_METRIC = "roc_auc"
@@ -119,12 +119,12 @@ def decide_promotion(
     return "promote", "passed every gate" + ("" if champion else " (first champion)"), checks
 
 
-def gates_from(settings: Settings) -> PromotionGates:
-    return PromotionGates(settings.min_roc_auc, settings.min_improvement, settings.max_pr_auc_regression)
+def gates_from(promotion: PromotionSettings) -> PromotionGates:
+    return PromotionGates(promotion.min_roc_auc, promotion.min_improvement, promotion.max_pr_auc_regression)
 
 
 def input_schema(settings: Settings, ref: ModelVersionRef) -> list[dict]:
-    return model_registry(settings).input_schema(ref)
+    return model_registry(settings.registry).input_schema(ref)
 
 
 def signature_compatible(challenger: list[dict], champion: list[dict]) -> bool:
@@ -134,7 +134,7 @@ def signature_compatible(challenger: list[dict], champion: list[dict]) -> bool:
 
 
 def get_version(settings: Settings, version: str) -> ModelVersionRef:
-    registry = model_registry(settings)
+    registry = model_registry(settings.registry)
     try:
         return registry.get_version(version)
     except ModelNotFound as error:
@@ -145,7 +145,7 @@ def get_version(settings: Settings, version: str) -> ModelVersionRef:
 
 
 def data_gate_passed(settings: Settings, ref: ModelVersionRef) -> bool:
-    return model_registry(settings).run(ref.run_id).tags.get("inferloop.data_gate") == "accepted"
+    return model_registry(settings.registry).run(ref.run_id).tags.get("inferloop.data_gate") == "accepted"
 
 
 def decided_by_person() -> str:
@@ -160,15 +160,15 @@ def promotion_window(
 ) -> tuple[date, date, str]:
     """Recent labelled days the challenger was not fitted on: the days after its training window
     (at most `promotion_window_days`), else its own held-out days."""
-    params = model_registry(settings).run(challenger.run_id).params
+    params = model_registry(settings.registry).run(challenger.run_id).params
     window_end = date.fromisoformat(params["window_end"])
     if latest_labelled > window_end:
         start = max(
             window_end + timedelta(days=1),
-            latest_labelled - timedelta(days=settings.promotion_window_days - 1),
+            latest_labelled - timedelta(days=settings.promotion.promotion_window_days - 1),
         )
         return start, latest_labelled, "labelled days after the challenger's training window"
-    holdout = int(params.get("holdout_days", settings.holdout_days))
+    holdout = int(params.get("holdout_days", settings.training.holdout_days))
     return window_end - timedelta(days=holdout - 1), window_end, "the challenger's held-out days"
 
 
@@ -178,9 +178,12 @@ def evaluate_version(settings: Settings, ref: ModelVersionRef, frame) -> dict[st
     from inferloop.tasks.model.training import evaluate
 
     spec = settings.dataset
-    model = load_model(settings, ref)
+    model = load_model(settings.registry, ref)
     return evaluate(
-        model, prepare_features(frame, spec), positive_target(frame, spec), settings.decision_threshold
+        model,
+        prepare_features(frame, spec),
+        positive_target(frame, spec),
+        settings.scoring.decision_threshold,
     )
 
 
@@ -204,7 +207,7 @@ def challenger_decision(
         champion_metrics,
         data_gate_passed(settings, challenger),
         compatible,
-        gates_from(settings),
+        gates_from(settings.promotion),
     )
     return _decision(
         challenger,
@@ -244,7 +247,7 @@ def bootstrap_decision(
     settings: Settings, ref: ModelVersionRef, holdout_metrics: dict[str, float]
 ) -> PromotionDecision:
     """No champion yet: the first version that clears the absolute gates becomes champion."""
-    outcome = decide_promotion(holdout_metrics, None, True, True, gates_from(settings))
+    outcome = decide_promotion(holdout_metrics, None, True, True, gates_from(settings.promotion))
     return _decision(
         ref,
         None,
@@ -262,7 +265,7 @@ def manual_decision(
 ) -> PromotionDecision:
     """A person's move of @champion (promote --version N, rollback): only safety is checked
     (signature, data gate); an unsafe move is a rejection the caller records and reports."""
-    logged = model_registry(settings).run(target.run_id).metrics
+    logged = model_registry(settings.registry).run(target.run_id).metrics
     metrics = {k.removeprefix("holdout_"): v for k, v in logged.items() if k.startswith("holdout_")}
     compatible = champion is None or signature_compatible(
         input_schema(settings, target), input_schema(settings, champion)

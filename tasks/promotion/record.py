@@ -7,7 +7,7 @@ Every move of `@champion` (automatic, approved, by hand, rollback, bootstrap) go
 import json
 from dataclasses import replace
 
-from inferloop.core.settings import Settings
+from inferloop.core.settings import RegistrySettings
 from inferloop.runtime.locks import global_lock
 from inferloop.tasks.model.registry import find_alias, model_registry
 from inferloop.tasks.promotion.decision import PromotionDecision
@@ -15,7 +15,7 @@ from inferloop.tasks.promotion.decision import PromotionDecision
 PROMOTION_LOCK = "inferloop-promotion"
 
 
-def record_decision(settings: Settings, decision: PromotionDecision) -> PromotionDecision:
+def record_decision(registry: RegistrySettings, decision: PromotionDecision) -> PromotionDecision:
     """Apply `decision` to the registry and tag the challenger version with it.
 
     Under the promotion lock the champion is re-read: if it changed since the evidence was
@@ -23,33 +23,33 @@ def record_decision(settings: Settings, decision: PromotionDecision) -> Promotio
     stale evidence. On promotion the old champion stays reachable as `previous_champion`.
     """
     with global_lock(PROMOTION_LOCK):
-        return _apply(settings, decision)
+        return _apply(registry, decision)
 
 
-def _apply(settings: Settings, decision: PromotionDecision) -> PromotionDecision:
-    registry = replace(model_registry(settings), model_name=decision.model_name)
-    current = find_alias(settings, settings.champion_alias)
+def _apply(registry_settings: RegistrySettings, decision: PromotionDecision) -> PromotionDecision:
+    registry = replace(model_registry(registry_settings), model_name=decision.model_name)
+    current = find_alias(registry_settings, registry_settings.champion_alias)
     current_version = current.version if current else None
     if decision.promoted and current_version != decision.champion_version:
         decision.verdict = "reject"
         decision.reason = (
-            f"@{settings.champion_alias} moved to v{current_version} while this decision was "
+            f"@{registry_settings.champion_alias} moved to v{current_version} while this decision was "
             f"made on v{decision.champion_version}: rerun promote"
         )
     if decision.promoted:
         if current_version and current_version != decision.challenger_version:
-            registry.set_alias(settings.previous_champion_alias, current_version)
-        registry.set_alias(settings.champion_alias, decision.challenger_version)
-        if decision.mode != "rollback" and _alias_version(settings, settings.challenger_alias) == (
-            decision.challenger_version
-        ):
-            registry.delete_alias(settings.challenger_alias)
+            registry.set_alias(registry_settings.previous_champion_alias, current_version)
+        registry.set_alias(registry_settings.champion_alias, decision.challenger_version)
+        if decision.mode != "rollback" and _alias_version(
+            registry_settings, registry_settings.challenger_alias
+        ) == (decision.challenger_version):
+            registry.delete_alias(registry_settings.challenger_alias)
     registry.tag_version(decision.challenger_version, decision_tags(decision))
     return decision
 
 
-def _alias_version(settings: Settings, alias: str) -> str | None:
-    ref = find_alias(settings, alias)
+def _alias_version(registry_settings: RegistrySettings, alias: str) -> str | None:
+    ref = find_alias(registry_settings, alias)
     return ref.version if ref else None
 
 

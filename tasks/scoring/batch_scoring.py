@@ -18,7 +18,7 @@ from inferloop.core import catalog
 from inferloop.core.dataset import DatasetSpec
 from inferloop.core.errors import InferloopError
 from inferloop.core.registry import ModelVersionRef
-from inferloop.core.settings import Settings
+from inferloop.core.settings import GateSettings, ScoringSettings
 from inferloop.core.storage import Storage
 from inferloop.tasks.data.feeds import partition_files, prepare_features
 from inferloop.tasks.gate.partition_gate import PartitionGate, decide, passing_chunks
@@ -74,7 +74,8 @@ def score_partition(
     ref: ModelVersionRef,
     day: date,
     flow_run_id: str,
-    settings: Settings,
+    scoring: ScoringSettings,
+    gate_settings: GateSettings,
     role: str = "champion",
 ) -> ScoringManifest:
     """Gate and score every row of the day's partition with `ref`, chunk by chunk.
@@ -97,7 +98,7 @@ def score_partition(
         )
 
     input_files = partition_files(storage, spec, day)
-    gate = PartitionGate(storage, spec, "inference", day, settings)
+    gate = PartitionGate(storage, spec, "inference", day, gate_settings)
     started = time.perf_counter()
     scored_at = datetime.now(UTC).replace(microsecond=0).isoformat()
     data_file = catalog.predictions_file(ref.name, ref.version, day)
@@ -116,14 +117,14 @@ def score_partition(
                 storage.uri(input_file),
                 scored_at,
             ]
-            chunks = storage.iter_batches(input_file, settings.score_batch_rows, spec.categorical_features)
+            chunks = storage.iter_batches(input_file, scoring.score_batch_rows, spec.categorical_features)
             for ids, features in read_ahead(model_inputs(gate, chunks, spec)):
                 scores = positive_scores(model, features)
                 batch = pa.RecordBatch.from_arrays(
                     [
                         ids,
                         pa.array(scores),
-                        pa.array((scores >= settings.decision_threshold).astype(np.int8)),
+                        pa.array((scores >= scoring.decision_threshold).astype(np.int8)),
                         *[_constant(value, len(ids)) for value in lineage],
                     ],
                     schema=writer.schema,

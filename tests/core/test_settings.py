@@ -6,9 +6,9 @@ from inferloop.core.settings import SettingsError, load_settings
 def test_defaults_work_on_a_fresh_machine(monkeypatch, tmp_path):
     monkeypatch.setenv("INFERLOOP_STATE_DIR", str(tmp_path / "state"))
     settings = load_settings()
-    assert settings.lake_uri == (tmp_path / "state" / "lake").as_uri()
-    assert settings.mlflow_tracking_uri == f"sqlite:///{tmp_path / 'state' / 'mlflow.db'}"
-    assert settings.registered_model_name == "transactions-classifier"
+    assert settings.lake.storage_uri == (tmp_path / "state" / "lake").as_uri()
+    assert settings.registry.tracking_uri == f"sqlite:///{tmp_path / 'state' / 'mlflow.db'}"
+    assert settings.registry.model_name == "transactions-classifier"
     assert settings.dataset.label.column == "is_fraud"
 
 
@@ -17,8 +17,8 @@ def test_environment_overrides_defaults(monkeypatch):
     monkeypatch.setenv("INFERLOOP_S3_ENDPOINT_URL", "http://127.0.0.1:9000")
     monkeypatch.setenv("INFERLOOP_CHAMPION_ALIAS", "prod")
     settings = load_settings()
-    assert settings.lake_uri == "s3://bucket/prefix"
-    assert settings.champion_alias == "prod"
+    assert settings.lake.storage_uri == "s3://bucket/prefix"
+    assert settings.registry.champion_alias == "prod"
 
 
 @pytest.mark.parametrize(

@@ -92,7 +92,7 @@ def test_an_s3_endpoint_down_at_start_fails_fast_with_what_to_check(attempts):
 
 def test_lake_storage_takes_the_attempts_from_settings(monkeypatch):
     monkeypatch.setenv("INFERLOOP_S3_MAX_ATTEMPTS", "7")
-    assert lake_storage(load_settings()).s3_max_attempts == 7
+    assert lake_storage(load_settings().lake).s3_max_attempts == 7
 
 
 def test_unsupported_scheme_is_refused():

@@ -37,7 +37,7 @@ def elec2_env(prefect_harness, mlflow_server, workdir, monkeypatch):
 
 
 def import_file(settings, path: Path):
-    return import_source.fn(lake_storage(settings), settings.dataset, str(path))
+    return import_source.fn(lake_storage(settings.lake), settings.dataset, str(path))
 
 
 def test_elec2_shaped_feed_runs_the_loop_with_only_its_spec(elec2_env, tmp_path):

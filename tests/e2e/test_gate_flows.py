@@ -20,7 +20,7 @@ def faulty_feed(prefect_harness, workdir, monkeypatch):
     monkeypatch.setenv("INFERLOOP_MODEL_NAME", f"gate-{uuid.uuid4().hex[:8]}")
     settings = load_settings()
     config = GeneratorConfig(scenario="quality_faults", days=8, rows_per_day=2_000)
-    days = write_synthetic_feed.fn(lake_storage(settings), settings.dataset, config)
+    days = write_synthetic_feed.fn(lake_storage(settings.lake), settings.dataset, config)
     return settings, days, config
 
 
@@ -37,10 +37,10 @@ def test_scoring_quarantines_fault_rows_and_refuses_the_renamed_day(faulty_feed)
     with pytest.raises(InferloopError, match=r"refused transactions_inference for 2026-01-06.*'amount'"):
         batch_inference(partition_date=days[3], end_date=days[5])
 
-    storage = lake_storage(settings)
+    storage = lake_storage(settings.lake)
     faulty = days[3]  # row-level faults: nulls, negative amounts, unknown categories
     manifest = storage.read_json(
-        f"predictions/model={settings.registered_model_name}/version=1/date={faulty}/_manifest.json"
+        f"predictions/model={settings.registry.model_name}/version=1/date={faulty}/_manifest.json"
     )
     assert manifest["rows_quarantined"] > 0
     assert manifest["rows_in"] == manifest["rows_scored"] + manifest["rows_quarantined"] == 2_000
@@ -48,9 +48,9 @@ def test_scoring_quarantines_fault_rows_and_refuses_the_renamed_day(faulty_feed)
     assert len(quarantined) == manifest["rows_quarantined"]
     assert quarantined["_failed_expectations"].str.len().gt(0).all()
     assert not storage.exists(
-        f"predictions/model={settings.registered_model_name}/version=1/date={days[5]}/_manifest.json"
+        f"predictions/model={settings.registry.model_name}/version=1/date={days[5]}/_manifest.json"
     )
-    docs = Path(settings.gx_runtime_dir / "data_docs" / "index.html")
+    docs = Path(settings.gate.gx_runtime_dir / "data_docs" / "index.html")
     assert docs.exists()
 
     with get_client(sync_client=True) as client:
@@ -80,4 +80,4 @@ def test_training_on_a_refused_day_produces_no_model(faulty_feed):
     with pytest.raises(BatchRefusedError, match="missing columns \\['amount'\\]"):
         train(start=days[4], end=days[6])
     with pytest.raises(MlflowException):
-        MlflowClient(settings.mlflow_tracking_uri).get_registered_model(settings.registered_model_name)
+        MlflowClient(settings.registry.tracking_uri).get_registered_model(settings.registry.model_name)

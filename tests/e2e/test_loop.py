@@ -23,7 +23,7 @@ def loop_env(request, prefect_harness, mlflow_server, workdir, monkeypatch):
         monkeypatch.setenv("INFERLOOP_S3_ENDPOINT_URL", request.getfixturevalue("s3_endpoint"))
     settings = load_settings()
     days = write_synthetic_feed.fn(
-        lake_storage(settings), settings.dataset, GeneratorConfig(days=10, rows_per_day=2_000)
+        lake_storage(settings.lake), settings.dataset, GeneratorConfig(days=10, rows_per_day=2_000)
     )
     return settings, days
 
@@ -35,7 +35,7 @@ def test_train_registers_champion_and_inference_uses_it(loop_env):
     from inferloop.flows.train import train
 
     settings, days = loop_env
-    client = MlflowClient(settings.mlflow_tracking_uri)
+    client = MlflowClient(settings.registry.tracking_uri)
     first = train(start=days[0], end=days[6])
     assert first.alias == "champion"
     assert client.get_model_version_by_alias(first.name, "champion").version == first.version
@@ -48,7 +48,7 @@ def test_train_registers_champion_and_inference_uses_it(loop_env):
     assert [m.rows_scored for m in manifests] == [2_000] * 3
     assert {m.model_version for m in manifests} == {first.version}
     output = (
-        lake_storage(settings)
+        lake_storage(settings.lake)
         .read_table(f"predictions/model={first.name}/version={first.version}/date={days[8]}")
         .to_pandas()
     )

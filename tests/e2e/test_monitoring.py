@@ -27,8 +27,10 @@ def loop(prefect_harness, mlflow_server, workdir, monkeypatch):
         from inferloop.flows.replay import replay
 
         settings = load_settings()
-        days = write_synthetic_feed.fn(lake_storage(settings), settings.dataset, config)
-        first = days[0] + timedelta(days=settings.train_window_days + settings.dataset.label.delay_days)
+        days = write_synthetic_feed.fn(lake_storage(settings.lake), settings.dataset, config)
+        first = days[0] + timedelta(
+            days=settings.training.train_window_days + settings.dataset.label.delay_days
+        )
         return settings, days, replay(start=first, end=days[-1])
 
     return run
@@ -56,11 +58,11 @@ def test_concept_drift_is_detected_retrained_once_and_recovers(loop):
     assert summary.loop["roc_auc"] > summary.static["roc_auc"] + 0.1
 
     # History in the MLflow monitoring experiment: one point per monitored day.
-    client = MlflowClient(settings.mlflow_tracking_uri)
-    experiment = client.get_experiment_by_name(settings.monitoring_experiment_name)
+    client = MlflowClient(settings.registry.tracking_uri)
+    experiment = client.get_experiment_by_name(settings.registry.monitoring_experiment_name)
     runs = client.search_runs(
         [experiment.experiment_id],
-        filter_string=f"tags.`inferloop.model` = '{settings.registered_model_name}'",
+        filter_string=f"tags.`inferloop.model` = '{settings.registry.model_name}'",
     )
     history = [m for run in runs for m in client.get_metric_history(run.info.run_id, "rolling_roc_auc")]
     assert {m.step for m in history} <= {
@@ -79,7 +81,7 @@ def test_covariate_drift_flags_only_the_shifted_feature(loop):
     config = GeneratorConfig(scenario="covariate_drift", days=14, rows_per_day=2_000, change_day=10)
     settings, days, _summary = loop(config)
     reports = {
-        r.day: r for r in load_history(lake_storage(settings), settings.dataset.name, days[0], days[-1])
+        r.day: r for r in load_history(lake_storage(settings.lake), settings.dataset.name, days[0], days[-1])
     }
     for day in days[8:]:
         expected = ["amount"] if day >= days[config.change_day] else []
@@ -92,7 +94,7 @@ def test_broken_feed_is_refused_not_retrained(loop):
     refused = [d.day for d in summary.days if d.refused]
     assert refused == [days[9].isoformat()]
     assert summary.retrains == 0
-    report = load_history(lake_storage(settings), settings.dataset.name, days[9], days[9])[0]
+    report = load_history(lake_storage(settings.lake), settings.dataset.name, days[9], days[9])[0]
     assert report.gate_refused and report.drift_verdict.startswith("not scored")
 
 
@@ -106,7 +108,7 @@ def test_monitor_flow_saves_report_chart_and_drift_artifact(loop):
     settings, days, _summary = loop(GeneratorConfig(scenario="stable", days=10, rows_per_day=1_000))
     decision = monitor(day=days[-1])
     assert decision.action == "none"
-    storage = lake_storage(settings)
+    storage = lake_storage(settings.lake)
     chart = storage.read_bytes(f"monitoring/{settings.dataset.name}/date={days[-1]}/history.png")
     assert chart.startswith(b"\x89PNG")
     with get_client(sync_client=True) as client:

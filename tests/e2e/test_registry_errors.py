@@ -11,7 +11,7 @@ def test_unknown_alias_says_how_to_get_one(mlflow_server, monkeypatch):
     monkeypatch.setenv("INFERLOOP_TRACKING_URI", mlflow_server)
     monkeypatch.setenv("INFERLOOP_MODEL_NAME", "never-registered")
     with pytest.raises(RegistryError, match="No version of never-registered has the alias @champion"):
-        resolve_alias.fn(load_settings(), "champion")
+        resolve_alias.fn(load_settings().registry, "champion")
 
 
 def test_registry_down_is_a_clear_error(monkeypatch):
@@ -19,4 +19,4 @@ def test_registry_down_is_a_clear_error(monkeypatch):
 
     monkeypatch.setenv("INFERLOOP_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
     with pytest.raises(RegistryError, match=r"unreachable.*make up"):
-        resolve_alias.fn(load_settings(), "champion")
+        resolve_alias.fn(load_settings().registry, "champion")

@@ -16,4 +16,13 @@ if __name__ == "__main__":
     settings = load_settings()
     ref = ModelVersionRef(name="crash", version="1", run_id="run-crash")
     day = date.fromisoformat(sys.argv[2])
-    score_partition.fn(lake_storage(settings), settings.dataset, model, ref, day, "flow-crash", settings)
+    score_partition.fn(
+        lake_storage(settings.lake),
+        settings.dataset,
+        model,
+        ref,
+        day,
+        "flow-crash",
+        settings.scoring,
+        settings.gate,
+    )

@@ -28,7 +28,7 @@ ROWS = 4_500  # the committed suite's row-count bounds suit days of a few thousa
 @pytest.fixture
 def crash_setup(workdir, tmp_path):
     settings = load_settings(score_batch_rows=1_000)
-    storage = lake_storage(settings)
+    storage = lake_storage(settings.lake)
     write_synthetic_feed.fn(storage, settings.dataset, GeneratorConfig(days=1, rows_per_day=ROWS))
     features, labels = generate_day(GeneratorConfig(rows_per_day=20_000, seed=5), 0)
     frame = features.merge(labels[["transaction_id", "is_fraud"]], on="transaction_id")

@@ -136,7 +136,7 @@ def test_endpoint_gone_mid_run_fails_clearly_leaves_no_partial_output_and_the_re
     rerun = batch_inference(partition_date=days[0], end_date=days[-1])
     assert [m.partition_date for m in rerun] == [str(d) for d in days]
     assert {m.partition_date for m in rerun if m.reused} == {d.rsplit("date=", 1)[1] for d in committed}
-    storage = lake_storage(load_settings())
+    storage = lake_storage(load_settings().lake)
     after = partitions(lake_objects(outage))
     for manifest in rerun:
         directory = manifest.output_uri.split(f"s3://{BUCKET}/lake/", 1)[1]

@@ -40,7 +40,7 @@ def write_feed(config: GeneratorConfig = FEED) -> list[date]:
     from inferloop.tasks.data.feeds import write_synthetic_feed
 
     settings = load_settings()
-    return write_synthetic_feed.fn(lake_storage(settings), settings.dataset, config)
+    return write_synthetic_feed.fn(lake_storage(settings.lake), settings.dataset, config)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ def test_a_tiny_loop_runs_end_to_end(lake, monkeypatch):
     summary = loop_demo(days=6, rows_per_day=ROWS_PER_DAY, scenario="stable")
 
     settings = load_settings()
-    storage = lake_storage(settings)
+    storage = lake_storage(settings.lake)
     days = [GeneratorConfig().day(i) for i in range(6)]
     assert storage.list_partitions(catalog.features_table(settings.dataset.name)) == days
     # The first scored day leaves room for a training window and the label delay before it.

@@ -27,7 +27,7 @@ def degraded(pool, lake, feed, monkeypatch):
     version = register(lake, pool.before, "champion")
     manifests = batch_inference(partition_date=CHANGED, end_date=DAY)
     settings = load_settings()
-    return settings, lake_storage(settings), version, manifests
+    return settings, lake_storage(settings.lake), version, manifests
 
 
 def degraded_events(model_name: str) -> list:

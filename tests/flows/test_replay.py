@@ -33,7 +33,7 @@ def test_replay_returns_a_row_per_day_and_prequential_metrics(pool, lake, feed):
     assert summary.static == pytest.approx(summary.loop)
 
     settings = load_settings()
-    storage = lake_storage(settings)
+    storage = lake_storage(settings.lake)
     table = catalog.replay_table(settings.dataset.name, start, end)
     assert summary.table_uri == storage.uri(table)
     saved = storage.read_table(table).to_pandas()

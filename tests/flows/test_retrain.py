@@ -16,7 +16,7 @@ from tests.flows.conftest import DAYS, aliases, register
 
 def ledger(day: date) -> list[RetrainDecision]:
     settings = load_settings()
-    return load_ledger(lake_storage(settings), settings.dataset.name, day - timedelta(days=7))
+    return load_ledger(lake_storage(settings.lake), settings.dataset.name, day - timedelta(days=7))
 
 
 def test_without_a_confirmed_breach_nothing_is_trained_or_recorded(lake, feed):
@@ -29,7 +29,7 @@ def test_without_a_confirmed_breach_nothing_is_trained_or_recorded(lake, feed):
 def test_a_forced_retrain_over_the_daily_cap_is_suppressed_and_recorded(lake, feed):
     settings = load_settings()
     earlier = RetrainDecision(DAYS[10].isoformat(), "retrain", ["drift"], outcome="v2 promote: ...")
-    record(lake_storage(settings), settings.dataset.name, earlier)
+    record(lake_storage(settings.lake), settings.dataset.name, earlier)
 
     decision = retrain(day=DAYS[10], force=True)
     assert (decision.action, decision.reasons) == ("suppressed", ["forced by a person"])
@@ -74,4 +74,4 @@ def test_a_forced_retrain_trains_on_recent_days_and_promotion_decides(pool, lake
 def test_training_starts_at_the_onset_within_the_window(onset, expected):
     settings = load_settings(train_window_days=7, holdout_days=1)
     decision = RetrainDecision("2026-01-11", "retrain", train_from=onset)
-    assert training_start(decision, settings, end=date(2026, 1, 10)) == expected
+    assert training_start(decision, settings.training, end=date(2026, 1, 10)) == expected

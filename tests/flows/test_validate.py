@@ -5,7 +5,7 @@ recorded, not raised."""
 import pytest
 
 from inferloop.core import catalog
-from inferloop.core.settings import load_settings
+from inferloop.core.settings import SettingsError, load_settings
 from inferloop.core.storage import lake_storage
 from inferloop.flows.validate import validate
 from inferloop.tasks.data.synthetic import GeneratorConfig
@@ -22,7 +22,7 @@ FAULTS = GeneratorConfig(
 def faulty(lake):
     days = write_feed(FAULTS)
     settings = load_settings()
-    return settings, lake_storage(settings), days
+    return settings, lake_storage(settings.lake), days
 
 
 def test_bad_rows_are_quarantined_with_their_reasons_and_the_rest_pass(faulty):
@@ -76,3 +76,20 @@ def test_the_training_suite_checks_the_label_too(faulty):
     assert report.suite == "transactions_training" and report.decision == "accepted"
     assert "expect_column_values_to_be_in_set(is_fraud)" in {e.name for e in report.expectations}
     assert report.rows_in == ROWS_PER_DAY == report.rows_passed
+
+
+def test_a_knob_passed_as_an_override_applies_to_that_run_only(faulty):
+    """The same partition (about 4% bad rows) passes under the default 10% limit and is refused
+    when a run lowers it: a UI run or a deployment changes a knob without the environment."""
+    _, _, days = faulty
+    strict = validate(partition_date=days[1], overrides={"max_quarantine_share": 0.01})
+
+    assert strict.decision == "refused"
+    assert any("INFERLOOP_MAX_QUARANTINE_SHARE=1.0%" in reason for reason in strict.reasons), strict.reasons
+    assert validate(partition_date=days[1]).decision == "accepted"
+
+
+def test_an_unknown_override_fails_naming_it(faulty):
+    _, _, days = faulty
+    with pytest.raises(SettingsError, match="max_quarantine_shares"):
+        validate(partition_date=days[1], overrides={"max_quarantine_shares": 0.01})

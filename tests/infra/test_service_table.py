@@ -213,7 +213,7 @@ def test_inferloop_up_runs_every_prod_row_on_the_stack_interface(prod_settings):
         for name in process.env.keys() & credentials.keys():
             assert process.env[name] == credentials[name]
         if row.port:
-            port = str(getattr(prod_settings, row.port))
+            port = str(getattr(prod_settings.stack, row.port))
             assert {"127.0.0.2", port} <= set(process.command), process.name
             assert urlsplit(process.ui_url).netloc == f"127.0.0.2:{port}"
             assert process.health_url.startswith("tcp://" if row.health == "tcp" else process.ui_url)

@@ -118,7 +118,7 @@ def test_committed_elec2_suites_accept_imported_days(settings, lake, elec2_csv):
     import_source.fn(lake, ELEC2, str(elec2_csv))
     for day in (FIRST_DAY, FIRST_DAY + timedelta(days=2)):  # Victoria's placeholders, then real values
         for purpose in ("inference", "training"):
-            report = validate_partition.fn(lake, ELEC2, purpose, day, settings)
+            report = validate_partition.fn(lake, ELEC2, purpose, day, settings.gate, settings.scoring)
             assert report.decision == "accepted", report.reasons
             assert report.rows_quarantined == 0
 
@@ -169,5 +169,8 @@ def test_real_elec2_file_imports_and_passes_the_gate(settings, lake):
     assert len(lake.read_table("elec2/date=1998-06-01")) == ROWS_PER_DAY
     for day in (date(1996, 5, 8), date(1998, 6, 1)):  # Victoria's placeholders, then real values
         for purpose in ("inference", "training"):
-            assert validate_partition.fn(lake, ELEC2, purpose, day, settings).decision == "accepted"
+            assert (
+                validate_partition.fn(lake, ELEC2, purpose, day, settings.gate, settings.scoring).decision
+                == "accepted"
+            )
     print(f"imported {summary.rows_in} rows into {summary.days} days in {seconds:.1f} s")

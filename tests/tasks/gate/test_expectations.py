@@ -84,7 +84,7 @@ def test_nulls_and_categories_seen_in_the_reference_are_allowed(reference, spec)
 
 def test_a_saved_suite_reads_back_with_its_checkpoint(reference, spec, project):
     folder, settings = project
-    context = open_gx_project_for_edit(settings)
+    context = open_gx_project_for_edit(settings.gate)
     proposed = suggest_expectations(reference, spec, "inference", [1_000])
     path = save_suite(context, spec, "inference", proposed)
     assert path == folder / "gx" / "expectations" / "transactions_inference.json"
@@ -97,8 +97,8 @@ def test_a_saved_suite_reads_back_with_its_checkpoint(reference, spec, project):
 def test_runs_read_a_private_copy_of_the_project(project):
     folder, settings = project
     committed = {p: p.read_bytes() for p in (folder / "gx").rglob("*") if p.is_file()}
-    context = open_gx_context(settings)
-    assert open_gx_context(settings) is context  # opened once per process
+    context = open_gx_context(settings.gate)
+    assert open_gx_context(settings.gate) is context  # opened once per process
     assert not str(context.root_directory).startswith(str(folder))
     assert str(context.root_directory).startswith(str(settings.gate.gx_runtime_dir))
     assert {p: p.read_bytes() for p in (folder / "gx").rglob("*") if p.is_file()} == committed
@@ -108,10 +108,10 @@ def test_a_missing_suite_says_how_to_propose_one(spec, project):
     folder, settings = project
     (folder / "gx" / "expectations" / "transactions_training.json").unlink()
     with pytest.raises(SuiteMissingError, match="inferloop expectations suggest"):
-        load_suite(open_gx_context(settings), spec, "training")
+        load_suite(open_gx_context(settings.gate), spec, "training")
 
 
 def test_a_folder_without_a_gx_project_names_the_setting(settings, tmp_path):
     elsewhere = settings.with_overrides(expectations_dir=tmp_path)
     with pytest.raises(InferloopError, match="INFERLOOP_EXPECTATIONS_DIR"):
-        open_gx_context(elsewhere)
+        open_gx_context(elsewhere.gate)

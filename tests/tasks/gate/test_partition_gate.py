@@ -44,7 +44,7 @@ def gate(lake, frame: pd.DataFrame | None = None, purpose: str = "inference", da
     storage, settings = lake
     if frame is not None:
         put(storage, frame, day)
-    return validate_partition.fn(storage, settings.dataset, purpose, day, settings)
+    return validate_partition.fn(storage, settings.dataset, purpose, day, settings.gate, settings.scoring)
 
 
 def quarantine(lake, report) -> pd.DataFrame:
@@ -294,7 +294,7 @@ def test_quality_fault_rename_day_is_refused_naming_the_column(lake):
 
 def test_editing_a_committed_bound_changes_the_outcome(lake, clean, tmp_path, monkeypatch):
     project = tmp_path / "expectations"
-    shutil.copytree(lake[1].expectations_dir, project)
+    shutil.copytree(lake[1].gate.expectations_dir, project)
     suite_file = project / "gx" / "expectations" / "transactions_inference.json"
     suite = json.loads(suite_file.read_text())
     for expectation in suite["expectations"]:
@@ -334,7 +334,7 @@ def test_rows_in_equals_rows_passed_plus_quarantined(lake, clean, nulls, negativ
     masks = row_failures(
         pa.Table.from_pandas(odd, preserve_index=False),
         inferloop.tasks.gate.expectations.load_suite(
-            inferloop.tasks.gate.expectations.open_gx_context(settings), settings.dataset, "inference"
+            inferloop.tasks.gate.expectations.open_gx_context(settings.gate), settings.dataset, "inference"
         ).expectation_configurations,
         {"partition_start": pd.Timestamp(DAY), "partition_end": pd.Timestamp("2026-01-02")},
     )

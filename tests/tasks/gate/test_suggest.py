@@ -20,7 +20,7 @@ def proposal_setup(settings, tmp_path):
     for suite in (project / "gx" / "expectations").glob("transactions_*.json"):
         suite.unlink()  # a dataset with no suites yet
     settings = settings.with_overrides(expectations_dir=project)
-    storage = lake_storage(settings)
+    storage = lake_storage(settings.lake)
     days = write_synthetic_feed.fn(storage, settings.dataset, GeneratorConfig(days=3, rows_per_day=500))
     return settings, storage, days, project
 
@@ -34,7 +34,9 @@ def test_both_suites_are_written_into_the_project_and_accept_their_window(propos
     ]
     assert all(path.exists() for path in paths)
     for purpose in ("training", "inference"):
-        report = validate_partition.fn(storage, settings.dataset, purpose, days[1], settings)
+        report = validate_partition.fn(
+            storage, settings.dataset, purpose, days[1], settings.gate, settings.scoring
+        )
         assert (report.decision, report.rows_quarantined) == ("accepted", 0), report.reasons
 
 

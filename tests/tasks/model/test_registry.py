@@ -23,7 +23,7 @@ print(json.dumps({{"rows": len(scores), "encoder_from": encoder.__file__}}))
 
 def test_the_registered_model_loads_and_predicts_where_inferloop_is_not_installed(champion, tmp_path):
     settings = load_settings()
-    ref = resolve_alias.fn(settings, settings.champion_alias)
+    ref = resolve_alias.fn(settings.registry, settings.registry.champion_alias)
     example = {column: [0.5] * 3 for column in settings.dataset.numeric_features} | {
         column: ["web", None, "never-seen"] for column in settings.dataset.categorical_features
     }
@@ -31,7 +31,7 @@ def test_the_registered_model_loads_and_predicts_where_inferloop_is_not_installe
     result = subprocess.run(
         [sys.executable, "-c", LOAD_WITHOUT_INFERLOOP.format(uri=ref.uri, repo=repo)],
         input=json.dumps(example),
-        env={**os.environ, "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri},
+        env={**os.environ, "MLFLOW_TRACKING_URI": settings.registry.tracking_uri},
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -12,10 +12,10 @@ from inferloop.tasks.model.training import TrainingDataError, fit_model, split_b
 def labelled(settings):
     from inferloop.core.storage import lake_storage
 
-    storage = lake_storage(settings)
+    storage = lake_storage(settings.lake)
     config = GeneratorConfig(days=5, rows_per_day=3_000)
     days = write_synthetic_feed.fn(storage, settings.dataset, config)
-    frame, _ = gate_training_window.fn(storage, settings.dataset, days[0], days[-1], settings)
+    frame, _ = gate_training_window.fn(storage, settings.dataset, days[0], days[-1], settings.gate)
     return frame
 
 

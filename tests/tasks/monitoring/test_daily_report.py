@@ -54,9 +54,11 @@ def profile() -> dict:
 
 @pytest.mark.parametrize("age_shift", [0.0, 1.5, 3.0, 6.0, 8.0, 12.0])
 def test_drift_breaches_exactly_the_features_above_the_psi_threshold(profile, age_shift):
-    drift = feature_drift(toy_frame(10_000, 1, age_shift), profile, SPEC, SETTINGS.drift_psi_threshold)
-    found = breaches(report(drift=drift), SETTINGS)
-    above = [d for d in drift if d.psi > SETTINGS.drift_psi_threshold]
+    drift = feature_drift(
+        toy_frame(10_000, 1, age_shift), profile, SPEC, SETTINGS.monitoring.drift_psi_threshold
+    )
+    found = breaches(report(drift=drift), SETTINGS.monitoring, SETTINGS.promotion.min_roc_auc)
+    above = [d for d in drift if d.psi > SETTINGS.monitoring.drift_psi_threshold]
     assert [b.split()[1] for b in found] == [d.feature for d in above]
     assert all(b.startswith("drift: ") and "> 0.25" in b for b in found)
     assert {d.feature for d in above} <= {"age"}  # only the shifted column ever drifts
@@ -64,16 +66,31 @@ def test_drift_breaches_exactly_the_features_above_the_psi_threshold(profile, ag
 
 def test_a_large_shift_is_a_breach_and_no_shift_is_not(profile):
     # Guards the parametrised test above against passing with no breach at all.
-    shifted = feature_drift(toy_frame(10_000, 1, 12.0), profile, SPEC, SETTINGS.drift_psi_threshold)
-    same = feature_drift(toy_frame(10_000, 1), profile, SPEC, SETTINGS.drift_psi_threshold)
-    assert breaches(report(drift=shifted), SETTINGS) == [f"drift: age PSI {shifted[1].psi:.3f} > 0.25"]
-    assert breaches(report(drift=same), SETTINGS) == []
+    shifted = feature_drift(
+        toy_frame(10_000, 1, 12.0), profile, SPEC, SETTINGS.monitoring.drift_psi_threshold
+    )
+    same = feature_drift(toy_frame(10_000, 1), profile, SPEC, SETTINGS.monitoring.drift_psi_threshold)
+    assert breaches(report(drift=shifted), SETTINGS.monitoring, SETTINGS.promotion.min_roc_auc) == [
+        f"drift: age PSI {shifted[1].psi:.3f} > 0.25"
+    ]
+    assert breaches(report(drift=same), SETTINGS.monitoring, SETTINGS.promotion.min_roc_auc) == []
 
 
 def test_performance_needs_enough_labelled_rows():
     # 0.5 below a validation value of 0.875: a breach, if there are enough labels to tell.
-    assert breaches(report(rolling_performance=snapshot(0.625, 199), validation_metric=0.875), SETTINGS) == []
-    found = breaches(report(rolling_performance=snapshot(0.625, 200), validation_metric=0.875), SETTINGS)
+    assert (
+        breaches(
+            report(rolling_performance=snapshot(0.625, 199), validation_metric=0.875),
+            SETTINGS.monitoring,
+            SETTINGS.promotion.min_roc_auc,
+        )
+        == []
+    )
+    found = breaches(
+        report(rolling_performance=snapshot(0.625, 200), validation_metric=0.875),
+        SETTINGS.monitoring,
+        SETTINGS.promotion.min_roc_auc,
+    )
     assert found == [
         "performance: roc_auc 0.625 on 200 labelled rows is 0.250 below its validation value 0.875 "
         "(tolerated 0.125)"
@@ -86,32 +103,61 @@ def test_performance_needs_enough_labelled_rows():
 )
 def test_the_drop_rule_is_relative_to_the_validation_metric(value, breached):
     # validation 0.875, tolerated drop 0.125: 0.75 is the last tolerated value.
-    found = breaches(report(rolling_performance=snapshot(value), validation_metric=0.875), SETTINGS)
+    found = breaches(
+        report(rolling_performance=snapshot(value), validation_metric=0.875),
+        SETTINGS.monitoring,
+        SETTINGS.promotion.min_roc_auc,
+    )
     assert bool(found) == breached
     assert all("below its validation value 0.875" in b for b in found)
 
 
 def test_no_drop_rule_without_a_validation_metric():
-    assert breaches(report(rolling_performance=snapshot(0.625), validation_metric=None), SETTINGS) == []
+    assert (
+        breaches(
+            report(rolling_performance=snapshot(0.625), validation_metric=None),
+            SETTINGS.monitoring,
+            SETTINGS.promotion.min_roc_auc,
+        )
+        == []
+    )
 
 
 def test_the_roc_auc_floor_applies_even_when_validation_was_as_low():
     # 0.46875 is within the tolerated drop of its validation value 0.5, but below the floor.
-    found = breaches(report(rolling_performance=snapshot(0.46875), validation_metric=0.5), SETTINGS)
+    found = breaches(
+        report(rolling_performance=snapshot(0.46875), validation_metric=0.5),
+        SETTINGS.monitoring,
+        SETTINGS.promotion.min_roc_auc,
+    )
     assert found == ["performance: roc_auc 0.469 below the floor 0.5"]
-    assert breaches(report(rolling_performance=snapshot(0.5), validation_metric=0.5), SETTINGS) == []
+    assert (
+        breaches(
+            report(rolling_performance=snapshot(0.5), validation_metric=0.5),
+            SETTINGS.monitoring,
+            SETTINGS.promotion.min_roc_auc,
+        )
+        == []
+    )
 
 
 def test_the_roc_auc_floor_is_only_for_roc_auc():
     pr_auc = load_settings(min_roc_auc=0.5, max_metric_drop=0.125, monitor_metric="pr_auc")
     low = report(rolling_performance=snapshot(0.25, metric="pr_auc"), validation_metric=0.3125)
-    assert breaches(low, pr_auc) == []
+    assert breaches(low, pr_auc.monitoring, pr_auc.promotion.min_roc_auc) == []
 
 
 def test_a_missing_monitored_metric_is_not_a_breach():
     # One class only among the labels: label_metrics leaves out the ranking metrics.
     only_accuracy = PerformanceSnapshot("3", "2026-03-01", "2026-03-07", 500, {"accuracy": 0.5})
-    assert breaches(report(rolling_performance=only_accuracy, validation_metric=0.875), SETTINGS) == []
+    assert (
+        breaches(
+            report(rolling_performance=only_accuracy, validation_metric=0.875),
+            SETTINGS.monitoring,
+            SETTINGS.promotion.min_roc_auc,
+        )
+        == []
+    )
 
 
 def full_report() -> MonitoringReport:

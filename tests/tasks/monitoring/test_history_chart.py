@@ -42,8 +42,8 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 
 def test_the_chart_is_a_png_of_the_history(history, settings):
-    assert png_size(history_chart(history, settings)) == (640, 400)  # 8 x 5 inches at 80 dpi
-    assert history_chart(history, settings) != history_chart(history[:-1], settings)
+    assert png_size(history_chart(history, settings.monitoring)) == (640, 400)  # 8 x 5 inches at 80 dpi
+    assert history_chart(history, settings.monitoring) != history_chart(history[:-1], settings.monitoring)
 
 
 def test_the_saved_chart_shows_the_last_days_up_to_the_day(history, settings, tmp_path):
@@ -56,4 +56,4 @@ def test_the_saved_chart_shows_the_last_days_up_to_the_day(history, settings, tm
     path = catalog.history_chart_file("transactions", day)
     assert uri == storage.uri(path)
     # The two days up to `day`: not the first day, not the day after.
-    assert storage.read_bytes(path) == history_chart(history[1:3], settings)
+    assert storage.read_bytes(path) == history_chart(history[1:3], settings.monitoring)

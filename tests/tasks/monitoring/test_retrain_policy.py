@@ -53,19 +53,23 @@ POLICY = load_settings(confirm_days=2, retrain_cooldown_days=3, max_retrains_per
 
 
 def test_no_breach_today_means_no_retrain():
-    decision = decide_retrain([report(0), report(1, breached=False)], [], POLICY, day(1))
+    decision = decide_retrain(
+        [report(0), report(1, breached=False)], [], POLICY.retrain, POLICY.monitoring, day(1)
+    )
     assert decision.action == "none" and decision.reasons == []
     assert decision.champion_version == "3"
 
 
 def test_no_report_for_the_day_means_no_retrain():
-    decision = decide_retrain([report(0), report(1)], [], POLICY, day(2))
+    decision = decide_retrain([report(0), report(1)], [], POLICY.retrain, POLICY.monitoring, day(2))
     assert decision.action == "none" and decision.champion_version == ""
 
 
 def test_a_breach_shorter_than_confirm_days_waits_to_confirm():
     settings = load_settings(confirm_days=3)
-    decision = decide_retrain([report(0, breached=False), report(1), report(2)], [], settings, day(2))
+    decision = decide_retrain(
+        [report(0, breached=False), report(1), report(2)], [], settings.retrain, settings.monitoring, day(2)
+    )
     assert decision.action == "none"
     assert decision.reasons == ["breach on 2 of 3 consecutive days: waiting to confirm"]
 
@@ -73,13 +77,15 @@ def test_a_breach_shorter_than_confirm_days_waits_to_confirm():
 def test_breaches_on_non_consecutive_days_are_not_confirmed():
     # Breached on days 0 and 2; day 1 was fine (or, second case, never monitored at all).
     for history in ([report(0), report(1, breached=False), report(2)], [report(0), report(2)]):
-        decision = decide_retrain(history, [], POLICY, day(2))
+        decision = decide_retrain(history, [], POLICY.retrain, POLICY.monitoring, day(2))
         assert decision.action == "none"
         assert "waiting to confirm" in decision.reasons[0]
 
 
 def test_a_confirmed_breach_retrains_with_its_reasons():
-    decision = decide_retrain([report(0, breached=False), report(1), report(2)], [], POLICY, day(2))
+    decision = decide_retrain(
+        [report(0, breached=False), report(1), report(2)], [], POLICY.retrain, POLICY.monitoring, day(2)
+    )
     assert decision.action == "retrain"
     assert decision.reasons == [DRIFT]
     assert decision.day == day(2).isoformat() and decision.champion_version == "3"
@@ -88,7 +94,7 @@ def test_a_confirmed_breach_retrains_with_its_reasons():
 
 def test_a_gate_refusal_on_a_confirmation_day_suppresses_naming_the_day():
     history = [report(1, gate_refused=True), report(2)]
-    decision = decide_retrain(history, [], POLICY, day(2))
+    decision = decide_retrain(history, [], POLICY.retrain, POLICY.monitoring, day(2))
     assert decision.action == "suppressed"
     assert day(1).isoformat() in decision.suppressed_because
     assert day(2).isoformat() not in decision.suppressed_because
@@ -98,39 +104,45 @@ def test_a_gate_refusal_on_a_confirmation_day_suppresses_naming_the_day():
 
 def test_a_gate_refusal_before_the_confirmation_days_does_not_suppress():
     history = [report(0, gate_refused=True), report(1), report(2)]
-    assert decide_retrain(history, [], POLICY, day(2)).action == "retrain"
+    assert decide_retrain(history, [], POLICY.retrain, POLICY.monitoring, day(2)).action == "retrain"
 
 
 def test_cooldown_suppresses_and_names_the_next_allowed_day():
     history = [report(4), report(5)]
-    decision = decide_retrain(history, [retrain_on(3)], POLICY, day(5))
+    decision = decide_retrain(history, [retrain_on(3)], POLICY.retrain, POLICY.monitoring, day(5))
     assert decision.action == "suppressed"
     assert f"a retrain on {day(3)}" in decision.suppressed_because
     assert f"next allowed on {day(6)}" in decision.suppressed_because
     # ... and on that day the same confirmed breach does retrain.
-    later = decide_retrain([*history, report(6)], [retrain_on(3)], POLICY, day(6))
+    later = decide_retrain([*history, report(6)], [retrain_on(3)], POLICY.retrain, POLICY.monitoring, day(6))
     assert later.action == "retrain"
 
 
 def test_suppressed_decisions_do_not_start_a_cooldown():
     ledger = [RetrainDecision(day(4).isoformat(), "suppressed", [DRIFT], "cooldown")]
-    assert decide_retrain([report(4), report(5)], ledger, POLICY, day(5)).action == "retrain"
+    assert (
+        decide_retrain([report(4), report(5)], ledger, POLICY.retrain, POLICY.monitoring, day(5)).action
+        == "retrain"
+    )
 
 
 def test_the_daily_cap_suppresses_a_second_retrain_on_the_same_day():
     no_cooldown = load_settings(confirm_days=2, retrain_cooldown_days=0, max_retrains_per_day=1)
     history = [report(1), report(2)]
-    decision = decide_retrain(history, [retrain_on(2)], no_cooldown, day(2))
+    decision = decide_retrain(history, [retrain_on(2)], no_cooldown.retrain, no_cooldown.monitoring, day(2))
     assert decision.action == "suppressed"
     assert f"1 retrain(s) already on {day(2)}" in decision.suppressed_because
     two_a_day = load_settings(confirm_days=2, retrain_cooldown_days=0, max_retrains_per_day=2)
-    assert decide_retrain(history, [retrain_on(2)], two_a_day, day(2)).action == "retrain"
+    assert (
+        decide_retrain(history, [retrain_on(2)], two_a_day.retrain, two_a_day.monitoring, day(2)).action
+        == "retrain"
+    )
 
 
 def test_reports_of_another_champion_version_do_not_confirm():
     # Version 4 became champion on day 2: day 1's breach was the old model's.
     history = [report(1, version="3"), report(2, version="4")]
-    decision = decide_retrain(history, [], POLICY, day(2))
+    decision = decide_retrain(history, [], POLICY.retrain, POLICY.monitoring, day(2))
     assert decision.action == "none"
     assert decision.champion_version == "4"
     assert decision.reasons == ["breach on 1 of 2 consecutive days: waiting to confirm"]
@@ -141,24 +153,27 @@ def test_degradation_onset_is_the_first_event_day_of_the_latest_run_of_breached_
     # recovers, days 4-6 breach: the latest run starts on day 4, whose event day is day 3.
     metrics = {1: 0.70, 2: 0.72, 3: 0.88, 4: 0.80, 5: 0.74, 6: 0.75}
     history = [report(n, day_metric=m) for n, m in metrics.items()]
-    assert degradation_onset(history, POLICY) == day(3).isoformat()
+    assert degradation_onset(history, POLICY.monitoring) == day(3).isoformat()
     # The retrain decision carries it, so the retrain flow trains on what came after.
-    assert decide_retrain(history, [], POLICY, day(6)).train_from == day(3).isoformat()
+    assert (
+        decide_retrain(history, [], POLICY.retrain, POLICY.monitoring, day(6)).train_from
+        == day(3).isoformat()
+    )
 
 
 def test_degradation_onset_is_empty_when_the_latest_day_is_not_degraded():
     breached_then_fine = [report(1, day_metric=0.70), report(2, day_metric=0.88)]
-    assert degradation_onset(breached_then_fine, POLICY) == ""
+    assert degradation_onset(breached_then_fine, POLICY.monitoring) == ""
     drift_only = [report(1), report(2)]  # no labelled day metric at all
-    assert degradation_onset(drift_only, POLICY) == ""
+    assert degradation_onset(drift_only, POLICY.monitoring) == ""
     no_validation = [report(1, day_metric=0.70, validation=None)]
-    assert degradation_onset(no_validation, POLICY) == ""
+    assert degradation_onset(no_validation, POLICY.monitoring) == ""
 
 
 def test_a_day_without_labels_breaks_the_run():
     history = [report(1, day_metric=0.70), report(2), report(3, day_metric=0.70)]
     # Only day 3 is in the latest run; its event day is day 2.
-    assert degradation_onset(history, POLICY) == day(2).isoformat()
+    assert degradation_onset(history, POLICY.monitoring) == day(2).isoformat()
 
 
 @hsettings(max_examples=300, deadline=None)
@@ -181,7 +196,7 @@ def test_simulated_days_never_retrain_inside_the_cooldown_or_above_the_daily_cap
     for n, flag in enumerate(breached):
         history.append(report(n, breached=flag))
         for _ in range(calls_per_day):
-            decision = decide_retrain(history, ledger, settings, day(n))
+            decision = decide_retrain(history, ledger, settings.retrain, settings.monitoring, day(n))
             if decision.action != "none":
                 ledger.append(decision)
     retrain_days = [date.fromisoformat(d.day) for d in ledger if d.action == "retrain"]
@@ -200,7 +215,7 @@ def test_a_confirmed_breach_retrains_unless_the_guard_names_why_not(breached, co
     history, ledger = [], []
     for n, flag in enumerate(breached):
         history.append(report(n, breached=flag))
-        decision = decide_retrain(history, ledger, settings, day(n))
+        decision = decide_retrain(history, ledger, settings.retrain, settings.monitoring, day(n))
         confirmed = n >= 1 and breached[n - 1] and flag
         assert (decision.action != "none") == confirmed
         if decision.action == "suppressed":
@@ -211,5 +226,7 @@ def test_a_confirmed_breach_retrains_unless_the_guard_names_why_not(breached, co
 
 def test_cooldown_also_holds_for_a_backfilled_earlier_day():
     """Re-monitoring a past day must not slip a retrain in just before a recorded one."""
-    decision = decide_retrain([report(4), report(5)], [retrain_on(6)], POLICY, day(5))
+    decision = decide_retrain(
+        [report(4), report(5)], [retrain_on(6)], POLICY.retrain, POLICY.monitoring, day(5)
+    )
     assert decision.action == "suppressed" and f"a retrain on {day(6)}" in decision.suppressed_because

@@ -52,7 +52,7 @@ def aliases(client: MlflowClient, name: str) -> dict[str, str]:
 
 def test_a_promotion_moves_champion_keeps_the_previous_one_and_clears_challenger(registry):
     settings, client, name = registry
-    applied = record_decision(settings, decision(name, "3", "1"))
+    applied = record_decision(settings.registry, decision(name, "3", "1"))
     assert applied.verdict == "promote"
     assert aliases(client, name) == {"champion": "3", "previous_champion": "1"}
     tags = client.get_model_version(name, "3").tags
@@ -63,7 +63,7 @@ def test_a_promotion_moves_champion_keeps_the_previous_one_and_clears_challenger
 def test_a_decision_on_a_champion_that_moved_since_is_rejected_not_applied(registry):
     settings, client, name = registry
     client.set_registered_model_alias(name, "champion", "2")  # someone moved it meanwhile
-    applied = record_decision(settings, decision(name, "3", "1"))
+    applied = record_decision(settings.registry, decision(name, "3", "1"))
     assert applied.verdict == "reject"
     assert "@champion moved to v2 while this decision was made on v1: rerun promote" in applied.reason
     assert aliases(client, name) == {"champion": "2", "challenger": "3"}
@@ -72,14 +72,14 @@ def test_a_decision_on_a_champion_that_moved_since_is_rejected_not_applied(regis
 
 def test_a_rejection_moves_nothing_and_is_recorded(registry):
     settings, client, name = registry
-    record_decision(settings, decision(name, "3", "1", verdict="reject"))
+    record_decision(settings.registry, decision(name, "3", "1", verdict="reject"))
     assert aliases(client, name) == {"champion": "1", "challenger": "3"}
     assert "beats_champion" in client.get_model_version(name, "3").tags["inferloop.decision.reason"]
 
 
 def test_a_rollback_to_the_challenger_version_leaves_its_alias(registry):
     settings, client, name = registry
-    record_decision(settings, decision(name, "3", "1", verdict="rollback", mode="rollback"))
+    record_decision(settings.registry, decision(name, "3", "1", verdict="rollback", mode="rollback"))
     assert aliases(client, name) == {"champion": "3", "previous_champion": "1", "challenger": "3"}
 
 

@@ -19,17 +19,17 @@ REF = ModelVersionRef(name="m", version="3", run_id="run-abc")
 
 @pytest.fixture
 def scored_setup(settings):
-    storage = lake_storage(settings)
+    storage = lake_storage(settings.lake)
     spec = settings.dataset
     days = write_synthetic_feed.fn(storage, spec, GeneratorConfig(days=4, rows_per_day=2_500))
-    frame, _ = gate_training_window.fn(storage, spec, days[0], days[2], settings)
+    frame, _ = gate_training_window.fn(storage, spec, days[0], days[2], settings.gate)
     model = fit_model.fn(frame, spec, holdout_days=1, threshold=0.5).model
     return storage, spec, model, days[3]
 
 
 def score(storage, spec, model, day, ref=REF):
     settings = load_settings(score_batch_rows=1_000)
-    return score_partition.fn(storage, spec, model, ref, day, "flow-run-1", settings)
+    return score_partition.fn(storage, spec, model, ref, day, "flow-run-1", settings.scoring, settings.gate)
 
 
 def test_every_row_is_scored_with_lineage(scored_setup):
@@ -105,5 +105,7 @@ def test_a_chunk_with_every_row_quarantined_is_skipped_not_scored(scored_setup):
     # 1,000 of 2,500 rows bad is above the 10% limit: raise it so the partition is accepted.
     settings = load_settings(score_batch_rows=1_000, max_quarantine_share=0.5)
     storage.write_table(path, pa.Table.from_pandas(frame, preserve_index=False))
-    manifest = score_partition.fn(storage, spec, model, REF, day, "flow-run-1", settings)
+    manifest = score_partition.fn(
+        storage, spec, model, REF, day, "flow-run-1", settings.scoring, settings.gate
+    )
     assert (manifest.rows_scored, manifest.rows_quarantined) == (1_500, 1_000)
