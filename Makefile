@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cks
 APT_LOG := $(or $(TMPDIR),/tmp)/inferloop-apt.log
 PROFILE ?= local
 
-.PHONY: install browser postgres demo test test-fast up down status deploy lint format bench clean
+.PHONY: install browser postgres demo test test-fast up down status deploy imports lint format bench clean
 
 # pyproject.toml declares compatible ranges; constraints.txt holds the verified set installed here.
 $(INSTALLED): pyproject.toml constraints.txt
@@ -43,7 +43,7 @@ postgres:  ## Debian's PostgreSQL server, when missing
 demo: install  ## the whole loop on embedded defaults (no servers needed)
 	$(BIN)/inferloop demo
 
-test: install browser postgres  ## the full suite, slow end-to-end tests included
+test: install browser postgres imports  ## the layer contract, then the full suite, slow end-to-end tests included
 	$(BIN)/pytest
 
 test-fast: install  ## skip tests marked slow
@@ -64,12 +64,14 @@ deploy: install
 # lint-imports reads the layer contract in pyproject.toml. It walks the package's folder, so it
 # runs on a build of the package (flows/ and tasks/ mapped into inferloop/, as a wheel has them).
 LINT_BUILD := .inferloop/lint-build
-lint: install
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+imports: install  ## the layer contract: cli -> flows | stack -> tasks -> runtime -> core
 	rm -rf $(LINT_BUILD)
 	$(BIN)/python -c "from setuptools import setup; setup()" --quiet build_py --build-lib $(LINT_BUILD) >/dev/null
 	cd $(LINT_BUILD) && PYTHONPATH=. $(CURDIR)/$(BIN)/lint-imports --no-cache $(CURDIR)/pyproject.toml
+
+lint: imports
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -22,22 +22,15 @@ from inferloop.tasks.data.feeds import (
     read_labels,
     write_synthetic_feed,
 )
-from inferloop.tasks.data.synthetic import GeneratorConfig, generate_day
-
-CONFIG = GeneratorConfig(days=3, rows_per_day=200)
-DAYS = [CONFIG.day(i) for i in range(CONFIG.days)]
-
-
-@pytest.fixture
-def spec(settings):
-    return settings.dataset
+from inferloop.tasks.data.synthetic import generate_day
+from tests.fixtures.synthetic_lake import FEED as CONFIG
+from tests.fixtures.synthetic_lake import FEED_DAYS as DAYS
+from tests.fixtures.synthetic_lake import synthetic_lake
 
 
 @pytest.fixture
 def lake(spec, tmp_path) -> Storage:
-    storage = Storage((tmp_path / "lake").as_uri())
-    assert write_synthetic_feed.fn(storage, spec, CONFIG) == DAYS
-    return storage
+    return synthetic_lake(spec, tmp_path / "lake")
 
 
 def test_days_between_includes_both_ends_and_refuses_a_reversed_range():

@@ -19,11 +19,6 @@ from inferloop.tasks.gate.expectations import (
 
 
 @pytest.fixture
-def spec(settings):
-    return settings.dataset
-
-
-@pytest.fixture
 def reference(spec):
     features, labels = generate_day(GeneratorConfig(rows_per_day=1_000), 0)
     frame = features.merge(labels[[spec.id_column, spec.label.column]], on=spec.id_column)

@@ -10,8 +10,7 @@ import pytest
 
 from inferloop.core import catalog
 from inferloop.core.storage import Storage
-from inferloop.tasks.data.feeds import write_synthetic_feed
-from inferloop.tasks.data.synthetic import GeneratorConfig, generate_day
+from inferloop.tasks.data.synthetic import generate_day
 from inferloop.tasks.monitoring.performance import (
     label_metrics,
     labelled_predictions,
@@ -19,22 +18,16 @@ from inferloop.tasks.monitoring.performance import (
     scored_as_champion,
     scoring_versions,
 )
+from tests.fixtures.synthetic_lake import FEED as CONFIG
+from tests.fixtures.synthetic_lake import FEED_DAYS as DAYS
+from tests.fixtures.synthetic_lake import synthetic_lake
 
 MODEL = "fraud"
-CONFIG = GeneratorConfig(days=3, rows_per_day=200)
-DAYS = [CONFIG.day(i) for i in range(CONFIG.days)]
-
-
-@pytest.fixture
-def spec(settings):
-    return settings.dataset
 
 
 @pytest.fixture
 def lake(spec, tmp_path) -> Storage:
-    storage = Storage((tmp_path / "lake").as_uri())
-    write_synthetic_feed.fn(storage, spec, CONFIG)
-    return storage
+    return synthetic_lake(spec, tmp_path / "lake")
 
 
 def predict(storage: Storage, version: str, day: date, role: str = "champion", perfect: bool = False) -> None:

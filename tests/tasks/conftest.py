@@ -1,0 +1,6 @@
+import pytest
+
+
+@pytest.fixture
+def spec(settings):
+    return settings.dataset
