@@ -61,13 +61,10 @@ status: install
 deploy: install
 	$(BIN)/inferloop deploy
 
-# lint-imports reads the layer contract in pyproject.toml. It walks the package's folder, so it
-# runs on a build of the package (flows/ and tasks/ mapped into inferloop/, as a wheel has them).
-LINT_BUILD := .inferloop/lint-build
+# lint-imports reads the layer contract in pyproject.toml. inferloop/flows and inferloop/tasks are
+# links to the top-level folders, so it sees the package as installed.
 imports: install  ## the layer contract: cli -> flows | stack -> tasks -> runtime -> core
-	rm -rf $(LINT_BUILD)
-	$(BIN)/python -c "from setuptools import setup; setup()" --quiet build_py --build-lib $(LINT_BUILD) >/dev/null
-	cd $(LINT_BUILD) && PYTHONPATH=. $(CURDIR)/$(BIN)/lint-imports --no-cache $(CURDIR)/pyproject.toml
+	$(BIN)/lint-imports --no-cache
 
 lint: imports
 	$(BIN)/ruff check .
