@@ -11,8 +11,9 @@ from inferloop.core.settings import load_settings
 from inferloop.core.storage import lake_storage
 from inferloop.tasks.data.feeds import latest_labelled_day
 from inferloop.tasks.gate.partition_gate import gate_training_window
-from inferloop.tasks.model.registry import find_alias, resolve_alias
+from inferloop.tasks.model.registry import find_alias, load_holdout_predictions, resolve_alias
 from inferloop.tasks.promotion.decision import (
+    HELD_OUT_DAYS,
     PromotionDecision,
     UnsafePromotionError,
     challenger_decision,
@@ -104,8 +105,13 @@ def promote(
         else:
             evaluation = "the requested window"
         frame, _ = gate_training_window(storage, settings.dataset, start, end, settings.gate)
+        holdout = (
+            load_holdout_predictions(storage, settings.dataset, challenger)
+            if evaluation == HELD_OUT_DAYS
+            else None
+        )
         decision = challenger_decision(
-            settings, challenger, champion, frame, f"{evaluation}: {start}..{end}", mode
+            settings, challenger, champion, frame, f"{evaluation}: {start}..{end}", mode, holdout
         )
         if mode == "approve" and decision.verdict == "promote":
             decision = request_approval(decision, settings.promotion.approval_timeout_seconds)

@@ -17,7 +17,9 @@ from inferloop.flows.train import train
 from inferloop.tasks.data.feeds import days_between
 from inferloop.tasks.gate.validation import BatchRefusedError
 from inferloop.tasks.model.registry import find_alias, load_model, resolve_alias
+from inferloop.tasks.monitoring.comparison_report import save_comparison
 from inferloop.tasks.monitoring.daily_report import load_history
+from inferloop.tasks.monitoring.policy_comparison import compare_policies, loop_effort
 from inferloop.tasks.monitoring.replay import (
     ReplaySummary,
     loop_predictions,
@@ -26,6 +28,8 @@ from inferloop.tasks.monitoring.replay import (
     static_predictions,
 )
 from inferloop.tasks.monitoring.retrain_policy import load_ledger
+from inferloop.tasks.report_tables import comparison_over_time_table, comparison_table
+from inferloop.tasks.reports import publish_markdown, publish_table
 from inferloop.tasks.scoring.batch_scoring import score_partition
 
 
@@ -35,7 +39,10 @@ def replay(start: date, end: date, overrides: dict[str, Any] | None = None) -> R
     monitor (labels arrive after the spec's delay) and retrain + promote when the policy says so.
     Without a champion, the first one is trained on the `train_window_days` labelled days before
     `start`. Saves the day-by-day table to `replay/<dataset>/<start>_<end>.parquet`; returns it
-    with the loop's prequential metrics beside those of the first champion never replaced.
+    with the loop's prequential metrics beside those of the first champion never replaced, and
+    the loop compared on the same rows with the first model kept and with periodic retraining
+    every k partitions (`baseline_every`), saved next to the table as
+    `<start>_<end>_comparison.parquet|json|png` and published as artifacts with the verdict.
 
     Args:
         start: First day to score.
@@ -78,19 +85,32 @@ def replay(start: date, end: date, overrides: dict[str, Any] | None = None) -> R
         report = load_history(storage, spec.name, day, day)[-1]
         rows.append(replay_day(day, champion.version, manifest, report, decision))
     loop = loop_predictions(storage, spec, first.name, rows)
+    static = static_predictions(storage, spec, models[first.version], loop)
     ledger = [d for d in load_ledger(storage, spec.name, start) if d.day <= end.isoformat()]
+    effort = loop_effort(ledger)
+    comparison = compare_policies(
+        storage,
+        spec,
+        rows,
+        loop,
+        static,
+        models[first.version],
+        effort,
+        baseline_every=settings.replay.baseline_every,
+        train_window_days=settings.training.train_window_days,
+        threshold=settings.scoring.decision_threshold,
+        monitor_metric=settings.monitoring.monitor_metric,
+    )
     summary = ReplaySummary(
         dataset=spec.name,
         start=start.isoformat(),
         end=end.isoformat(),
         days=rows,
         loop=prequential_metrics(loop, settings.scoring.decision_threshold),
-        static=prequential_metrics(
-            static_predictions(storage, spec, models[first.version], loop),
-            settings.scoring.decision_threshold,
-        ),
-        retrains=sum(d.action == "retrain" for d in ledger),
-        promotions=sum(" promote:" in d.outcome for d in ledger),
+        static=prequential_metrics(static, settings.scoring.decision_threshold),
+        retrains=effort.retrains,
+        promotions=effort.promotions,
+        comparison=save_comparison(storage, comparison),
     )
     table = catalog.replay_table(spec.name, start, end)
     frame = pd.DataFrame([vars(r) for r in rows]).assign(drifted=lambda f: f["drifted"].map(", ".join))
@@ -101,4 +121,11 @@ def replay(start: date, end: date, overrides: dict[str, Any] | None = None) -> R
         table=frame.to_dict("records"),
         description=f"Replay {start}..{end}: loop {summary.loop} vs static {summary.static}",
     )
+    publish_table(f"replay-comparison-{spec.name}", comparison_table(comparison))
+    publish_markdown(
+        f"replay-comparison-{spec.name}-over-time",
+        comparison_over_time_table(comparison),
+        description=f"Replay {start}..{end}: the loop against its baselines, over time",
+    )
+    print(comparison.verdict)
     return summary

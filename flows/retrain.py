@@ -1,5 +1,6 @@
 """Retrain on the most recent labelled days, then let promotion decide: gate -> train -> promote."""
 
+import time
 from datetime import date, timedelta
 from typing import Any
 
@@ -57,6 +58,7 @@ def retrain(
             return decision
         record(storage, spec.name, decision)  # counts for the guard before training starts
         end = day - timedelta(days=spec.label.delay_days)
+        started = time.perf_counter()
         try:
             challenger = train(
                 start=training_start(decision, settings.training, end), end=end, overrides=overrides
@@ -68,6 +70,7 @@ def retrain(
                 overrides=overrides,
             )
         except InferloopError as error:  # e.g. a window with one class, a refused day: recorded, not fatal
+            decision.compute_seconds = time.perf_counter() - started
             decision.outcome = f"not retrained: {error}"
             record(storage, spec.name, decision)
             print(f"Retrain for {day} did not produce a model: {error}")
@@ -76,6 +79,7 @@ def retrain(
             decision.outcome = f"failed: {error}"
             record(storage, spec.name, decision)
             raise
+        decision.compute_seconds = time.perf_counter() - started
         decision.outcome = f"v{challenger.version} {promotion.verdict}: {promotion.reason}"
         record(storage, spec.name, decision)
     print(f"Retrained for {day} ({'; '.join(decision.reasons)}): {decision.outcome}")

@@ -13,7 +13,7 @@ from inferloop.core.storage import lake_storage
 from inferloop.tasks.data.feeds import latest_labelled_day
 from inferloop.tasks.gate.partition_gate import gate_training_window
 from inferloop.tasks.gate.validation import BatchRefusedError
-from inferloop.tasks.model.registry import find_alias, log_and_register
+from inferloop.tasks.model.registry import find_alias, log_and_register, save_holdout_predictions
 from inferloop.tasks.model.training import fit_model
 from inferloop.tasks.promotion.decision import bootstrap_decision
 from inferloop.tasks.promotion.record import record_decision
@@ -51,9 +51,10 @@ def train(
         raise
     for report in reports:
         publish_validation_report(report)
-    result = fit_model(frame, spec, settings.training.holdout_days, settings.scoring.decision_threshold)
+    result = fit_model(frame, spec, settings.training, settings.scoring.decision_threshold)
     features_uri = storage.uri(catalog.features_table(spec.name))
     ref = log_and_register(settings, result, frame, start, end, features_uri, reports)
+    save_holdout_predictions(storage, spec, ref, result)
     if find_alias(settings.registry, settings.registry.champion_alias) is None:
         decision = record_decision(settings.registry, bootstrap_decision(settings, ref, result.metrics))
         publish_promotion_report(decision)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # for annotations only: scoring must not import monitoring (s
     from inferloop.tasks.data.importing import ImportSummary
     from inferloop.tasks.gate.validation import ValidationReport
     from inferloop.tasks.monitoring.daily_report import MonitoringReport
+    from inferloop.tasks.monitoring.policy_comparison import PolicyComparison
     from inferloop.tasks.monitoring.replay import ReplaySummary
     from inferloop.tasks.monitoring.retrain_policy import RetrainDecision
     from inferloop.tasks.promotion.decision import PromotionDecision
@@ -252,6 +253,63 @@ def replay_table(summary: ReplaySummary) -> ReportTable:
         f"{_maybe(static.get('accuracy'))}; ROC AUC: loop {_maybe(loop.get('roc_auc'))} vs "
         f"static {_maybe(static.get('roc_auc'))}; {summary.retrains} retrain(s), "
         f"{summary.promotions} promotion(s); table: {summary.table_uri}",
+    )
+
+
+SHOWN_METRICS = {"accuracy": "accuracy", "roc_auc": "ROC AUC", "balanced_accuracy": "balanced accuracy"}
+
+
+def comparison_table(comparison: PolicyComparison) -> ReportTable:
+    """The loop against its baselines on the same rows: metrics, retrains, promotions, compute;
+    the verdict is the caption."""
+    metrics = dict(SHOWN_METRICS)
+    metrics.setdefault(comparison.monitor_metric, comparison.monitor_metric.replace("_", " "))
+    rows = comparison.policies[0].rows if comparison.policies else 0
+    saved = ", ".join(f"{what}: {uri}" for what, uri in comparison.saved_to.items())
+    return ReportTable(
+        title=f"{comparison.dataset} replay {comparison.start}..{comparison.end}: the loop against "
+        f"its baselines on the same {rows} labelled rows (labels {comparison.label_delay_days} "
+        f"day(s) late, models trained on {comparison.train_window_days} days)",
+        columns=columns(
+            "policy",
+            "rows",
+            *(Column(metric, label) for metric, label in metrics.items()),
+            "retrains",
+            "promotions",
+            Column("compute_seconds", "compute s"),
+        ),
+        rows=tuple(
+            (
+                p.policy,
+                p.rows,
+                *(_maybe(p.metrics.get(metric)) for metric in metrics),
+                p.retrains,
+                p.promotions,
+                f"{p.compute_seconds:.1f}",
+            )
+            for p in comparison.policies
+        ),
+        caption=f"{comparison.verdict}" + (f" Saved: {saved}" if saved else ""),
+    )
+
+
+def comparison_over_time_table(comparison: PolicyComparison) -> ReportTable:
+    """The monitored metric per period (rows) and policy (columns); the verdict is the title."""
+    policies = list(dict.fromkeys(point["policy"] for point in comparison.over_time))
+    periods: dict[str, dict] = {}
+    for point in comparison.over_time:
+        period = periods.setdefault(point["period"], {"rows": point["rows"]})
+        period[point["policy"]] = point["value"]
+    chart = comparison.saved_to.get("chart")
+    return ReportTable(
+        title=comparison.verdict,
+        columns=columns("period", "rows", *policies),
+        rows=tuple(
+            (period, values["rows"], *(_maybe(values.get(policy)) for policy in policies))
+            for period, values in periods.items()
+        ),
+        caption=f"{comparison.monitor_metric} by period, each policy on the same rows. "
+        + (f"Chart: {chart}" if chart else "No chart (no period was measured)."),
     )
 
 

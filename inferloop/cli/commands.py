@@ -3,6 +3,7 @@
 import gc
 import sys
 from datetime import date
+from pathlib import Path
 from typing import Annotated
 
 from inferloop.core.offline import prepare_process
@@ -324,18 +325,29 @@ def replay(
         str | None, typer.Option(help="Dataset spec YAML (default: INFERLOOP_DATASET_SPEC)")
     ] = None,
     gx_scope: GxScopeOption = "schema",
+    json_path: Annotated[
+        Path | None,
+        typer.Option("--json", help="Also write the comparison of the loop with its baselines here"),
+    ] = None,
 ):
     """Run the loop day by day over history in the lake as if it were live; print the day-by-day
-    table and the prequential metrics of the loop vs the first champion never replaced."""
+    table, then the loop against the first model kept and periodic retraining on the same rows
+    (INFERLOOP_BASELINE_EVERY), with a verdict."""
 
     def body():
         # Passed to every flow of the loop (replay -> train, monitor -> retrain -> promote).
         overrides = {"gx_scope": gx_scope} | ({"dataset_spec": spec} if spec else {})
         _settings(**overrides)  # fail early, naming the knob, before any flow starts
         from inferloop.flows.replay import replay as replay_flow
-        from inferloop.tasks.report_tables import replay_table
+        from inferloop.tasks.monitoring.comparison_report import comparison_json
+        from inferloop.tasks.report_tables import comparison_table, replay_table
 
-        console.print(rich_table(replay_table(replay_flow(start=start, end=end, overrides=overrides))))
+        summary = replay_flow(start=start, end=end, overrides=overrides)
+        console.print(rich_table(replay_table(summary)))
+        console.print(rich_table(comparison_table(summary.comparison)))
+        if json_path is not None:
+            json_path.write_text(comparison_json(summary.comparison))
+            console.print(f"Comparison written to {json_path}")
 
     run_cli_command(body)
 

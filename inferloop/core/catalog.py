@@ -13,6 +13,8 @@ named `date=YYYY-MM-DD`. Layout:
     monitoring/<dataset>/date=D/                         report.json, metrics.parquet, history.png
     monitoring/<dataset>/retrain_decisions/date=D/       decisions.json (the retrain ledger)
     replay/<dataset>/<start>_<end>.parquet               a replay's day-by-day table
+    replay/<dataset>/<start>_<end>_comparison.*          the loop vs its baselines: .parquet
+                                                         (a row per policy), .json, .png (chart)
     online/<model>/date=D/                               request logs of an online server (reserved)
 
 A partition is complete only when its `_manifest.json` exists: data files are written first,
@@ -124,9 +126,14 @@ def model_predictions(model: str) -> str:
     return f"{PREDICTIONS}/{MODEL_KEY}{model}"
 
 
+def version_predictions(model: str, version: str) -> str:
+    """One model version's predictions: a partition per day it scored."""
+    return f"{model_predictions(model)}/{VERSION_KEY}{version}"
+
+
 def predictions(model: str, version: str, day: date) -> str:
     """One model version's predictions partition of `day`: data file(s) + manifest."""
-    return partition_dir(f"{model_predictions(model)}/{VERSION_KEY}{version}", day)
+    return partition_dir(version_predictions(model, version), day)
 
 
 def predictions_file(model: str, version: str, day: date) -> str:
@@ -135,6 +142,12 @@ def predictions_file(model: str, version: str, day: date) -> str:
 
 def predictions_manifest(model: str, version: str, day: date) -> str:
     return manifest(predictions(model, version, day))
+
+
+def holdout_predictions(model: str, version: str) -> str:
+    """Scores of a version's validation fit on its held-out rows (id, score): the honest evidence
+    promotion compares on when the registered model was refitted on the whole window."""
+    return f"{version_predictions(model, version)}/_holdout.parquet"  # "_": not a partition to readers
 
 
 def version_of(directory_name: str) -> str:
@@ -188,6 +201,25 @@ def retrain_decisions_file(dataset: str, day: date) -> str:
 
 def replay_table(dataset: str, start: date, end: date) -> str:
     return f"{REPLAY}/{dataset}/{start.isoformat()}_{end.isoformat()}.parquet"
+
+
+def _replay_comparison_stem(dataset: str, start: date, end: date) -> str:
+    return f"{REPLAY}/{dataset}/{start.isoformat()}_{end.isoformat()}_comparison"
+
+
+def replay_comparison(dataset: str, start: date, end: date) -> str:
+    """The loop against its baselines over a replay: one row per policy."""
+    return f"{_replay_comparison_stem(dataset, start, end)}.parquet"
+
+
+def replay_comparison_json(dataset: str, start: date, end: date) -> str:
+    """The whole comparison (policies, metric over time, verdict) as JSON."""
+    return f"{_replay_comparison_stem(dataset, start, end)}.json"
+
+
+def replay_comparison_chart(dataset: str, start: date, end: date) -> str:
+    """The monitored metric over time, one line per policy."""
+    return f"{_replay_comparison_stem(dataset, start, end)}.png"
 
 
 def online_requests(model: str, day: date) -> str:

@@ -9,10 +9,10 @@ variables, defaults. A bad value fails at load, naming the variable.
 
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from inferloop.core.errors import InferloopError
 
@@ -111,6 +111,12 @@ class TrainingSettings(Group):
 
     train_window_days: int = Field(7, ge=2, description="Days of labelled data a model trains on")
     holdout_days: int = Field(1, ge=1, description="Latest days of the window held out for metrics")
+    min_holdout_rows: int = Field(
+        200, ge=0, description="Hold out more days (up to half the window) until they hold this many rows"
+    )
+    refit_on_full_window: bool = Field(
+        True, description="After validation, refit on the whole window so the model sees the newest labels"
+    )
 
 
 class ScoringSettings(Group):
@@ -128,9 +134,18 @@ class PromotionSettings(Group):
     )
     min_roc_auc: float = Field(0.6, ge=0.0, le=1.0, description="A model below this is never champion")
     min_improvement: float = Field(
-        0.0, ge=0.0, description="ROC AUC a challenger must gain over the champion to replace it"
+        0.0,
+        ge=0.0,
+        description="Gain of the monitored metric over the champion, on the same rows, a challenger needs",
     )
-    max_pr_auc_regression: float = Field(0.02, ge=0.0, description="Tolerated PR AUC drop vs the champion")
+    max_metric_regression: float = Field(
+        0.02,
+        ge=0.0,
+        description="How far below the champion the lower end of the comparison's 80 % interval may go",
+    )
+    min_promotion_rows: int = Field(
+        200, ge=1, description="Fewer labelled rows to compare challenger and champion on: no promotion"
+    )
     promotion_window_days: int = Field(2, ge=1, description="Recent labelled days promotion compares on")
     approval_timeout_seconds: int = Field(3600, ge=10, description="How long approve mode waits")
 
@@ -150,6 +165,20 @@ class MonitoringSettings(Group):
         7, ge=1, description="Event days of labelled predictions the rolling metric covers"
     )
     min_labelled_rows: int = Field(200, ge=1, description="Fewer labelled rows than this: no verdict")
+    performance_trigger: Literal["change", "drop"] = Field(
+        "change",
+        description="change: a statistically detected rise of the champion's losses since deployment "
+        "(ADWIN); drop: the rolling metric falls max_metric_drop below the validation value",
+    )
+    change_delta: float = Field(
+        0.002, gt=0.0, lt=1.0, description="ADWIN's confidence: smaller needs more evidence of a change"
+    )
+    change_max_rows_per_partition: int = Field(
+        2000, ge=10, description="Labelled rows per partition the change detector samples"
+    )
+    calibration_alpha: float = Field(
+        0.001, gt=0.0, lt=1.0, description="Significance of a label rate the predictions cannot explain"
+    )
 
 
 class RetrainSettings(Group):
@@ -158,6 +187,32 @@ class RetrainSettings(Group):
     confirm_days: int = Field(2, ge=1, description="Consecutive days a breach must last to act on it")
     retrain_cooldown_days: int = Field(3, ge=0, description="Days after a retrain before the next one")
     max_retrains_per_day: int = Field(1, ge=1, description="Retrains allowed per (logical) day")
+
+
+class ReplaySettings(Group):
+    """Evaluating the loop on history: what a replay compares it with."""
+
+    # NoDecode: the variable is parsed below, so "7", "1,7,30" and "[1, 7, 30]" all work and a bad
+    # value fails naming the variable instead of in pydantic-settings' JSON decoding.
+    baseline_every: Annotated[list[int], NoDecode] = Field(
+        [1, 7, 30],
+        description="Periodic baselines a replay compares the loop with: retrain every k partitions",
+    )
+
+    @field_validator("baseline_every", mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip().removeprefix("[").removesuffix("]")
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("baseline_every")
+    @classmethod
+    def _at_least_one_partition(cls, value: list[int]) -> list[int]:
+        if any(k < 1 for k in value):
+            raise ValueError("every k must be at least 1 (k=1: retrain every partition)")
+        return sorted(set(value))
 
 
 class RunnerSettings(Group):
@@ -195,6 +250,7 @@ GROUPS: dict[str, type[Group]] = {
     "promotion": PromotionSettings,
     "monitoring": MonitoringSettings,
     "retrain": RetrainSettings,
+    "replay": ReplaySettings,
     "runner": RunnerSettings,
     "stack": StackSettings,
 }
@@ -215,6 +271,7 @@ class Settings(BaseModel):
     promotion: PromotionSettings
     monitoring: MonitoringSettings
     retrain: RetrainSettings
+    replay: ReplaySettings
     runner: RunnerSettings
     stack: StackSettings
 

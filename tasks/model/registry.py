@@ -11,8 +11,11 @@ from functools import cache
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 from prefect import task
 
+from inferloop.core import catalog
+from inferloop.core.dataset import DatasetSpec
 from inferloop.core.registry import (
     ModelNotFound,
     ModelRecord,
@@ -21,6 +24,7 @@ from inferloop.core.registry import (
     TrainingData,
 )
 from inferloop.core.settings import RegistrySettings, Settings
+from inferloop.core.storage import Storage
 from inferloop.tasks.model.evaluation import evaluation_figures
 
 PROFILE_FILE = "reference_profile.json"  # stored in the model's extra_files, for monitoring
@@ -109,6 +113,7 @@ def log_and_register(
                 "window_end": end,
                 "train_rows": result.train_rows,
                 "holdout_rows": result.holdout_rows,
+                "holdout_start": result.holdout_start,
             },
             metrics={
                 **{f"holdout_{k}": v for k, v in result.metrics.items()},
@@ -171,3 +176,16 @@ def load_model(registry: RegistrySettings, ref: ModelVersionRef):
 def load_reference_profile(registry: RegistrySettings, run_id: str) -> dict:
     """The training data's reference profile logged with a model's run (monitoring compares to it)."""
     return model_registry(registry).load_run_dict(run_id, PROFILE_FILE)
+
+
+def save_holdout_predictions(storage: Storage, spec: DatasetSpec, ref: ModelVersionRef, result) -> None:
+    """Keep the validation fit's scores of the held-out rows next to the version's predictions."""
+    table = pa.table({spec.id_column: result.holdout_ids, "score": result.holdout_scores})
+    storage.write_table(catalog.holdout_predictions(ref.name, ref.version), table)
+
+
+def load_holdout_predictions(
+    storage: Storage, spec: DatasetSpec, ref: ModelVersionRef
+) -> pd.DataFrame | None:
+    path = catalog.holdout_predictions(ref.name, ref.version)
+    return storage.read_table(path).to_pandas() if storage.exists(path) else None

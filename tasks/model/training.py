@@ -12,6 +12,7 @@ from threadpoolctl import threadpool_limits
 from inferloop.core.category_codes import CategoryCodeEncoder
 from inferloop.core.dataset import DatasetSpec
 from inferloop.core.errors import InferloopError
+from inferloop.core.settings import TrainingSettings
 from inferloop.tasks.data.feeds import as_plain_columns, positive_target, prepare_features
 from inferloop.tasks.model.evaluation import reference_profile
 
@@ -54,8 +55,10 @@ class TrainingResult:
     holdout_start: date
     input_example: pd.DataFrame
     holdout_target: np.ndarray
-    holdout_scores: np.ndarray
+    holdout_scores: np.ndarray  # of the validation fit, which never saw these rows
+    holdout_ids: np.ndarray
     profile: dict  # reference profile of the training rows, for monitoring
+    refitted: bool  # the model was refitted on the whole window after validation
 
 
 def build_pipeline(spec: DatasetSpec) -> Pipeline:
@@ -99,37 +102,62 @@ def evaluate(
 
 
 def split_by_time(
-    frame: pd.DataFrame, spec: DatasetSpec, holdout_days: int
+    frame: pd.DataFrame, spec: DatasetSpec, holdout_days: int, min_holdout_rows: int = 0
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train on earlier days, hold out the latest `holdout_days` days (no look-ahead)."""
+    """Train on earlier days, hold out the latest days (no look-ahead): at least `holdout_days`
+    of them, more until they hold `min_holdout_rows` rows (a comparison on a few dozen rows is
+    noise), but never more than half the window."""
     event_day = pd.to_datetime(frame[spec.time_column]).dt.normalize()
-    days = np.sort(event_day.unique())
+    rows_per_day = event_day.value_counts().sort_index()
+    days = rows_per_day.index.to_numpy()
     if len(days) <= holdout_days:
         raise TrainingDataError(
             f"The window has {len(days)} day(s); it needs more than holdout_days={holdout_days}"
         )
-    holdout_start = days[-holdout_days]
+    held = holdout_days
+    rows_from_end = rows_per_day.to_numpy()[::-1].cumsum()
+    while held < len(days) // 2 and rows_from_end[held - 1] < min_holdout_rows:
+        held += 1
+    holdout_start = days[-held]
     return frame[event_day < holdout_start], frame[event_day >= holdout_start]
 
 
-@task(name="fit-model")
-def fit_model(frame: pd.DataFrame, spec: DatasetSpec, holdout_days: int, threshold: float) -> TrainingResult:
-    """Fit on the earlier days, report metrics on the held-out latest days."""
-    train, holdout = split_by_time(frame, spec, holdout_days)
-    train_target = positive_target(train, spec)
-    if train_target.nunique() < 2:
+def fitted(frame: pd.DataFrame, spec: DatasetSpec) -> Pipeline:
+    """The pipeline fitted on `frame`; small windows on one OpenMP thread (as for scoring, the
+    thread pool costs more than it saves there: 4-6x slower on a busy 2-core machine)."""
+    target = positive_target(frame, spec)
+    if target.nunique() < 2:
         raise TrainingDataError("The training days hold a single class: widen the window")
-    model = build_pipeline(spec)
-    train_features = prepare_features(train, spec)
-    model.fit(train_features, train_target)
+    with threadpool_limits(1 if len(frame) < SMALL_BATCH_ROWS else None, user_api="openmp"):
+        return build_pipeline(spec).fit(prepare_features(frame, spec), target)
+
+
+@task(name="fit-model")
+def fit_model(
+    frame: pd.DataFrame, spec: DatasetSpec, training: TrainingSettings, threshold: float
+) -> TrainingResult:
+    """Fit on the earlier days and measure on the held-out latest days; then (`refit_on_full_window`)
+    fit again on the whole window, so the deployed model has seen the newest labels. The held-out
+    metrics and scores stay those of the validation fit: the refitted model has no honest holdout."""
+    train, holdout = split_by_time(frame, spec, training.holdout_days, training.min_holdout_rows)
+    model = fitted(train, spec)
     holdout_target = positive_target(holdout, spec).to_numpy()
     holdout_scores = positive_scores(model, prepare_features(holdout, spec))
     metrics = classification_metrics(holdout_target, holdout_scores, threshold)
+    if training.refit_on_full_window:
+        model = fitted(frame, spec)
+    profiled = frame if training.refit_on_full_window else train
+    train_features = prepare_features(profiled, spec)
     day = pd.to_datetime(frame[spec.time_column]).dt.date
     return TrainingResult(
         model=model,
         metrics=metrics,
-        params={**MODEL_PARAMS, "holdout_days": holdout_days, "decision_threshold": threshold},
+        params={
+            **MODEL_PARAMS,
+            "holdout_days": day[holdout.index].nunique(),
+            "decision_threshold": threshold,
+            "refit_on_full_window": training.refit_on_full_window,
+        },
         train_rows=len(train),
         holdout_rows=len(holdout),
         train_end=day[train.index].max(),
@@ -137,5 +165,7 @@ def fit_model(frame: pd.DataFrame, spec: DatasetSpec, holdout_days: int, thresho
         input_example=as_plain_columns(train_features.head(5)),
         holdout_target=holdout_target,
         holdout_scores=holdout_scores,
+        holdout_ids=holdout[spec.id_column].to_numpy(),
         profile=reference_profile(train_features, positive_scores(model, train_features), spec),
+        refitted=training.refit_on_full_window,
     )

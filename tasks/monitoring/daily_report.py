@@ -21,6 +21,12 @@ from inferloop.core.storage import Storage
 from inferloop.tasks.data.feeds import read_feature_partition
 from inferloop.tasks.gate.partition_gate import gate_refused
 from inferloop.tasks.model.registry import load_reference_profile, model_registry
+from inferloop.tasks.monitoring.change_detection import (
+    ChangeVerdict,
+    calibration_gap,
+    performance_changes,
+    since_deployment,
+)
 from inferloop.tasks.monitoring.drift import FeatureDrift, feature_drift, prediction_drift
 from inferloop.tasks.monitoring.performance import (
     PerformanceSnapshot,
@@ -45,6 +51,8 @@ class MonitoringReport:
     day_performance: PerformanceSnapshot | None = None  # event day = day - label delay
     rolling_performance: PerformanceSnapshot | None = None  # the champion, recent event days
     validation_metric: float | None = None  # the champion's held-out value of the metric
+    changes: list[ChangeVerdict] = field(default_factory=list)  # its losses since deployment
+    calibration: str | None = None  # label rate vs predicted probability, when they disagree
     gate_refused: bool = False
     breaches: list[str] = field(default_factory=list)
 
@@ -62,7 +70,8 @@ class MonitoringReport:
             for key in ("day_performance", "rolling_performance")
         }
         drift = [FeatureDrift(**d) for d in raw.get("drift", [])]
-        return cls(**{**raw, **snapshots, "drift": drift})
+        changes = [ChangeVerdict(**c) for c in raw.get("changes", [])]
+        return cls(**{**raw, **snapshots, "drift": drift, "changes": changes})
 
 
 def build_report(
@@ -92,6 +101,7 @@ def build_report(
     report.validation_metric = validation_metric(
         settings.registry, champion.run_id, settings.monitoring.monitor_metric
     )
+    _measure_change(storage, settings, report, champion, event_day, window)
     report.breaches = breaches(report, settings.monitoring, settings.promotion.min_roc_auc)
     return report
 
@@ -122,6 +132,34 @@ def _measure_drift(storage: Storage, settings: Settings, report: MonitoringRepor
     report.drift_verdict = "measured"
 
 
+def _measure_change(
+    storage: Storage,
+    settings: Settings,
+    report: MonitoringReport,
+    champion: ModelVersionRef,
+    event_day: date,
+    window: list[date],
+) -> None:
+    """The change detector over the champion's losses since deployment, and its calibration
+    over the rolling window."""
+    monitoring = settings.monitoring
+    frame = since_deployment(
+        storage,
+        settings.dataset,
+        champion.name,
+        champion.version,
+        event_day,
+        monitoring.change_max_rows_per_partition,
+    )
+    threshold = settings.scoring.decision_threshold
+    report.changes = performance_changes(frame, monitoring.monitor_metric, threshold, monitoring.change_delta)
+    recent = frame[frame["event_day"] >= window[0]] if not frame.empty else frame
+    if len(recent) >= monitoring.min_labelled_rows:
+        report.calibration = calibration_gap(
+            recent["target"].to_numpy(), recent["score"].to_numpy(float), monitoring.calibration_alpha
+        )
+
+
 @cache
 def validation_metric(registry: RegistrySettings, run_id: str, metric: str) -> float | None:
     return model_registry(registry).run(run_id).metrics.get(f"holdout_{metric}")
@@ -135,6 +173,10 @@ def breaches(report: MonitoringReport, monitoring: MonitoringSettings, roc_auc_f
         for d in report.drift
         if d.flagged
     ]
+    if report.calibration:
+        found.append(f"performance: {report.calibration}")
+    if monitoring.performance_trigger == "change":
+        found += [f"performance: {change.describe()}" for change in report.changes if change.changed]
     rolling, metric = report.rolling_performance, monitoring.monitor_metric
     if (
         rolling is None
@@ -143,7 +185,11 @@ def breaches(report: MonitoringReport, monitoring: MonitoringSettings, roc_auc_f
     ):
         return found
     value = rolling.metrics[metric]
-    if report.validation_metric is not None and report.validation_metric - value > monitoring.max_metric_drop:
+    if (
+        monitoring.performance_trigger == "drop"
+        and report.validation_metric is not None
+        and report.validation_metric - value > monitoring.max_metric_drop
+    ):
         found.append(
             f"performance: {metric} {value:.3f} on {rolling.labelled_rows} labelled rows is "
             f"{report.validation_metric - value:.3f} below its validation value "

@@ -5,8 +5,11 @@ and scored once its label arrives. The static baseline is the first champion kep
 scored on exactly the rows the loop scored.
 """
 
+from __future__ import annotations
+
 from dataclasses import asdict, dataclass, field
 from datetime import date
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,6 +21,9 @@ from inferloop.tasks.model.training import positive_scores
 from inferloop.tasks.monitoring.daily_report import MonitoringReport
 from inferloop.tasks.monitoring.performance import label_metrics, labelled_predictions
 from inferloop.tasks.monitoring.retrain_policy import RetrainDecision
+
+if TYPE_CHECKING:  # policy_comparison builds on this module
+    from inferloop.tasks.monitoring.policy_comparison import PolicyComparison
 
 
 @dataclass
@@ -45,6 +51,7 @@ class ReplaySummary:
     retrains: int
     promotions: int
     table_uri: str = ""
+    comparison: PolicyComparison | None = None  # the loop against its baselines (policy_comparison)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,23 +82,46 @@ def replay_day(
 def loop_predictions(
     storage: Storage, spec: DatasetSpec, model_name: str, days: list[ReplayDay]
 ) -> pd.DataFrame:
-    """What the loop predicted on each day (the champion of that day), joined to arrived labels."""
+    """What the loop predicted on each day (the champion of that day), joined to arrived labels
+    (columns: id, score, target, event_day; none when every day was refused)."""
     frames = [
         labelled_predictions(storage, spec, model_name, row.champion_version, [date.fromisoformat(row.day)])
         for row in days
         if not row.refused
     ]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    frames = [frame for frame in frames if not frame.empty]
+    return pd.concat(frames, ignore_index=True) if frames else no_predictions(spec)
+
+
+PREDICTION_COLUMNS = ("score", "target", "event_day")  # after the id column
+
+
+def no_predictions(spec: DatasetSpec) -> pd.DataFrame:
+    """Predictions as every policy's are kept (id, score, target, event_day), none of them."""
+    return pd.DataFrame(columns=[spec.id_column, *PREDICTION_COLUMNS])
+
+
+def loop_row_features(storage: Storage, spec: DatasetSpec, day: date, rows: pd.DataFrame) -> pd.DataFrame:
+    """The feature rows of the loop's labelled `rows` of event `day`, with their id, target and
+    event_day: what every baseline scores."""
+    keys = rows[[spec.id_column, "target", "event_day"]]
+    return read_feature_partition(storage, spec, day).merge(keys, on=spec.id_column, how="inner")
+
+
+def scored(spec: DatasetSpec, features: pd.DataFrame, scores: np.ndarray) -> pd.DataFrame:
+    """`features`' rows as predictions with `scores`."""
+    return features[[spec.id_column, "target", "event_day"]].assign(score=scores)[
+        [spec.id_column, *PREDICTION_COLUMNS]
+    ]
 
 
 def static_predictions(storage: Storage, spec: DatasetSpec, model, loop: pd.DataFrame) -> pd.DataFrame:
-    """The same rows scored by `model` (the first champion)."""
+    """The same rows scored by `model` (the first champion); columns as the loop's."""
     frames = []
     for day, rows in loop.groupby("event_day"):
-        features = read_feature_partition(storage, spec, day).merge(rows, on=spec.id_column, how="inner")
-        scores = positive_scores(model, prepare_features(features, spec))
-        frames.append(pd.DataFrame({"score": scores, "target": features["target"].to_numpy()}))
-    return pd.concat(frames, ignore_index=True)
+        features = loop_row_features(storage, spec, day, rows)
+        frames.append(scored(spec, features, positive_scores(model, prepare_features(features, spec))))
+    return pd.concat(frames, ignore_index=True) if frames else no_predictions(spec)
 
 
 def prequential_metrics(predictions: pd.DataFrame, threshold: float) -> dict[str, float]:

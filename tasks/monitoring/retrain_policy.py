@@ -30,6 +30,7 @@ class RetrainDecision:
     train_from: str = ""  # first event day of the degradation: a retrain learns what came after
     decided_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="microseconds"))
     outcome: str = ""  # filled in by the retrain flow: promoted, rejected or failed
+    compute_seconds: float = 0.0  # the retrain flow's training and promotion
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -59,7 +60,8 @@ def decide_retrain(
             champion_version=champion,
         )
     decision = RetrainDecision(day.isoformat(), "retrain", latest.breaches, champion_version=champion)
-    decision.train_from = degradation_onset(history, monitoring)
+    if monitoring.performance_trigger == "drop":  # a detected change's day is too rough to cut at
+        decision.train_from = degradation_onset(history, monitoring)
     if refused := [r.day for r in history if r.day in wanted and r.gate_refused]:
         decision.action = "suppressed"
         decision.suppressed_because = (

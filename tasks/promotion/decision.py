@@ -10,14 +10,17 @@ import getpass
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+import pandas as pd
 from prefect import task
 
 from inferloop.core.errors import InferloopError
 from inferloop.core.registry import ModelNotFound, ModelVersionRef
 from inferloop.core.settings import PromotionSettings, Settings
+from inferloop.tasks.model.comparison import MetricDifference, paired_difference
 from inferloop.tasks.model.registry import model_registry
 
-PRIMARY_METRIC = "roc_auc"
+HELD_OUT_DAYS = "the challenger's held-out days"
+FLOOR_METRIC = "roc_auc"  # a model below `min_roc_auc` never becomes champion, whatever it is compared with
 
 
 class UnsafePromotionError(InferloopError):
@@ -26,9 +29,11 @@ class UnsafePromotionError(InferloopError):
 
 @dataclass(frozen=True)
 class PromotionGates:
+    metric: str  # the monitored metric: what the loop is judged on
     min_roc_auc: float
-    min_improvement: float  # the challenger must beat the champion's ROC AUC by at least this
-    max_pr_auc_regression: float  # tolerated drop in PR AUC vs the champion
+    min_improvement: float  # the challenger's metric minus the champion's, on the same rows, at least
+    max_metric_regression: float  # the comparison interval's lower end may not fall below minus this
+    min_rows: int  # fewer compared rows: no decision on so little evidence
 
 
 @dataclass
@@ -54,6 +59,7 @@ class PromotionDecision:
     evaluation: str  # what data the metrics are on
     decided_by: str = "inferloop"
     decided_at: str = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0).isoformat())
+    comparison: dict | None = None  # the paired MetricDifference the verdict rests on
 
     @property
     def promoted(self) -> bool:
@@ -65,17 +71,19 @@ class PromotionDecision:
 
 def decide_promotion(
     challenger: dict[str, float],
-    champion: dict[str, float] | None,
+    difference: MetricDifference | None,
     data_gate_passed: bool,
     signature_compatible: bool,
     gates: PromotionGates,
 ) -> tuple[str, str, list[GateCheck]]:
     """The verdict ("promote" or "reject"), its reason and every check, from the evidence alone.
+    `difference` is challenger minus champion on the same rows (None: no champion yet).
 
-    Promote only when every check passes; the primary metric can therefore never decrease
-    through an automatic promotion (`min_improvement` ≥ 0).
+    Promote only when every check passes: enough compared rows, the monitored metric at least
+    `min_improvement` better on them (so it never decreases through an automatic promotion) and
+    not clearly worse (the interval's lower end above `-max_metric_regression`).
     """
-    score = challenger[PRIMARY_METRIC]
+    floor = challenger[FLOOR_METRIC]
     checks = [
         GateCheck(
             "data_gate",
@@ -89,38 +97,43 @@ def decide_promotion(
         ),
         GateCheck(
             "min_roc_auc",
-            score >= gates.min_roc_auc,
-            f"ROC AUC {score:.4f} vs minimum {gates.min_roc_auc:.4f}",
+            floor >= gates.min_roc_auc,
+            f"ROC AUC {floor:.4f} vs minimum {gates.min_roc_auc:.4f}",
         ),
     ]
-    if champion is None:
+    if difference is None:
         checks.append(GateCheck("beats_champion", True, "no champion yet"))
     else:
-        needed = champion[PRIMARY_METRIC] + gates.min_improvement
+        checks.append(
+            GateCheck(
+                "enough_evidence",
+                difference.rows >= gates.min_rows,
+                f"{difference.rows} compared rows vs minimum {gates.min_rows} (INFERLOOP_MIN_PROMOTION_ROWS)",
+            )
+        )
         checks.append(
             GateCheck(
                 "beats_champion",
-                score >= needed,
-                f"ROC AUC {score:.4f} vs champion {champion[PRIMARY_METRIC]:.4f}"
-                f" + {gates.min_improvement:.4f}",
-            )
-        )
-        floor = champion["pr_auc"] - gates.max_pr_auc_regression
-        checks.append(
-            GateCheck(
-                "no_pr_auc_regression",
-                challenger["pr_auc"] >= floor,
-                f"PR AUC {challenger['pr_auc']:.4f} vs floor {floor:.4f}",
+                difference.difference >= gates.min_improvement
+                and difference.lower >= -gates.max_metric_regression,
+                f"{difference.describe()}; needs {gates.min_improvement:+.4f} or more, lower end above "
+                f"{-gates.max_metric_regression:+.4f}",
             )
         )
     failed = [c for c in checks if not c.passed]
     if failed:
         return "reject", "; ".join(f"{c.name}: {c.detail}" for c in failed), checks
-    return "promote", "passed every gate" + ("" if champion else " (first champion)"), checks
+    return "promote", "passed every gate" + ("" if difference else " (first champion)"), checks
 
 
-def gates_from(promotion: PromotionSettings) -> PromotionGates:
-    return PromotionGates(promotion.min_roc_auc, promotion.min_improvement, promotion.max_pr_auc_regression)
+def gates_from(promotion: PromotionSettings, metric: str) -> PromotionGates:
+    return PromotionGates(
+        metric,
+        promotion.min_roc_auc,
+        promotion.min_improvement,
+        promotion.max_metric_regression,
+        promotion.min_promotion_rows,
+    )
 
 
 def input_schema(settings: Settings, ref: ModelVersionRef) -> list[dict]:
@@ -168,23 +181,29 @@ def promotion_window(
             latest_labelled - timedelta(days=settings.promotion.promotion_window_days - 1),
         )
         return start, latest_labelled, "labelled days after the challenger's training window"
+    if "holdout_start" in params:
+        return date.fromisoformat(params["holdout_start"]), window_end, HELD_OUT_DAYS
     holdout = int(params.get("holdout_days", settings.training.holdout_days))
-    return window_end - timedelta(days=holdout - 1), window_end, "the challenger's held-out days"
+    return window_end - timedelta(days=holdout - 1), window_end, HELD_OUT_DAYS
 
 
-def evaluate_version(settings: Settings, ref: ModelVersionRef, frame) -> dict[str, float]:
-    from inferloop.tasks.data.feeds import positive_target, prepare_features
+def held_out_scores(holdout, frame, id_column: str):
+    """The validation fit's scores of `frame`'s rows, in `frame`'s order."""
+    scores = frame[[id_column]].merge(holdout, on=id_column, how="left", validate="one_to_one")["score"]
+    if scores.isna().any():
+        raise UnsafePromotionError(
+            f"{int(scores.isna().sum())} compared rows have no held-out score: compare on the "
+            "challenger's held-out days or on days after its window"
+        )
+    return scores.to_numpy(float)
+
+
+def version_scores(settings: Settings, ref: ModelVersionRef, frame):
+    from inferloop.tasks.data.feeds import prepare_features
     from inferloop.tasks.model.registry import load_model
-    from inferloop.tasks.model.training import evaluate
+    from inferloop.tasks.model.training import positive_scores
 
-    spec = settings.dataset
-    model = load_model(settings.registry, ref)
-    return evaluate(
-        model,
-        prepare_features(frame, spec),
-        positive_target(frame, spec),
-        settings.scoring.decision_threshold,
-    )
+    return positive_scores(load_model(settings.registry, ref), prepare_features(frame, settings.dataset))
 
 
 @task(name="gather-promotion-evidence")
@@ -195,21 +214,41 @@ def challenger_decision(
     frame,
     evaluation: str,
     mode: str,
+    holdout=None,
 ) -> PromotionDecision:
-    """Score champion and challenger on the same rows and decide with the configured gates."""
-    challenger_metrics = evaluate_version(settings, challenger, frame)
-    champion_metrics = evaluate_version(settings, champion, frame) if champion else None
+    """Score champion and challenger on the same rows, compare them on the monitored metric
+    (paired, resampling whole days) and decide with the configured gates. `holdout`: the
+    challenger's validation scores of these rows (its registered model was refitted on them)."""
+    from inferloop.tasks.data.feeds import positive_target
+    from inferloop.tasks.model.training import classification_metrics
+
+    spec, threshold = settings.dataset, settings.scoring.decision_threshold
+    target = positive_target(frame, spec).to_numpy()
+    days = pd.to_datetime(frame[spec.time_column]).dt.date.to_numpy()
+    challenger_scores = (
+        held_out_scores(holdout, frame, spec.id_column)
+        if holdout is not None
+        else version_scores(settings, challenger, frame)
+    )
+    challenger_metrics = classification_metrics(target, challenger_scores, threshold)
+    champion_metrics, difference = None, None
+    if champion:
+        champion_scores = version_scores(settings, champion, frame)
+        champion_metrics = classification_metrics(target, champion_scores, threshold)
+        difference = paired_difference(
+            settings.monitoring.monitor_metric, target, challenger_scores, champion_scores, days, threshold
+        )
     compatible = champion is None or signature_compatible(
         input_schema(settings, challenger), input_schema(settings, champion)
     )
     outcome = decide_promotion(
         challenger_metrics,
-        champion_metrics,
+        difference,
         data_gate_passed(settings, challenger),
         compatible,
-        gates_from(settings.promotion),
+        gates_from(settings.promotion, settings.monitoring.monitor_metric),
     )
-    return _decision(
+    decision = _decision(
         challenger,
         champion,
         challenger_metrics,
@@ -219,6 +258,8 @@ def challenger_decision(
         evaluation=evaluation,
         decided_by="promote flow",
     )
+    decision.comparison = difference.to_dict() if difference else None
+    return decision
 
 
 def _decision(
@@ -247,7 +288,8 @@ def bootstrap_decision(
     settings: Settings, ref: ModelVersionRef, holdout_metrics: dict[str, float]
 ) -> PromotionDecision:
     """No champion yet: the first version that clears the absolute gates becomes champion."""
-    outcome = decide_promotion(holdout_metrics, None, True, True, gates_from(settings.promotion))
+    gates = gates_from(settings.promotion, settings.monitoring.monitor_metric)
+    outcome = decide_promotion(holdout_metrics, None, True, True, gates)
     return _decision(
         ref,
         None,
@@ -255,7 +297,7 @@ def bootstrap_decision(
         None,
         outcome,
         mode="bootstrap",
-        evaluation="the challenger's held-out days",
+        evaluation=HELD_OUT_DAYS,
         decided_by="train flow (bootstrap)",
     )
 

@@ -40,6 +40,8 @@ LAYOUT = [
     ),
     (catalog.model_predictions("fraud"), "predictions/model=fraud"),
     (catalog.predictions("fraud", "3", DAY), "predictions/model=fraud/version=3/date=2026-01-02"),
+    (catalog.version_predictions("fraud", "3"), "predictions/model=fraud/version=3"),
+    (catalog.holdout_predictions("fraud", "3"), "predictions/model=fraud/version=3/_holdout.parquet"),
     (
         catalog.predictions_file("fraud", "3", DAY),
         "predictions/model=fraud/version=3/date=2026-01-02/part-0.parquet",
@@ -60,6 +62,18 @@ LAYOUT = [
         "monitoring/transactions/retrain_decisions/date=2026-01-02/decisions.json",
     ),
     (catalog.replay_table("transactions", DAY, ARRIVAL), "replay/transactions/2026-01-02_2026-01-03.parquet"),
+    (
+        catalog.replay_comparison("transactions", DAY, ARRIVAL),
+        "replay/transactions/2026-01-02_2026-01-03_comparison.parquet",
+    ),
+    (
+        catalog.replay_comparison_json("transactions", DAY, ARRIVAL),
+        "replay/transactions/2026-01-02_2026-01-03_comparison.json",
+    ),
+    (
+        catalog.replay_comparison_chart("transactions", DAY, ARRIVAL),
+        "replay/transactions/2026-01-02_2026-01-03_comparison.png",
+    ),
     (catalog.online_requests("fraud", DAY), "online/fraud/date=2026-01-02"),
 ]
 
@@ -100,6 +114,10 @@ def readme_form(path: str, **placeholders: str) -> str:
         (catalog.imported_features_file("<name>", DAY), {"2026-01-02": "D"}),
         (catalog.labels_file("<name>", ARRIVAL, DAY), {"2026-01-03": "<D + delay_days>", "2026-01-02": "D"}),
         (catalog.import_quarantine_file("<name>", "<content hash>"), {}),
+        (
+            catalog.replay_comparison("<dataset>", DAY, ARRIVAL),
+            {"2026-01-02": "<start>", "2026-01-03": "<end>"},
+        ),
     ],
 )
 def test_readme_documents_the_catalog(path, documented):

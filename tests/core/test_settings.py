@@ -1,6 +1,8 @@
+import re
+
 import pytest
 
-from inferloop.core.settings import SettingsError, load_settings
+from inferloop.core.settings import KNOBS, REPO_ROOT, SettingsError, load_settings
 
 
 def test_defaults_work_on_a_fresh_machine(monkeypatch, tmp_path):
@@ -42,3 +44,33 @@ def test_a_bad_value_fails_fast_naming_the_knob(monkeypatch, variable, value):
 def test_overrides_are_validated_too():
     with pytest.raises(SettingsError, match="INFERLOOP_HOLDOUT_DAYS"):
         load_settings(holdout_days=0)
+
+
+@pytest.mark.parametrize(
+    ("value", "every"),
+    [("[7]", [7]), ("7", [7]), ("30,1,7", [1, 7, 30]), ("[1, 7, 30, 7]", [1, 7, 30]), ("[]", [])],
+)
+def test_replay_baselines_read_from_the_environment(monkeypatch, value, every):
+    monkeypatch.setenv("INFERLOOP_BASELINE_EVERY", value)
+    assert load_settings().replay.baseline_every == every
+
+
+@pytest.mark.parametrize("value", ["[0, 7]", "weekly", "-1"])
+def test_a_baseline_of_less_than_one_partition_fails_naming_the_knob(monkeypatch, value):
+    monkeypatch.setenv("INFERLOOP_BASELINE_EVERY", value)
+    with pytest.raises(SettingsError, match="INFERLOOP_BASELINE_EVERY"):
+        load_settings()
+
+
+def test_the_readme_settings_table_names_every_knob_and_nothing_else():
+    """Rows may share knobs (`INFERLOOP_CHAMPION_ALIAS` / `_CHALLENGER_ALIAS`)."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    table = readme[readme.index("| variable | default | meaning |") :].split("\n\n")[0]
+    documented = {
+        name.removeprefix("INFERLOOP_").lstrip("_").lower()
+        for line in table.splitlines()[2:]
+        for name in re.findall(r"`(INFERLOOP_[A-Z0-9_]+|_[A-Z0-9_]+)`", line.split("|")[1])
+    }
+    missing, unknown = sorted(set(KNOBS) - documented), sorted(documented - set(KNOBS))
+    assert not missing, f"add to the README's Settings table: {missing}"
+    assert not unknown, f"not settings, in the README's Settings table: {unknown}"

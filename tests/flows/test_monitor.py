@@ -24,6 +24,7 @@ DAY = DAYS[10]  # its labels arrive on DAY
 def degraded(pool, lake, feed, monkeypatch):
     """@champion fitted before the change has scored CHANGED and DAY."""
     monkeypatch.setenv("INFERLOOP_CONFIRM_DAYS", "1")  # one breached day is confirmed
+    monkeypatch.setenv("INFERLOOP_PERFORMANCE_TRIGGER", "drop")  # one day: too little for a detector
     version = register(lake, pool.before, "champion")
     manifests = batch_inference(partition_date=CHANGED, end_date=DAY)
     settings = load_settings()

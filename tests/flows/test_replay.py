@@ -1,27 +1,35 @@
 """The replay flow: each day as if live (score with the champion of the moment, monitor, retrain
 when the policy says so); returns one row per day and the loop's prequential metrics beside those
-of the first champion kept forever, and saves the day-by-day table.
+of the first champion kept forever, and the loop compared with periodic retraining on the same
+rows; saves the day-by-day table and the comparison.
 (tests/e2e/test_monitoring.py replays whole scenarios, with retrains.)"""
 
-import pytest
+import json
 
+import pytest
+from typer.testing import CliRunner
+
+from inferloop.cli.commands import app
 from inferloop.core import catalog
 from inferloop.core.settings import load_settings
 from inferloop.core.storage import lake_storage
 from inferloop.flows.replay import replay
-from tests.flows.conftest import DAYS, ROWS_PER_DAY, register
+from inferloop.tasks.data.synthetic import GeneratorConfig
+from tests.flows.conftest import DAYS, ROWS_PER_DAY, register, write_feed
 
 
-def test_replay_returns_a_row_per_day_and_prequential_metrics(pool, lake, feed):
+def test_replay_returns_a_row_per_day_and_prequential_metrics(pool, lake, feed, monkeypatch):
+    monkeypatch.setenv("INFERLOOP_BASELINE_EVERY", "[1, 2]")
     champion = register(lake, pool.before, "champion")
-    start, end = DAYS[5], DAYS[6]
+    start, end = DAYS[5], DAYS[7]
     summary = replay(start=start, end=end)
 
     assert [(d.day, d.champion_version, d.refused) for d in summary.days] == [
-        (start.isoformat(), champion, False),
-        (end.isoformat(), champion, False),
+        (DAYS[5].isoformat(), champion, False),
+        (DAYS[6].isoformat(), champion, False),
+        (DAYS[7].isoformat(), champion, False),
     ]
-    first, second = summary.days
+    first, second, _ = summary.days
     assert all(d.rows_scored + d.rows_quarantined == ROWS_PER_DAY for d in summary.days)
     # Labels come a day late: the first day's own predictions are measured on the second.
     assert (first.labelled_rows, first.roc_auc) == (0, None)
@@ -29,7 +37,8 @@ def test_replay_returns_a_row_per_day_and_prequential_metrics(pool, lake, feed):
     assert (summary.retrains, summary.promotions) == (0, 0)
     # Prequential: every scored row whose label has arrived, once; the champion never changed,
     # so the static baseline (scored on exactly those rows) measures the same.
-    assert summary.loop["rows"] == first.rows_scored + second.rows_scored
+    scored = sum(d.rows_scored for d in summary.days)
+    assert summary.loop["rows"] == scored
     assert summary.static == pytest.approx(summary.loop)
 
     settings = load_settings()
@@ -37,5 +46,57 @@ def test_replay_returns_a_row_per_day_and_prequential_metrics(pool, lake, feed):
     table = catalog.replay_table(settings.dataset.name, start, end)
     assert summary.table_uri == storage.uri(table)
     saved = storage.read_table(table).to_pandas()
-    assert saved["day"].tolist() == [start.isoformat(), end.isoformat()]
-    assert saved["rows_scored"].tolist() == [first.rows_scored, second.rows_scored]
+    assert saved["day"].tolist() == [d.day for d in summary.days]
+    assert saved["rows_scored"].tolist() == [d.rows_scored for d in summary.days]
+
+    # The loop against its baselines, all on the loop's labelled rows: a cron retraining every
+    # partition (day indices 1 and 2) and every 2 partitions (index 2).
+    comparison = summary.comparison
+    assert [(p.policy, p.rows, p.retrains, p.promotions) for p in comparison.policies] == [
+        ("inferloop loop", scored, 0, 0),
+        ("first model kept", scored, 0, 0),
+        ("retrain every 2 partitions", scored, 1, 1),
+        ("retrain every partition", scored, 2, 2),
+    ]
+    assert comparison.policy("first model kept").metrics == pytest.approx(
+        {k: v for k, v in summary.loop.items() if k != "rows"}
+    )
+    assert comparison.verdict.startswith(f"The loop: {settings.monitoring.monitor_metric} ")
+    dataset = settings.dataset.name
+    table = storage.read_table(catalog.replay_comparison(dataset, start, end)).to_pandas()
+    assert table["retrains"].tolist() == [0, 0, 1, 2]
+    document = storage.read_json(catalog.replay_comparison_json(dataset, start, end))
+    assert document["verdict"] == comparison.verdict and len(document["over_time"]) == 3 * 4
+    assert storage.read_bytes(catalog.replay_comparison_chart(dataset, start, end)).startswith(b"\x89PNG")
+
+
+# The producer renamed `amount` on days 1 and 2: the gate refuses both.
+RENAMED_COLUMN = GeneratorConfig(
+    scenario="quality_faults", days=3, rows_per_day=ROWS_PER_DAY, renamed_column_days=(1, 2)
+)
+
+
+def test_a_replay_of_refused_partitions_saves_an_empty_comparison_and_writes_the_json(pool, lake, tmp_path):
+    """Through the CLI: every partition refused (the producer renamed a column) scores nothing;
+    the replay still finishes, saves its tables and says there is nothing to compare."""
+    days = write_feed(
+        GeneratorConfig(
+            scenario="quality_faults", days=3, rows_per_day=ROWS_PER_DAY, renamed_column_days=(1, 2)
+        )
+    )
+    register(lake, pool.before, "champion")
+    output = tmp_path / "comparison.json"
+    result = CliRunner().invoke(
+        app, ["replay", "--from", str(days[1]), "--to", str(days[2]), "--json", str(output)]
+    )
+
+    assert result.exit_code == 0, result.output
+    comparison = json.loads(output.read_text())
+    assert (comparison["policies"], comparison["over_time"]) == ([], [])
+    assert comparison["verdict"].startswith(f"No partition of {days[1]}..{days[2]} was scored")
+    assert "2 of 2 refused" in comparison["verdict"]
+    assert "No partition of" in " ".join(result.output.split()) and f"written to {output}" in result.output
+    settings = load_settings()
+    storage = lake_storage(settings.lake)
+    assert len(storage.read_table(catalog.replay_comparison(settings.dataset.name, days[1], days[2]))) == 0
+    assert storage.read_table(catalog.replay_table(settings.dataset.name, days[1], days[2])).num_rows == 2

@@ -32,14 +32,39 @@ def test_split_never_trains_on_held_out_days(labelled, settings):
 
 
 def test_fit_reports_holdout_metrics(labelled, settings):
-    result = fit_model.fn(labelled, settings.dataset, holdout_days=1, threshold=0.5)
+    result = fit_model.fn(labelled, settings.dataset, settings.training, threshold=0.5)
     assert result.metrics["roc_auc"] > 0.8
     assert set(result.metrics) == {"accuracy", "roc_auc", "pr_auc", "f1", "balanced_accuracy", "log_loss"}
     assert (result.train_rows, result.holdout_rows) == (4 * 3_000, 3_000)
+    assert len(result.holdout_ids) == len(result.holdout_scores) == 3_000
+
+
+def test_the_held_out_scores_are_the_validation_fits_and_the_model_is_refitted(labelled, settings):
+    refitted = fit_model.fn(labelled, settings.dataset, settings.training, threshold=0.5)
+    validated = fit_model.fn(
+        labelled, settings.dataset, settings.training.model_copy(update={"refit_on_full_window": False}), 0.5
+    )
+    assert refitted.refitted and not validated.refitted
+    assert np.array_equal(refitted.holdout_scores, validated.holdout_scores)  # honest: never saw them
+    held_out = prepare_features(
+        labelled[labelled[settings.dataset.id_column].isin(refitted.holdout_ids)], settings.dataset
+    )
+    assert np.allclose(validated.model.predict_proba(held_out)[:, 1], validated.holdout_scores)
+    assert not np.allclose(refitted.model.predict_proba(held_out)[:, 1], refitted.holdout_scores)
+
+
+def test_small_partitions_hold_out_more_days_until_the_evidence_suffices(labelled, settings):
+    spec = settings.dataset
+    _, holdout = split_by_time(labelled, spec, holdout_days=1, min_holdout_rows=6_001)
+    assert holdout["event_time"].dt.date.nunique() == 2  # capped at half the 5-day window
+    _, holdout = split_by_time(labelled, spec, holdout_days=1, min_holdout_rows=3_001)
+    assert holdout["event_time"].dt.date.nunique() == 2
+    _, holdout = split_by_time(labelled, spec, holdout_days=1, min_holdout_rows=3_000)
+    assert holdout["event_time"].dt.date.nunique() == 1
 
 
 def test_an_unseen_category_scores_as_a_missing_one_and_nulls_still_score(labelled, settings):
-    result = fit_model.fn(labelled, settings.dataset, holdout_days=1, threshold=0.5)
+    result = fit_model.fn(labelled, settings.dataset, settings.training, threshold=0.5)
     odd = pd.concat([labelled.head(1)] * 3, ignore_index=True)
     odd["merchant_category"] = ["never-seen", None, None]
     odd.loc[2, "amount"] = None
@@ -51,7 +76,7 @@ def test_an_unseen_category_scores_as_a_missing_one_and_nulls_still_score(labell
 def test_single_class_window_is_refused(labelled, settings):
     one_class = labelled.assign(is_fraud=0)
     with pytest.raises(TrainingDataError, match="single class"):
-        fit_model.fn(one_class, settings.dataset, holdout_days=1, threshold=0.5)
+        fit_model.fn(one_class, settings.dataset, settings.training, threshold=0.5)
 
 
 def test_window_shorter_than_holdout_is_refused(labelled, settings):

@@ -10,6 +10,7 @@ import pytest
 from inferloop.core.dataset import DatasetSpec
 from inferloop.core.settings import load_settings
 from inferloop.tasks.model.evaluation import reference_profile
+from inferloop.tasks.monitoring.change_detection import ChangeVerdict
 from inferloop.tasks.monitoring.daily_report import MonitoringReport, breaches, metric_rows
 from inferloop.tasks.monitoring.drift import FeatureDrift, feature_drift
 from inferloop.tasks.monitoring.performance import PerformanceSnapshot
@@ -22,8 +23,12 @@ SPEC = DatasetSpec(
     features={"amount": "numeric", "age": "numeric", "channel": "categorical"},
 )
 # Thresholds chosen so every boundary below is exact in binary floating point.
-SETTINGS = load_settings(
-    drift_psi_threshold=0.25, min_labelled_rows=200, max_metric_drop=0.125, min_roc_auc=0.5
+SETTINGS = load_settings(  # the fixed-drop rule: the change trigger is tested below
+    drift_psi_threshold=0.25,
+    min_labelled_rows=200,
+    max_metric_drop=0.125,
+    min_roc_auc=0.5,
+    performance_trigger="drop",
 )
 
 
@@ -142,7 +147,9 @@ def test_the_roc_auc_floor_applies_even_when_validation_was_as_low():
 
 
 def test_the_roc_auc_floor_is_only_for_roc_auc():
-    pr_auc = load_settings(min_roc_auc=0.5, max_metric_drop=0.125, monitor_metric="pr_auc")
+    pr_auc = load_settings(
+        min_roc_auc=0.5, max_metric_drop=0.125, monitor_metric="pr_auc", performance_trigger="drop"
+    )
     low = report(rolling_performance=snapshot(0.25, metric="pr_auc"), validation_metric=0.3125)
     assert breaches(low, pr_auc.monitoring, pr_auc.promotion.min_roc_auc) == []
 
@@ -195,3 +202,20 @@ def test_metric_rows_has_one_row_per_measured_value():
     assert rows.loc[rows["flagged"], "feature"].tolist() == ["age"]
     assert set(rows["day"]) == {"2026-03-08"} and set(rows["model_version"]) == {"3"}
     assert rows.set_index("metric").loc["rolling_labelled_rows", "value"] == 2_000
+
+
+def test_the_change_trigger_breaches_on_a_detected_rise_and_on_calibration_not_on_a_fixed_drop():
+    change = load_settings(min_roc_auc=0.5, performance_trigger="change").monitoring
+    rose = ChangeVerdict("error", 900, True, 0.2, 0.4, "2026-03-04")
+    steady = ChangeVerdict("error", 900, False)
+    dropped = report(rolling_performance=snapshot(0.625), validation_metric=0.875)
+    assert breaches(dropped, change, 0.5) == []  # 0.25 below validation is no evidence by itself
+    found = breaches(
+        report(changes=[rose, steady], calibration="calibration: labels hold 57.0%"), change, 0.5
+    )
+    assert found == [
+        "performance: calibration: labels hold 57.0%",
+        "performance: error rose from 0.200 to 0.400 (change detected at event day 2026-03-04, "
+        "900 labelled rows since deployment)",
+    ]
+    assert breaches(report(changes=[rose]), SETTINGS.monitoring, 0.5) == []  # drop rule: not used

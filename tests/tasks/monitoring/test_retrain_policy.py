@@ -49,7 +49,9 @@ def retrain_on(n: int) -> RetrainDecision:
     return RetrainDecision(day(n).isoformat(), "retrain", [DRIFT], champion_version="3")
 
 
-POLICY = load_settings(confirm_days=2, retrain_cooldown_days=3, max_retrains_per_day=1)
+POLICY = load_settings(
+    confirm_days=2, retrain_cooldown_days=3, max_retrains_per_day=1, performance_trigger="drop"
+)
 
 
 def test_no_breach_today_means_no_retrain():

@@ -1,51 +1,99 @@
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from inferloop.tasks.model.comparison import MetricDifference, paired_difference
 from inferloop.tasks.promotion.decision import (
-    PRIMARY_METRIC,
+    FLOOR_METRIC,
     PromotionGates,
     decide_promotion,
     signature_compatible,
 )
 
 unit = st.floats(0.0, 1.0, allow_nan=False)
-metrics = st.fixed_dictionaries({"roc_auc": unit, "pr_auc": unit})
 gates = st.builds(
     PromotionGates,
+    metric=st.just("accuracy"),
     min_roc_auc=unit,
     min_improvement=st.floats(0.0, 0.1),
-    max_pr_auc_regression=st.floats(0.0, 0.2),
+    max_metric_regression=st.floats(0.0, 0.2),
+    min_rows=st.integers(1, 500),
 )
+
+
+@st.composite
+def differences(draw) -> MetricDifference:
+    challenger, champion = draw(unit), draw(unit)
+    lower = draw(st.floats(-1.0, challenger - champion))
+    upper = draw(st.floats(challenger - champion, 1.0))
+    rows = draw(st.integers(1, 1_000))
+    return MetricDifference(
+        "accuracy", challenger, champion, challenger - champion, lower, upper, 0.8, rows, 5
+    )
 
 
 @settings(max_examples=300)
 @given(
-    challenger=metrics,
-    champion=st.none() | metrics,
+    challenger=st.fixed_dictionaries({"roc_auc": unit}),
+    difference=st.none() | differences(),
     data_gate=st.booleans(),
     signature=st.booleans(),
     gates=gates,
 )
-def test_a_failing_gate_never_promotes_and_the_champion_metric_never_drops(
-    challenger, champion, data_gate, signature, gates
+def test_a_failing_gate_never_promotes_and_the_monitored_metric_never_drops(
+    challenger, difference, data_gate, signature, gates
 ):
-    verdict, reason, checks = decide_promotion(challenger, champion, data_gate, signature, gates)
+    verdict, reason, checks = decide_promotion(challenger, difference, data_gate, signature, gates)
     if verdict == "promote":
         assert all(c.passed for c in checks)
-        assert data_gate and signature and challenger[PRIMARY_METRIC] >= gates.min_roc_auc
-        if champion is not None:
-            assert challenger[PRIMARY_METRIC] >= champion[PRIMARY_METRIC]
-            assert challenger["pr_auc"] >= champion["pr_auc"] - gates.max_pr_auc_regression
+        assert data_gate and signature and challenger[FLOOR_METRIC] >= gates.min_roc_auc
+        if difference is not None:
+            assert difference.a >= difference.b  # on the compared rows
+            assert difference.rows >= gates.min_rows
+            assert difference.lower >= -gates.max_metric_regression
     else:
         failed = [c for c in checks if not c.passed]
         assert failed and all(c.name in reason for c in failed)
 
 
+GATES = PromotionGates(
+    "accuracy", min_roc_auc=0.7, min_improvement=0.0, max_metric_regression=0.02, min_rows=200
+)
+
+
 def test_bootstrap_needs_only_the_absolute_gate():
-    floor = PromotionGates(min_roc_auc=0.7, min_improvement=0.0, max_pr_auc_regression=0.0)
-    assert decide_promotion({"roc_auc": 0.71, "pr_auc": 0.1}, None, True, True, floor)[0] == "promote"
-    verdict, reason, _ = decide_promotion({"roc_auc": 0.69, "pr_auc": 0.1}, None, True, True, floor)
+    assert decide_promotion({"roc_auc": 0.71}, None, True, True, GATES)[0] == "promote"
+    verdict, reason, _ = decide_promotion({"roc_auc": 0.69}, None, True, True, GATES)
     assert verdict == "reject" and "min_roc_auc" in reason
+
+
+def compared(challenger_right: float, days: int, rows_per_day: int = 50, seed: int = 0) -> MetricDifference:
+    """Champion right on 70 % of rows; the challenger right on `challenger_right` of them."""
+    rng = np.random.default_rng(seed)
+    rows = days * rows_per_day
+    target = rng.integers(0, 2, rows)
+    champion = np.where(rng.random(rows) < 0.7, target, 1 - target).astype(float)
+    challenger = np.where(rng.random(rows) < challenger_right, target, 1 - target).astype(float)
+    groups = np.repeat(np.arange(days), rows_per_day)
+    return paired_difference("accuracy", target, challenger, champion, groups, threshold=0.5)
+
+
+def test_a_better_challenger_on_enough_rows_is_promoted():
+    difference = compared(0.85, days=10)
+    assert difference.lower > 0 and difference.rows == 500 and difference.groups == 10
+    assert decide_promotion({"roc_auc": 0.8}, difference, True, True, GATES)[0] == "promote"
+
+
+def test_a_few_dozen_rows_decide_nothing_however_good_they_look():
+    verdict, reason, _ = decide_promotion({"roc_auc": 0.8}, compared(0.95, days=1), True, True, GATES)
+    assert verdict == "reject" and "enough_evidence" in reason and "50 compared rows" in reason
+
+
+def test_a_challenger_that_may_well_be_worse_is_refused_even_if_its_point_estimate_wins():
+    noisy = compared(0.72, days=4, rows_per_day=60, seed=3)
+    assert noisy.difference >= 0 and noisy.lower < -0.02
+    verdict, reason, _ = decide_promotion({"roc_auc": 0.8}, noisy, True, True, GATES)
+    assert verdict == "reject" and "beats_champion" in reason and "interval" in reason
 
 
 COLUMNS = [

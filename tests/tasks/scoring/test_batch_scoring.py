@@ -23,7 +23,7 @@ def scored_setup(settings):
     spec = settings.dataset
     days = write_synthetic_feed.fn(storage, spec, GeneratorConfig(days=4, rows_per_day=2_500))
     frame, _ = gate_training_window.fn(storage, spec, days[0], days[2], settings.gate)
-    model = fit_model.fn(frame, spec, holdout_days=1, threshold=0.5).model
+    model = fit_model.fn(frame, spec, settings.training, threshold=0.5).model
     return storage, spec, model, days[3]
 
 

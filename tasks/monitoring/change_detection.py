@@ -1,0 +1,149 @@
+"""Has the champion's performance changed since it was deployed? Evidence, not a fixed drop.
+
+A fixed drop below the validation value misfires both ways: validated on a few dozen rows, the
+reference is noise (small feeds retrain every week), and a model that degrades slowly or was
+never good never crosses it. Instead the champion's own per-row losses, in event order since it
+became champion, go through ADWIN (river), which keeps the longest recent window whose mean is
+consistent and reports a change when two sub-windows differ beyond a bound set by `delta` and
+the number of rows: the evidence needed grows with noise, shrinks with volume, and no reference
+value has to be guessed. Only an increase of the loss counts.
+
+Losses follow the monitored metric: the 0/1 error at the decision threshold for accuracy; for
+balanced accuracy and F1 the error on positives and on negatives separately (a rising miss rate
+hides inside a stable error rate when positives are rare); the Brier score for the ranking
+metrics. A second check needs no history: the label rate against the mean predicted
+probability (a model that predicts the majority class for everyone is caught here).
+"""
+
+from dataclasses import asdict, dataclass
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from inferloop.core import catalog
+from inferloop.core.dataset import DatasetSpec
+from inferloop.core.storage import Storage
+from inferloop.tasks.monitoring.performance import labelled_predictions, scored_as_champion
+
+MAX_PARTITIONS = 365  # how far back "since deployment" reads
+
+
+@dataclass
+class ChangeVerdict:
+    """What the change detector saw in one loss stream of the champion."""
+
+    stream: str  # "error", "error on positives", "error on negatives", "Brier score"
+    rows: int
+    changed: bool
+    loss_before: float | None = None  # mean loss of the older part when a change was found
+    loss_after: float | None = None  # of the recent part ADWIN kept
+    changed_at_event_day: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def describe(self) -> str:
+        return (
+            f"{self.stream} rose from {self.loss_before:.3f} to {self.loss_after:.3f} "
+            f"(change detected at event day {self.changed_at_event_day}, {self.rows} labelled rows "
+            "since deployment)"
+        )
+
+
+def champion_days(storage: Storage, model_name: str, version: str, until: date) -> list[date]:
+    """Event days up to `until` that `version` scored as champion (the latest MAX_PARTITIONS)."""
+    days = [
+        d for d in storage.list_partitions(catalog.version_predictions(model_name, version)) if d <= until
+    ]
+    return [d for d in days[-MAX_PARTITIONS:] if scored_as_champion(storage, model_name, version, d)]
+
+
+def since_deployment(
+    storage: Storage,
+    spec: DatasetSpec,
+    model_name: str,
+    version: str,
+    until: date,
+    max_rows_per_partition: int,
+) -> pd.DataFrame:
+    """The champion's labelled predictions in event order since it was deployed, at most
+    `max_rows_per_partition` per partition (a seeded sample keeps big feeds cheap)."""
+    frame = labelled_predictions(
+        storage, spec, model_name, version, champion_days(storage, model_name, version, until)
+    )
+    if frame.empty:
+        return frame
+    sampled = frame.groupby("event_day", sort=True, group_keys=False).apply(
+        lambda day: day.sample(n=min(len(day), max_rows_per_partition), random_state=0).sort_index()
+    )
+    return sampled.reset_index(drop=True)
+
+
+def loss_streams(frame: pd.DataFrame, metric: str, threshold: float) -> dict[str, pd.DataFrame]:
+    """The per-row losses that move `metric`, each with its event day."""
+    target = frame["target"].to_numpy()
+    scores = frame["score"].to_numpy(np.float64)
+    if metric in ("roc_auc", "pr_auc"):
+        losses = {"Brier score": (scores - target) ** 2}
+        return {name: frame[["event_day"]].assign(loss=loss) for name, loss in losses.items()}
+    error = ((scores >= threshold).astype(int) != target).astype(float)
+    if metric == "accuracy":
+        return {"error": frame[["event_day"]].assign(loss=error)}
+    return {
+        "error on positives": frame.loc[target == 1, ["event_day"]].assign(loss=error[target == 1]),
+        "error on negatives": frame.loc[target == 0, ["event_day"]].assign(loss=error[target == 0]),
+    }
+
+
+def detect_increase(stream: str, losses: pd.DataFrame, delta: float) -> ChangeVerdict:
+    """Run ADWIN over the losses; report the last change that raised the mean loss."""
+    from river.drift import ADWIN  # here: only monitoring needs it
+
+    detector = ADWIN(delta=delta)
+    verdict = ChangeVerdict(stream, len(losses), False)
+    for loss, event_day in zip(losses["loss"].to_numpy(), losses["event_day"], strict=True):
+        before = detector.estimation
+        detector.update(float(loss))
+        if detector.drift_detected and detector.estimation > before:
+            verdict.changed = True
+            verdict.loss_before, verdict.loss_after = float(before), float(detector.estimation)
+            verdict.changed_at_event_day = str(event_day)
+        elif detector.drift_detected:  # the loss fell: the champion got better, nothing to act on
+            verdict.changed = False
+    if verdict.changed:
+        verdict.loss_after = float(detector.estimation)
+    return verdict
+
+
+def performance_changes(
+    frame: pd.DataFrame, metric: str, threshold: float, delta: float
+) -> list[ChangeVerdict]:
+    """A verdict per loss stream of `metric` (empty when nothing is labelled yet)."""
+    if frame.empty:
+        return []
+    return [
+        detect_increase(stream, losses, delta)
+        for stream, losses in loss_streams(frame, metric, threshold).items()
+        if len(losses)
+    ]
+
+
+def calibration_gap(target: np.ndarray, scores: np.ndarray, alpha: float) -> str | None:
+    """A sentence when the label rate is incompatible with the predicted probabilities (a
+    two-sided binomial test at `alpha`) and off by more than 5 points; else None."""
+    from scipy.stats import binomtest
+
+    rows = len(target)
+    if rows == 0:
+        return None
+    expected = float(np.clip(scores.mean(), 1e-6, 1 - 1e-6))
+    positives = int(target.sum())
+    if abs(positives / rows - expected) <= 0.05:
+        return None
+    if binomtest(positives, rows, expected).pvalue >= alpha:
+        return None
+    return (
+        f"calibration: labels hold {positives / rows:.1%} positives over {rows} rows while the champion "
+        f"predicts {expected:.1%} on average"
+    )

@@ -1,0 +1,79 @@
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+from inferloop.tasks.monitoring.change_detection import (
+    calibration_gap,
+    detect_increase,
+    loss_streams,
+    performance_changes,
+)
+
+
+def stream(error_rates: list[float], rows_per_day: int = 100, seed: int = 0) -> pd.DataFrame:
+    """Per-row 0/1 losses, `rows_per_day` a day, day i failing at error_rates[i]."""
+    rng = np.random.default_rng(seed)
+    start = date(2026, 1, 1)
+    return pd.DataFrame(
+        {
+            "event_day": np.repeat(
+                [start + timedelta(days=i) for i in range(len(error_rates))], rows_per_day
+            ),
+            "loss": np.concatenate([rng.random(rows_per_day) < rate for rate in error_rates]).astype(float),
+        }
+    )
+
+
+def test_a_rise_in_the_error_rate_is_detected_near_where_it_happened():
+    verdict = detect_increase("error", stream([0.2] * 20 + [0.4] * 10), delta=0.002)
+    assert verdict.changed
+    assert verdict.loss_before < 0.3 < verdict.loss_after
+    assert date(2026, 1, 21) <= date.fromisoformat(verdict.changed_at_event_day) <= date(2026, 1, 26)
+    assert "rose from" in verdict.describe()
+
+
+def test_a_stable_or_improving_champion_raises_nothing():
+    assert not detect_increase("error", stream([0.2] * 60), delta=0.002).changed
+    assert not detect_increase("error", stream([0.4] * 20 + [0.2] * 20), delta=0.002).changed
+
+
+def test_small_feeds_need_more_days_of_evidence_than_big_ones():
+    rates = [0.2] * 10 + [0.35] * 3
+    assert detect_increase("error", stream(rates, rows_per_day=1000), delta=0.002).changed
+    assert not detect_increase("error", stream(rates, rows_per_day=10), delta=0.002).changed
+
+
+def test_balanced_accuracy_watches_misses_on_rare_positives_separately():
+    """1 % positives: missing all of them barely moves the error rate, but it is a change."""
+    rng = np.random.default_rng(1)
+    days = 40
+    target = (rng.random(days * 500) < 0.01).astype(int)
+    scores = np.where(target == 1, 0.9, 0.1)
+    scores[days * 250 :] = 0.1  # the second half misses every positive
+    frame = pd.DataFrame(
+        {
+            "event_day": np.repeat([date(2026, 1, 1) + timedelta(days=i) for i in range(days)], 500),
+            "target": target,
+            "score": scores,
+        }
+    )
+    assert set(loss_streams(frame, "balanced_accuracy", 0.5)) == {"error on positives", "error on negatives"}
+    changed = {v.stream for v in performance_changes(frame, "balanced_accuracy", 0.5, 0.002) if v.changed}
+    assert changed == {"error on positives"}
+    [positives] = [v for v in performance_changes(frame, "balanced_accuracy", 0.5, 0.002) if v.changed]
+    assert positives.loss_before < 0.5 and positives.loss_after == 1.0
+
+
+def test_ranking_metrics_watch_the_brier_score():
+    frame = pd.DataFrame({"event_day": [date(2026, 1, 1)] * 2, "target": [1, 0], "score": [0.8, 0.4]})
+    [(name, losses)] = loss_streams(frame, "roc_auc", 0.5).items()
+    assert name == "Brier score"
+    assert np.allclose(losses["loss"], [0.04, 0.16])
+
+
+def test_a_majority_class_model_is_caught_by_calibration():
+    target = np.r_[np.ones(57), np.zeros(43)]
+    gap = calibration_gap(target, np.full(100, 0.02), alpha=0.001)
+    assert gap and "57.0% positives" in gap and "2.0%" in gap
+    assert calibration_gap(target, np.full(100, 0.55), alpha=0.001) is None
