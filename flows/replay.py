@@ -10,13 +10,14 @@ from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 
 from inferloop.core import catalog
+from inferloop.core.errors import InferloopError
 from inferloop.core.settings import load_settings
 from inferloop.core.storage import lake_storage
 from inferloop.flows.monitor import monitor
 from inferloop.flows.train import train
 from inferloop.tasks.data.feeds import days_between
 from inferloop.tasks.gate.validation import BatchRefusedError
-from inferloop.tasks.model.registry import find_alias, load_model, resolve_alias
+from inferloop.tasks.model.registry import find_alias, load_model, model_registry, resolve_alias
 from inferloop.tasks.monitoring.comparison_report import save_comparison
 from inferloop.tasks.monitoring.daily_report import load_history
 from inferloop.tasks.monitoring.policy_comparison import compare_policies, loop_effort
@@ -31,6 +32,15 @@ from inferloop.tasks.monitoring.retrain_policy import load_ledger
 from inferloop.tasks.report_tables import comparison_over_time_table, comparison_table
 from inferloop.tasks.reports import publish_markdown, publish_table
 from inferloop.tasks.scoring.batch_scoring import score_partition
+
+
+class FirstChampionRejected(InferloopError):
+    """The replay's first model failed the absolute gates: there is nothing to replay with."""
+
+
+def rejection_reason(settings, ref) -> str:
+    tags = model_registry(settings.registry).version_tags(ref.version)
+    return tags.get("inferloop.decision.reason", "see its decision in the MLflow UI")
 
 
 @flow(name="replay", log_prints=True)
@@ -55,11 +65,21 @@ def replay(start: date, end: date, overrides: dict[str, Any] | None = None) -> R
     storage = lake_storage(settings.lake)
     if find_alias(settings.registry, settings.registry.champion_alias) is None:
         first_end = start - timedelta(days=spec.label.delay_days + 1)
-        train(
-            start=first_end - timedelta(days=settings.training.train_window_days - 1),
-            end=first_end,
-            overrides=overrides,
+        first_start = first_end - timedelta(days=settings.training.train_window_days - 1)
+        print(
+            f"No @{settings.registry.champion_alias} yet: training the first one on "
+            f"{first_start}..{first_end}, "
+            f"the {settings.training.train_window_days} labelled days (INFERLOOP_TRAIN_WINDOW_DAYS) known "
+            f"before {start}"
         )
+        candidate = train(start=first_start, end=first_end, overrides=overrides)
+        if find_alias(settings.registry, settings.registry.champion_alias) is None:
+            raise FirstChampionRejected(
+                f"The first model (v{candidate.version}, trained on {first_start}..{first_end}) did not "
+                f"become @{settings.registry.champion_alias}: {rejection_reason(settings, candidate)}. "
+                "Start the replay later (more labelled days before --from) or widen "
+                "INFERLOOP_TRAIN_WINDOW_DAYS."
+            )
     first = resolve_alias(settings.registry, settings.registry.champion_alias)
     models = {first.version: load_model(settings.registry, first)}
     rows = []

@@ -55,9 +55,13 @@ def wait_for(url: str, process: subprocess.Popen, log: Path, timeout: float = 12
     raise RuntimeError(f"{url} not healthy after {timeout} s; log:\n{log.read_text()[-3000:]}")
 
 
-def start_server(command: list[str], health_url: str, log: Path) -> subprocess.Popen:
+def start_server(
+    command: list[str], health_url: str, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen:
     with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env
+        )
     wait_for(health_url, process, log)
     return process
 
@@ -101,6 +105,9 @@ def mlflow_server() -> str:
         ],
         f"http://127.0.0.1:{port}/health",
         root / "server.log",
+        # MLflow's job runner (8 more processes) serves features inferloop does not use; off, the
+        # server is healthy in less than half the time.
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
     )
     yield f"http://127.0.0.1:{port}"
     stop_server(process)
@@ -146,23 +153,27 @@ def settings(workdir):
     return load_settings()
 
 
+@pytest.fixture(scope="session")
+def pool(prefect_harness, mlflow_server, tmp_path_factory):
+    """`before` and `after` (tests/fixtures/pool.py), trained once per session by the train flow
+    on the session's MLflow server; tests register copies of them, never train them again."""
+    from tests.fixtures.pool import train_pool
+
+    return train_pool(mlflow_server, tmp_path_factory.mktemp("pool"))
+
+
 @pytest.fixture
-def champion(prefect_harness, workdir, monkeypatch) -> list:
-    """The train flow's champion (its own model name) on the first 6 of 9 synthetic days of the
-    configured lake; returns the 3 later days, left to score. Point INFERLOOP_STORAGE_URI at
-    another lake before requesting it to train there."""
+def champion(pool, mlflow_server, workdir, monkeypatch) -> list:
+    """A copy of the pool's `before` as @champion of this test's own model on the session's
+    MLflow server, and the pool's feed written into the configured lake; returns the 3 days after
+    the champion's window, left to score. Point INFERLOOP_STORAGE_URI at another lake before
+    requesting it to use that lake."""
     import uuid
 
-    from inferloop.core.settings import load_settings
-    from inferloop.core.storage import lake_storage
-    from inferloop.flows.train import train
-    from inferloop.tasks.data.feeds import write_synthetic_feed
-    from inferloop.tasks.data.synthetic import GeneratorConfig
+    from tests.fixtures.pool import TO_SCORE, register, write_feed
 
+    monkeypatch.setenv("INFERLOOP_TRACKING_URI", mlflow_server)
     monkeypatch.setenv("INFERLOOP_MODEL_NAME", f"champion-{uuid.uuid4().hex[:8]}")
-    settings = load_settings()
-    days = write_synthetic_feed.fn(
-        lake_storage(settings.lake), settings.dataset, GeneratorConfig(days=9, rows_per_day=1_000)
-    )
-    train(start=days[0], end=days[5])
-    return days[6:]
+    write_feed()
+    register(mlflow_server, pool.before, "champion")
+    return TO_SCORE

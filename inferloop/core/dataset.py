@@ -89,6 +89,11 @@ class DatasetSpec(BaseModel):
     label: LabelSpec
     features: dict[str, FeatureKind] = Field(min_length=1)
     drop: list[str] = Field(default_factory=list, description="Columns never used (e.g. leakage)")
+    expected_drift: list[str] = Field(
+        default_factory=list,
+        description="Features that drift by construction (a month, a monthly index): their drift is "
+        "reported but never a reason to retrain",
+    )
     partition: Literal["day"] = Field(
         "day", description="How the lake partitions rows by event time; only 'day' is supported"
     )
@@ -116,6 +121,8 @@ class DatasetSpec(BaseModel):
                 raise ValueError(f"{field} {column!r} is also listed under drop")
         if overlap := sorted(set(self.drop) & set(self.features)):
             raise ValueError(f"drop lists feature columns {overlap}")
+        if unknown := sorted(set(self.expected_drift) - set(self.features)):
+            raise ValueError(f"expected_drift lists {unknown}, which are not features")
         return self
 
     @property

@@ -288,6 +288,11 @@ class Registry:
             found = self.client.get_model_version(name, str(version))
         return ModelVersionRef(name=name, version=str(found.version), run_id=found.run_id)
 
+    def version_tags(self, version: str) -> dict[str, str]:
+        """The tags on a registered version (decisions are recorded there)."""
+        with self.translated(f"read {self.model_name} v{version}"):
+            return dict(self.client.get_model_version(self.model_name, str(version)).tags)
+
     def set_alias(self, alias: str, version: str) -> None:
         with self.translated(f"set {self.model_name}@{alias} to v{version}"):
             self.client.set_registered_model_alias(self.model_name, alias, str(version))

@@ -9,9 +9,10 @@ the number of rows: the evidence needed grows with noise, shrinks with volume, a
 value has to be guessed. Only an increase of the loss counts.
 
 Losses follow the monitored metric: the 0/1 error at the decision threshold for accuracy; for
-balanced accuracy and F1 the error on positives and on negatives separately (a rising miss rate
-hides inside a stable error rate when positives are rare); the Brier score for the ranking
-metrics. A second check needs no history: the label rate against the mean predicted
+balanced accuracy and F1 the error on positives and on negatives separately, and for the ranking
+metrics (ROC/PR AUC: how far apart the two classes' scores are) the squared error of the score
+on each class separately: a rising miss rate hides inside a stable overall loss when positives
+are rare. A second check needs no history: the label rate against the mean predicted
 probability (a model that predicts the majority class for everyone is caught here).
 """
 
@@ -33,7 +34,7 @@ MAX_PARTITIONS = 365  # how far back "since deployment" reads
 class ChangeVerdict:
     """What the change detector saw in one loss stream of the champion."""
 
-    stream: str  # "error", "error on positives", "error on negatives", "Brier score"
+    stream: str  # "error", "error on positives" / "negatives", "squared error on positives" / ...
     rows: int
     changed: bool
     loss_before: float | None = None  # mean loss of the older part when a change was found
@@ -74,25 +75,24 @@ def since_deployment(
     )
     if frame.empty:
         return frame
-    sampled = frame.groupby("event_day", sort=True, group_keys=False).apply(
-        lambda day: day.sample(n=min(len(day), max_rows_per_partition), random_state=0).sort_index()
-    )
-    return sampled.reset_index(drop=True)
+    draw = pd.Series(np.random.default_rng(0).random(len(frame)), index=frame.index)
+    kept = draw.groupby(frame["event_day"]).rank(method="first") <= max_rows_per_partition
+    return frame[kept].reset_index(drop=True)  # labelled_predictions returns days in order
 
 
 def loss_streams(frame: pd.DataFrame, metric: str, threshold: float) -> dict[str, pd.DataFrame]:
     """The per-row losses that move `metric`, each with its event day."""
     target = frame["target"].to_numpy()
     scores = frame["score"].to_numpy(np.float64)
-    if metric in ("roc_auc", "pr_auc"):
-        losses = {"Brier score": (scores - target) ** 2}
-        return {name: frame[["event_day"]].assign(loss=loss) for name, loss in losses.items()}
     error = ((scores >= threshold).astype(int) != target).astype(float)
     if metric == "accuracy":
         return {"error": frame[["event_day"]].assign(loss=error)}
+    name, loss = (
+        ("squared error", (scores - target) ** 2) if metric in ("roc_auc", "pr_auc") else ("error", error)
+    )
     return {
-        "error on positives": frame.loc[target == 1, ["event_day"]].assign(loss=error[target == 1]),
-        "error on negatives": frame.loc[target == 0, ["event_day"]].assign(loss=error[target == 0]),
+        f"{name} on {label}": frame.loc[target == value, ["event_day"]].assign(loss=loss[target == value])
+        for label, value in (("positives", 1), ("negatives", 0))
     }
 
 

@@ -102,7 +102,9 @@ def build_report(
         settings.registry, champion.run_id, settings.monitoring.monitor_metric
     )
     _measure_change(storage, settings, report, champion, event_day, window)
-    report.breaches = breaches(report, settings.monitoring, settings.promotion.min_roc_auc)
+    report.breaches = breaches(
+        report, settings.monitoring, settings.promotion.min_roc_auc, set(spec.expected_drift)
+    )
     return report
 
 
@@ -165,13 +167,19 @@ def validation_metric(registry: RegistrySettings, run_id: str, metric: str) -> f
     return model_registry(registry).run(run_id).metrics.get(f"holdout_{metric}")
 
 
-def breaches(report: MonitoringReport, monitoring: MonitoringSettings, roc_auc_floor: float) -> list[str]:
+def breaches(
+    report: MonitoringReport,
+    monitoring: MonitoringSettings,
+    roc_auc_floor: float,
+    expected_drift: frozenset[str] | set[str] = frozenset(),
+) -> list[str]:
     """Thresholds this day's report crosses (each one a sentence a person can act on);
-    `roc_auc_floor` is promotion's `min_roc_auc`: a champion below it is a breach too."""
+    `roc_auc_floor` is promotion's `min_roc_auc`: a champion below it is a breach too. Drift of
+    the spec's `expected_drift` features is reported (flagged) but is not a breach."""
     found = [
         f"drift: {d.feature} PSI {d.psi:.3f} > {monitoring.drift_psi_threshold}"
         for d in report.drift
-        if d.flagged
+        if d.flagged and d.feature not in expected_drift
     ]
     if report.calibration:
         found.append(f"performance: {report.calibration}")

@@ -37,6 +37,7 @@ def test_shipped_spec_describes_the_generator():
         (lambda raw: raw["label"].pop("column"), "label.column"),
         (lambda raw: raw["features"].update(is_fraud="numeric"), "label.column 'is_fraud'"),
         (lambda raw: raw.update(drop=["amount"]), "drop lists feature columns"),
+        (lambda raw: raw.update(expected_drift=["month"]), "expected_drift lists \\['month'\\]"),
         (lambda raw: raw.update(colour="blue"), "colour"),
         (lambda raw: raw.update(name="Has Spaces"), "name"),
         (lambda raw: raw.pop("time_column"), "time_column: Field required"),

@@ -3,33 +3,17 @@
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
 
 from inferloop.core.settings import load_settings
-from inferloop.core.storage import lake_storage
 from inferloop.runtime.runners import configured_task_runner
-from inferloop.tasks.data.feeds import write_synthetic_feed
-from inferloop.tasks.data.synthetic import GeneratorConfig
 from tests.conftest import free_port
+from tests.fixtures.pool import ROWS_PER_DAY
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
-
-
-@pytest.fixture
-def trained(prefect_harness, workdir, monkeypatch):
-    from inferloop.flows.train import train
-
-    monkeypatch.setenv("INFERLOOP_MODEL_NAME", f"dask-{uuid.uuid4().hex[:8]}")
-    settings = load_settings()
-    days = write_synthetic_feed.fn(
-        lake_storage(settings.lake), settings.dataset, GeneratorConfig(days=10, rows_per_day=1_000)
-    )
-    train(start=days[0], end=days[5])
-    return days
 
 
 @pytest.fixture
@@ -58,28 +42,30 @@ def score_on(runner_settings, days):
     from inferloop.flows.batch_inference import batch_inference
 
     scoring = batch_inference.with_options(task_runner=configured_task_runner(runner_settings))
-    return scoring(partition_date=days[6], end_date=days[9])
+    return scoring(partition_date=days[0], end_date=days[-1])
 
 
-def test_local_dask_cluster_scores_every_partition(trained):
-    manifests = score_on(load_settings(task_runner="dask"), trained)
-    assert [m.rows_scored for m in manifests] == [1_000] * 4
+def test_local_dask_cluster_scores_every_partition(champion):
+    manifests = score_on(load_settings(task_runner="dask"), champion)
+    assert [m.rows_scored for m in manifests] == [ROWS_PER_DAY] * 3
+    assert not any(m.reused for m in manifests)
     assert len({m.model_version for m in manifests}) == 1
 
 
-def test_existing_dask_scheduler_via_address(trained, dask_cluster):
-    manifests = score_on(load_settings(task_runner="dask", dask_address=dask_cluster), trained)
-    assert [m.rows_scored for m in manifests] == [1_000] * 4
-    again = score_on(load_settings(task_runner="dask", dask_address=dask_cluster), trained)
+def test_existing_dask_scheduler_via_address(champion, dask_cluster):
+    manifests = score_on(load_settings(task_runner="dask", dask_address=dask_cluster), champion)
+    assert [m.rows_scored for m in manifests] == [ROWS_PER_DAY] * 3
+    assert not any(m.reused for m in manifests)
+    again = score_on(load_settings(task_runner="dask", dask_address=dask_cluster), champion)
     assert all(m.reused for m in again)
 
 
-def test_local_cluster_workers_report_to_the_flows_temporary_api(trained, workdir):
+def test_local_cluster_workers_report_to_the_flows_temporary_api(champion, workdir):
     """On embedded defaults (no PREFECT_API_URL) the CLI starts one temporary Prefect API; the
     Dask workers report their task runs to it instead of each starting a server of their own."""
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env["PREFECT_HOME"] = str(workdir / "prefect")  # a cold temporary API of its own, not the harness
-    first, last = trained[6], trained[7]
+    first, last = champion[0], champion[1]
     result = subprocess.run(
         [str(BIN / "inferloop"), "infer", "--from", str(first), "--to", str(last), "--runner", "dask"],
         env=env,

@@ -71,10 +71,30 @@ def test_concept_drift_is_detected_retrained_once_and_recovers(loop):
     assert len(history) >= len(summary.days) - 2
 
 
-def test_stable_feed_triggers_no_retrain(loop):
-    _settings, _days, summary = loop(GeneratorConfig(scenario="stable", days=30, rows_per_day=2_000))
+def test_stable_feed_triggers_no_retrain_and_the_monitor_flow_saves_its_report(loop):
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    from inferloop.flows.monitor import monitor
+
+    settings, days, summary = loop(GeneratorConfig(scenario="stable", days=30, rows_per_day=2_000))
     assert summary.retrains == 0 and {d.champion_version for d in summary.days} == {"1"}
     assert not any(d.drifted for d in summary.days)
+
+    # The monitor flow on its own, as the monitor-daily deployment runs it: report, chart, artifact.
+    decision = monitor(day=days[-1])
+    assert decision.action == "none"
+    storage = lake_storage(settings.lake)
+    chart = storage.read_bytes(f"monitoring/{settings.dataset.name}/date={days[-1]}/history.png")
+    assert chart.startswith(b"\x89PNG")
+    with get_client(sync_client=True) as client:
+        drift = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["monitoring-transactions-drift"])),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=1,
+        )
+    assert drift and "amount" in str(drift[0].data)
 
 
 def test_covariate_drift_flags_only_the_shifted_feature(loop):
@@ -96,25 +116,3 @@ def test_broken_feed_is_refused_not_retrained(loop):
     assert summary.retrains == 0
     report = load_history(lake_storage(settings.lake), settings.dataset.name, days[9], days[9])[0]
     assert report.gate_refused and report.drift_verdict.startswith("not scored")
-
-
-def test_monitor_flow_saves_report_chart_and_drift_artifact(loop):
-    from prefect import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-    from prefect.client.schemas.sorting import ArtifactSort
-
-    from inferloop.flows.monitor import monitor
-
-    settings, days, _summary = loop(GeneratorConfig(scenario="stable", days=10, rows_per_day=1_000))
-    decision = monitor(day=days[-1])
-    assert decision.action == "none"
-    storage = lake_storage(settings.lake)
-    chart = storage.read_bytes(f"monitoring/{settings.dataset.name}/date={days[-1]}/history.png")
-    assert chart.startswith(b"\x89PNG")
-    with get_client(sync_client=True) as client:
-        drift = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["monitoring-transactions-drift"])),
-            sort=ArtifactSort.CREATED_DESC,
-            limit=1,
-        )
-    assert drift and "amount" in str(drift[0].data)

@@ -5,6 +5,7 @@ rows; saves the day-by-day table and the comparison.
 (tests/e2e/test_monitoring.py replays whole scenarios, with retrains.)"""
 
 import json
+from datetime import timedelta
 
 import pytest
 from typer.testing import CliRunner
@@ -100,3 +101,18 @@ def test_a_replay_of_refused_partitions_saves_an_empty_comparison_and_writes_the
     storage = lake_storage(settings.lake)
     assert len(storage.read_table(catalog.replay_comparison(settings.dataset.name, days[1], days[2]))) == 0
     assert storage.read_table(catalog.replay_table(settings.dataset.name, days[1], days[2])).num_rows == 2
+
+
+def test_a_first_model_that_fails_the_gates_stops_the_replay_with_its_reason(lake, feed, monkeypatch):
+    """No champion: replay trains the first one on the window before --from and says which; a
+    model below the absolute floor stops it with the recorded reason, not a missing alias."""
+    from inferloop.flows.replay import FirstChampionRejected
+
+    monkeypatch.setenv("INFERLOOP_MIN_ROC_AUC", "0.999")
+    monkeypatch.setenv("INFERLOOP_TRAIN_WINDOW_DAYS", "3")
+    first_end = DAYS[5] - timedelta(days=2)  # labels one day late, known the day before
+    with pytest.raises(FirstChampionRejected) as refused:
+        replay(start=DAYS[5], end=DAYS[6])
+    message = str(refused.value)
+    assert f"trained on {first_end - timedelta(days=2)}..{first_end}" in message
+    assert "min_roc_auc: ROC AUC" in message and "vs minimum 0.9990" in message

@@ -65,11 +65,12 @@ def test_balanced_accuracy_watches_misses_on_rare_positives_separately():
     assert positives.loss_before < 0.5 and positives.loss_after == 1.0
 
 
-def test_ranking_metrics_watch_the_brier_score():
-    frame = pd.DataFrame({"event_day": [date(2026, 1, 1)] * 2, "target": [1, 0], "score": [0.8, 0.4]})
-    [(name, losses)] = loss_streams(frame, "roc_auc", 0.5).items()
-    assert name == "Brier score"
-    assert np.allclose(losses["loss"], [0.04, 0.16])
+def test_ranking_metrics_watch_the_squared_error_of_each_class():
+    frame = pd.DataFrame({"event_day": [date(2026, 1, 1)] * 3, "target": [1, 0, 1], "score": [0.8, 0.4, 0.5]})
+    streams = loss_streams(frame, "roc_auc", 0.5)
+    assert set(streams) == {"squared error on positives", "squared error on negatives"}
+    assert np.allclose(streams["squared error on positives"]["loss"], [0.04, 0.25])
+    assert np.allclose(streams["squared error on negatives"]["loss"], [0.16])
 
 
 def test_a_majority_class_model_is_caught_by_calibration():

@@ -81,6 +81,15 @@ def test_a_large_shift_is_a_breach_and_no_shift_is_not(profile):
     assert breaches(report(drift=same), SETTINGS.monitoring, SETTINGS.promotion.min_roc_auc) == []
 
 
+def test_drift_of_a_feature_expected_to_drift_is_reported_but_never_a_breach(profile):
+    shifted = feature_drift(
+        toy_frame(10_000, 1, 12.0), profile, SPEC, SETTINGS.monitoring.drift_psi_threshold
+    )
+    shifted_report = report(drift=shifted)
+    assert shifted_report.drifted_features == ["age"]  # still flagged in the report
+    assert breaches(shifted_report, SETTINGS.monitoring, SETTINGS.promotion.min_roc_auc, {"age"}) == []
+
+
 def test_performance_needs_enough_labelled_rows():
     # 0.5 below a validation value of 0.875: a breach, if there are enough labels to tell.
     assert (
