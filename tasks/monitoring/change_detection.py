@@ -40,6 +40,7 @@ class ChangeVerdict:
     loss_before: float | None = None  # mean loss of the older part when a change was found
     loss_after: float | None = None  # of the recent part ADWIN kept
     changed_at_event_day: str | None = None
+    rows_after: int = 0  # labelled rows (as sampled) from the change on: what a retrain could learn from
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -113,6 +114,7 @@ def detect_increase(stream: str, losses: pd.DataFrame, delta: float) -> ChangeVe
             verdict.changed = False
     if verdict.changed:
         verdict.loss_after = float(detector.estimation)
+        verdict.rows_after = int((losses["event_day"].astype(str) >= verdict.changed_at_event_day).sum())
     return verdict
 
 

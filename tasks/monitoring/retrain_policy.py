@@ -42,8 +42,11 @@ def decide_retrain(
     policy: RetrainSettings,
     monitoring: MonitoringSettings,
     day: date,
+    min_rows_after_change: int = 0,
 ) -> RetrainDecision:
-    """The verdict for `day` from the reports of the days up to it and past retrain decisions."""
+    """The verdict for `day` from the reports of the days up to it and past retrain decisions.
+    A retrain learns from the detected change on (data from before it teaches the old concept)
+    when at least `min_rows_after_change` labelled rows came after it; else from its whole window."""
     latest = history[-1] if history and history[-1].day == day.isoformat() else None
     champion = latest.model_version if latest else ""
     if latest is None or not latest.breaches:
@@ -60,8 +63,10 @@ def decide_retrain(
             champion_version=champion,
         )
     decision = RetrainDecision(day.isoformat(), "retrain", latest.breaches, champion_version=champion)
-    if monitoring.performance_trigger == "drop":  # a detected change's day is too rough to cut at
+    if monitoring.performance_trigger == "drop":
         decision.train_from = degradation_onset(history, monitoring)
+    else:
+        decision.train_from = change_point(latest, min_rows_after_change)
     if refused := [r.day for r in history if r.day in wanted and r.gate_refused]:
         decision.action = "suppressed"
         decision.suppressed_because = (
@@ -70,6 +75,13 @@ def decide_retrain(
         )
         return decision
     return storm_guard(decision, ledger, policy, day)
+
+
+def change_point(report: MonitoringReport, min_rows: int) -> str:
+    """The event day of the latest detected rise in the champion's losses, when enough labelled
+    rows followed it to train and hold out on ("" otherwise: keep the whole window)."""
+    changes = [c for c in report.changes if c.changed and c.rows_after >= min_rows]
+    return max((c.changed_at_event_day for c in changes), default="")
 
 
 def degradation_onset(history: list[MonitoringReport], monitoring: MonitoringSettings) -> str:
@@ -142,4 +154,6 @@ def retrain_verdict(storage: Storage, settings: Settings, day: date) -> RetrainD
     )  # the onset may be that old
     history = load_history(storage, dataset, day - timedelta(days=lookback), day)
     ledger = load_ledger(storage, dataset, ledger_since(settings.retrain, day))
-    return decide_retrain(history, ledger, settings.retrain, settings.monitoring, day)
+    # enough after the change to fit on and to hold out `min_holdout_rows` for promotion
+    min_rows = 2 * settings.training.min_holdout_rows
+    return decide_retrain(history, ledger, settings.retrain, settings.monitoring, day, min_rows)

@@ -31,6 +31,8 @@ def test_a_rise_in_the_error_rate_is_detected_near_where_it_happened():
     assert verdict.loss_before < 0.3 < verdict.loss_after
     assert date(2026, 1, 21) <= date.fromisoformat(verdict.changed_at_event_day) <= date(2026, 1, 26)
     assert "rose from" in verdict.describe()
+    changed = date.fromisoformat(verdict.changed_at_event_day)
+    assert verdict.rows_after == 100 * ((date(2026, 1, 30) - changed).days + 1)
 
 
 def test_a_stable_or_improving_champion_raises_nothing():

@@ -232,3 +232,24 @@ def test_cooldown_also_holds_for_a_backfilled_earlier_day():
         [report(4), report(5)], [retrain_on(6)], POLICY.retrain, POLICY.monitoring, day(5)
     )
     assert decision.action == "suppressed" and f"a retrain on {day(6)}" in decision.suppressed_because
+
+
+def test_a_detected_change_with_enough_rows_after_it_is_where_the_retrain_starts():
+    from inferloop.tasks.monitoring.change_detection import ChangeVerdict
+
+    change = load_settings(confirm_days=1, performance_trigger="change")
+    latest = report(2)
+    latest.changes = [
+        ChangeVerdict("error on positives", 900, True, 0.2, 0.5, day(-3).isoformat(), rows_after=600),
+        ChangeVerdict("error on negatives", 900, True, 0.1, 0.3, day(-1).isoformat(), rows_after=150),
+        ChangeVerdict("error", 900, False),
+    ]
+    decide = decide_retrain
+    # The latest change with at least 400 rows after it; too few after any change: the whole window.
+    assert (
+        decide([latest], [], change.retrain, change.monitoring, day(2), 400).train_from == day(-3).isoformat()
+    )
+    assert (
+        decide([latest], [], change.retrain, change.monitoring, day(2), 100).train_from == day(-1).isoformat()
+    )
+    assert decide([latest], [], change.retrain, change.monitoring, day(2), 1_000).train_from == ""
