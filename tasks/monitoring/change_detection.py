@@ -40,7 +40,7 @@ class ChangeVerdict:
     loss_before: float | None = None  # mean loss of the older part when a change was found
     loss_after: float | None = None  # of the recent part ADWIN kept
     changed_at_event_day: str | None = None
-    rows_after: int = 0  # labelled rows (as sampled) from the change on: what a retrain could learn from
+    rows_after: int = 0  # labelled rows (as sampled, both classes) from the change on: what a retrain has
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -114,7 +114,6 @@ def detect_increase(stream: str, losses: pd.DataFrame, delta: float) -> ChangeVe
             verdict.changed = False
     if verdict.changed:
         verdict.loss_after = float(detector.estimation)
-        verdict.rows_after = int((losses["event_day"].astype(str) >= verdict.changed_at_event_day).sum())
     return verdict
 
 
@@ -124,11 +123,16 @@ def performance_changes(
     """A verdict per loss stream of `metric` (empty when nothing is labelled yet)."""
     if frame.empty:
         return []
-    return [
+    verdicts = [
         detect_increase(stream, losses, delta)
         for stream, losses in loss_streams(frame, metric, threshold).items()
         if len(losses)
     ]
+    event_days = frame["event_day"].astype(str)
+    for verdict in verdicts:
+        if verdict.changed:  # every labelled row from then on, whatever its class
+            verdict.rows_after = int((event_days >= verdict.changed_at_event_day).sum())
+    return verdicts
 
 
 def calibration_gap(target: np.ndarray, scores: np.ndarray, alpha: float) -> str | None:

@@ -31,8 +31,6 @@ def test_a_rise_in_the_error_rate_is_detected_near_where_it_happened():
     assert verdict.loss_before < 0.3 < verdict.loss_after
     assert date(2026, 1, 21) <= date.fromisoformat(verdict.changed_at_event_day) <= date(2026, 1, 26)
     assert "rose from" in verdict.describe()
-    changed = date.fromisoformat(verdict.changed_at_event_day)
-    assert verdict.rows_after == 100 * ((date(2026, 1, 30) - changed).days + 1)
 
 
 def test_a_stable_or_improving_champion_raises_nothing():
@@ -65,6 +63,9 @@ def test_balanced_accuracy_watches_misses_on_rare_positives_separately():
     assert changed == {"error on positives"}
     [positives] = [v for v in performance_changes(frame, "balanced_accuracy", 0.5, 0.002) if v.changed]
     assert positives.loss_before < 0.5 and positives.loss_after == 1.0
+    # What a retrain could learn from: every labelled row since the change, not only positives.
+    changed = date.fromisoformat(positives.changed_at_event_day)
+    assert positives.rows_after == 500 * ((date(2026, 1, 1) + timedelta(days=days - 1) - changed).days + 1)
 
 
 def test_ranking_metrics_watch_the_squared_error_of_each_class():
