@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cks
 APT_LOG := $(or $(TMPDIR),/tmp)/inferloop-apt.log
 PROFILE ?= local
 
-.PHONY: install browser postgres demo test test-fast up down status deploy imports lint format bench clean
+.PHONY: install browser postgres demo test test-fast test-real-data up down status deploy imports lint format bench clean
 
 # pyproject.toml declares compatible ranges; constraints.txt holds the verified set installed here.
 $(INSTALLED): pyproject.toml constraints.txt
@@ -48,6 +48,10 @@ test: install browser postgres imports  ## the layer contract, then the full sui
 
 test-fast: install  ## skip tests marked slow
 	$(BIN)/pytest -m "not slow"
+
+ELEC2_CSV ?= ../shared/data/elec2/electricity.csv
+test-real-data: install  ## the tests on the real Elec2 file (ELEC2_CSV=path; about 20 minutes)
+	INFERLOOP_TEST_ELEC2_CSV=$(abspath $(ELEC2_CSV)) $(BIN)/pytest tests/e2e/test_bring_your_own_data.py tests/tasks/data/test_importing.py
 
 up: install $(if $(filter prod,$(PROFILE)),postgres)  ## Prefect :4200, MLflow :5000, S3 API :9000, deployments, a worker (PROFILE=prod: + PostgreSQL, Dask, auth)
 	$(BIN)/inferloop up --profile $(PROFILE)

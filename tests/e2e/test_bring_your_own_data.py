@@ -1,6 +1,6 @@
 """A dataset that is not the synthetic one runs the whole loop with only its spec: import ->
 gate -> train -> promote -> score -> monitor. Default run: an Elec2-shaped file built here; the
-real Elec2 file (../shared/data/elec2) only where it exists."""
+real Elec2 file only when asked for (make test-real-data)."""
 
 import uuid
 from datetime import date, timedelta
@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from inferloop.core.settings import REPO_ROOT, load_settings
+from inferloop.core.settings import load_settings
 from inferloop.core.storage import lake_storage
 from inferloop.tasks.data.importing import import_source
 from tests.fixtures.elec2 import BAD_ROWS, ROWS_PER_DAY, write_elec2_like_csv
+from tests.fixtures.real_data import REAL_ELEC2, needs_real_elec2
 
 pytestmark = pytest.mark.slow
-REAL_ELEC2 = (REPO_ROOT / ".." / "shared" / "data" / "elec2" / "electricity.csv").resolve()
 FIRST_DAY = date(1996, 5, 7)
 
 
@@ -54,7 +54,7 @@ def test_elec2_shaped_feed_runs_the_loop_with_only_its_spec(elec2_env, tmp_path)
     assert all(d.labelled_rows == ROWS_PER_DAY for d in summary.days[1:])
 
 
-@pytest.mark.skipif(not REAL_ELEC2.exists(), reason=f"the real Elec2 file is not at {REAL_ELEC2}")
+@needs_real_elec2
 def test_real_elec2_loop_beats_the_static_model(elec2_env):
     """Four months of the real data replayed day by day, across the day the Victoria columns stop
     being constant placeholders (the full history: docs/benchmarks.md)."""

@@ -22,6 +22,10 @@ def loop(prefect_harness, mlflow_server, workdir, monkeypatch):
     monkeypatch.setenv("INFERLOOP_TRACKING_URI", mlflow_server)
     monkeypatch.setenv("INFERLOOP_MODEL_NAME", f"fraud-monitor-{uuid.uuid4().hex[:8]}")
     monkeypatch.setenv("INFERLOOP_GX_SCOPE", "schema")
+    # One periodic baseline (a fit a week), not the default three, one of which fits a model every
+    # day: these scenarios check the loop; the comparison has its own tests (tests/flows/test_replay.py,
+    # tests/tasks/monitoring/test_policy_comparison.py).
+    monkeypatch.setenv("INFERLOOP_BASELINE_EVERY", "7")
 
     def run(config: GeneratorConfig):
         from inferloop.flows.replay import replay

@@ -20,9 +20,9 @@ from inferloop.tasks.data.importing import import_source
 from inferloop.tasks.data.synthetic import GeneratorConfig, generate_day
 from inferloop.tasks.gate.partition_gate import validate_partition
 from tests.fixtures.elec2 import BAD_ROWS, EXPECTED_REASONS, ROWS_PER_DAY, write_elec2_like_csv
+from tests.fixtures.real_data import REAL_ELEC2, needs_real_elec2
 
 ELEC2 = load_dataset_spec(REPO_ROOT / "datasets" / "elec2.yaml")
-REAL_ELEC2 = (REPO_ROOT / "../shared/data/elec2/electricity.csv").resolve()
 FIRST_DAY = date(1996, 5, 7)
 DAYS = 3
 
@@ -159,7 +159,7 @@ def test_a_generated_id_may_not_shadow_a_source_column(lake, tmp_path, elec2_csv
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not REAL_ELEC2.exists(), reason=f"the real Elec2 file is not at {REAL_ELEC2} (opt-in)")
+@needs_real_elec2
 def test_real_elec2_file_imports_and_passes_the_gate(settings, lake):
     started = time.perf_counter()
     summary = import_source.fn(lake, ELEC2, str(REAL_ELEC2))

@@ -8,15 +8,29 @@ from inferloop.tasks.gate.partition_gate import gate_training_window
 from inferloop.tasks.model.training import TrainingDataError, fit_model, split_by_time
 
 
-@pytest.fixture
-def labelled(settings):
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory):
+    """Five gated days of 3,000 labelled rows, once for the module (tests only read the frame)."""
+    from inferloop.core.settings import load_settings
     from inferloop.core.storage import lake_storage
 
-    storage = lake_storage(settings.lake)
-    config = GeneratorConfig(days=5, rows_per_day=3_000)
-    days = write_synthetic_feed.fn(storage, settings.dataset, config)
-    frame, _ = gate_training_window.fn(storage, settings.dataset, days[0], days[-1], settings.gate)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("INFERLOOP_STORAGE_URI", (tmp_path_factory.mktemp("training") / "lake").as_uri())
+        settings = load_settings()
+        storage = lake_storage(settings.lake)
+        config = GeneratorConfig(days=5, rows_per_day=3_000)
+        days = write_synthetic_feed.fn(storage, settings.dataset, config)
+        frame, _ = gate_training_window.fn(storage, settings.dataset, days[0], days[-1], settings.gate)
     return frame
+
+
+@pytest.fixture(scope="module")
+def fitted(labelled):
+    """fit_model on `labelled` with the default settings, once for the module."""
+    from inferloop.core.settings import load_settings
+
+    settings = load_settings()
+    return fit_model.fn(labelled, settings.dataset, settings.training, threshold=0.5)
 
 
 def test_window_joins_every_arrived_label(labelled, settings):
@@ -31,16 +45,15 @@ def test_split_never_trains_on_held_out_days(labelled, settings):
     assert holdout["event_time"].dt.date.nunique() == 2
 
 
-def test_fit_reports_holdout_metrics(labelled, settings):
-    result = fit_model.fn(labelled, settings.dataset, settings.training, threshold=0.5)
-    assert result.metrics["roc_auc"] > 0.8
-    assert set(result.metrics) == {"accuracy", "roc_auc", "pr_auc", "f1", "balanced_accuracy", "log_loss"}
-    assert (result.train_rows, result.holdout_rows) == (4 * 3_000, 3_000)
-    assert len(result.holdout_ids) == len(result.holdout_scores) == 3_000
+def test_fit_reports_holdout_metrics(fitted):
+    assert fitted.metrics["roc_auc"] > 0.8
+    assert set(fitted.metrics) == {"accuracy", "roc_auc", "pr_auc", "f1", "balanced_accuracy", "log_loss"}
+    assert (fitted.train_rows, fitted.holdout_rows) == (4 * 3_000, 3_000)
+    assert len(fitted.holdout_ids) == len(fitted.holdout_scores) == 3_000
 
 
-def test_the_held_out_scores_are_the_validation_fits_and_the_model_is_refitted(labelled, settings):
-    refitted = fit_model.fn(labelled, settings.dataset, settings.training, threshold=0.5)
+def test_the_held_out_scores_are_the_validation_fits_and_the_model_is_refitted(labelled, fitted, settings):
+    refitted = fitted
     validated = fit_model.fn(
         labelled, settings.dataset, settings.training.model_copy(update={"refit_on_full_window": False}), 0.5
     )
@@ -63,12 +76,11 @@ def test_small_partitions_hold_out_more_days_until_the_evidence_suffices(labelle
     assert holdout["event_time"].dt.date.nunique() == 1
 
 
-def test_an_unseen_category_scores_as_a_missing_one_and_nulls_still_score(labelled, settings):
-    result = fit_model.fn(labelled, settings.dataset, settings.training, threshold=0.5)
+def test_an_unseen_category_scores_as_a_missing_one_and_nulls_still_score(labelled, fitted, settings):
     odd = pd.concat([labelled.head(1)] * 3, ignore_index=True)
     odd["merchant_category"] = ["never-seen", None, None]
     odd.loc[2, "amount"] = None
-    scores = result.model.predict_proba(prepare_features(odd, settings.dataset))[:, 1]
+    scores = fitted.model.predict_proba(prepare_features(odd, settings.dataset))[:, 1]
     assert scores[0] == scores[1]  # both encode as missing, which the booster has a branch for
     assert np.isfinite(scores).all()  # a null numeric is scored, not NaN
 
