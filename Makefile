@@ -43,8 +43,11 @@ postgres:  ## Debian's PostgreSQL server, when missing
 demo: install  ## the whole loop on embedded defaults (no servers needed)
 	$(BIN)/inferloop demo
 
+# Test files run on TEST_WORKERS processes: most of an end-to-end test waits on servers and
+# subprocesses, so two cores serve three workers.
+TEST_WORKERS ?= 3
 test: install browser postgres imports  ## the layer contract, then the full suite, slow end-to-end tests included
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: install  ## skip tests marked slow
 	$(BIN)/pytest -m "not slow"
