@@ -6,7 +6,7 @@ from inferloop.core.offline import prepare_process
 
 prepare_process()
 
-from benchmarks import dask_scaling, drift, gate, scoring, stack_overhead, whole_process
+from benchmarks import dask_scaling, drift, gate, scoring, serving, stack_overhead, whole_process
 
 
 def main() -> None:
@@ -31,6 +31,8 @@ def main() -> None:
     print(dask_scaling.main(args.dask_days, args.dask_rows_per_day, args.repeats))
     print(f"\n## Fixed overhead with the local stack up ({args.stack_rows:,}-row partition)\n")
     print(stack_overhead.main(args.stack_rows, args.repeats))
+    print("\n## Online scoring: inferloop serve vs mlflow models serve\n")
+    print(serving.main())
 
 
 if __name__ == "__main__":

@@ -7,12 +7,14 @@ from prefect import flow
 from prefect.events import emit_event
 
 from inferloop.core import catalog
+from inferloop.core.registry import ModelVersionRef
 from inferloop.core.settings import load_settings
 from inferloop.core.storage import lake_storage
 from inferloop.flows.batch_inference import logical_date
+from inferloop.flows.promote import rollback
 from inferloop.flows.retrain import retrain
 from inferloop.runtime.locks import global_lock
-from inferloop.tasks.model.registry import resolve_alias
+from inferloop.tasks.model.registry import find_alias, resolve_alias
 from inferloop.tasks.monitoring.daily_report import MonitoringReport, monitor_day
 from inferloop.tasks.monitoring.history_chart import save_history_chart
 from inferloop.tasks.monitoring.retrain_policy import RETRAIN_LOCK, RetrainDecision, record, retrain_verdict
@@ -34,6 +36,8 @@ def monitor(
     deployment's trigger) or, with `retrain_inline` (local CLI runs), run retrain directly
     instead (not both: a server's automation would start a second, suppressed, retrain).
     `chart`: also draw the recent history as a PNG next to the report (replays skip it).
+    A champion whose promotion did clearly worse in hindsight than the version it replaced is
+    rolled back first (`hindsight_action`), and nothing is retrained that day.
 
     Args:
         day: Day whose features and arrived labels are checked (default: the logical date).
@@ -47,6 +51,11 @@ def monitor(
     day = day or logical_date()
     champion = resolve_alias(settings.registry, settings.registry.champion_alias)
     report = monitor_day(storage, settings, champion, day)
+    previous = find_alias(settings.registry, settings.registry.previous_champion_alias)
+    if failed_in_hindsight(report, settings.promotion.hindsight_action, previous):
+        rolled_back = rollback(decided_by=f"hindsight: {report.hindsight.describe()}", overrides=overrides)
+        print(f"Rolled back to v{rolled_back.challenger_version}: {report.hindsight.describe()}")
+        return RetrainDecision(day.isoformat(), "none", [f"rolled back: {report.hindsight.describe()}"])
     decision = retrain_verdict(storage, settings, day)
     if decision.action == "suppressed":
         with global_lock(RETRAIN_LOCK):
@@ -71,6 +80,19 @@ def monitor(
             },
         )
     return decision
+
+
+def failed_in_hindsight(report: MonitoringReport, action: str, previous: ModelVersionRef | None) -> bool:
+    """The champion's promotion did clearly worse than the version it replaced would have, and
+    that version is the one a rollback restores."""
+    verdict = report.hindsight
+    return (
+        action == "rollback"
+        and verdict is not None
+        and verdict.verdict == "worse"
+        and previous is not None
+        and previous.version == verdict.replaced_version
+    )
 
 
 def summary(report: MonitoringReport, decision: RetrainDecision) -> str:

@@ -82,7 +82,7 @@ def replay(start: date, end: date, overrides: dict[str, Any] | None = None) -> R
             )
     first = resolve_alias(settings.registry, settings.registry.champion_alias)
     models = {first.version: load_model(settings.registry, first)}
-    rows = []
+    rows, judged = [], {}
     for day in days_between(start, end):
         champion = resolve_alias(settings.registry, settings.registry.champion_alias)
         if champion.version not in models:
@@ -104,10 +104,12 @@ def replay(start: date, end: date, overrides: dict[str, Any] | None = None) -> R
         decision = monitor.fn(day=day, retrain_inline=True, chart=False, overrides=overrides)
         report = load_history(storage, spec.name, day, day)[-1]
         rows.append(replay_day(day, champion.version, manifest, report, decision))
+        if report.hindsight and report.hindsight.verdict != "pending":
+            judged[report.hindsight.champion_version] = report.hindsight.verdict
     loop = loop_predictions(storage, spec, first.name, rows)
     static = static_predictions(storage, spec, models[first.version], loop)
     ledger = [d for d in load_ledger(storage, spec.name, start) if d.day <= end.isoformat()]
-    effort = loop_effort(ledger)
+    effort = loop_effort(ledger, judged)
     comparison = compare_policies(
         storage,
         spec,

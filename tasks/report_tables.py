@@ -180,6 +180,7 @@ def monitoring_table(
             f"Drift: {report.drift_verdict}; drifted features: "
             f"{', '.join(report.drifted_features) or 'none'}; prediction PSI {psi}.",
             f"Breaches: {'; '.join(report.breaches) or 'none'}",
+            *([f"Hindsight: {report.hindsight.describe()}"] if report.hindsight else []),
             f"**Retrain verdict: {retrain_verdict(decision)}**",
         ),
         columns=columns(
@@ -277,6 +278,7 @@ def comparison_table(comparison: PolicyComparison) -> ReportTable:
             "retrains",
             "promotions",
             Column("compute_seconds", "compute s"),
+            Column("hindsight", "promotions in hindsight"),
         ),
         rows=tuple(
             (
@@ -286,6 +288,7 @@ def comparison_table(comparison: PolicyComparison) -> ReportTable:
                 p.retrains,
                 p.promotions,
                 f"{p.compute_seconds:.1f}",
+                p.hindsight,
             )
             for p in comparison.policies
         ),

@@ -1,17 +1,20 @@
 """The `inferloop` command line. Heavy libraries are imported inside commands so --help is fast."""
 
+import contextlib
 import gc
+import os
 import sys
 from datetime import date
 from pathlib import Path
 from typing import Annotated
 
-from inferloop.core.offline import prepare_process
+from inferloop.core.offline import check_state_dir, prepare_process
 
 prepare_process()  # the CLI is an entry point: before typer, rich or anything heavy is imported
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from inferloop.cli.tables import rich_table
@@ -27,8 +30,13 @@ data_app = typer.Typer(help="Generate or import data into the lake.", no_args_is
 app.add_typer(data_app, name="data")
 expectations_app = typer.Typer(help="The data-quality gate's GX suites.", no_args_is_help=True)
 app.add_typer(expectations_app, name="expectations")
+serve_app = typer.Typer(help="The online endpoint: scores rows with @champion over HTTP.")
+app.add_typer(serve_app, name="serve")
+serve_keys_app = typer.Typer(help="API keys of the online endpoint.", no_args_is_help=True)
+serve_app.add_typer(serve_keys_app, name="keys")
 # Logs and CI are not terminals: rich would wrap tables at 80 columns there.
 console = Console(width=None if sys.stdout.isatty() else 160)
+warnings_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 DateOption = Annotated[date | None, typer.Option(formats=["%Y-%m-%d"])]
 YesterdayOption = Annotated[
@@ -53,16 +61,60 @@ GxScopeOption = Annotated[
 
 
 def _fail(error: Exception) -> None:
-    console.print(f"[bold red]error:[/] {error}")
+    # The message is data, not rich markup (markup would eat "[ns, UTC]" of datetime64[ns, UTC]),
+    # and one line however long: a terminal wraps it, a log keeps it whole.
+    console.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True)
     raise typer.Exit(1)
+
+
+def _ordered(first: date | None, last: date | None, options: str = "--from/--to") -> None:
+    """Refuse a reversed date range before any flow (and its Prefect server) starts."""
+    if first is not None and last is not None and last < first:
+        raise InferloopError(
+            f"Date range is empty: {first} is after {last}; give the earlier day first ({options})"
+        )
+
+
+# Commands that run flows (they call the Prefect API), and those that call the MLflow registry.
+MLFLOW_COMMANDS = {"train", "promote", "rollback", "infer", "monitor", "retrain", "replay", "demo"}
+PREFECT_COMMANDS = MLFLOW_COMMANDS | {"validate", "deploy"}
+
+
+def _check_settings(command: str) -> None:
+    """Every knob the environment sets, validated (SettingsError names the variable); and the
+    servers `command` will call answer (ServiceUnreachable names the one that does not)."""
+    from inferloop.core.dataset import DatasetSpecError
+    from inferloop.runtime.reachability import check_prefect_api, check_tracking_server
+
+    settings = None
+    # A bad spec is left to the commands that read it: `--spec` may name another one.
+    with contextlib.suppress(DatasetSpecError):
+        settings = _settings()
+    if command in PREFECT_COMMANDS:
+        check_prefect_api(os.environ)
+    if command in MLFLOW_COMMANDS and settings is not None:
+        check_tracking_server(settings.registry)
+
+
+def _warn_about_unknown_settings() -> None:
+    from inferloop.core.settings import unknown_settings
+
+    for warning in unknown_settings(os.environ):
+        warnings_console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
 
 
 def run_cli_command(fn):
     """Run a command body; known errors print their message (no traceback) and exit 1."""
     from inferloop.runtime.terminal_logs import hide_tracebacks_of_known_errors
 
-    hide_tracebacks_of_known_errors()  # in Prefect's logs of a failed run, too
     try:
+        _warn_about_unknown_settings()
+        # Before Prefect is imported (it warns about a home it cannot create) and before a flow
+        # starts its temporary API: a bad state dir or setting fails in a second, naming it.
+        check_state_dir()
+        # The command is the function that defined `fn` (its body): `infer.<locals>.body`.
+        _check_settings(fn.__qualname__.split(".")[0])
+        hide_tracebacks_of_known_errors()  # in Prefect's logs of a failed run, too
         return fn()
     except InferloopError as error:
         _fail(error)
@@ -145,9 +197,11 @@ def data_import(
 def _date_range(text: str) -> tuple[date, date]:
     try:
         first, _, last = text.partition("..")
-        return date.fromisoformat(first), date.fromisoformat(last or first)
+        start, end = date.fromisoformat(first), date.fromisoformat(last or first)
     except ValueError as error:
         raise InferloopError(f"Expected a date range like 2026-01-01..2026-01-07, got {text!r}") from error
+    _ordered(start, end, "--from D1..D2")
+    return start, end
 
 
 @expectations_app.command("suggest")
@@ -193,6 +247,7 @@ def train(start: DateOption = None, end: DateOption = None):
     """Train on a labelled window and register a model version in MLflow."""
 
     def body():
+        _ordered(start, end, "--start/--end")
         from inferloop.flows.train import train as train_flow
 
         ref = train_flow(start=start, end=end)
@@ -219,6 +274,7 @@ def promote(
         from inferloop.tasks.promotion.decision import decided_by_person
         from inferloop.tasks.report_tables import promotion_table
 
+        _ordered(start, end, "--start/--end")
         if version:
             decision = promote_flow(challenger_version=version, mode="manual", decided_by=decided_by_person())
         else:
@@ -256,17 +312,22 @@ def infer(
     """Score one day, or backfill --from D1 --to D2, with the @champion model."""
 
     def body():
+        from inferloop.core.settings import load_settings
+        from inferloop.runtime.reachability import check_dask_scheduler
+
+        _ordered(date_, to)
+        given = {"task_runner": runner, "dask_address": dask_address}
+        overrides = {name: value for name, value in given.items() if value is not None}
+        settings = load_settings(**overrides)
+        check_dask_scheduler(settings.runner)  # in seconds, before Prefect and Dask are imported
+
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        from inferloop.core.settings import load_settings
         from inferloop.flows.batch_inference import batch_inference
         from inferloop.runtime.runners import configured_task_runner
         from inferloop.tasks.report_tables import scoring_table
         from inferloop.tasks.reports import listening_to_progress
 
-        given = {"task_runner": runner, "dask_address": dask_address}
-        overrides = {name: value for name, value in given.items() if value is not None}
-        settings = load_settings(**overrides)
         scoring = batch_inference.with_options(task_runner=configured_task_runner(settings))
         columns = (TextColumn("Scoring partitions"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console) as bar:
@@ -335,6 +396,7 @@ def replay(
     (INFERLOOP_BASELINE_EVERY), with a verdict."""
 
     def body():
+        _ordered(start, end)
         # Passed to every flow of the loop (replay -> train, monitor -> retrain -> promote).
         overrides = {"gx_scope": gx_scope} | ({"dataset_spec": spec} if spec else {})
         _settings(**overrides)  # fail early, naming the knob, before any flow starts
@@ -458,5 +520,44 @@ def deploy():
 
         deploy_all(_settings())
         console.print("Deployments registered: see http://127.0.0.1:4200/deployments")
+
+    run_cli_command(body)
+
+
+@serve_app.callback(invoke_without_command=True)
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option(help="Interface (default: INFERLOOP_SERVE_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: INFERLOOP_SERVE_PORT)")] = None,
+):
+    """Serve @champion online: POST /invocations (MLflow's formats), /health/ready, /metrics, /docs."""
+    if ctx.invoked_subcommand is not None:
+        return
+
+    def body():
+        from inferloop.serving.server import serve as serve_forever
+
+        serve_forever(_settings(serve_host=host, serve_port=port))
+
+    run_cli_command(body)
+
+
+@serve_keys_app.command("add")
+def serve_keys_add(
+    name: Annotated[str, typer.Argument(help="Who or what uses the key")],
+    scope: Annotated[
+        list[str] | None, typer.Option(help="score (POST /invocations) or admin (/metrics); repeatable")
+    ] = None,
+):
+    """Create an API key; it is printed once and stored only as a hash."""
+
+    def body():
+        from inferloop.serving.keys import add_key
+
+        scopes = scope or ["score"]
+        path = _settings().serving.serve_keys_file
+        key = add_key(path, name, scopes)
+        console.print(f"API key {name!r} ({', '.join(scopes)}), stored hashed in {path}. Shown only now:")
+        print(key)  # plain: no wrapping or markup around the one copy of the key
 
     run_cli_command(body)

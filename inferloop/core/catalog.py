@@ -16,6 +16,9 @@ named `date=YYYY-MM-DD`. Layout:
     replay/<dataset>/<start>_<end>_comparison.*          the loop vs its baselines: .parquet
                                                          (a row per policy), .json, .png (chart)
     online/<model>/date=D/                               request logs of an online server (reserved)
+    online/predictions/model=NAME/date=D/part-<t>-<u>.parquet
+                                                         rows `inferloop serve` scored, by event day:
+                                                         append-only, each file appears whole (no manifest)
 
 A partition is complete only when its `_manifest.json` exists: data files are written first,
 the manifest last. Changing a name here moves data on disk: existing lakes keep the old one.
@@ -225,3 +228,14 @@ def replay_comparison_chart(dataset: str, start: date, end: date) -> str:
 def online_requests(model: str, day: date) -> str:
     """Request logs of an online server for `model` (reserved for the serving process)."""
     return partition_dir(f"{ONLINE}/{model}", day)
+
+
+def online_predictions(model: str, day: date) -> str:
+    """Rows the online endpoint scored for `model` (any version: a column says which), of event
+    day `day`. Append-only: each flush adds one file, which appears whole or not at all."""
+    return partition_dir(f"{ONLINE}/{PREDICTIONS}/{MODEL_KEY}{model}", day)
+
+
+def online_predictions_file(model: str, day: date, part: str) -> str:
+    """One flush's file in a day's online predictions partition (`part` names the flush)."""
+    return f"{online_predictions(model, day)}/part-{part}.parquet"

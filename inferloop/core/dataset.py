@@ -81,7 +81,9 @@ class DatasetSpec(BaseModel):
     )
     time_column: str
     time_format: str | None = Field(
-        None, description="strftime format of time_column in the source (default: inferred)"
+        None,
+        description="strftime format of time_column in the source (default: ISO-8601, each value "
+        "with its own precision and UTC offset; values without an offset are UTC)",
     )
     time_from_row_order: RowOrderTime | None = Field(
         None, description="Import computes time_column = start + row number * step"

@@ -4,7 +4,10 @@ memory stays bounded when tasks run in worker threads."""
 import contextlib
 import ctypes
 import os
+import tempfile
 from pathlib import Path
+
+from inferloop.core.errors import InferloopError
 
 M_ARENA_MAX = -8  # glibc mallopt parameter
 
@@ -53,4 +56,29 @@ def apply_offline_defaults() -> None:
     # Keep Prefect's local database and profiles inside the project's state dir, not ~/.prefect.
     state_dir = Path(os.environ.get("INFERLOOP_STATE_DIR", ".inferloop")).absolute()
     os.environ.setdefault("PREFECT_HOME", str(state_dir / "prefect"))
-    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+    # Before anything can print a message: an unusable state dir is reported by
+    # `check_state_dir`, which entry points call once they can.
+    with contextlib.suppress(OSError):
+        Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+
+
+class StateDirError(InferloopError, OSError):
+    """The state dir cannot be created or written."""
+
+
+def check_state_dir() -> Path:
+    """The state dir (INFERLOOP_STATE_DIR), created and writable, and Prefect's home in it;
+    a StateDirError naming the variable when it cannot be."""
+    given = os.environ.get("INFERLOOP_STATE_DIR", ".inferloop")
+    state_dir = Path(given).expanduser().absolute()
+    try:
+        Path(os.environ.get("PREFECT_HOME", state_dir / "prefect")).mkdir(parents=True, exist_ok=True)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=state_dir):
+            pass
+    except OSError as error:
+        raise StateDirError(
+            f"The state dir {state_dir} cannot be used ({error.strerror or error}): point "
+            "INFERLOOP_STATE_DIR at a folder you can write to"
+        ) from error
+    return state_dir

@@ -7,11 +7,13 @@ README documents), whatever group it is in. Values come from (highest first) ove
 variables, defaults. A bad value fails at load, naming the variable.
 """
 
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from inferloop.core.errors import InferloopError
@@ -67,6 +69,22 @@ class LakeSettings(Group):
         return value
 
 
+# The URI schemes MLflow 3's tracking and registry stores accept (a database URI may name its
+# driver: postgresql+psycopg2://).
+MLFLOW_URI_SCHEMES = (
+    "file",
+    "sqlite",
+    "http",
+    "https",
+    "postgresql",
+    "mysql",
+    "mssql",
+    "databricks",
+    "databricks-uc",
+    "uc",
+)
+
+
 class RegistrySettings(Group):
     """The MLflow tracking server and model registry."""
 
@@ -82,6 +100,23 @@ class RegistrySettings(Group):
     champion_alias: str = Field("champion", description="Alias of the production model")
     challenger_alias: str = Field("challenger", description="Alias of the newest candidate")
     previous_champion_alias: str = Field("previous_champion", description="Alias rollback restores")
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _tracking_scheme(cls, value: str) -> str:
+        """MLflow reports an unknown scheme only when first used (after a training run's gate
+        and fit): fail at load instead."""
+        scheme, colon, _ = value.partition(":")
+        if not colon or "/" in scheme:  # the default (empty), or a local path
+            return value
+        if scheme.split("+")[0].lower() not in MLFLOW_URI_SCHEMES:
+            raise ValueError(
+                f"{scheme!r} is not a scheme MLflow can track to: give http(s)://host:port, "
+                "sqlite:///path/mlflow.db, file:///path or a database URI (postgresql://...)"
+            )
+        if scheme.lower() in ("http", "https") and not urlparse(value).netloc:
+            raise ValueError(f"{value!r} names no server: give e.g. http://127.0.0.1:5000")
+        return value
 
 
 class GateSettings(Group):
@@ -147,6 +182,11 @@ class PromotionSettings(Group):
         200, ge=1, description="Fewer labelled rows to compare challenger and champion on: no promotion"
     )
     promotion_window_days: int = Field(2, ge=1, description="Recent labelled days promotion compares on")
+    hindsight_action: Literal["rollback", "report"] = Field(
+        "report",
+        description="A promotion that did clearly worse than the version it replaced, on the rows that "
+        "followed: roll back, or only report it",
+    )
     approval_timeout_seconds: int = Field(3600, ge=10, description="How long approve mode waits")
 
 
@@ -240,6 +280,47 @@ class StackSettings(Group):
     dask_workers: int = Field(2, ge=1, le=64, description="Dask worker processes (prod profile)")
 
 
+class ServingSettings(Group):
+    """The online endpoint `inferloop serve` runs."""
+
+    serve_host: str = Field("127.0.0.1", description="Interface the online endpoint binds to")
+    serve_port: int = Field(8080, ge=1, le=65535, description="Port of the online endpoint")
+    serve_poll_seconds: float = Field(
+        10.0, gt=0.0, description="How often the endpoint asks the registry where @champion points"
+    )
+    serve_max_batch_rows: int = Field(
+        2_000, ge=1, description="Rows of concurrent requests coalesced into one predict call, at most"
+    )
+    serve_max_wait_ms: float = Field(
+        2.0, ge=0.0, le=1000.0, description="How long a predict call waits for more requests to join it"
+    )
+    serve_max_request_rows: int = Field(10_000, ge=1, description="Rows one request may hold (more: 413)")
+    serve_max_body_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="Bytes one request body may hold (more: 413)"
+    )
+    serve_queue_rows: int = Field(
+        100_000, ge=1, description="Scored rows waiting for the lake writer, at most (full: 503)"
+    )
+    serve_flush_seconds: float = Field(
+        5.0, gt=0.0, description="How often scored online rows are written to the lake"
+    )
+    serve_keys_file: Path | None = Field(
+        None,
+        description="API keys (hashed, with scopes) of the endpoint (default: <state_dir>/serving/keys.json)",
+    )
+    serve_tls_cert: Path | None = Field(None, description="PEM certificate: the endpoint speaks HTTPS")
+    serve_tls_key: Path | None = Field(
+        None, validate_default=True, description="PEM private key of serve_tls_cert"
+    )
+
+    @field_validator("serve_tls_key")
+    @classmethod
+    def _tls_pair(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if (info.data.get("serve_tls_cert") is None) != (value is None):
+            raise ValueError("set both INFERLOOP_SERVE_TLS_CERT and INFERLOOP_SERVE_TLS_KEY, or neither")
+        return value
+
+
 GROUPS: dict[str, type[Group]] = {
     "project": ProjectSettings,
     "lake": LakeSettings,
@@ -253,6 +334,7 @@ GROUPS: dict[str, type[Group]] = {
     "replay": ReplaySettings,
     "runner": RunnerSettings,
     "stack": StackSettings,
+    "serving": ServingSettings,
 }
 KNOBS: dict[str, str] = {name: group for group, model in GROUPS.items() for name in model.model_fields}
 
@@ -274,6 +356,7 @@ class Settings(BaseModel):
     replay: ReplaySettings
     runner: RunnerSettings
     stack: StackSettings
+    serving: ServingSettings
 
     @property
     def state_dir(self) -> Path:
@@ -318,6 +401,10 @@ def _resolved(groups: dict[str, Group]) -> dict[str, Group]:
     )
     gate = groups["gate"]
     groups["gate"] = gate.model_copy(update={"gx_runtime_dir": gate.gx_runtime_dir or state_dir / "gx"})
+    serving = groups["serving"]
+    groups["serving"] = serving.model_copy(
+        update={"serve_keys_file": serving.serve_keys_file or state_dir / "serving" / "keys.json"}
+    )
     return groups
 
 
@@ -346,3 +433,28 @@ def load_settings(**overrides: Any) -> Settings:
             update={"registry": settings.registry.model_copy(update={"model_name": name})}
         )
     return settings
+
+
+# INFERLOOP_* variables that are not knobs but are read by name elsewhere.
+NOT_KNOBS = frozenset({"INFERLOOP_PROJECT_DIR", "INFERLOOP_TEST_ELEC2_CSV"})
+
+
+def unknown_settings(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each INFERLOOP_* variable that is no knob (a misspelt setting is otherwise
+    silently ignored), with the closest knob's name when one is close."""
+    import difflib
+
+    warnings = []
+    for name in sorted(environ):
+        knob = name.removeprefix("INFERLOOP_").lower()
+        if not name.startswith("INFERLOOP_") or name in NOT_KNOBS or knob in KNOBS:
+            continue
+        # Compared without the prefix every name shares, which would make any two look alike.
+        close = difflib.get_close_matches(knob, list(KNOBS), n=1, cutoff=0.75)
+        hint = (
+            f": did you mean INFERLOOP_{close[0].upper()}?"
+            if close
+            else " (see the settings table in README.md)"
+        )
+        warnings.append(f"{name} is not an inferloop setting and is ignored{hint}")
+    return warnings

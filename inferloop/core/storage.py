@@ -152,6 +152,16 @@ class Storage:
         except pa.ArrowInvalid as error:
             raise StorageError(f"{self.uri(relative)} is not a readable parquet file: {error}") from error
 
+    def read_schema(self, relative_file: str) -> pa.Schema:
+        """A parquet file's Arrow schema, from its footer (no rows are read)."""
+        try:
+            with self.translated_errors("read", relative_file):
+                return pq.read_schema(self.path(relative_file), filesystem=self.filesystem)
+        except pa.ArrowInvalid as error:
+            raise StorageError(
+                f"{self.uri(relative_file)} is not a readable parquet file: {error}"
+            ) from error
+
     def iter_batches(
         self, relative_file: str, batch_rows: int, dictionary_columns: list[str] = ()
     ) -> Iterator[pa.RecordBatch]:

@@ -125,7 +125,8 @@ SERVICES: tuple[Service, ...] = (
             "AWS_ACCESS_KEY_ID",
             "AWS_SECRET_ACCESS_KEY",
         ),
-        local_env=("PGPASSWORD", "MLFLOW_AUTH_CONFIG_PATH"),  # in a container: the image's ENV
+        # In a container: the image's ENV.
+        local_env=("PGPASSWORD", "MLFLOW_AUTH_CONFIG_PATH", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"),
         container_env=("MLFLOW_SERVER_ALLOWED_HOSTS",),  # Host headers besides loopback
         stage=1,
         compose="mlflow",

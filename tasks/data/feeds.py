@@ -17,10 +17,36 @@ class MissingDataError(InferloopError, RuntimeError):
     """Partitions or labels needed for a step are not in the lake; the message says which."""
 
 
+class DateRangeError(InferloopError, ValueError):
+    """A range of days whose first day is after its last."""
+
+
 def days_between(start: date, end: date) -> list[date]:
     if end < start:
-        raise ValueError(f"Date range is empty: {start} is after {end}")
+        raise DateRangeError(
+            f"Date range is empty: {start} is after {end}; give the earlier day first (--from before --to)"
+        )
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def join_on_ids(left: pd.DataFrame, right: pd.DataFrame, spec: DatasetSpec, **merge) -> pd.DataFrame:
+    """`left` inner-joined to `right` on the id column (more `merge` arguments as pandas').
+
+    One dataset's ids have one type in the lake, and predictions keep it. Predictions written
+    before they did hold text ids that looked like integers as int64: when the two sides'
+    types differ, the ids are compared as text ("123" matches 123), never a crash.
+    """
+    column = spec.id_column
+    if left[column].dtype != right[column].dtype and not (
+        pd.api.types.is_integer_dtype(left[column]) and pd.api.types.is_integer_dtype(right[column])
+    ):
+        left, right = (frame.assign(**{column: _id_text(frame[column])}) for frame in (left, right))
+    return left.merge(right, on=column, how="inner", **merge)
+
+
+def _id_text(ids: pd.Series) -> pd.Series:
+    ids = ids.astype(object)
+    return ids.where(ids.isna(), ids.map(str))
 
 
 def prepare_features(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
@@ -95,7 +121,7 @@ def load_labelled_day(storage: Storage, spec: DatasetSpec, day: date) -> pd.Data
             f"The {spec.name} partition for {day} has no id column "
             f"'{spec.id_column}'; it cannot be joined to its labels"
         )
-    return features.merge(labels, on=spec.id_column, how="inner", validate="one_to_one")
+    return join_on_ids(features, labels, spec, validate="one_to_one")
 
 
 def positive_target(frame: pd.DataFrame, spec: DatasetSpec) -> pd.Series:

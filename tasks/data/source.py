@@ -86,9 +86,21 @@ def read_source(
     )
 
 
+def check_unique_columns(names: list[str], uri: str) -> None:
+    """A column name given twice cannot be told apart from its twin: refuse, naming it."""
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise UnreadableSourceError(
+            f"{uri} has more than one column named {', '.join(repr(n) for n in twice)}: "
+            "rename or drop the duplicates and export it again"
+        )
+
+
 def _parse_parquet(data: bytes, uri: str) -> pd.DataFrame:
     try:
-        return pq.read_table(pa.BufferReader(data)).to_pandas()
+        parquet = pq.ParquetFile(pa.BufferReader(data))
+        check_unique_columns(parquet.schema_arrow.names, uri)
+        return parquet.read().to_pandas()
     except (pa.ArrowException, OSError) as error:
         raise UnreadableSourceError(
             f"{uri} is not a readable parquet file ({error}): export it again, or give a CSV"
@@ -101,6 +113,11 @@ def _parse_csv(data: bytes, uri: str, delimiter: str | None, encoding: str) -> p
         delimiter = sniff_delimiter(text, uri)
     elif len(delimiter) != 1:
         raise SourceError(f"--delimiter must be one character, got {delimiter!r}")
+    try:
+        header = next(csv.reader(io.StringIO(text), delimiter=delimiter), [])
+    except csv.Error:
+        header = []  # pandas reports what is wrong with the file below
+    check_unique_columns(header, uri)  # pandas would silently rename the second one "a.1"
     try:
         return pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str)
     except pd.errors.EmptyDataError as error:

@@ -42,6 +42,7 @@ def suite_name(spec: DatasetSpec, purpose: Purpose) -> str:
 # read a private per-process copy, and GX calls within a process are serialised.
 gx_lock = threading.RLock()
 _workspaces: dict[tuple[Path, Path], object] = {}
+_committed: dict[str, Path] = {}  # a private copy's GX root -> the committed project it copies
 
 
 def _check_project(project: Path) -> None:
@@ -78,6 +79,7 @@ def open_gx_context(gate: GateSettings):
             atexit.register(shutil.rmtree, workspace, ignore_errors=True)
             shutil.copytree(gate.expectations_dir / "gx", workspace / "gx")
             _workspaces[key] = _file_context(workspace, gate)
+            _committed[str(_workspaces[key].root_directory)] = gate.expectations_dir
         return _workspaces[key]
 
 
@@ -93,9 +95,19 @@ def load_suite(context, spec: DatasetSpec, purpose: Purpose):
         return context.suites.get(name)
     except Exception as error:  # GX raises its own DataContextError family
         raise SuiteMissingError(
-            f"No GX suite '{name}' in {context.root_directory}/expectations: propose one with "
-            f"`inferloop expectations suggest --from D1..D2`, review it and commit it"
+            f"No GX suite '{name}': {committed_suite_path(context, name)} does not exist. Propose "
+            f"one with `inferloop expectations suggest --from D1..D2`, review it and commit it"
         ) from error
+
+
+def committed_suite_path(context, name: str) -> Path:
+    """Where the suite `name` of `context` is committed: in the project the user edits (e.g.
+    `expectations/gx/expectations/NAME.json`), not the run's private copy; relative to the
+    working directory when it is inside it."""
+    root = Path(context.root_directory)
+    project = _committed.get(str(root), root.parent)
+    path = project / "gx" / "expectations" / f"{name}.json"
+    return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
 
 
 def critical(expectation, **kwargs):
@@ -177,6 +189,18 @@ def suggest_expectations(
     return expectations
 
 
+def keep_expectation_ids(context, name: str, expectations: list) -> None:
+    """Give each proposed expectation the id of the committed one it replaces (same type, same
+    column), so proposing again changes only the values that changed, not every id."""
+    try:
+        committed = context.suites.get(name).expectations
+    except Exception:  # GX's DataContextError family: no committed suite yet
+        return
+    ids = {(e.expectation_type, getattr(e, "column", None)): e.id for e in committed}
+    for expectation in expectations:
+        expectation.id = ids.get((expectation.expectation_type, getattr(expectation, "column", None)))
+
+
 def save_suite(context, spec: DatasetSpec, purpose: Purpose, expectations: list) -> Path:
     """Write the suite with its validation definition and checkpoint into the GX project."""
     import great_expectations as gx
@@ -185,6 +209,7 @@ def save_suite(context, spec: DatasetSpec, purpose: Purpose, expectations: list)
     suite = gx.ExpectationSuite(
         name=name, expectations=expectations, meta={"inferloop_dataset": spec.name, "purpose": purpose}
     )
+    keep_expectation_ids(context, name, suite.expectations)
     suite = context.suites.add_or_update(suite)
     batch = context.data_sources.get(DATASOURCE).get_asset(ASSET).get_batch_definition(BATCH_DEFINITION)
     validation = context.validation_definitions.add_or_update(

@@ -17,7 +17,7 @@ METRICS = ("accuracy", "roc_auc", "balanced_accuracy", "pr_auc", "f1", "log_loss
 
 def comparison_frame(comparison: PolicyComparison) -> pd.DataFrame:
     """One row per policy, its metrics flattened into columns (missing ones are NaN)."""
-    columns = ["policy", "rows", "retrains", "promotions", "compute_seconds", *METRICS]
+    columns = ["policy", "rows", "retrains", "promotions", "compute_seconds", "hindsight", *METRICS]
     rows = [
         {
             "policy": p.policy,
@@ -25,6 +25,7 @@ def comparison_frame(comparison: PolicyComparison) -> pd.DataFrame:
             "retrains": p.retrains,
             "promotions": p.promotions,
             "compute_seconds": p.compute_seconds,
+            "hindsight": p.hindsight,
             **{metric: p.metrics.get(metric, float("nan")) for metric in METRICS},
         }
         for p in comparison.policies

@@ -18,7 +18,7 @@ from inferloop.core import catalog
 from inferloop.core.registry import MetricPoint, ModelVersionRef
 from inferloop.core.settings import MonitoringSettings, RegistrySettings, Settings
 from inferloop.core.storage import Storage
-from inferloop.tasks.data.feeds import read_feature_partition
+from inferloop.tasks.data.feeds import join_on_ids, read_feature_partition
 from inferloop.tasks.gate.partition_gate import gate_refused
 from inferloop.tasks.model.registry import load_reference_profile, model_registry
 from inferloop.tasks.monitoring.change_detection import (
@@ -28,6 +28,7 @@ from inferloop.tasks.monitoring.change_detection import (
     since_deployment,
 )
 from inferloop.tasks.monitoring.drift import FeatureDrift, feature_drift, prediction_drift
+from inferloop.tasks.monitoring.hindsight import HindsightVerdict, promotion_hindsight
 from inferloop.tasks.monitoring.performance import (
     PerformanceSnapshot,
     performance_snapshot,
@@ -53,6 +54,7 @@ class MonitoringReport:
     validation_metric: float | None = None  # the champion's held-out value of the metric
     changes: list[ChangeVerdict] = field(default_factory=list)  # its losses since deployment
     calibration: str | None = None  # label rate vs predicted probability, when they disagree
+    hindsight: HindsightVerdict | None = None  # how the champion's promotion turned out
     gate_refused: bool = False
     breaches: list[str] = field(default_factory=list)
 
@@ -71,7 +73,8 @@ class MonitoringReport:
         }
         drift = [FeatureDrift(**d) for d in raw.get("drift", [])]
         changes = [ChangeVerdict(**c) for c in raw.get("changes", [])]
-        return cls(**{**raw, **snapshots, "drift": drift, "changes": changes})
+        hindsight = HindsightVerdict(**raw["hindsight"]) if raw.get("hindsight") else None
+        return cls(**{**raw, **snapshots, "drift": drift, "changes": changes, "hindsight": hindsight})
 
 
 def build_report(
@@ -126,9 +129,7 @@ def _measure_drift(storage: Storage, settings: Settings, report: MonitoringRepor
         return
     manifest = storage.read_json(catalog.predictions_manifest(report.model_name, report.scored_by, day))
     profile = load_reference_profile(settings.registry, manifest["model_run_id"])
-    scored = read_feature_partition(storage, spec, day).merge(
-        predictions[[spec.id_column]], on=spec.id_column, how="inner"
-    )
+    scored = join_on_ids(read_feature_partition(storage, spec, day), predictions[[spec.id_column]], spec)
     report.drift = feature_drift(scored, profile, spec, settings.monitoring.drift_psi_threshold)
     report.prediction_psi = prediction_drift(predictions["score"].to_numpy(), profile)
     report.drift_verdict = "measured"
@@ -142,8 +143,8 @@ def _measure_change(
     event_day: date,
     window: list[date],
 ) -> None:
-    """The change detector over the champion's losses since deployment, and its calibration
-    over the rolling window."""
+    """The change detector over the champion's losses since deployment, its calibration over the
+    rolling window, and the hindsight verdict on its promotion."""
     monitoring = settings.monitoring
     frame = since_deployment(
         storage,
@@ -155,6 +156,7 @@ def _measure_change(
     )
     threshold = settings.scoring.decision_threshold
     report.changes = performance_changes(frame, monitoring.monitor_metric, threshold, monitoring.change_delta)
+    report.hindsight = promotion_hindsight(storage, settings, champion, frame)
     recent = frame[frame["event_day"] >= window[0]] if not frame.empty else frame
     if len(recent) >= monitoring.min_labelled_rows:
         report.calibration = calibration_gap(

@@ -9,7 +9,7 @@ import pandas as pd
 from inferloop.core import catalog
 from inferloop.core.dataset import DatasetSpec
 from inferloop.core.storage import Storage
-from inferloop.tasks.data.feeds import MissingDataError, positive_target, read_labels
+from inferloop.tasks.data.feeds import MissingDataError, join_on_ids, positive_target, read_labels
 from inferloop.tasks.model.training import classification_metrics
 
 
@@ -68,8 +68,8 @@ def labelled_predictions(
             labels = read_labels(storage, spec, day, day)
         except MissingDataError:
             continue
-        joined = read_predictions(storage, spec, model_name, version, day).merge(
-            labels, on=spec.id_column, how="inner", validate="one_to_one"
+        joined = join_on_ids(
+            read_predictions(storage, spec, model_name, version, day), labels, spec, validate="one_to_one"
         )
         joined["target"] = positive_target(joined, spec)
         frames.append(joined.assign(event_day=day)[[spec.id_column, "score", "target", "event_day"]])

@@ -9,6 +9,7 @@ indistinguishable, by a paired day-block bootstrap.
 
 import math
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 
@@ -46,6 +47,7 @@ class PolicyResult:
     retrains: int = 0
     promotions: int = 0
     compute_seconds: float = 0.0  # spent fitting (and, for the loop, promoting) models
+    hindsight: str = ""  # the loop's promotions judged on the rows that followed them
 
 
 @dataclass
@@ -75,16 +77,26 @@ class Effort:
     retrains: int
     promotions: int
     compute_seconds: float
+    hindsight: str = ""
 
 
-def loop_effort(ledger: list[RetrainDecision]) -> Effort:
-    """The loop's effort, from its retrain ledger over the replay."""
+def loop_effort(ledger: list[RetrainDecision], judged: dict[str, str] | None = None) -> Effort:
+    """The loop's effort, from its retrain ledger over the replay, and how its promotions did in
+    hindsight (`judged`: champion version -> verdict)."""
     return Effort(
         retrains=sum(d.action == "retrain" for d in ledger),
         promotions=sum(" promote:" in d.outcome for d in ledger),
         # Recorded by the retrain flow (training and promotion); older ledgers read as 0.
         compute_seconds=sum(d.compute_seconds for d in ledger),
+        hindsight=hindsight_summary(list((judged or {}).values())),
     )
+
+
+def hindsight_summary(verdicts: list[str]) -> str:
+    """'2 better, 1 no clear difference, 1 worse' (counts of final verdicts), or 'none judged'."""
+    counts = Counter(verdicts)
+    order = ("better", "no clear difference", "worse")
+    return ", ".join(f"{counts[v]} {v}" for v in order if counts[v]) or "none judged"
 
 
 @dataclass(frozen=True)
@@ -368,6 +380,7 @@ def compare_policies(
             effort_of[policy].retrains,
             effort_of[policy].promotions,
             effort_of[policy].compute_seconds,
+            effort_of[policy].hindsight,
         )
         for policy, frame in predictions.items()
     ]

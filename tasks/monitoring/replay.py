@@ -16,7 +16,7 @@ import pandas as pd
 
 from inferloop.core.dataset import DatasetSpec
 from inferloop.core.storage import Storage
-from inferloop.tasks.data.feeds import prepare_features, read_feature_partition
+from inferloop.tasks.data.feeds import join_on_ids, prepare_features, read_feature_partition
 from inferloop.tasks.model.training import positive_scores
 from inferloop.tasks.monitoring.daily_report import MonitoringReport
 from inferloop.tasks.monitoring.performance import label_metrics, labelled_predictions
@@ -105,7 +105,7 @@ def loop_row_features(storage: Storage, spec: DatasetSpec, day: date, rows: pd.D
     """The feature rows of the loop's labelled `rows` of event `day`, with their id, target and
     event_day: what every baseline scores."""
     keys = rows[[spec.id_column, "target", "event_day"]]
-    return read_feature_partition(storage, spec, day).merge(keys, on=spec.id_column, how="inner")
+    return join_on_ids(read_feature_partition(storage, spec, day), keys, spec)
 
 
 def scored(spec: DatasetSpec, features: pd.DataFrame, scores: np.ndarray) -> pd.DataFrame:

@@ -75,13 +75,16 @@ def decide_promotion(
     data_gate_passed: bool,
     signature_compatible: bool,
     gates: PromotionGates,
+    failed_in_hindsight: list[str] | None = None,
 ) -> tuple[str, str, list[GateCheck]]:
     """The verdict ("promote" or "reject"), its reason and every check, from the evidence alone.
     `difference` is challenger minus champion on the same rows (None: no champion yet).
 
     Promote only when every check passes: enough compared rows, the monitored metric at least
     `min_improvement` better on them (so it never decreases through an automatic promotion) and
-    not clearly worse (the interval's lower end above `-max_metric_regression`).
+    not clearly worse (the interval's lower end above `-max_metric_regression`). While recent
+    promotions failed in hindsight (`failed_in_hindsight`, their descriptions), the bar is raised:
+    the challenger must be clearly better (the interval's lower end above 0).
     """
     floor = challenger[FLOOR_METRIC]
     checks = [
@@ -118,6 +121,15 @@ def decide_promotion(
                 and difference.lower >= -gates.max_metric_regression,
                 f"{difference.describe()}; needs {gates.min_improvement:+.4f} or more, lower end above "
                 f"{-gates.max_metric_regression:+.4f}",
+            )
+        )
+    if difference is not None and failed_in_hindsight:
+        checks.append(
+            GateCheck(
+                "clearly_better_after_failures",
+                difference.lower > 0,
+                f"{len(failed_in_hindsight)} recent promotion(s) did worse in hindsight "
+                f"({'; '.join(failed_in_hindsight)}): the lower end {difference.lower:+.4f} must be above 0",
             )
         )
     failed = [c for c in checks if not c.passed]
@@ -221,6 +233,7 @@ def challenger_decision(
     challenger's validation scores of these rows (its registered model was refitted on them)."""
     from inferloop.tasks.data.feeds import positive_target
     from inferloop.tasks.model.training import classification_metrics
+    from inferloop.tasks.monitoring.hindsight import recent_failures
 
     spec, threshold = settings.dataset, settings.scoring.decision_threshold
     target = positive_target(frame, spec).to_numpy()
@@ -247,6 +260,7 @@ def challenger_decision(
         data_gate_passed(settings, challenger),
         compatible,
         gates_from(settings.promotion, settings.monitoring.monitor_metric),
+        [v.describe() for v in recent_failures(settings.registry, challenger.version)] if champion else None,
     )
     decision = _decision(
         challenger,

@@ -98,12 +98,13 @@ def score_partition(
         )
 
     input_files = partition_files(storage, spec, day)
+    id_type = prediction_id_type(storage, spec, input_files)
     gate = PartitionGate(storage, spec, "inference", day, gate_settings)
     started = time.perf_counter()
     scored_at = datetime.now(UTC).replace(microsecond=0).isoformat()
     data_file = catalog.predictions_file(ref.name, ref.version, day)
     with (
-        storage.open_parquet_writer(data_file, _output_schema(spec)) as writer,
+        storage.open_parquet_writer(data_file, _output_schema(spec, id_type)) as writer,
         ThreadPoolExecutor(1, thread_name_prefix="write-predictions") as background_writer,
     ):
         written = None  # the previous chunk's write, in flight while this chunk is predicted
@@ -118,7 +119,7 @@ def score_partition(
                 scored_at,
             ]
             chunks = storage.iter_batches(input_file, scoring.score_batch_rows, spec.categorical_features)
-            for ids, features in read_ahead(model_inputs(gate, chunks, spec)):
+            for ids, features in read_ahead(model_inputs(gate, chunks, spec, id_type)):
                 scores = positive_scores(model, features)
                 batch = pa.RecordBatch.from_arrays(
                     [
@@ -164,15 +165,43 @@ def score_partition(
 
 
 def model_inputs(
-    gate: PartitionGate, chunks: Iterable[pa.RecordBatch], spec: DatasetSpec
+    gate: PartitionGate, chunks: Iterable[pa.RecordBatch], spec: DatasetSpec, id_type: pa.DataType
 ) -> Iterator[tuple[pa.Array, pd.DataFrame]]:
-    """The ids and prepared features of each chunk's rows that pass the gate (only the feature
-    columns become pandas; ids stay Arrow, on their way to the output)."""
+    """The ids (as `id_type`) and prepared features of each chunk's rows that pass the gate
+    (only the feature columns become pandas; ids stay Arrow, on their way to the output)."""
     for passed in passing_chunks(gate, chunks):
         if passed.num_rows == 0:  # every row of the chunk was quarantined
             continue
-        ids = pc.cast(passed.column(spec.id_column), pa.int64())
-        yield ids, prepare_features(passed.select(spec.feature_columns).to_pandas(), spec)
+        ids = passed.column(spec.id_column)
+        yield (
+            (ids if ids.type == id_type else pc.cast(ids, id_type)),
+            prepare_features(passed.select(spec.feature_columns).to_pandas(), spec),
+        )
+
+
+def prediction_id_type(storage: Storage, spec: DatasetSpec, input_files: list[str]) -> pa.DataType:
+    """The id type of a day's predictions: the partition's own, so every id is written exactly
+    as the lake holds it and joins its features and labels. Integer ids are written as int64,
+    text ids as text. A type the gate does not accept (e.g. float) is kept as it is: the gate
+    refuses the partition, naming it. Files of one day whose ids are integers in one and text
+    in another cannot both be kept exactly: that is an error naming them."""
+    types = {}
+    for input_file in input_files:
+        schema = storage.read_schema(input_file)
+        if spec.id_column in schema.names:  # a file without it: the gate refuses the partition
+            id_type = schema.field(spec.id_column).type
+            types[input_file] = id_type.value_type if pa.types.is_dictionary(id_type) else id_type
+    if all(pa.types.is_signed_integer(t) for t in types.values()):
+        return pa.int64()
+    if all(pa.types.is_string(t) or pa.types.is_large_string(t) for t in types.values()):
+        return pa.string()
+    if len(set(types.values())) > 1:
+        listed = ", ".join(f"{storage.uri(f)}: {t}" for f, t in types.items())
+        raise InferloopError(
+            f"The {spec.name} partition's files hold ids of different types ({listed}): "
+            f"import the day again from one source so '{spec.id_column}' has one type"
+        )
+    return next(iter(types.values()), pa.int64())
 
 
 def read_ahead(items: Iterator[T], depth: int = 2) -> Iterator[T]:
@@ -190,11 +219,11 @@ def read_ahead(items: Iterator[T], depth: int = 2) -> Iterator[T]:
 _END = object()
 
 
-def _output_schema(spec: DatasetSpec) -> pa.Schema:
+def _output_schema(spec: DatasetSpec, id_type: pa.DataType) -> pa.Schema:
     lineage = ("model_name", "model_version", "model_run_id", "role", "flow_run_id", "input_uri", "scored_at")
     return pa.schema(
         [
-            (spec.id_column, pa.int64()),
+            (spec.id_column, id_type),
             ("score", pa.float64()),
             ("predicted_label", pa.int8()),
             *[(name, pa.dictionary(pa.int32(), pa.string())) for name in lineage],

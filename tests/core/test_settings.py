@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from inferloop.core.settings import KNOBS, REPO_ROOT, SettingsError, load_settings
+from inferloop.core.settings import KNOBS, REPO_ROOT, SettingsError, load_settings, unknown_settings
 
 
 def test_defaults_work_on_a_fresh_machine(monkeypatch, tmp_path):
@@ -74,3 +74,46 @@ def test_the_readme_settings_table_names_every_knob_and_nothing_else():
     missing, unknown = sorted(set(KNOBS) - documented), sorted(documented - set(KNOBS))
     assert not missing, f"add to the README's Settings table: {missing}"
     assert not unknown, f"not settings, in the README's Settings table: {unknown}"
+
+
+@pytest.mark.parametrize("value", ["htp:/x", "htp://127.0.0.1:5000", "http:/x", "https://", "ftp://host"])
+def test_a_tracking_uri_mlflow_cannot_use_fails_at_load_naming_the_knob(monkeypatch, value):
+    monkeypatch.setenv("INFERLOOP_TRACKING_URI", value)
+    with pytest.raises(SettingsError, match="INFERLOOP_TRACKING_URI"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "http://127.0.0.1:5000",
+        "https://mlflow.example.org",
+        "sqlite:///state/mlflow.db",
+        "file:///tmp/mlruns",
+        "postgresql+psycopg2://user@127.0.0.1:5432/mlflow",
+        "databricks",
+        "./mlruns",
+        "/var/mlruns",
+    ],
+)
+def test_tracking_uris_mlflow_accepts_load(monkeypatch, value):
+    monkeypatch.setenv("INFERLOOP_TRACKING_URI", value)
+    assert load_settings().registry.tracking_uri == value
+
+
+def test_unknown_inferloop_variables_are_reported_with_the_closest_knob():
+    environ = {
+        "INFERLOOP_TRAIN_WINDOW": "3",  # INFERLOOP_TRAIN_WINDOW_DAYS misspelt
+        "INFERLOOP_MIN_ROCAUC": "0.7",
+        "INFERLOOP_WHATEVER": "1",
+        "INFERLOOP_MIN_ROC_AUC": "0.7",  # a knob
+        "INFERLOOP_PROJECT_DIR": "/opt/inferloop",  # read by prefect.yaml, not a knob
+        "PATH": "/bin",
+    }
+    assert unknown_settings(environ) == [
+        "INFERLOOP_MIN_ROCAUC is not an inferloop setting and is ignored: did you mean "
+        "INFERLOOP_MIN_ROC_AUC?",
+        "INFERLOOP_TRAIN_WINDOW is not an inferloop setting and is ignored: did you mean "
+        "INFERLOOP_TRAIN_WINDOW_DAYS?",
+        "INFERLOOP_WHATEVER is not an inferloop setting and is ignored (see the settings table in README.md)",
+    ]

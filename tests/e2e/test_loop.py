@@ -10,6 +10,7 @@ from inferloop.tasks.data.feeds import write_synthetic_feed
 from inferloop.tasks.data.synthetic import GeneratorConfig
 
 pytestmark = pytest.mark.slow
+ROWS_PER_DAY = 1_000
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -23,7 +24,7 @@ def loop_env(request, prefect_harness, mlflow_server, workdir, monkeypatch):
         monkeypatch.setenv("INFERLOOP_S3_ENDPOINT_URL", request.getfixturevalue("s3_endpoint"))
     settings = load_settings()
     days = write_synthetic_feed.fn(
-        lake_storage(settings.lake), settings.dataset, GeneratorConfig(days=10, rows_per_day=2_000)
+        lake_storage(settings.lake), settings.dataset, GeneratorConfig(days=10, rows_per_day=ROWS_PER_DAY)
     )
     return settings, days
 
@@ -45,14 +46,14 @@ def test_train_registers_champion_and_inference_uses_it(loop_env):
     assert run.inputs.dataset_inputs, "training data lineage is logged"
 
     manifests = batch_inference(partition_date=days[7], end_date=days[9])
-    assert [m.rows_scored for m in manifests] == [2_000] * 3
+    assert [m.rows_scored for m in manifests] == [ROWS_PER_DAY] * 3
     assert {m.model_version for m in manifests} == {first.version}
     output = (
         lake_storage(settings.lake)
         .read_table(f"predictions/model={first.name}/version={first.version}/date={days[8]}")
         .to_pandas()
     )
-    assert len(output) == 2_000 and set(output["model_run_id"]) == {first.run_id}
+    assert len(output) == ROWS_PER_DAY and set(output["model_run_id"]) == {first.run_id}
 
     second = train(start=days[1], end=days[7])
     assert second.alias == "challenger" and second.version != first.version

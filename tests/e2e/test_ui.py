@@ -22,6 +22,7 @@ from playwright.sync_api import expect, sync_playwright
 from tests.e2e.conftest import api, emit_degraded, wait_for_deployment_run, wait_for_run
 
 pytestmark = pytest.mark.slow
+expect.set_options(timeout=30_000)  # assertions wait as long as a loaded machine needs (default 5 s)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -74,7 +75,9 @@ def browser():
 def page(browser, request):
     # UTC, like the schedules in prefect.yaml, so the times on screen are the ones the YAML states.
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, timezone_id="UTC")
-    context.set_default_timeout(30_000)
+    # Generous: on a shared 2-core machine running other test files beside this one, a UI page
+    # can take many seconds to render; a test fails on what is shown, not on how fast.
+    context.set_default_timeout(60_000)
     page = context.new_page()
     failures_before = request.session.testsfailed
     yield page

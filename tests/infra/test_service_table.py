@@ -231,6 +231,7 @@ def test_inferloop_up_local_profile_runs_no_auth_and_no_credentials(tmp_path):
     assert processes["mlflow"].env == {
         "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{settings.state_dir / 'mlflow.db'}",
         "MLFLOW_ARTIFACTS_DESTINATION": str(settings.state_dir / "mlartifacts"),
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
     }
     assert not any(p.env for name, p in processes.items() if name != "mlflow")
     assert not (settings.state_dir / "stack" / "credentials.env").exists()

@@ -1,11 +1,12 @@
 """Applying a spec to raw rows: types, bad rows with their reasons, and no row lost or doubled."""
 
 import pandas as pd
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from inferloop.core.dataset import DatasetSpec
-from inferloop.tasks.data.conform import REASONS, SOURCE_ROW, conform_rows
+from inferloop.tasks.data.conform import REASONS, SOURCE_ROW, IdTypeError, conform_rows, lake_ids, parse_times
 
 
 def make_spec(**changes) -> DatasetSpec:
@@ -95,3 +96,90 @@ def test_every_row_is_written_or_quarantined_exactly_once(values):
     written, quarantined = conformed.rows["row"].tolist(), conformed.quarantined[SOURCE_ROW].tolist()
     assert sorted(written + quarantined) == list(range(len(raw)))
     assert set(conformed.rows["y"]) <= {0, 1}
+
+
+def test_iso_8601_times_of_mixed_precision_and_offsets_all_parse():
+    """What Python's isoformat() writes: no fraction when the microseconds are 0, so a file's
+    first row need not look like the others; offsets differ from row to row."""
+    times = [
+        "2026-01-01T10:00:00",  # naive: taken as UTC
+        "2026-01-01T10:00:00.250000",
+        "2026-01-01T12:00:00.5+02:00",
+        "2026-01-01T04:30:00-05:30",
+        "2026-01-01T10:00:00Z",
+        "2026-01-01 10:00",
+    ]
+    conformed = conform_rows(frame(id=[str(i) for i in range(len(times))], ts=times), make_spec())
+    assert len(conformed.quarantined) == 0
+    assert conformed.rows["ts"].tolist() == [
+        pd.Timestamp("2026-01-01 10:00"),
+        pd.Timestamp("2026-01-01 10:00:00.25"),
+        pd.Timestamp("2026-01-01 10:00:00.5"),
+        pd.Timestamp("2026-01-01 10:00"),
+        pd.Timestamp("2026-01-01 10:00"),
+        pd.Timestamp("2026-01-01 10:00"),
+    ]
+    assert str(conformed.rows["ts"].dtype) == "datetime64[ns]"
+
+
+def test_times_that_are_not_iso_8601_still_parse_in_one_inferred_layout():
+    conformed = conform_rows(
+        frame(id=list("abc"), ts=["01/02/2026 10:00", "01/03/2026 11:00", "x"]), make_spec()
+    )
+    assert conformed.rows["ts"].tolist() == [
+        pd.Timestamp("2026-01-02 10:00"),
+        pd.Timestamp("2026-01-03 11:00"),
+    ]
+    assert conformed.quarantined[REASONS].tolist() == ["ts: not a time ('x')"]
+
+
+def test_parse_times_keeps_typed_times_and_reads_text_value_by_value():
+    typed = pd.Series(pd.to_datetime(["2026-01-01 10:00", "2026-01-01 11:00"]))
+    assert parse_times(typed).dt.tz_localize(None).tolist() == typed.tolist()
+    mixed = pd.Series(["2026-01-01T10:00:00+01:00", "2026-01-01T10:00:00.000001", None, "soon"])
+    parsed = parse_times(mixed)
+    assert parsed.iloc[0] == pd.Timestamp("2026-01-01 09:00", tz="UTC")
+    assert parsed.iloc[1] == pd.Timestamp("2026-01-01 10:00:00.000001", tz="UTC")
+    assert parsed.iloc[2:].isna().all()
+
+
+def test_text_ids_are_kept_exactly_as_the_source_wrote_them():
+    ids = ["007", "123.0", "tx-17", "18446744073709551616", "-5"]
+    conformed = conform_rows(frame(id=ids), make_spec())
+    assert conformed.rows["id"].tolist() == ids and len(conformed.quarantined) == 0
+
+
+@pytest.mark.parametrize(
+    ("ids", "expected", "dtype"),
+    [
+        (pd.Series([1, 2, 3], dtype="int32"), [1, 2, 3], "int64"),
+        (pd.Series([2**64 - 1, 2**63, 5], dtype="uint64"), [str(2**64 - 1), str(2**63), "5"], "object"),
+        (pd.Series([7, 8, 9], dtype="uint16"), [7, 8, 9], "int64"),
+        (pd.Series([1.0, None, 3.0]), [1, pd.NA, 3], "Int64"),
+        (pd.Series(["a", None, "c"], dtype="string"), ["a", None, "c"], "object"),
+        (pd.Series(["x", "y", "x"], dtype="category"), ["x", "y", "x"], "object"),
+    ],
+)
+def test_typed_ids_become_int64_or_exact_text(ids, expected, dtype):
+    kept = lake_ids(ids, "id")
+    assert [None if pd.isna(v) else v for v in kept.tolist()] == [
+        None if v is pd.NA or v is None else v for v in expected
+    ]
+    assert str(kept.dtype) == dtype
+
+
+@pytest.mark.parametrize(
+    ("ids", "shown"),
+    [
+        (pd.Series([1.5, 2.0]), "float64 values (1.5)"),
+        (pd.Series([float(2**60), 1.0]), "float64 values"),
+        (pd.Series([True, False]), "bool values (True, False)"),
+        (pd.Series(pd.to_datetime(["2026-01-01"])), "datetime64[ns] values"),
+    ],
+)
+def test_ids_that_are_neither_integers_nor_text_are_refused_with_what_to_do(ids, shown):
+    with pytest.raises(IdTypeError, match="generate_id: true") as refused:
+        conform_rows(
+            pd.DataFrame({"id": ids}).join(frame(id=["a"] * len(ids)).drop(columns="id")), make_spec()
+        )
+    assert shown in str(refused.value) and "'id'" in str(refused.value)

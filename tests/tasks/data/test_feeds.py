@@ -9,11 +9,14 @@ import pyarrow as pa
 import pytest
 
 from inferloop.core import catalog
+from inferloop.core.errors import InferloopError
 from inferloop.core.storage import Storage
 from inferloop.tasks.data.feeds import (
+    DateRangeError,
     MissingDataError,
     as_plain_columns,
     days_between,
+    join_on_ids,
     latest_labelled_day,
     load_labelled_day,
     positive_target,
@@ -125,3 +128,28 @@ def test_model_input_has_one_dtype_per_kind_in_spec_order(spec):
 def test_the_positive_class_comes_from_the_spec(spec):
     frame = pd.DataFrame({spec.label.column: [spec.label.positive, 0, spec.label.positive]})
     assert positive_target(frame, spec).tolist() == [1, 0, 1]
+
+
+def test_a_reversed_range_is_an_error_the_cli_prints_without_a_traceback():
+    with pytest.raises(DateRangeError, match="give the earlier day first") as error:
+        days_between(date(2026, 2, 1), date(2026, 1, 30))
+    assert isinstance(error.value, InferloopError)
+
+
+@pytest.mark.parametrize(
+    ("left_ids", "right_ids", "joined"),
+    [
+        (["tx-1", "tx-2", "tx-3"], ["tx-3", "tx-1"], ["tx-1", "tx-3"]),
+        ([1, 2, 3], pd.array([3, 1], dtype="Int64"), [1, 3]),
+        # Predictions written before ids were kept exactly hold text ids that looked like
+        # integers as int64: compared as text, never "merge on object and int64 columns".
+        (["1", "2", "3"], [3, 1], ["1", "3"]),
+        ([1, 2, 3], ["3", "1"], ["1", "3"]),
+    ],
+)
+def test_rows_are_joined_on_their_ids_whatever_their_type(spec, left_ids, right_ids, joined):
+    left = pd.DataFrame({spec.id_column: left_ids, "score": [0.1, 0.2, 0.3]})
+    right = pd.DataFrame({spec.id_column: right_ids, "is_fraud": [1, 0]})
+    result = join_on_ids(left, right, spec, validate="one_to_one")
+    assert result[spec.id_column].tolist() == joined
+    assert result["score"].tolist() == [0.1, 0.3] and result["is_fraud"].tolist() == [0, 1]

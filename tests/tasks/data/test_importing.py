@@ -3,7 +3,7 @@ re-importing changes nothing, on a local lake and on S3."""
 
 import hashlib
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta, timezone
 from pathlib import Path
 
 import boto3
@@ -15,7 +15,7 @@ import pytest
 from inferloop.core.dataset import load_dataset_spec
 from inferloop.core.settings import REPO_ROOT
 from inferloop.core.storage import Storage
-from inferloop.tasks.data.conform import SpecMismatchError
+from inferloop.tasks.data.conform import IdTypeError, SpecMismatchError
 from inferloop.tasks.data.importing import import_source
 from inferloop.tasks.data.synthetic import GeneratorConfig, generate_day
 from inferloop.tasks.gate.partition_gate import validate_partition
@@ -156,6 +156,70 @@ def test_a_generated_id_may_not_shadow_a_source_column(lake, tmp_path, elec2_csv
     source.to_csv(tmp_path / "with_id.csv", index=False)
     with pytest.raises(SpecMismatchError, match="remove generate_id: true"):
         import_source.fn(lake, ELEC2, str(tmp_path / "with_id.csv"))
+
+
+def transactions_export(spec, rows: int):
+    """The synthetic feed as a user would export it: features and label in one table."""
+    features, labels = generate_day(GeneratorConfig(rows_per_day=rows), 0)
+    return features.merge(labels[[spec.id_column, spec.label.column]], on=spec.id_column)
+
+
+def test_iso_8601_times_of_mixed_precision_and_offsets_import_with_no_row_quarantined(
+    settings, lake, tmp_path
+):
+    """isoformat() leaves the fraction out when the microseconds are 0, as in the first row
+    here; offsets differ from row to row. Every row is imported, at its UTC time."""
+    spec = settings.dataset
+    exported = transactions_export(spec, 1_200)
+    utc = exported[spec.time_column].dt.floor("s") + pd.to_timedelta(
+        [0 if i % 3 == 0 else 1_000 * i + 1 for i in range(len(exported))], unit="us"
+    )
+    offsets = [timezone(timedelta(hours=h, minutes=m)) for h, m in ((0, 0), (2, 0), (-5, -30), (9, 45))]
+    exported[spec.time_column] = [
+        (
+            t.to_pydatetime().replace(tzinfo=UTC).astimezone(offsets[i % 4]) if i % 5 else t.to_pydatetime()
+        ).isoformat()
+        for i, t in enumerate(utc)
+    ]
+    assert "." not in exported[spec.time_column].iloc[0] and "." in exported[spec.time_column].iloc[1]
+    exported.to_csv(tmp_path / "iso.csv", index=False)
+    summary = import_source.fn(lake, spec, str(tmp_path / "iso.csv"))
+    assert (summary.rows_in, summary.rows_written, summary.rows_quarantined) == (1_200, 1_200, 0)
+    imported = pd.concat(
+        lake.read_table(f"transactions/date={d}").to_pandas() for d in lake.list_partitions("transactions")
+    )
+    assert sorted(imported[spec.time_column]) == sorted(utc)
+
+
+@pytest.mark.parametrize(
+    ("ids", "stored"),
+    [
+        (["tx-17", "123.0", "007"], ["tx-17", "123.0", "007"]),  # text, as a CSV always is
+        (pa.array([2**64 - 1, 2**63, 5], pa.uint64()), [str(2**64 - 1), str(2**63), "5"]),
+        (pa.array([1.0, 2.0, 3.0]), [1, 2, 3]),
+    ],
+)
+def test_source_ids_are_stored_exactly(settings, lake, tmp_path, ids, stored):
+    spec = settings.dataset
+    exported = pa.Table.from_pandas(transactions_export(spec, 3), preserve_index=False)
+    column = exported.schema.get_field_index(spec.id_column)
+    pq.write_table(exported.set_column(column, spec.id_column, pa.array(ids)), tmp_path / "ids.parquet")
+    summary = import_source.fn(lake, spec, str(tmp_path / "ids.parquet"))
+    assert summary.rows_quarantined == 0
+    assert lake.read_table("transactions/date=2026-01-01").column(spec.id_column).to_pylist() == stored
+    labels = lake.read_table("transactions_labels/date=2026-01-02").column(spec.id_column).to_pylist()
+    assert labels == stored  # features and labels join on the same ids
+
+
+def test_fractional_ids_are_refused_at_import(settings, lake, tmp_path):
+    spec = settings.dataset
+    exported = transactions_export(spec, 3).assign(**{spec.id_column: [1.5, 2.0, 3.0]})
+    exported.to_parquet(tmp_path / "ids.parquet")
+    with pytest.raises(
+        IdTypeError, match=r"'transaction_id' holds float64 values \(1.5\): ids must be integers or text"
+    ):
+        import_source.fn(lake, spec, str(tmp_path / "ids.parquet"))
+    assert not lake.exists("")  # nothing written
 
 
 @pytest.mark.slow

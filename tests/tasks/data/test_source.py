@@ -104,3 +104,17 @@ def test_a_missing_s3_object_is_a_clear_error(s3_endpoint, s3_bucket):
         read_source(f"s3://{s3_bucket}/exports/nope.csv", lake)
     with pytest.raises(SourceNotFoundError, match="names no file"):
         read_source(f"s3://{s3_bucket}", lake)
+
+
+def test_a_column_name_given_twice_is_named_in_one_line(tmp_path):
+    """pyarrow fails on the ambiguous name with a multi-line schema dump; pandas would silently
+    rename the CSV's second one 'a.1'."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table([pa.array([1, 2]), pa.array([3, 4])], names=["a", "a"]), tmp_path / "dup.parquet")
+    (tmp_path / "dup.csv").write_text("a,b,a\n1,2,3\n")
+    for name in ("dup.parquet", "dup.csv"):
+        with pytest.raises(UnreadableSourceError, match="more than one column named 'a': rename") as error:
+            read(tmp_path / name)
+        assert "\n" not in str(error.value)

@@ -1,6 +1,7 @@
 """The GX project (tasks/gate/expectations.py): suites proposed from a reference window, saved
 into a project and read back; runs read a private copy, never the committed project."""
 
+import json
 import shutil
 
 import numpy as np
@@ -10,6 +11,7 @@ from inferloop.core.errors import InferloopError
 from inferloop.tasks.data.synthetic import GeneratorConfig, generate_day
 from inferloop.tasks.gate.expectations import (
     SuiteMissingError,
+    committed_suite_path,
     load_suite,
     open_gx_context,
     open_gx_project_for_edit,
@@ -110,3 +112,43 @@ def test_a_folder_without_a_gx_project_names_the_setting(settings, tmp_path):
     elsewhere = settings.with_overrides(expectations_dir=tmp_path)
     with pytest.raises(InferloopError, match="INFERLOOP_EXPECTATIONS_DIR"):
         open_gx_context(elsewhere.gate)
+
+
+def test_a_missing_suite_names_the_committed_file_not_the_private_copy(spec, project):
+    folder, settings = project
+    (folder / "gx" / "expectations" / "transactions_training.json").unlink()
+    context = open_gx_context(settings.gate)
+    with pytest.raises(SuiteMissingError) as missing:
+        load_suite(context, spec, "training")
+    message = str(missing.value)
+    assert f"{folder}/gx/expectations/transactions_training.json does not exist" in message
+    assert str(settings.gate.gx_runtime_dir) not in message and "project-" not in message
+
+
+def test_the_committed_suite_is_named_relative_to_the_working_directory(spec, settings, monkeypatch):
+    monkeypatch.chdir(settings.gate.expectations_dir.parent)
+    context = open_gx_context(settings.gate)
+    assert str(committed_suite_path(context, "x_training")) == "expectations/gx/expectations/x_training.json"
+
+
+def ids_by_expectation(suite_json: str) -> dict[tuple, str]:
+    return {(e["type"], e["kwargs"].get("column")): e["id"] for e in json.loads(suite_json)["expectations"]}
+
+
+def test_proposing_a_suite_again_keeps_the_ids_of_its_expectations(reference, spec, project):
+    folder, settings = project
+    path = folder / "gx" / "expectations" / "transactions_inference.json"
+    committed = ids_by_expectation(path.read_text())
+    context = open_gx_project_for_edit(settings.gate)
+    proposed = suggest_expectations(reference, spec, "inference", [1_000])
+    save_suite(context, spec, "inference", proposed)
+    first = path.read_text()
+    saved = ids_by_expectation(first)
+    assert len(set(committed) & set(saved)) >= 20
+    # Every expectation the committed suite already had keeps its id; a new one gets its own.
+    assert {key: saved[key] for key in committed if key in saved} == {
+        key: committed[key] for key in committed if key in saved
+    }
+    assert all(saved.values()) and len(set(saved.values())) == len(saved)
+    save_suite(context, spec, "inference", suggest_expectations(reference, spec, "inference", [1_000]))
+    assert path.read_text() == first  # the same window proposed again: no diff at all

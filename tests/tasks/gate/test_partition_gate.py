@@ -315,7 +315,7 @@ def test_editing_a_committed_bound_changes_the_outcome(lake, clean, tmp_path, mo
     )
 
 
-@hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hsettings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     nulls=st.integers(0, 60),
     negatives=st.integers(0, 60),

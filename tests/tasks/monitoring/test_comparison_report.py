@@ -24,7 +24,15 @@ def comparison(monitor_metric: str = "f1", policies: bool = True) -> PolicyCompa
         "calibration_error": 0.01,
     }
     results = [
-        PolicyResult("inferloop loop", 120, metrics, retrains=1, promotions=1, compute_seconds=2.25),
+        PolicyResult(
+            "inferloop loop",
+            120,
+            metrics,
+            retrains=1,
+            promotions=1,
+            compute_seconds=2.25,
+            hindsight="1 better",
+        ),
         PolicyResult("first model kept", 120, {"accuracy": 0.85, "calibration_error": 0.02}),
     ]
     over_time = [
@@ -56,6 +64,7 @@ def test_a_comparison_is_saved_as_a_row_per_policy_its_json_and_a_chart(lake):
     table = lake.read_table(catalog.replay_comparison("transactions", START, END)).to_pandas()
     assert table["policy"].tolist() == ["inferloop loop", "first model kept"]
     assert table["rows"].tolist() == [120, 120] and table["compute_seconds"].tolist() == [2.25, 0.0]
+    assert table["hindsight"].tolist() == ["1 better", ""]
     assert table["roc_auc"].iloc[0] == 0.8 and table["roc_auc"].isna().iloc[1]  # not measured: NaN
     document = lake.read_json(catalog.replay_comparison_json("transactions", START, END))
     assert document["verdict"] == VERDICT and document["policies"][0]["metrics"]["f1"] == 0.4
@@ -98,10 +107,11 @@ def test_the_table_shows_the_monitored_metric_once_and_the_verdict(metric, headi
         "retrains",
         "promotions",
         "compute s",
+        "promotions in hindsight",
     ]
     assert table.rows[0][:5] == ("inferloop loop", 120, "0.900", "0.800", "0.700")
     assert table.rows[1][3] == ""  # not measured
-    assert table.rows[0][-3:] == (1, 1, "2.2")
+    assert table.rows[0][-4:] == (1, 1, "2.2", "1 better")
     assert table.caption.startswith(VERDICT)
 
 

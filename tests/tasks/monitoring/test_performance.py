@@ -1,6 +1,7 @@
 """Performance on delayed labels (tasks/monitoring/performance.py): a version's committed champion
 predictions joined to the labels that arrived since, and the metrics on them."""
 
+from dataclasses import replace
 from datetime import date, timedelta
 
 import numpy as np
@@ -96,3 +97,46 @@ def test_labels_are_matched_by_id_not_by_position(lake, spec):
     joined = labelled_predictions(lake, spec, MODEL, "1", [DAYS[0]])
     assert (joined["score"] == joined["target"]).all()
     assert not pd.Series(joined["transaction_id"]).is_monotonic_increasing
+
+
+def test_a_feed_with_its_own_text_ids_is_imported_scored_and_measured(spec, settings, tmp_path):
+    """Issue 17 (items 2 and 10): ids a CSV gives as text ("tx-17", "123.0") were cast to
+    int64 by scoring (ArrowInvalid), and monitoring failed merging object and int64 ids. Import
+    -> gate -> fit -> score -> join to the labels, each id kept exactly as the file wrote it."""
+    from inferloop.core.registry import ModelVersionRef
+    from inferloop.core.storage import lake_storage
+    from inferloop.tasks.data.importing import import_source
+    from inferloop.tasks.gate.partition_gate import gate_training_window
+    from inferloop.tasks.model.training import fit_model
+    from inferloop.tasks.scoring.batch_scoring import score_partition
+
+    config = replace(CONFIG, days=4, rows_per_day=400)
+    frames = []
+    for index in range(config.days):
+        features, labels = generate_day(config, index)
+        frames.append(features.merge(labels[[spec.id_column, spec.label.column]], on=spec.id_column))
+    export = pd.concat(frames, ignore_index=True)
+    ids = [f"tx-{i}" if i % 2 else f"{i}.0" for i in range(len(export))]
+    export[spec.id_column] = ids
+    export.to_csv(tmp_path / "export.csv", index=False)
+    storage = lake_storage(settings.lake)
+    imported = import_source.fn(storage, spec, str(tmp_path / "export.csv"))
+    assert (imported.rows_written, imported.rows_quarantined) == (len(export), 0)
+
+    days = [config.day(i) for i in range(config.days)]
+    window, _ = gate_training_window.fn(storage, spec, days[0], days[2], settings.gate)
+    model = fit_model.fn(window, spec, settings.training, threshold=0.5).model
+    ref = ModelVersionRef(name=MODEL, version="1", run_id="run-1")
+    manifest = score_partition.fn(
+        storage, spec, model, ref, days[3], "flow-run", settings.scoring, settings.gate
+    )
+    assert manifest.rows_scored == 400
+    scored = storage.read_table(catalog.predictions(MODEL, "1", days[3])).column(spec.id_column).to_pylist()
+    assert sorted(scored) == sorted(ids[-400:])
+
+    joined = labelled_predictions(storage, spec, MODEL, "1", [days[3]])
+    assert sorted(joined[spec.id_column]) == sorted(ids[-400:])
+    expected = frames[3].assign(**{spec.id_column: ids[-400:]}).set_index(spec.id_column)
+    assert (joined["target"].to_numpy() == expected.loc[joined[spec.id_column], "is_fraud"].to_numpy()).all()
+    snapshot = performance_snapshot(storage, spec, MODEL, "1", days, threshold=0.5)
+    assert snapshot.labelled_rows == 400 and 0.0 <= snapshot.metrics["roc_auc"] <= 1.0

@@ -156,7 +156,10 @@ def test_the_loops_effort_comes_from_its_ledger():
         RetrainDecision("2026-01-10", "suppressed", suppressed_because="cooldown"),
     ]
     ledger[0].compute_seconds = 2.5  # recorded by the retrain flow (older ledgers have none)
-    assert loop_effort(ledger) == Effort(retrains=2, promotions=1, compute_seconds=2.5)
+    assert loop_effort(ledger) == Effort(
+        retrains=2, promotions=1, compute_seconds=2.5, hindsight="none judged"
+    )
+    assert loop_effort(ledger, {"3": "worse", "5": "better"}).hindsight == "1 better, 1 worse"
 
 
 def test_the_comparison_holds_every_policy_on_the_same_rows_with_a_verdict(lake, spec, first_model):
@@ -253,3 +256,10 @@ def test_the_bootstrap_refuses_policies_scored_on_different_rows():
     shuffled = b.assign(target=b["target"].to_numpy()[::-1])  # same length, other rows
     with pytest.raises(ValueError, match="same rows"):
         paired_policies(a, shuffled, "accuracy", threshold=0.5)
+
+
+def test_hindsight_counts_final_verdicts_in_a_fixed_order():
+    from inferloop.tasks.monitoring.policy_comparison import hindsight_summary
+
+    assert hindsight_summary(["worse", "better", "better"]) == "2 better, 1 worse"
+    assert hindsight_summary([]) == "none judged"

@@ -96,6 +96,17 @@ def test_a_challenger_that_may_well_be_worse_is_refused_even_if_its_point_estima
     assert verdict == "reject" and "beats_champion" in reason and "interval" in reason
 
 
+def test_after_a_promotion_failed_in_hindsight_only_a_clearly_better_challenger_is_promoted():
+    failures = ["promotion of v3 over v2 in hindsight: worse"]
+    slightly = compared(0.72, days=10, rows_per_day=100, seed=6)
+    assert slightly.difference >= 0 and slightly.lower <= 0 < slightly.lower + 0.02  # passes normally
+    assert decide_promotion({"roc_auc": 0.8}, slightly, True, True, GATES)[0] == "promote"
+    verdict, reason, _ = decide_promotion({"roc_auc": 0.8}, slightly, True, True, GATES, failures)
+    assert verdict == "reject" and "clearly_better_after_failures" in reason and "v3 over v2" in reason
+    clearly = compared(0.85, days=10)
+    assert decide_promotion({"roc_auc": 0.8}, clearly, True, True, GATES, failures)[0] == "promote"
+
+
 COLUMNS = [
     {"name": "amount", "type": "double", "required": True},
     {"name": "channel", "type": "string", "required": True},

@@ -1,9 +1,11 @@
 from datetime import date
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from inferloop.core import catalog
+from inferloop.core.errors import InferloopError
 from inferloop.core.registry import ModelVersionRef
 from inferloop.core.settings import load_settings
 from inferloop.core.storage import lake_storage
@@ -109,3 +111,55 @@ def test_a_chunk_with_every_row_quarantined_is_skipped_not_scored(scored_setup):
         storage, spec, model, REF, day, "flow-run-1", settings.scoring, settings.gate
     )
     assert (manifest.rows_scored, manifest.rows_quarantined) == (1_500, 1_000)
+
+
+def with_ids(storage, spec, path: str, ids: pa.Array) -> pa.Table:
+    """Replace the ids of a partition file; returns the rewritten table."""
+    table = storage.read_table(path)
+    table = table.set_column(table.schema.get_field_index(spec.id_column), spec.id_column, ids)
+    storage.write_table(path, table)
+    return table
+
+
+@pytest.mark.parametrize(
+    "make_ids",
+    [
+        lambda n: pa.array([f"tx-{i}" for i in range(n)]),  # a source's own text ids
+        lambda n: pa.array([f"{i}.0" for i in range(n)]),  # float-looking text, kept as written
+        lambda n: pa.array([str(2**64 - 1 - i) for i in range(n)]),  # beyond int64, as import stores it
+        lambda n: pa.array(range(n), pa.int32()),  # narrower integers are written as int64
+    ],
+)
+def test_any_id_the_gate_accepts_is_scored_and_written_exactly(scored_setup, make_ids):
+    storage, spec, model, day = scored_setup
+    path = f"{spec.name}/date={day}/part-0.parquet"
+    source = with_ids(storage, spec, path, make_ids(2_500))
+    manifest = score(storage, spec, model, day)
+    output = storage.read_table(catalog.predictions(REF.name, REF.version, day))
+    assert manifest.rows_scored == output.num_rows == 2_500
+    assert output.column(spec.id_column).to_pylist() == source.column(spec.id_column).to_pylist()
+    id_type = output.schema.field(spec.id_column).type
+    assert id_type == (
+        pa.int64() if pa.types.is_integer(source.schema.field(spec.id_column).type) else pa.string()
+    )
+    # Each row's score is its own row's, matched by id.
+    frame = source.to_pandas().set_index(spec.id_column).loc[output.column(spec.id_column).to_pylist()]
+    expected = model.predict_proba(prepare_features(frame, spec))[:, 1]
+    assert output.column("score").to_numpy() == pytest.approx(expected)
+
+
+def test_files_of_one_day_with_integer_and_text_ids_are_a_clear_error(scored_setup):
+    storage, spec, model, day = scored_setup
+    path = f"{spec.name}/date={day}/part-0.parquet"
+    table = storage.read_table(path)
+    half = table.num_rows // 2
+    storage.write_table(path, table.slice(0, half))
+    text = table.slice(half)
+    column = text.schema.get_field_index(spec.id_column)
+    text = text.set_column(column, spec.id_column, pc.cast(text.column(column), pa.string()))
+    storage.write_table(f"{spec.name}/date={day}/part-import.parquet", text)
+    with pytest.raises(
+        InferloopError, match=r"hold ids of different types .*int64.*string.*import the day again"
+    ):
+        score(storage, spec, model, day)
+    assert not storage.exists(catalog.predictions(REF.name, REF.version, day))

@@ -1,0 +1,79 @@
+"""Before a command starts a flow: do the servers it will call answer?
+
+Without this, a Prefect API that refuses connections failed after ~17 s with a traceback (its
+client retries), a closed MLflow port after 36-69 s, and a port that accepts connections but never
+answers after minutes. Asked here once, with a short timeout, either is one line in seconds that
+names the setting to fix. Any HTTP answer counts, even 401: credentials are the clients' concern.
+"""
+
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from inferloop.core.errors import InferloopError
+from inferloop.core.settings import RegistrySettings, RunnerSettings
+
+TIMEOUT_SECONDS = 5.0
+
+
+class ServiceUnreachable(InferloopError, ConnectionError):
+    """A server the command needs does not answer; the message names the setting."""
+
+
+def check_answers(name: str, url: str, what_to_do: str, timeout: float = TIMEOUT_SECONDS) -> None:
+    """Raise ServiceUnreachable when `url` refuses the connection, cannot be resolved, or gives
+    no answer within `timeout` seconds."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):
+            return
+    except urllib.error.HTTPError:
+        return  # it answered
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        if isinstance(reason, TimeoutError | ConnectionError | socket.gaierror):
+            why = f"no answer within {timeout:g} s" if isinstance(reason, TimeoutError) else str(reason)
+            raise ServiceUnreachable(f"{name} at {url} does not answer ({why}): {what_to_do}") from error
+        # Anything else (TLS, a proxy, an odd URL) is left to the client, which says more.
+
+
+def check_prefect_api(environ: Mapping[str, str]) -> None:
+    """The Prefect API named by PREFECT_API_URL, when one is (else flows start a temporary one)."""
+    api = environ.get("PREFECT_API_URL", "").rstrip("/")
+    if api:
+        check_answers(
+            "The Prefect API",
+            f"{api}/health",
+            "start it (make up), or unset PREFECT_API_URL to run with a temporary one",
+        )
+
+
+def check_tracking_server(registry: RegistrySettings) -> None:
+    """The MLflow tracking server, when the tracking URI names one (not a local store)."""
+    uri = registry.tracking_uri.rstrip("/")
+    if uri.startswith(("http://", "https://")):
+        check_answers(
+            "The MLflow tracking server",
+            f"{uri}/health",
+            "start it (make up), or point INFERLOOP_TRACKING_URI at a running one",
+        )
+
+
+def check_dask_scheduler(runner: RunnerSettings, timeout: float = TIMEOUT_SECONDS) -> None:
+    """The Dask scheduler at `dask_address`, when the task runner is dask and names one (without
+    an address, a run starts its own local cluster)."""
+    if runner.task_runner != "dask" or not runner.dask_address:
+        return
+    address = urlsplit(
+        runner.dask_address if "://" in runner.dask_address else f"tcp://{runner.dask_address}"
+    )
+    try:
+        with socket.create_connection((address.hostname, address.port or 8786), timeout=timeout):
+            return
+    except (TimeoutError, ConnectionError, socket.gaierror) as error:
+        why = f"no answer within {timeout:g} s" if isinstance(error, TimeoutError) else str(error)
+        raise ServiceUnreachable(
+            f"The Dask scheduler at {runner.dask_address} does not answer ({why}): start it, pass "
+            "--dask-address of a running one, or use --runner thread"
+        ) from error

@@ -1,0 +1,350 @@
+"""The FastAPI application of `inferloop serve`.
+
+    POST /invocations   score rows (MLflow's dataframe_split, dataframe_records, inputs); scope `score`
+    GET  /health/live   the process answers
+    GET  /health/ready  200 once a model is loaded (and whether following @champion is stale), else 503
+    GET  /metrics       Prometheus metrics; scope `admin`
+    GET  /docs          the OpenAPI page (/openapi.json)
+
+Every answer to /invocations names its request id; a scored answer names the model version
+that scored it, and accounts for every row (rows_in = rows_scored + rows_rejected). Request
+bodies and keys are never logged.
+"""
+
+import asyncio
+import logging
+import time
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from inferloop.core.registry import Registry
+from inferloop.core.settings import Settings
+from inferloop.core.storage import lake_storage
+from inferloop.serving.batching import Coalescer, NoModelLoaded, ScoredRequest
+from inferloop.serving.champion import ChampionFollower, ServedModel
+from inferloop.serving.contract import (
+    FORMATS,
+    RequestContract,
+    RequestError,
+    inference_expectations,
+    parse_body,
+)
+from inferloop.serving.keys import ApiKey, KeyStore, read_keys
+from inferloop.serving.metrics import ServingMetrics
+from inferloop.serving.online_log import OnlineLog
+
+log = logging.getLogger("inferloop.serve")
+INLINE_BODY_BYTES = 64 * 1024  # larger bodies are parsed in a worker thread, off the event loop
+
+
+class ServingError(Exception):
+    """An answer other than 200, with its status, one-line message and headers."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    contract: RequestContract
+    keys: KeyStore
+    follower: ChampionFollower
+    online_log: OnlineLog
+    coalescer: Coalescer
+    metrics: ServingMetrics
+
+
+# -- response documentation (the OpenAPI page) --------------------------------------------------
+
+
+class RowResult(BaseModel):
+    id: int = Field(description="The row's id, as sent")
+    score: float | None = Field(None, description="Probability of the positive class (scored rows)")
+    label: int | None = Field(None, description="1 when score >= INFERLOOP_DECISION_THRESHOLD")
+    error: str | None = Field(None, description="Why the row was rejected (the data contract)")
+    failed_checks: list[str] | None = Field(None, description="The inference suite's checks it failed")
+
+
+class InvocationResponse(BaseModel):
+    predictions: list[RowResult] = Field(description="One entry per row, in request order")
+    model_name: str
+    model_version: str = Field(description="The registered version that scored these rows")
+    request_id: str
+    rows_in: int
+    rows_scored: int
+    rows_rejected: int
+
+
+class ErrorResponse(BaseModel):
+    error: str
+    request_id: str | None = None
+
+
+REQUEST_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "description": f"Exactly one of {', '.join(FORMATS)} (MLflow's scoring formats)",
+                "properties": {
+                    "dataframe_split": {
+                        "type": "object",
+                        "properties": {
+                            "columns": {"type": "array", "items": {"type": "string"}},
+                            "data": {"type": "array", "items": {"type": "array", "items": {}}},
+                        },
+                    },
+                    "dataframe_records": {"type": "array", "items": {"type": "object"}},
+                    "inputs": {"oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}]},
+                },
+            }
+        }
+    },
+}
+ERRORS = {
+    status: {"model": ErrorResponse, "description": text}
+    for status, text in {
+        400: "Malformed request or a schema error naming the column",
+        401: "No API key, or not a valid one",
+        403: "The key lacks the scope",
+        413: "Too many rows or bytes",
+        415: "Not application/json",
+        503: "No model loaded yet, or the online log's queue is full (retry later)",
+    }.items()
+}
+
+
+# -- the application ------------------------------------------------------------------------------
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    """Every part of the endpoint, not started."""
+    spec, registry_settings, serving = settings.dataset, settings.registry, settings.serving
+    metrics = ServingMetrics()
+    contract = RequestContract(spec, inference_expectations(spec, settings.gate))
+    registry = Registry(registry_settings.tracking_uri, registry_settings.model_name)
+
+    def swapped(old: ServedModel | None, new: ServedModel) -> None:
+        metrics.swapped(new.ref.name, old.ref.version if old else None, new.ref.version)
+
+    follower = ChampionFollower(
+        registry,
+        registry_settings.champion_alias,
+        serving.serve_poll_seconds,
+        on_swap=swapped,
+        on_check=lambda ok: metrics.stale.set(0 if ok else 1),
+    )
+    online_log = OnlineLog(
+        lake_storage(settings.lake),
+        registry_settings.model_name,
+        spec.time_column,
+        serving.serve_queue_rows,
+        serving.serve_flush_seconds,
+    )
+    coalescer = Coalescer(
+        contract,
+        follower,
+        online_log,
+        metrics,
+        settings.scoring.decision_threshold,
+        serving.serve_max_batch_rows,
+        serving.serve_max_wait_ms,
+    )
+    metrics.queue_rows.set_function(lambda: online_log.held_rows)
+    metrics.rows_written.set_function(lambda: online_log.rows_written)
+    metrics.seconds_since_check.set_function(lambda: follower.state().seconds_since_check or 0.0)
+    return Runtime(
+        settings, contract, KeyStore(serving.serve_keys_file), follower, online_log, coalescer, metrics
+    )
+
+
+def create_app(settings: Settings) -> FastAPI:
+    runtime: Runtime | None = None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        nonlocal runtime
+        runtime = await run_in_threadpool(build_runtime, settings)
+        if not read_keys(settings.serving.serve_keys_file):
+            log.warning(
+                "no API keys in %s: every request is refused until you add one with "
+                "`inferloop serve keys add NAME --scope score`",
+                settings.serving.serve_keys_file,
+            )
+        runtime.online_log.start()
+        runtime.coalescer.start()
+        runtime.follower.start()
+        yield
+        # In-flight requests are done (uvicorn waits for them): stop following, score what is
+        # queued, write every scored row.
+        runtime.follower.stop()
+        runtime.coalescer.stop()
+        runtime.online_log.close()
+        log.info("wrote %d online rows to the lake", runtime.online_log.rows_written)
+
+    app = FastAPI(
+        title="inferloop serve",
+        description="Scores rows with the model behind @champion, under the dataset's data contract.",
+        lifespan=lifespan,
+    )
+    bearer = HTTPBearer(auto_error=False, description="An API key: `inferloop serve keys add NAME`")
+
+    def require(scope: str):
+        # async: a plain function would run in a worker thread, a thread hop per request for a hash.
+        async def check(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> ApiKey:
+            if credentials is None or credentials.scheme.lower() != "bearer":
+                raise ServingError(
+                    401,
+                    "No API key: send the header 'Authorization: Bearer KEY' "
+                    "(create a key with `inferloop serve keys add NAME`)",
+                    {"WWW-Authenticate": "Bearer"},
+                )
+            key = runtime.keys.find(credentials.credentials)
+            if key is None:
+                raise ServingError(
+                    401,
+                    "The API key is not valid: use a key `inferloop serve keys add` printed",
+                    {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                )
+            if scope not in key.scopes:
+                raise ServingError(
+                    403,
+                    f"The key {key.name!r} lacks the {scope!r} scope: use a key created with --scope {scope}",
+                )
+            return key
+
+        return check
+
+    @app.exception_handler(ServingError)
+    async def serving_error(request: Request, error: ServingError) -> JSONResponse:
+        request_id = getattr(request.state, "request_id", None)
+        if request.url.path == "/invocations":
+            runtime.metrics.requests.labels(str(error.status)).inc()
+        return JSONResponse(
+            {"error": error.message, "request_id": request_id},
+            status_code=error.status,
+            headers=error.headers | ({"X-Request-ID": request_id} if request_id else {}),
+        )
+
+    @app.post(
+        "/invocations",
+        response_model=InvocationResponse,
+        responses=ERRORS,
+        openapi_extra={"requestBody": REQUEST_BODY},
+        summary="Score rows with the model behind @champion",
+    )
+    async def invocations(request: Request, key: ApiKey = Depends(require("score"))) -> Response:
+        started = time.perf_counter()
+        request.state.request_id = request_id = uuid.uuid4().hex
+        serving = settings.serving
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type != "application/json":
+            raise ServingError(415, f"Content-Type {media_type or '(none)'}: send application/json")
+        runtime.coalescer.active_requests += 1
+        try:
+            body = await _read_body(request, serving.serve_max_body_bytes)
+            try:
+                if len(body) <= INLINE_BODY_BYTES:
+                    rows = runtime.contract.typed(parse_body(body, serving.serve_max_request_rows))
+                else:
+                    rows = await run_in_threadpool(
+                        lambda: runtime.contract.typed(parse_body(body, serving.serve_max_request_rows))
+                    )
+            except RequestError as error:
+                raise ServingError(error.status, str(error)) from None
+            if runtime.follower.current is None:
+                raise ServingError(503, "No model is loaded yet: see /health/ready", {"Retry-After": "5"})
+            if not runtime.online_log.reserve(rows.num_rows):
+                raise ServingError(
+                    503,
+                    "The online log's queue is full (the lake is slow or away): retry shortly",
+                    {"Retry-After": "1"},
+                )
+            future = runtime.coalescer.submit(rows, request_id, rows.num_rows)
+            try:
+                scored = await asyncio.wrap_future(future)
+            except NoModelLoaded as error:
+                raise ServingError(503, str(error), {"Retry-After": "5"}) from None
+            answer = _answer(scored, rows.column(0).to_pylist(), request_id)
+            metrics = runtime.metrics
+            metrics.rows.labels("scored").inc(answer["rows_scored"])
+            metrics.rows.labels("rejected").inc(answer["rows_rejected"])
+            metrics.requests.labels("200").inc()
+            metrics.latency.observe(time.perf_counter() - started)
+            return JSONResponse(
+                answer, headers={"X-Request-ID": request_id, "X-Model-Version": scored.ref.version}
+            )
+        finally:
+            runtime.coalescer.active_requests -= 1
+
+    @app.get("/health/live", summary="The process answers")
+    async def live() -> dict:
+        return {"live": True}
+
+    @app.get("/health/ready", summary="A model is loaded (and whether following @champion is stale)")
+    async def ready() -> JSONResponse:
+        state = runtime.follower.state()
+        body = {"model_name": settings.registry.model_name, **asdict(state)}
+        return JSONResponse(body, status_code=200 if state.ready else 503)
+
+    @app.get("/metrics", summary="Prometheus metrics (scope admin)")
+    async def metrics(key: ApiKey = Depends(require("admin"))) -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ServingError(413, _too_large(int(declared), limit))
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ServingError(413, _too_large(len(body), limit))
+    return bytes(body)
+
+
+def _too_large(size: int, limit: int) -> str:
+    return (
+        f"The request body has {size} bytes or more, above INFERLOOP_SERVE_MAX_BODY_BYTES={limit}: split it"
+    )
+
+
+def _answer(scored: ScoredRequest, ids: list, request_id: str) -> dict[str, Any]:
+    verdicts = scored.verdicts
+    scores, labels = scored.scores.tolist(), scored.labels.tolist()
+    predictions, k = [], 0
+    for position, row_id in enumerate(ids):
+        failed = verdicts.failed.get(position)
+        if failed is None:
+            predictions.append({"id": row_id, "score": scores[k], "label": labels[k]})
+            k += 1
+        else:
+            predictions.append(
+                {"id": row_id, "error": f"failed {'; '.join(failed)}", "failed_checks": failed}
+            )
+    # MLflow's response key (keyword form: a `predictions` string literal reads as a lake path)
+    return dict(
+        predictions=predictions,
+        model_name=scored.ref.name,
+        model_version=scored.ref.version,
+        request_id=request_id,
+        rows_in=len(ids),
+        rows_scored=k,
+        rows_rejected=len(verdicts.failed),
+    )

@@ -1,0 +1,267 @@
+"""The data contract of one request: MLflow's request formats in, typed rows to score and
+rejected rows (with the checks they failed) out, as batch scoring applies it.
+
+- The columns and types come from the dataset spec (`inference_columns`): id, event time and
+  every feature, nothing else. A missing or unknown column, or a value of the wrong type, is a
+  `SchemaError` (HTTP 400) naming the column: the request as a whole cannot be read.
+- The row-level checks are the committed inference suite's `row` expectations, evaluated by the
+  gate's own vectorised functions (`tasks/gate/row_checks.py`): a failing row is rejected with the
+  names of the expectations it failed, the other rows are scored. Online rows land in the lake
+  partition of their own event day, so the suite's partition bounds on the event time do not
+  apply online (its not-null check does).
+- rows in = rows passed + rows rejected, for every request.
+"""
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from inferloop.core.dataset import DatasetSpec
+from inferloop.core.errors import InferloopError
+from inferloop.core.settings import GateSettings
+from inferloop.tasks.gate.expectations import gx_lock, load_suite, open_gx_context
+from inferloop.tasks.gate.row_checks import any_failed, describe_failed_rows, expectation_name, row_failures
+
+FORMATS = ("dataframe_split", "dataframe_records", "inputs")
+MAX_STRING_CHARS = 1_000  # a category, an id: longer strings are a client bug, not data
+# Online rows are partitioned by their own event day: the suite's per-partition time bounds
+# cannot fail (a missing bound is no bound).
+ONLINE_PARAMETERS = {"partition_start": None, "partition_end": None}
+
+
+class RequestError(InferloopError, ValueError):
+    """A request the endpoint refuses as a whole; `status` is the HTTP status to answer with."""
+
+    status = 400
+
+
+class SchemaError(RequestError):
+    """A column is missing, unknown or holds values of the wrong type."""
+
+
+class RequestTooLarge(RequestError):
+    status = 413
+
+
+@dataclass
+class RowVerdicts:
+    """The row checks' verdict on a table: which rows fail, and the names of what each failed."""
+
+    bad: np.ndarray  # bool per row
+    failed: dict[int, list[str]]  # row position -> names of the failed expectations
+
+    @property
+    def rows_rejected(self) -> int:
+        return len(self.failed)
+
+
+def parse_body(body: bytes, max_rows: int) -> dict[str, list]:
+    """The columns of a request body in one of MLflow's formats (`dataframe_split`,
+    `dataframe_records`, `inputs`), each a list of JSON values of the same length."""
+    formats = " or ".join(FORMATS)
+    if not body.strip():
+        raise RequestError(f"The request body is empty: send a JSON object with {formats}")
+    try:
+        payload = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise RequestError(f"The request body is not UTF-8 (byte {error.start}): send UTF-8 JSON") from error
+    except json.JSONDecodeError as error:
+        raise RequestError(
+            f"The request body is not valid JSON ({error.msg} at line {error.lineno} column {error.colno})"
+        ) from error
+    if not isinstance(payload, dict):
+        raise RequestError(f"The request body must be a JSON object with {formats}")
+    unknown = sorted(set(payload) - set(FORMATS))
+    given = [name for name in FORMATS if name in payload]
+    if unknown:
+        raise RequestError(f"Unknown field(s) {unknown} in the request: send exactly one of {formats}")
+    if len(given) != 1:
+        raise RequestError(f"Send exactly one of {formats} (got {given or 'none'})")
+    name = given[0]
+    data = payload[name]
+    if name == "dataframe_split":
+        columns = _split_columns(data)
+    elif isinstance(data, list):  # dataframe_records, or inputs as records
+        columns = _record_columns(data, name)
+    elif name == "inputs" and isinstance(data, dict):
+        columns = _dict_columns(data)
+    else:
+        raise RequestError(
+            f"{name} must be a list of row objects{' or an object of columns' * (name == 'inputs')}"
+        )
+    rows = len(next(iter(columns.values()))) if columns else 0
+    if rows == 0:
+        raise RequestError("The request holds no rows: send at least one")
+    if rows > max_rows:
+        raise RequestTooLarge(
+            f"The request holds {rows} rows, more than INFERLOOP_SERVE_MAX_REQUEST_ROWS={max_rows}: split it"
+        )
+    return columns
+
+
+def _split_columns(data) -> dict[str, list]:
+    if not isinstance(data, dict) or not isinstance(data.get("columns"), list):
+        raise RequestError('dataframe_split must be an object with "columns" and "data"')
+    unknown = sorted(set(data) - {"columns", "data", "index"})
+    if unknown:
+        raise RequestError(f"Unknown field(s) {unknown} in dataframe_split: it takes columns, data, index")
+    names, rows = data["columns"], data.get("data")
+    if not isinstance(rows, list) or any(not isinstance(row, list) for row in rows):
+        raise RequestError('dataframe_split "data" must be a list of rows, each a list of values')
+    _check_names(names)
+    width = len(names)
+    for position, row in enumerate(rows):
+        if len(row) != width:
+            raise RequestError(f"dataframe_split row {position} has {len(row)} values for {width} columns")
+    return {name: [row[i] for row in rows] for i, name in enumerate(names)}
+
+
+def _record_columns(records: list, name: str) -> dict[str, list]:
+    if any(not isinstance(record, dict) for record in records):
+        raise RequestError(f"{name} must be a list of row objects (column: value)")
+    names = list(dict.fromkeys(key for record in records for key in record))
+    _check_names(names)
+    return {column: [record.get(column) for record in records] for column in names}
+
+
+def _dict_columns(data: dict) -> dict[str, list]:
+    _check_names(list(data))
+    lengths = {len(v) if isinstance(v, list) else -1 for v in data.values()}
+    if -1 in lengths or len(lengths) > 1:
+        raise RequestError("inputs as an object must map every column to a list of values of one length")
+    return dict(data)
+
+
+def _check_names(names: list) -> None:
+    if any(not isinstance(name, str) for name in names):
+        raise RequestError("Column names must be strings")
+    if len(set(names)) != len(names):
+        raise RequestError("A column is named twice in the request")
+
+
+class RequestContract:
+    """The dataset spec's columns and types, and the inference suite's row checks."""
+
+    def __init__(self, spec: DatasetSpec, expectations: list):
+        self.spec = spec
+        self.expectations = [c for c in expectations if c.meta.get("severity") == "row"]
+        self.configs = {expectation_name(c): c for c in self.expectations}
+        self.schema = pa.schema(
+            [
+                (spec.id_column, pa.int64()),  # as batch scoring writes ids
+                (spec.time_column, pa.timestamp("us")),
+                *[
+                    (name, pa.float64() if kind == "numeric" else pa.string())
+                    for name, kind in spec.features.items()
+                ],
+            ]
+        )
+
+    def typed(self, columns: dict[str, list]) -> pa.Table:
+        """The request's rows as a table of the spec's columns and types; SchemaError naming the
+        column when one is missing, unknown or holds a value of the wrong type."""
+        spec = self.spec
+        expected = spec.inference_columns
+        if unknown := [c for c in columns if c not in expected]:
+            raise SchemaError(
+                f"Unknown column {unknown[0]!r}: the model takes {spec.id_column!r}, "
+                f"{spec.time_column!r} and the features {spec.feature_columns}"
+            )
+        if missing := [c for c in expected if c not in columns]:
+            raise SchemaError(f"Missing column {missing[0]!r}: every row needs {expected}")
+        arrays = [_id_array(spec.id_column, columns[spec.id_column])]
+        arrays.append(_time_array(spec.time_column, columns[spec.time_column]))
+        for name, kind in spec.features.items():
+            typed = _numeric_array if kind == "numeric" else _string_array
+            arrays.append(typed(name, columns[name]))
+        return pa.Table.from_arrays(arrays, schema=self.schema)
+
+    def row_verdicts(self, table: pa.Table) -> RowVerdicts:
+        """The inference suite's row checks on `table` (one request, or a coalesced batch)."""
+        masks = row_failures(table, self.expectations, ONLINE_PARAMETERS)
+        bad = any_failed(masks, table.num_rows)
+        bad_rows = bad.to_numpy(zero_copy_only=False)
+        failed: dict[int, list[str]] = {}
+        if bad_rows.any():
+            described = describe_failed_rows(table, self.configs, masks, bad)
+            positions = np.flatnonzero(bad_rows)
+            for position, names in zip(positions, described["_failed_expectations"], strict=True):
+                failed[int(position)] = names.split("; ")
+        return RowVerdicts(bad_rows, failed)
+
+    def model_input(self, passed: pa.Table) -> pd.DataFrame:
+        """The model's input of the passed rows: what `prepare_features` makes of them (spec
+        order, float64 numerics, str categoricals), which the typed columns already are, so
+        they go to pandas as they are (`prepare_features` took 9 ms on one row on a busy machine;
+        tests/serving/test_contract.py holds the two equal)."""
+        return passed.select(self.spec.feature_columns).to_pandas()
+
+
+def _type_error(column: str, position: int, value, expected: str) -> SchemaError:
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return SchemaError(f"Column {column!r} holds {shown} (row {position}): expected {expected}")
+
+
+def _id_array(column: str, values: list) -> pa.Array:
+    for position, value in enumerate(values):
+        if value is None:
+            raise SchemaError(f"Column {column!r} is empty in row {position}: every row needs an id")
+        if type(value) is not int or not -(2**63) <= value < 2**63:
+            raise _type_error(column, position, value, "an integer id")
+    if len(set(values)) != len(values):
+        seen = set()
+        duplicated = next(v for v in values if v in seen or seen.add(v))
+        raise SchemaError(f"Column {column!r} holds the id {duplicated!r} twice: ids must be unique")
+    return pa.array(values, type=pa.int64())
+
+
+def _time_array(column: str, values: list) -> pa.Array:
+    times = []
+    for position, value in enumerate(values):
+        if value is None:
+            times.append(None)
+            continue
+        try:
+            moment = datetime.fromisoformat(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError) as error:
+            raise _type_error(
+                column, position, value, "an ISO 8601 time such as 2026-01-06T12:00:00"
+            ) from error
+        if moment.tzinfo is not None:  # the lake keeps event times naive, in UTC, as feeds write them
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+        times.append(moment)
+    return pa.array(times, type=pa.timestamp("us"))
+
+
+def _numeric_array(column: str, values: list) -> pa.Array:
+    for position, value in enumerate(values):
+        if value is None or type(value) is float or (type(value) is int and abs(value) < 2**63):
+            continue
+        raise _type_error(column, position, value, "a number")
+    # NaN is missing (as in the lake); ±inf stays, and the suite's bounds reject it.
+    return pa.array(np.array(values, dtype=np.float64), type=pa.float64(), from_pandas=True)
+
+
+def _string_array(column: str, values: list) -> pa.Array:
+    for position, value in enumerate(values):
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise _type_error(column, position, value, "a string")
+        if len(value) > MAX_STRING_CHARS:
+            raise SchemaError(
+                f"Column {column!r} holds a string of {len(value)} characters (row {position}): "
+                f"at most {MAX_STRING_CHARS}"
+            )
+    return pa.array(values, type=pa.string())
+
+
+def inference_expectations(spec: DatasetSpec, gate: GateSettings) -> list:
+    """The committed inference suite's expectations, as the gate reads them."""
+    with gx_lock:
+        return list(load_suite(open_gx_context(gate), spec, "inference").expectation_configurations)

@@ -1,0 +1,129 @@
+"""Online rows feed the lake: every scored row, with its score, label, version, request id and
+time, appended to `catalog.online_predictions(model, event day)` by a background writer.
+
+The queue is bounded in rows: a request reserves room for its rows before it is scored and the
+room is freed once they are written (or rejected). When there is no room the endpoint answers
+503 rather than grow without bound. Rows are written every `serve_flush_seconds` and at
+shutdown, one file per flush and event day, each written under a hidden temporary name and
+renamed (`Storage.write_table`): a kill -9 loses at most the rows of the unflushed interval and
+never leaves a half-written file where readers look. When a write fails (the lake is away) the
+rows stay queued and the next flush tries again.
+"""
+
+import logging
+import threading
+import uuid
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from inferloop.core import catalog
+from inferloop.core.storage import Storage
+
+log = logging.getLogger("inferloop.serve")
+
+SCORE_COLUMNS = [
+    ("score", pa.float64()),
+    ("predicted_label", pa.int8()),
+    ("model_version", pa.string()),
+    ("request_id", pa.string()),
+    ("scored_at", pa.timestamp("us", tz="UTC")),
+]
+
+
+def online_schema(request_schema: pa.Schema) -> pa.Schema:
+    """The columns of an online predictions file: the request's typed columns, then the score."""
+    return pa.schema([*request_schema, *SCORE_COLUMNS])
+
+
+class OnlineLog:
+    """A bounded queue of scored rows and the thread that writes them to the lake."""
+
+    def __init__(
+        self, storage: Storage, model_name: str, time_column: str, capacity_rows: int, flush_seconds: float
+    ):
+        self.storage, self.model_name, self.time_column = storage, model_name, time_column
+        self.capacity_rows, self.flush_seconds = capacity_rows, flush_seconds
+        self._lock = threading.Lock()
+        self._flushing = threading.Lock()  # one flush at a time (the thread's and the final one)
+        self._pending: list[pa.Table] = []
+        self._held = 0  # rows reserved, queued or being written
+        self.rows_written = 0
+        self.files_written = 0
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def held_rows(self) -> int:
+        return self._held
+
+    def reserve(self, rows: int) -> bool:
+        """Room for `rows` more rows; False when the queue is full."""
+        with self._lock:
+            if self._held + rows > self.capacity_rows:
+                return False
+            self._held += rows
+            return True
+
+    def release(self, rows: int) -> None:
+        with self._lock:
+            self._held -= rows
+
+    def append(self, rows: pa.Table, reserved: int) -> None:
+        """Queue scored `rows` (of a reservation of `reserved` rows: the rest were rejected)."""
+        with self._lock:
+            if rows.num_rows:
+                self._pending.append(rows)
+            self._held -= reserved - rows.num_rows
+
+    def flush(self) -> int:
+        """Write the queued rows, one file per event day; returns the rows written."""
+        with self._flushing:
+            with self._lock:
+                taken, self._pending = self._pending, []
+            if not taken:
+                return 0
+            table = pa.concat_tables(taken)
+            try:
+                files = self._write(table)
+            except Exception as error:  # the lake is away: keep the rows for the next flush
+                with self._lock:
+                    self._pending = taken + self._pending
+                self.last_error = str(error)
+                log.warning("could not write %d online rows, will retry: %s", table.num_rows, error)
+                return 0
+            with self._lock:
+                self._held -= table.num_rows
+            self.rows_written += table.num_rows
+            self.files_written += files
+            self.last_error = None
+            return table.num_rows
+
+    def _write(self, table: pa.Table) -> int:
+        times = table.column(self.time_column)
+        scored = pc.cast(table.column("scored_at"), pa.timestamp("us"))
+        days = pc.cast(pc.coalesce(times, scored), pa.date32())  # a row without a time: its scoring day
+        part = f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}"
+        files = 0
+        for day in pc.unique(days).to_pylist():
+            rows = table.filter(pc.equal(days, pa.scalar(day, pa.date32())))
+            self.storage.write_table(catalog.online_predictions_file(self.model_name, day, part), rows)
+            files += 1
+        return files
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="online-log", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.flush_seconds):
+            self.flush()
+
+    def close(self) -> None:
+        """Stop the thread and write what is queued (at shutdown)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+        self.flush()

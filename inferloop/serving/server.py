@@ -1,0 +1,42 @@
+"""Runs the endpoint under uvicorn, on the configured interface and port (HTTPS when a
+certificate and key are configured)."""
+
+import logging
+import os
+import sys
+
+from inferloop.core.settings import Settings
+from inferloop.serving.app import create_app
+
+
+def serve(settings: Settings) -> None:
+    """Serve until SIGINT or SIGTERM; at shutdown, requests in flight finish and every scored row
+    is written to the lake."""
+    import uvicorn
+
+    _log_to_stderr()
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars in the log
+    serving = settings.serving
+    tls = {}
+    if serving.serve_tls_cert is not None:
+        tls = {"ssl_certfile": str(serving.serve_tls_cert), "ssl_keyfile": str(serving.serve_tls_key)}
+    uvicorn.run(
+        create_app(settings),
+        host=serving.serve_host,
+        port=serving.serve_port,
+        log_level="info",
+        timeout_graceful_shutdown=30,
+        **tls,
+    )
+
+
+def _log_to_stderr() -> None:
+    """The endpoint's own messages (versions loaded, registry problems, writes) beside uvicorn's;
+    they never include keys or request bodies."""
+    log = logging.getLogger("inferloop.serve")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False

@@ -1,0 +1,39 @@
+"""The hindsight verdict from the rows that followed a promotion (plain functions)."""
+
+import numpy as np
+import pytest
+
+from inferloop.tasks.monitoring.hindsight import HindsightVerdict, judge
+
+
+def scored(right_new: float, right_old: float, days: int = 8, rows_per_day: int = 100, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    rows = days * rows_per_day
+    target = rng.integers(0, 2, rows)
+    new = np.where(rng.random(rows) < right_new, target, 1 - target).astype(float)
+    old = np.where(rng.random(rows) < right_old, target, 1 - target).astype(float)
+    return target, new, old, np.repeat(np.arange(days), rows_per_day)
+
+
+@pytest.mark.parametrize(
+    ("right_new", "right_old", "expected"),
+    [(0.9, 0.7, "better"), (0.7, 0.9, "worse"), (0.8, 0.8, "no clear difference")],
+)
+def test_the_verdict_is_clear_only_when_the_interval_is(right_new, right_old, expected):
+    target, new, old, groups = scored(right_new, right_old)
+    verdict, comparison = judge(target, new, old, groups, "accuracy", 0.5)
+    assert verdict == expected
+    assert comparison["rows"] == 800 and comparison["groups"] == 8
+    assert (comparison["lower"] > 0) == (expected == "better") and (comparison["upper"] < 0) == (
+        expected == "worse"
+    )
+
+
+def test_the_description_says_what_was_compared_and_what_is_awaited():
+    pending = HindsightVerdict("4", "3", "pending", 120, 200)
+    assert pending.describe() == "promotion of v4 over v3: judged after 200 labelled rows (120 so far)"
+    target, new, old, groups = scored(0.7, 0.9)
+    verdict, comparison = judge(target, new, old, groups, "accuracy", 0.5)
+    text = HindsightVerdict("4", "3", verdict, 800, 200, comparison).describe()
+    assert text.startswith("promotion of v4 over v3 in hindsight: worse (accuracy 0.6987 vs 0.8912")
+    assert "on the 800 labelled rows that followed" in text
