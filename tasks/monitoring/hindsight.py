@@ -21,10 +21,16 @@ import numpy as np
 import pandas as pd
 
 from inferloop.core.dataset import DatasetSpec
+from inferloop.core.errors import InferloopError
 from inferloop.core.registry import ModelNotFound, ModelVersionRef
 from inferloop.core.settings import RegistrySettings, Settings
 from inferloop.core.storage import Storage
-from inferloop.tasks.data.feeds import join_on_ids, prepare_features, read_feature_partition
+from inferloop.tasks.data.feeds import (
+    MissingDataError,
+    join_on_ids,
+    prepare_features,
+    read_feature_partition,
+)
 from inferloop.tasks.model.comparison import paired_difference
 from inferloop.tasks.model.registry import load_model, model_registry
 from inferloop.tasks.model.training import positive_scores
@@ -34,13 +40,18 @@ JUDGED_MODES = ("auto", "approve")  # a person's move or a rollback is not a bet
 RECENT_PROMOTIONS = 3  # how many judged promotions raise the bar when one of them failed
 VERSIONS_SEARCHED = 20
 VERDICTS = {"clearly better": "better", "clearly worse": "worse"}  # else "no clear difference"
+NOT_JUDGED = "not judged"
+
+
+class MissingFeaturesError(InferloopError):
+    """Rows the champion scored have no features left to score them with the replaced version."""
 
 
 @dataclass
 class HindsightVerdict:
     champion_version: str
     replaced_version: str
-    verdict: str  # "pending" | "better" | "no clear difference" | "worse"
+    verdict: str  # "pending" | "better" | "no clear difference" | "worse" | "not judged"
     rows: int  # labelled rows scored by the champion since it was promoted
     needed_rows: int
     comparison: dict | None = None  # the paired MetricDifference, champion minus replaced
@@ -53,6 +64,8 @@ class HindsightVerdict:
         if self.verdict == "pending":
             return f"{subject}: judged after {self.needed_rows} labelled rows ({self.rows} so far)"
         c = self.comparison or {}
+        if self.verdict == NOT_JUDGED:
+            return f"{subject}: not judged ({c.get('reason', 'no reason recorded')})"
         return (
             f"{subject} in hindsight: {self.verdict} ({c.get('metric')} {c.get('a', 0):.4f} vs "
             f"{c.get('b', 0):.4f} on the {self.rows} labelled rows that followed, 80 % interval "
@@ -100,7 +113,7 @@ def replaced_scores(
     )
     aligned = join_on_ids(rows[[spec.id_column]], features, spec, validate="one_to_one")
     if len(aligned) != len(rows):
-        raise ValueError(f"{len(rows) - len(aligned)} judged rows have no features")
+        raise MissingFeaturesError(f"{len(rows) - len(aligned)} of the judged rows have no features")
     return positive_scores(load_model(registry, replaced), prepare_features(aligned, spec))
 
 
@@ -119,18 +132,24 @@ def promotion_hindsight(
     verdict = HindsightVerdict(champion.version, replaced_version, "pending", len(since_promotion), needed)
     if len(since_promotion) < needed:
         return verdict
-    spec = settings.dataset
     registry = model_registry(settings.registry)
-    replaced = registry.get_version(replaced_version)
     rows = since_promotion
-    verdict.verdict, verdict.comparison = judge(
-        rows["target"].to_numpy(),
-        rows["score"].to_numpy(float),
-        replaced_scores(storage, spec, settings.registry, replaced, rows),
-        rows["event_day"].astype(str).to_numpy(),
-        settings.monitoring.monitor_metric,
-        settings.scoring.decision_threshold,
-    )
+    try:
+        replaced = registry.get_version(replaced_version)
+        old_scores = replaced_scores(storage, settings.dataset, settings.registry, replaced, rows)
+    except (ModelNotFound, MissingDataError, MissingFeaturesError) as error:
+        # The replaced version or the rows' features are gone (deleted, retention): no verdict,
+        # recorded so that monitoring does not try again every day.
+        verdict.verdict, verdict.comparison = NOT_JUDGED, {"reason": str(error)}
+    else:
+        verdict.verdict, verdict.comparison = judge(
+            rows["target"].to_numpy(),
+            rows["score"].to_numpy(float),
+            old_scores,
+            rows["event_day"].astype(str).to_numpy(),
+            settings.monitoring.monitor_metric,
+            settings.scoring.decision_threshold,
+        )
     registry.tag_version(champion.version, {f"{TAG}.verdict": json.dumps(verdict.to_dict())})
     return verdict
 
@@ -145,7 +164,7 @@ def recent_failures(registry: RegistrySettings, latest_version: str) -> list[Hin
             recorded = models.version_tags(str(version)).get(f"{TAG}.verdict")
         except ModelNotFound:  # a deleted version: nothing to learn from it
             continue
-        if recorded and (verdict := HindsightVerdict(**json.loads(recorded))).verdict != "pending":
+        if recorded and (verdict := HindsightVerdict(**json.loads(recorded))).verdict != NOT_JUDGED:
             judged.append(verdict)
         if len(judged) == RECENT_PROMOTIONS:
             break

@@ -37,3 +37,8 @@ def test_the_description_says_what_was_compared_and_what_is_awaited():
     text = HindsightVerdict("4", "3", verdict, 800, 200, comparison).describe()
     assert text.startswith("promotion of v4 over v3 in hindsight: worse (accuracy 0.6987 vs 0.8912")
     assert "on the 800 labelled rows that followed" in text
+
+
+def test_a_promotion_that_cannot_be_judged_says_why():
+    gone = HindsightVerdict("4", "3", "not judged", 800, 200, {"reason": "v3 was deleted"})
+    assert gone.describe() == "promotion of v4 over v3: not judged (v3 was deleted)"
