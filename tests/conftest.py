@@ -11,6 +11,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# No timed assertions: a property-based example may take seconds on a shared, loaded machine.
+hypothesis_settings.register_profile("inferloop", deadline=None)
+hypothesis_settings.load_profile("inferloop")
 
 # Before inferloop (and so Prefect) is imported: all state goes to a throwaway directory.
 SESSION_DIR = Path(tempfile.mkdtemp(prefix="inferloop-tests-"))
