@@ -51,8 +51,9 @@ def monitor(
     day = day or logical_date()
     champion = resolve_alias(settings.registry, settings.registry.champion_alias)
     report = monitor_day(storage, settings, champion, day)
-    previous = find_alias(settings.registry, settings.registry.previous_champion_alias)
-    if failed_in_hindsight(report, settings.promotion.hindsight_action, previous):
+    if failed_in_hindsight(report, settings.promotion.hindsight_action) and restores_replaced(
+        find_alias(settings.registry, settings.registry.previous_champion_alias), report
+    ):
         rolled_back = rollback(decided_by=f"hindsight: {report.hindsight.describe()}", overrides=overrides)
         print(f"Rolled back to v{rolled_back.challenger_version}: {report.hindsight.describe()}")
         return RetrainDecision(day.isoformat(), "none", [f"rolled back: {report.hindsight.describe()}"])
@@ -82,17 +83,15 @@ def monitor(
     return decision
 
 
-def failed_in_hindsight(report: MonitoringReport, action: str, previous: ModelVersionRef | None) -> bool:
+def failed_in_hindsight(report: MonitoringReport, action: str) -> bool:
     """The champion's promotion did clearly worse than the version it replaced would have, and
-    that version is the one a rollback restores."""
-    verdict = report.hindsight
-    return (
-        action == "rollback"
-        and verdict is not None
-        and verdict.verdict == "worse"
-        and previous is not None
-        and previous.version == verdict.replaced_version
-    )
+    `hindsight_action` says to roll such a promotion back."""
+    return action == "rollback" and report.hindsight is not None and report.hindsight.verdict == "worse"
+
+
+def restores_replaced(previous: ModelVersionRef | None, report: MonitoringReport) -> bool:
+    """A rollback would restore the version the failed promotion replaced (not another one)."""
+    return previous is not None and previous.version == report.hindsight.replaced_version
 
 
 def summary(report: MonitoringReport, decision: RetrainDecision) -> str:

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.conftest import BIN, free_port, start_server
 
@@ -52,14 +51,6 @@ class Endpoint:
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode
-
-
-def register_model(tracking_uri: str, source, *aliases: str, model_name: str) -> str:
-    from tests.fixtures.pool import register
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("INFERLOOP_MODEL_NAME", model_name)
-        return register(tracking_uri, source, *aliases)
 
 
 def start_endpoint(

@@ -7,9 +7,9 @@ import threading
 import pyarrow.parquet as pq
 import pytest
 
+from tests.fixtures.pool import register
 from tests.serving.conftest import (
     feed_records,
-    register_model,
     start_endpoint,
     unique_model_name,
     wait_ready,
@@ -26,7 +26,7 @@ def lake_rows(lake):
 
 def test_kill_9_under_load_leaves_only_whole_files_of_rows_clients_saw(pool, mlflow_server, tmp_path):
     name = unique_model_name("crash")
-    version = register_model(mlflow_server, pool.before, "champion", model_name=name)
+    version = register(mlflow_server, pool.before, "champion", model_name=name)
     root = tmp_path / "serve"
     endpoint = start_endpoint(root, mlflow_server, name, {"INFERLOOP_SERVE_FLUSH_SECONDS": "0.2"})
     wait_ready(endpoint, version)

@@ -7,9 +7,9 @@ import math
 import pyarrow.parquet as pq
 import pytest
 
+from tests.fixtures.pool import register
 from tests.serving.conftest import (
     feed_records,
-    register_model,
     start_endpoint,
     unique_model_name,
     wait_ready,
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def endpoint(pool, mlflow_server, tmp_path_factory):
     name = unique_model_name("serve")
-    version = register_model(mlflow_server, pool.before, "champion", model_name=name)
+    version = register(mlflow_server, pool.before, "champion", model_name=name)
     served = start_endpoint(tmp_path_factory.mktemp("serve"), mlflow_server, name)
     served.version = version
     wait_ready(served, version)

@@ -15,9 +15,9 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.faults.switchable_endpoint import SwitchableEndpoint
+from tests.fixtures.pool import register
 from tests.serving.conftest import (
     feed_records,
-    register_model,
     start_endpoint,
     unique_model_name,
     wait_ready,
@@ -31,8 +31,8 @@ QUEUE_ROWS = 4_000  # nothing is written before shutdown: the queue fills
 @pytest.fixture(scope="module")
 def served(pool, mlflow_server, tmp_path_factory):
     name = unique_model_name("follow")
-    first = register_model(mlflow_server, pool.before, "champion", model_name=name)
-    second = register_model(mlflow_server, pool.after, model_name=name)
+    first = register(mlflow_server, pool.before, "champion", model_name=name)
+    second = register(mlflow_server, pool.after, model_name=name)
     registry = SwitchableEndpoint(int(mlflow_server.rsplit(":", 1)[1]))
     endpoint = start_endpoint(
         tmp_path_factory.mktemp("follow"),
