@@ -205,13 +205,17 @@ class Storage:
         fs = self.filesystem
         self._call("create", relative_file, fs.create_dir, posixpath.dirname(target))
         if self.is_s3:  # a single PUT: the object appears whole or not at all
-            with self._call("write", relative_file, fs.open_output_stream, target) as out:
-                out.write(data)
+            self._call("write", relative_file, self._put, target, data)
             return
         temp = f"{target}.{uuid.uuid4().hex}.tmp"
-        with self._call("write", relative_file, fs.open_output_stream, temp) as out:
+        self._call("write", relative_file, self._put, temp, data)
+        self._call("publish", relative_file, fs.move, temp, target)
+
+    def _put(self, target: str, data: bytes) -> None:
+        # Opening, writing and closing all stay inside the error translation: on S3 the
+        # upload happens at close, and that is where an outage surfaces.
+        with self.filesystem.open_output_stream(target) as out:
             out.write(data)
-        fs.move(temp, target)
 
     def read_json(self, relative_file: str) -> dict:
         return json.loads(self.read_bytes(relative_file))
