@@ -62,7 +62,7 @@ def batch_inference(
     models = {
         role: load_model(settings.registry, ref)
         for role, ref in scorers.items()
-        if not all(already_scored(storage, ref, day) for day in days)
+        if not all(already_scored(storage, spec, ref, day) for day in days)
     }
     flow_run_id = str(flow_run.id)
     # One task per partition (and model): with the Dask runner they score on different workers.

@@ -9,6 +9,7 @@ named `date=YYYY-MM-DD`. Layout:
     validation/<suite>/date=D/report.json                the gate's latest verdict on a partition
     quarantine/<suite>/date=D/part-0.parquet             rows the gate quarantined
     quarantine/import/<dataset>/part-<hash>.parquet      rows an import could not conform
+                                                         (not by day: retention leaves it alone)
     predictions/model=NAME/version=V/date=D/             scored rows (part-0.parquet) + _manifest.json
     monitoring/<dataset>/date=D/                         report.json, metrics.parquet, history.png
     monitoring/<dataset>/retrain_decisions/date=D/       decisions.json (the retrain ledger)
@@ -102,18 +103,23 @@ def labels_file(dataset: str, arrival_day: date, event_day: date) -> str:
 # The data-quality gate
 
 
-def validation_report(suite: str, day: date) -> str:
-    """The gate's latest verdict on a partition (monitoring reads it)."""
-    return f"{partition_dir(f'{VALIDATION}/{suite}', day)}/report.json"
+def validation_report(suite: str, day: date, part: str | None = None) -> str:
+    """The gate's latest verdict on a partition, or on its files named `part` that arrived late."""
+    return f"{partition_dir(f'{VALIDATION}/{suite}', day)}/{f'report-{part}' if part else 'report'}.json"
+
+
+def quarantine_table(suite: str) -> str:
+    """Every day's quarantine of a gate suite (`date=D` partitions)."""
+    return f"{QUARANTINE}/{suite}"
 
 
 def quarantine(suite: str, day: date) -> str:
     """The rows the gate quarantined from a partition, with their reasons."""
-    return partition_dir(f"{QUARANTINE}/{suite}", day)
+    return partition_dir(quarantine_table(suite), day)
 
 
-def quarantine_file(suite: str, day: date) -> str:
-    return f"{quarantine(suite, day)}/{DATA_FILE}"
+def quarantine_file(suite: str, day: date, part: str | None = None) -> str:
+    return f"{quarantine(suite, day)}/{f'{part}.parquet' if part else DATA_FILE}"
 
 
 def import_quarantine_file(dataset: str, source_sha256: str) -> str:
@@ -230,10 +236,20 @@ def online_requests(model: str, day: date) -> str:
     return partition_dir(f"{ONLINE}/{model}", day)
 
 
+def online_predictions_root() -> str:
+    """Where the online predictions of every model are (`model=NAME` directories)."""
+    return f"{ONLINE}/{PREDICTIONS}"
+
+
+def online_predictions_table(model: str) -> str:
+    """Every event day's online predictions of `model` (`date=D` partitions)."""
+    return f"{online_predictions_root()}/{MODEL_KEY}{model}"
+
+
 def online_predictions(model: str, day: date) -> str:
     """Rows the online endpoint scored for `model` (any version: a column says which), of event
     day `day`. Append-only: each flush adds one file, which appears whole or not at all."""
-    return partition_dir(f"{ONLINE}/{PREDICTIONS}/{MODEL_KEY}{model}", day)
+    return partition_dir(online_predictions_table(model), day)
 
 
 def online_predictions_file(model: str, day: date, part: str) -> str:

@@ -239,6 +239,13 @@ class Storage:
         with self._call("open", relative_file, self.filesystem.open_input_stream, target) as stream:
             return self._call("read", relative_file, stream.read)
 
+    def size(self, relative_file: str) -> int:
+        """A file's size in bytes, from its metadata (nothing is read)."""
+        info = self._call("stat", relative_file, self.filesystem.get_file_info, self.path(relative_file))
+        if info.type == pafs.FileType.NotFound:
+            raise StorageError(f"{self.uri(relative_file)} does not exist (stat)")
+        return info.size
+
     def is_file(self, relative: str) -> bool:
         info = self._call("stat", relative, self.filesystem.get_file_info, self.path(relative))
         return info.type == pafs.FileType.File
@@ -247,6 +254,11 @@ class Storage:
         fs = self.filesystem
         if self.exists(relative_dir):
             self._call("delete", relative_dir, fs.delete_dir, self.path(relative_dir))
+
+    def delete_file(self, relative_file: str) -> None:
+        """Delete one file; a file that is already gone is no error (a rerun finishes the job)."""
+        if self.is_file(relative_file):
+            self._call("delete", relative_file, self.filesystem.delete_file, self.path(relative_file))
 
 
 class AtomicParquetWriter:

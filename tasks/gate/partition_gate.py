@@ -62,8 +62,10 @@ class PartitionGate:
         purpose: Purpose,
         day: date,
         gate: GateSettings,
+        part: str | None = None,
     ):
         self.storage, self.spec, self.day = storage, spec, day
+        self.part = part  # files that arrived after the day was gated: their own report and quarantine
         self.suite_name = suite_name(spec, purpose)
         with gx_lock:
             self.context = open_gx_context(gate)
@@ -209,9 +211,11 @@ class PartitionGate:
         )
         if report.rows_in != report.rows_passed + report.rows_quarantined + report.rows_refused:
             raise AssertionError(f"Gate accounting broken: {report}")
-        self.storage.write_json(catalog.validation_report(self.suite_name, self.day), report.to_dict())
+        self.storage.write_json(
+            catalog.validation_report(self.suite_name, self.day, self.part), report.to_dict()
+        )
         if not report.refused and self.quarantined:
-            path = catalog.quarantine_file(self.suite_name, self.day)
+            path = catalog.quarantine_file(self.suite_name, self.day, self.part)
             self.storage.write_table(
                 path, pa.Table.from_pandas(pd.concat(self.quarantined), preserve_index=False)
             )

@@ -1,10 +1,12 @@
 """Scoring one daily partition with a pinned model version: streamed, atomic, idempotent."""
 
+import hashlib
+import posixpath
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import TypeVar
 
@@ -46,6 +48,9 @@ class ScoringManifest:
     rows_quarantined: int
     quarantine_uri: str | None = None
     files: list[dict] = field(default_factory=list)
+    # The feature files scored (name, path, bytes, sha256); None in manifests written before
+    # inputs were listed.
+    inputs: list[dict] | None = None
     scored_at: str = ""
     seconds: float = 0.0
     reused: bool = False  # True when an earlier run had already scored this partition
@@ -56,9 +61,33 @@ class ScoringManifest:
         return self.rows_scored / self.seconds if self.seconds else 0.0
 
 
-def already_scored(storage: Storage, ref: ModelVersionRef, day: date) -> bool:
-    """True when `ref` has a complete predictions partition for `day` (its manifest exists)."""
-    return storage.exists(catalog.predictions_manifest(ref.name, ref.version, day))
+def already_scored(storage: Storage, spec: DatasetSpec, ref: ModelVersionRef, day: date) -> bool:
+    """True when `ref` has a complete predictions partition for `day` (its manifest exists) that
+    covers every file the day's feature partition holds now (no file arrived after it)."""
+    manifest_path = catalog.predictions_manifest(ref.name, ref.version, day)
+    if not storage.exists(manifest_path):
+        return False
+    previous = ScoringManifest(**storage.read_json(manifest_path))
+    return not late_files(storage, spec, previous, day)
+
+
+def late_files(storage: Storage, spec: DatasetSpec, scored: ScoringManifest, day: date) -> list[str]:
+    """The day's feature files that `scored` did not cover: files that arrived after the day was
+    scored. A covered file whose size changed since is an error naming it (its predictions
+    would no longer be its rows'); a covered file that is gone (retention) is fine."""
+    if scored.inputs is None:  # written before manifests listed their inputs: covers the day
+        return []
+    covered = {entry["name"]: entry for entry in scored.inputs}
+    files = partition_files(storage, spec, day)
+    for relative in files:
+        entry = covered.get(posixpath.basename(relative))
+        if entry and storage.size(relative) != entry["bytes"]:
+            raise InferloopError(
+                f"{storage.uri(relative)} changed after it was scored on {scored.scored_at} "
+                f"({entry['bytes']} bytes then): put late rows in a new file of the partition, "
+                f"or delete {scored.output_uri} to score the day again"
+            )
+    return [f for f in files if posixpath.basename(f) not in covered]
 
 
 def _constant(value: str, rows: int) -> pa.DictionaryArray:
@@ -84,25 +113,122 @@ def score_partition(
     on the same traffic so promotion can compare both later.
 
     Writes `predictions/model=NAME/version=V/date=D/part-0.parquet` (id, score, predicted
-    label, lineage), the gate's quarantine, and then `_manifest.json`. Keyed on (partition,
-    model version): when the manifest already exists nothing is recomputed or rewritten. A
-    refused partition (BatchRefusedError) publishes nothing.
+    label, lineage), the gate's quarantine, and then `_manifest.json`, which lists the input
+    files it covers with their checksums. Keyed on (partition, model version): when the
+    manifest already covers every file of the day nothing is recomputed or rewritten; files
+    that arrived later are gated and scored on their own (a data file named after them) and
+    added to the manifest, so each row is scored exactly once. A refused partition
+    (BatchRefusedError) publishes nothing.
     """
     out_dir = catalog.predictions(ref.name, ref.version, day)
     manifest_path = catalog.manifest(out_dir)
+    previous = None
     if storage.exists(manifest_path):
-        return ScoringManifest(**{**storage.read_json(manifest_path), "reused": True})
+        previous = ScoringManifest(**storage.read_json(manifest_path))
+        input_files = late_files(storage, spec, previous, day)
+        if not input_files:
+            return replace(previous, reused=True, validation=None)
+        part = "part-" + hashlib.sha256("\n".join(input_files).encode()).hexdigest()[:16]
+        _sweep_unlisted(storage, previous, out_dir)
+    else:
+        input_files, part = partition_files(storage, spec, day), None
     if model is None:
         raise InferloopError(
-            f"{storage.uri(manifest_path)} disappeared after the run found {day} scored; rerun it"
+            f"{day}'s predictions or feature files changed after this run found the day scored "
+            f"({storage.uri(manifest_path)}): rerun it"
         )
-
-    input_files = partition_files(storage, spec, day)
-    id_type = prediction_id_type(storage, spec, input_files)
-    gate = PartitionGate(storage, spec, "inference", day, gate_settings)
+    data_file = f"{out_dir}/{part}.parquet" if part else catalog.predictions_file(ref.name, ref.version, day)
     started = time.perf_counter()
     scored_at = datetime.now(UTC).replace(microsecond=0).isoformat()
-    data_file = catalog.predictions_file(ref.name, ref.version, day)
+    with ThreadPoolExecutor(1, thread_name_prefix="input-checksums") as hashing:
+        # Inputs are hashed while they are scored (hashing releases the GIL).
+        checksums = [hashing.submit(storage.sha256, f) for f in input_files]
+        report, rows_scored = _score_files(
+            storage,
+            spec,
+            model,
+            ref,
+            day,
+            input_files,
+            data_file,
+            part,
+            [flow_run_id, scored_at, role],
+            scoring,
+            gate_settings,
+        )
+        inputs = [
+            {
+                "name": posixpath.basename(f),
+                "path": storage.uri(f),
+                "sha256": c.result()[0],
+                "bytes": c.result()[1],
+            }
+            for f, c in zip(input_files, checksums, strict=True)
+        ]
+    checksum, size = storage.sha256(data_file)
+    manifest = ScoringManifest(
+        dataset=spec.name,
+        partition_date=day.isoformat(),
+        model_name=ref.name,
+        model_version=ref.version,
+        model_run_id=ref.run_id,
+        role=role,
+        flow_run_id=flow_run_id,
+        input_uri=storage.uri(catalog.features(spec.name, day)),
+        output_uri=storage.uri(out_dir),
+        rows_in=report.rows_in,
+        rows_scored=rows_scored,
+        rows_quarantined=report.rows_quarantined,
+        quarantine_uri=report.quarantine_uri,
+        files=[{"path": storage.uri(data_file), "bytes": size, "sha256": checksum}],
+        inputs=inputs,
+        scored_at=scored_at,
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    if previous is not None:  # the late files' rows join the day's earlier ones
+        manifest = replace(
+            manifest,
+            rows_in=previous.rows_in + manifest.rows_in,
+            rows_scored=previous.rows_scored + manifest.rows_scored,
+            rows_quarantined=previous.rows_quarantined + manifest.rows_quarantined,
+            quarantine_uri=manifest.quarantine_uri or previous.quarantine_uri,
+            files=previous.files + manifest.files,
+            inputs=previous.inputs + manifest.inputs,
+        )
+    if manifest.rows_in != manifest.rows_scored + manifest.rows_quarantined:
+        raise AssertionError(f"Row accounting broken for {day}: {manifest}")
+    storage.write_json(manifest_path, asdict(manifest))
+    manifest.validation = report
+    return manifest
+
+
+def _sweep_unlisted(storage: Storage, manifest: ScoringManifest, out_dir: str) -> None:
+    """Delete data files the manifest does not list: a run that died between writing late
+    files' scores and the manifest left them, and readers would count their rows twice."""
+    listed = {posixpath.basename(entry["path"]) for entry in manifest.files}
+    for relative in storage.data_files(out_dir):
+        if posixpath.basename(relative) not in listed:
+            storage.delete_file(relative)
+
+
+def _score_files(
+    storage: Storage,
+    spec: DatasetSpec,
+    model,
+    ref: ModelVersionRef,
+    day: date,
+    input_files: list[str],
+    data_file: str,
+    part: str | None,
+    run: list[str],  # flow run id, scored at, role
+    scoring: ScoringSettings,
+    gate_settings: GateSettings,
+) -> tuple[ValidationReport, int]:
+    """Gate `input_files` as one batch and write their passing rows' scores to `data_file`;
+    the gate's report and the rows scored. A refusal publishes nothing."""
+    flow_run_id, scored_at, role = run
+    id_type = prediction_id_type(storage, spec, input_files)
+    gate = PartitionGate(storage, spec, "inference", day, gate_settings, part=part)
     with (
         storage.open_parquet_writer(data_file, _output_schema(spec, id_type)) as writer,
         ThreadPoolExecutor(1, thread_name_prefix="write-predictions") as background_writer,
@@ -138,30 +264,7 @@ def score_partition(
         if written is not None:
             written.result()
         report = decide(gate)  # inside the writer: a refusal publishes no predictions
-    checksum, size = storage.sha256(data_file)
-    manifest = ScoringManifest(
-        dataset=spec.name,
-        partition_date=day.isoformat(),
-        model_name=ref.name,
-        model_version=ref.version,
-        model_run_id=ref.run_id,
-        role=role,
-        flow_run_id=flow_run_id,
-        input_uri=storage.uri(catalog.features(spec.name, day)),
-        output_uri=storage.uri(out_dir),
-        rows_in=report.rows_in,
-        rows_scored=writer.rows,
-        rows_quarantined=report.rows_quarantined,
-        quarantine_uri=report.quarantine_uri,
-        files=[{"path": storage.uri(data_file), "bytes": size, "sha256": checksum}],
-        scored_at=scored_at,
-        seconds=round(time.perf_counter() - started, 3),
-    )
-    if manifest.rows_in != manifest.rows_scored + manifest.rows_quarantined:
-        raise AssertionError(f"Row accounting broken for {day}: {manifest}")
-    storage.write_json(manifest_path, asdict(manifest))
-    manifest.validation = report
-    return manifest
+    return report, writer.rows
 
 
 def model_inputs(

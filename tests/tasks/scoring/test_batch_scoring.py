@@ -14,7 +14,7 @@ from inferloop.tasks.data.synthetic import GeneratorConfig
 from inferloop.tasks.gate.partition_gate import gate_training_window
 from inferloop.tasks.gate.validation import BatchRefusedError
 from inferloop.tasks.model.training import fit_model
-from inferloop.tasks.scoring.batch_scoring import score_partition
+from inferloop.tasks.scoring.batch_scoring import already_scored, score_partition
 
 REF = ModelVersionRef(name="m", version="3", run_id="run-abc")
 
@@ -163,3 +163,57 @@ def test_files_of_one_day_with_integer_and_text_ids_are_a_clear_error(scored_set
     ):
         score(storage, spec, model, day)
     assert not storage.exists(catalog.predictions(REF.name, REF.version, day))
+
+
+def add_late_file(storage, spec, day, rows: int, name: str = "part-late.parquet") -> pa.Table:
+    """A file of `rows` new rows (fresh ids) put into a day's feature partition after it was scored."""
+    source = storage.read_table(catalog.features_file(spec.name, day)).slice(0, rows)
+    ids = pc.add(source.column(spec.id_column), 10**9)
+    late = source.set_column(source.schema.get_field_index(spec.id_column), spec.id_column, ids)
+    storage.write_table(f"{catalog.features(spec.name, day)}/{name}", late)
+    return late
+
+
+def test_a_file_that_arrives_after_its_day_was_scored_is_scored_exactly_once(scored_setup):
+    storage, spec, model, day = scored_setup
+    first = score(storage, spec, model, day)
+    assert [entry["name"] for entry in first.inputs] == ["part-0.parquet"]
+    assert already_scored(storage, spec, REF, day)
+    late = add_late_file(storage, spec, day, rows=300)
+    assert not already_scored(storage, spec, REF, day)
+
+    second = score(storage, spec, model, day)
+    assert not second.reused
+    assert second.rows_in == second.rows_scored + second.rows_quarantined == 2_800
+    assert [entry["name"] for entry in second.inputs] == ["part-0.parquet", "part-late.parquet"]
+    late_input = f"{catalog.features(spec.name, day)}/part-late.parquet"
+    assert (second.inputs[1]["sha256"], second.inputs[1]["bytes"]) == storage.sha256(late_input)
+    assert len(second.files) == 2 and second.files[0] == first.files[0]
+    output = storage.read_table(catalog.predictions(REF.name, REF.version, day)).to_pandas()
+    source_ids = storage.read_table(catalog.features(spec.name, day)).column(spec.id_column).to_pylist()
+    assert sorted(output[spec.id_column]) == sorted(source_ids)  # each row once, none missing
+    assert set(late.column(spec.id_column).to_pylist()) <= set(output[spec.id_column])
+
+    third = score(storage, spec, model, day)
+    assert third.reused and third.files == second.files
+    assert len(storage.read_table(catalog.predictions(REF.name, REF.version, day))) == 2_800
+
+
+def test_scores_of_late_files_left_by_a_crashed_run_are_replaced_not_counted_twice(scored_setup):
+    storage, spec, model, day = scored_setup
+    score(storage, spec, model, day)
+    add_late_file(storage, spec, day, rows=100)
+    out_dir = catalog.predictions(REF.name, REF.version, day)
+    # A run that died after writing a late file's scores, before the manifest listed them.
+    storage.write_table(f"{out_dir}/part-0123456789abcdef.parquet", storage.read_table(out_dir).slice(0, 50))
+    manifest = score(storage, spec, model, day)
+    assert len(storage.read_table(out_dir)) == manifest.rows_scored == 2_600
+
+
+def test_a_scored_file_that_changed_is_a_clear_error_naming_it(scored_setup):
+    storage, spec, model, day = scored_setup
+    score(storage, spec, model, day)
+    features_file = catalog.features_file(spec.name, day)
+    storage.write_table(features_file, storage.read_table(features_file).slice(0, 2_000))
+    with pytest.raises(InferloopError, match=r"part-0.parquet changed after it was scored .* new file"):
+        score(storage, spec, model, day)
