@@ -299,6 +299,24 @@ def rollback():
 
 
 @app.command()
+def unlock(
+    name: Annotated[str, typer.Argument(help="The lock an error named, e.g. inferloop-promotion")],
+):
+    """Free a lock whose holder is gone (a killed promote or retrain); the error that named
+    the lock says who held it."""
+
+    def body():
+        from inferloop.runtime.locks import free_lock, lock_holder
+
+        holder = lock_holder(name)
+        free_lock(name)
+        held = f" (held by pid {holder['pid']} on {holder['host']} since {holder['since']})" if holder else ""
+        console.print(f"Freed the lock '{name}'{held}", markup=False)
+
+    run_cli_command(body)
+
+
+@app.command()
 def infer(
     date_: Annotated[
         date | None,

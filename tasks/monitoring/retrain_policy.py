@@ -101,8 +101,12 @@ def degradation_onset(history: list[MonitoringReport], monitoring: MonitoringSet
 def storm_guard(
     decision: RetrainDecision, ledger: list[RetrainDecision], policy: RetrainSettings, day: date
 ) -> RetrainDecision:
-    """Suppress a retrain that would break the cooldown or the daily cap."""
-    retrains = [d for d in ledger if d.action == "retrain"]
+    """Suppress a retrain that would break the cooldown or the daily cap.
+
+    Only finished retrains count (their outcome is recorded, a failure included): one without
+    an outcome is either running, and then its run holds the retrain lock under which this
+    verdict is taken again before training, or it was killed and never trained anything."""
+    retrains = [d for d in ledger if d.action == "retrain" and d.outcome]
     if sum(d.day == day.isoformat() for d in retrains) >= policy.max_retrains_per_day:
         decision.action = "suppressed"
         decision.suppressed_because = (

@@ -36,6 +36,9 @@ def _apply(registry_settings: RegistrySettings, decision: PromotionDecision) -> 
             f"@{registry_settings.champion_alias} moved to v{current_version} while this decision was "
             f"made on v{decision.champion_version}: rerun promote"
         )
+    # The record first: a run killed in between leaves a decision whose alias did not move
+    # (rerun promote), never a champion that moved with no decision recorded.
+    registry.tag_version(decision.challenger_version, decision_tags(decision))
     if decision.promoted:
         if current_version and current_version != decision.challenger_version:
             registry.set_alias(registry_settings.previous_champion_alias, current_version)
@@ -44,7 +47,6 @@ def _apply(registry_settings: RegistrySettings, decision: PromotionDecision) -> 
             registry_settings, registry_settings.challenger_alias
         ) == (decision.challenger_version):
             registry.delete_alias(registry_settings.challenger_alias)
-    registry.tag_version(decision.challenger_version, decision_tags(decision))
     return decision
 
 

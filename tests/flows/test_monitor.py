@@ -81,7 +81,11 @@ def test_a_confirmed_breach_saves_the_report_and_asks_for_a_retrain(degraded):
 def test_a_trigger_the_storm_guard_blocks_is_recorded_as_suppressed(degraded):
     settings, storage, version, _ = degraded
     earlier = RetrainDecision(
-        DAY.isoformat(), "retrain", ["a retrain already ran today"], champion_version=version
+        DAY.isoformat(),
+        "retrain",
+        ["a retrain already ran today"],
+        champion_version=version,
+        outcome="v9 reject",
     )
     record(storage, settings.dataset.name, earlier)
 

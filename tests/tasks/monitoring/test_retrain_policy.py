@@ -46,7 +46,7 @@ def report(
 
 
 def retrain_on(n: int) -> RetrainDecision:
-    return RetrainDecision(day(n).isoformat(), "retrain", [DRIFT], champion_version="3")
+    return RetrainDecision(day(n).isoformat(), "retrain", [DRIFT], champion_version="3", outcome="v4 promote")
 
 
 POLICY = load_settings(
@@ -128,6 +128,12 @@ def test_suppressed_decisions_do_not_start_a_cooldown():
     )
 
 
+def test_a_retrain_killed_before_it_finished_does_not_count_for_the_guard():
+    killed = RetrainDecision(day(4).isoformat(), "retrain", [DRIFT], champion_version="3")  # no outcome
+    decision = decide_retrain([report(4), report(5)], [killed], POLICY.retrain, POLICY.monitoring, day(5))
+    assert decision.action == "retrain"
+
+
 def test_the_daily_cap_suppresses_a_second_retrain_on_the_same_day():
     no_cooldown = load_settings(confirm_days=2, retrain_cooldown_days=0, max_retrains_per_day=1)
     history = [report(1), report(2)]
@@ -200,6 +206,7 @@ def test_simulated_days_never_retrain_inside_the_cooldown_or_above_the_daily_cap
         for _ in range(calls_per_day):
             decision = decide_retrain(history, ledger, settings.retrain, settings.monitoring, day(n))
             if decision.action != "none":
+                decision.outcome = "v2 promote" if decision.action == "retrain" else ""
                 ledger.append(decision)
     retrain_days = [date.fromisoformat(d.day) for d in ledger if d.action == "retrain"]
     assert max(Counter(retrain_days).values(), default=0) <= cap
