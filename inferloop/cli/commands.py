@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 from inferloop.core.offline import check_state_dir, prepare_process
+from inferloop.runtime.debris import mark_children, sweep
 
 prepare_process()  # the CLI is an entry point: before typer, rich or anything heavy is imported
 
@@ -111,7 +112,10 @@ def run_cli_command(fn):
         _warn_about_unknown_settings()
         # Before Prefect is imported (it warns about a home it cannot create) and before a flow
         # starts its temporary API: a bad state dir or setting fails in a second, naming it.
-        check_state_dir()
+        state_dir = check_state_dir()
+        # What a command killed with kill -9 left (its temporary Prefect API, its GX copy).
+        sweep(Path(os.environ.get("INFERLOOP_GX_RUNTIME_DIR", state_dir / "gx")))
+        mark_children()
         # The command is the function that defined `fn` (its body): `infer.<locals>.body`.
         _check_settings(fn.__qualname__.split(".")[0])
         hide_tracebacks_of_known_errors()  # in Prefect's logs of a failed run, too

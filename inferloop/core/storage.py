@@ -7,10 +7,13 @@ first (atomically: temp name + rename locally, whole-object upload on S3), the m
 
 import hashlib
 import json
+import os
 import posixpath
+import re
+import socket
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date
 from urllib.parse import urlparse
@@ -21,6 +24,7 @@ import pyarrow.parquet as pq
 
 from inferloop.core import catalog
 from inferloop.core.errors import InferloopError
+from inferloop.core.owners import is_gone
 from inferloop.core.settings import LakeSettings
 
 
@@ -279,11 +283,24 @@ class AtomicParquetWriter:
         fs = self.storage.filesystem
         self.target = self.storage.path(self.relative_file)
         directory, name = posixpath.split(self.target)
-        self.temp = f"{directory}/.{name}.{uuid.uuid4().hex}.tmp"
+        # The writer's host and pid in the name: a later writer of the same file removes the
+        # temp files of writers killed on this host (readers never see them).
+        self.temp = f"{directory}/.{name}.{uuid.uuid4().hex[:12]}.{os.getpid()}@{socket.gethostname()}.tmp"
         self.storage._call("create", self.relative_file, fs.create_dir, directory)
+        self._sweep_killed_writers(directory, name)
         self._stream = self.storage._call("write", self.relative_file, fs.open_output_stream, self.temp)
         self._writer = pq.ParquetWriter(self._stream, self.schema, compression="zstd")
         return self
+
+    def _sweep_killed_writers(self, directory: str, name: str) -> None:
+        pattern = re.compile(rf"^\.{re.escape(name)}\.[0-9a-f]{{12}}\.(\d+)@(.+)\.tmp$")
+        fs = self.storage.filesystem
+        selector = pafs.FileSelector(directory, allow_not_found=True)
+        for info in self.storage._call("list", self.relative_file, fs.get_file_info, selector):
+            found = pattern.match(info.base_name)
+            if found and is_gone(found.group(2), int(found.group(1))):
+                with suppress(OSError):  # another writer swept it first
+                    fs.delete_file(info.path)
 
     def write_table(self, table: pa.Table) -> None:
         self.storage._call("write", self.relative_file, self._writer.write_table, table)

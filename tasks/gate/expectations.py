@@ -18,7 +18,9 @@ import pandas as pd
 
 from inferloop.core.dataset import DatasetSpec
 from inferloop.core.errors import InferloopError
+from inferloop.core.owners import owner_mark
 from inferloop.core.settings import GateSettings
+from inferloop.runtime.debris import OWNER_FILE
 
 DATASOURCE, ASSET, BATCH_DEFINITION = "dataframes", "partition", "whole_partition"
 Purpose = Literal["training", "inference"]
@@ -77,6 +79,7 @@ def open_gx_context(gate: GateSettings):
             gate.gx_runtime_dir.mkdir(parents=True, exist_ok=True)
             workspace = Path(tempfile.mkdtemp(prefix="project-", dir=gate.gx_runtime_dir))
             atexit.register(shutil.rmtree, workspace, ignore_errors=True)
+            (workspace / OWNER_FILE).write_text(owner_mark())  # swept by the next command if killed
             shutil.copytree(gate.expectations_dir / "gx", workspace / "gx")
             _workspaces[key] = _file_context(workspace, gate)
             _committed[str(_workspaces[key].root_directory)] = gate.expectations_dir
