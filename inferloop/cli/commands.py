@@ -39,6 +39,20 @@ serve_app.add_typer(serve_keys_app, name="keys")
 console = Console(width=None if sys.stdout.isatty() else 160)
 warnings_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
+VERBOSE = "INFERLOOP_VERBOSE"
+
+
+@app.callback()
+def main(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also show Prefect's run logs and the libraries' messages")
+    ] = False,
+):
+    """inferloop: data gate, registry, batch inference and retraining."""
+    if verbose:
+        os.environ[VERBOSE] = "1"
+
+
 DateOption = Annotated[date | None, typer.Option(formats=["%Y-%m-%d"])]
 YesterdayOption = Annotated[
     date | None, typer.Option("--date", formats=["%Y-%m-%d"], help="Default: yesterday")
@@ -106,7 +120,7 @@ def _warn_about_unknown_settings() -> None:
 
 def run_cli_command(fn):
     """Run a command body; known errors print their message (no traceback) and exit 1."""
-    from inferloop.runtime.terminal_logs import hide_tracebacks_of_known_errors
+    from inferloop.runtime.terminal_logs import configure_terminal
 
     try:
         _warn_about_unknown_settings()
@@ -118,7 +132,7 @@ def run_cli_command(fn):
         mark_children()
         # The command is the function that defined `fn` (its body): `infer.<locals>.body`.
         _check_settings(fn.__qualname__.split(".")[0])
-        hide_tracebacks_of_known_errors()  # in Prefect's logs of a failed run, too
+        configure_terminal(verbose=os.environ.get(VERBOSE) == "1")
         return fn()
     except InferloopError as error:
         _fail(error)

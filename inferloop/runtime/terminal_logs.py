@@ -1,11 +1,18 @@
-"""What a failed run shows in the terminal.
+"""What a run shows in the terminal.
 
 Prefect logs a failed task or flow run with the exception's traceback. An InferloopError's
 message already says what went wrong and what to do, so the terminal shows that message alone;
 the Prefect API (the run's logs in the UI) still records the full traceback.
+
+The terminal is for people: without --verbose it shows what inferloop itself says (its flows'
+prints, its own log lines) and every warning or error, not Prefect's run bookkeeping ("Beginning
+flow run", "Finished in state"), its temporary server's banner or libraries' Python warnings.
+Those still reach the run's logs in the Prefect API.
 """
 
 import logging
+import os
+from pathlib import Path
 
 from inferloop.core.errors import InferloopError
 
@@ -22,14 +29,47 @@ class _KnownErrorsWithoutTraceback(logging.Formatter):
         return self.inner.format(record)
 
 
-def hide_tracebacks_of_known_errors() -> None:
-    """Make Prefect's terminal handler print InferloopErrors without their traceback."""
-    import prefect.main  # noqa: F401  (sets up Prefect's logging, once per process)
+class _ForPeople(logging.Filter):
+    def __init__(self, library_dir: str):
+        super().__init__()
+        self.library_dir = library_dir
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "py.warnings":  # a library's warning: for --verbose
+            return False
+        if record.exc_info and isinstance(record.exc_info[1], InferloopError):
+            return False  # the command prints the message itself, once
+        # A print in a flow is logged from the line that printed (inferloop's code).
+        return record.levelno >= logging.WARNING or not record.pathname.startswith(self.library_dir)
+
+
+# The libraries' own chatter, for commands run without --verbose (set before they are imported).
+QUIET_LIBRARIES = {
+    "MLFLOW_LOGGING_LEVEL": "WARNING",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+}
+
+
+def configure_terminal(verbose: bool) -> None:
+    """Prefect's terminal handler prints InferloopErrors without their traceback and, unless
+    `verbose`, only what is meant for people (see the module's docstring)."""
+    if not verbose:
+        for name, value in QUIET_LIBRARIES.items():
+            os.environ.setdefault(name, value)
+    import prefect
+    import prefect.main  # sets up Prefect's logging, once per process
     from prefect.logging.handlers import PrefectConsoleHandler
 
     for handler in logging.getLogger().handlers:
+        if not isinstance(handler, PrefectConsoleHandler):
+            continue
         formatter = handler.formatter
-        if isinstance(handler, PrefectConsoleHandler) and not isinstance(
-            formatter, _KnownErrorsWithoutTraceback
-        ):
+        if not isinstance(formatter, _KnownErrorsWithoutTraceback):
             handler.setFormatter(_KnownErrorsWithoutTraceback(formatter or logging.Formatter()))
+        quiet = [f for f in handler.filters if isinstance(f, _ForPeople)]
+        if verbose:
+            for existing in quiet:
+                handler.removeFilter(existing)
+        elif not quiet:
+            handler.addFilter(_ForPeople(str(Path(prefect.__file__).parent)))

@@ -2,7 +2,7 @@ import logging
 import sys
 
 from inferloop.core.errors import InferloopError
-from inferloop.runtime.terminal_logs import hide_tracebacks_of_known_errors
+from inferloop.runtime.terminal_logs import configure_terminal
 
 
 def failed_run_record(error: Exception) -> logging.LogRecord:
@@ -21,11 +21,11 @@ def failed_run_record(error: Exception) -> logging.LogRecord:
         )
 
 
-def terminal_handler():
+def terminal_handler(verbose: bool = True):
     from prefect.logging.handlers import PrefectConsoleHandler
 
-    hide_tracebacks_of_known_errors()
-    hide_tracebacks_of_known_errors()  # twice (each CLI command calls it): wraps once
+    configure_terminal(verbose)
+    configure_terminal(verbose)  # twice (each CLI command calls it): wraps once
     (handler,) = [h for h in logging.getLogger().handlers if isinstance(h, PrefectConsoleHandler)]
     return handler
 
@@ -41,3 +41,28 @@ def test_a_known_error_shows_its_message_without_traceback_and_keeps_it_for_the_
 def test_an_unexpected_error_keeps_its_traceback():
     shown = terminal_handler().format(failed_run_record(KeyError("bug")))
     assert "Traceback" in shown and "KeyError" in shown
+
+
+def record_from(
+    pathname: str, level: int = logging.INFO, name: str = "prefect.flow_runs"
+) -> logging.LogRecord:
+    return logging.LogRecord(name, level, pathname, 1, "a line", (), None)
+
+
+def test_without_verbose_the_terminal_shows_inferloops_lines_and_problems_not_prefects_bookkeeping():
+    import prefect
+
+    library = f"{prefect.__file__.rsplit('/', 1)[0]}/flow_engine.py"
+    quiet = terminal_handler(verbose=False)
+    try:
+        assert not quiet.filter(record_from(library))  # "Beginning flow run ...", "Finished in state"
+        assert quiet.filter(record_from("/repo/flows/train.py"))  # a print in an inferloop flow
+        assert quiet.filter(record_from(library, logging.WARNING))  # Prefect's own warnings stay
+        assert not quiet.filter(record_from("/lib/mlflow/types/utils.py", logging.WARNING, "py.warnings"))
+        assert not quiet.filter(failed_run_record(InferloopError("printed once, by the command")))
+        assert quiet.filter(failed_run_record(KeyError("bug")))
+    finally:
+        verbose = terminal_handler(verbose=True)
+    assert verbose.filter(record_from(library)) and verbose.filter(
+        record_from("/lib/x.py", logging.WARNING, "py.warnings")
+    )
