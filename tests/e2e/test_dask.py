@@ -67,7 +67,17 @@ def test_local_cluster_workers_report_to_the_flows_temporary_api(champion, workd
     env["PREFECT_HOME"] = str(workdir / "prefect")  # a cold temporary API of its own, not the harness
     first, last = champion[0], champion[1]
     result = subprocess.run(
-        [str(BIN / "inferloop"), "infer", "--from", str(first), "--to", str(last), "--runner", "dask"],
+        [
+            str(BIN / "inferloop"),
+            "--verbose",
+            "infer",
+            "--from",
+            str(first),
+            "--to",
+            str(last),
+            "--runner",
+            "dask",
+        ],
         env=env,
         capture_output=True,
         text=True,
