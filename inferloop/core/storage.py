@@ -32,6 +32,9 @@ class StorageError(InferloopError, RuntimeError):
     """A lake path is missing, unreadable or unreachable; the message says what to check."""
 
 
+_BUCKETS_SEEN: set[tuple[str | None, str]] = set()  # (endpoint, bucket) known to exist
+
+
 @dataclass(frozen=True)
 class Storage:
     """The lake at `root_uri` (file:///path or s3://bucket/prefix)."""
@@ -111,7 +114,24 @@ class Storage:
 
     def exists(self, relative: str) -> bool:
         info = self._call("stat", relative, self.filesystem.get_file_info, self.path(relative))
-        return info.type != pafs.FileType.NotFound
+        if info.type == pafs.FileType.NotFound:
+            self._check_bucket()  # a missing bucket is a setting to fix, not a missing partition
+            return False
+        return True
+
+    def _check_bucket(self) -> None:
+        if not self.is_s3:
+            return
+        bucket = self._fs_and_root()[1].split("/")[0]
+        if (self.s3_endpoint_url, bucket) in _BUCKETS_SEEN:
+            return
+        info = self._call("stat", "", self.filesystem.get_file_info, bucket)
+        if info.type == pafs.FileType.NotFound:
+            raise StorageError(
+                f"The bucket '{bucket}' does not exist at {self.s3_endpoint_url or 'AWS'}: create it "
+                "(`make up` does for its S3 API) or point INFERLOOP_STORAGE_URI at an existing bucket"
+            )
+        _BUCKETS_SEEN.add((self.s3_endpoint_url, bucket))
 
     def list_partitions(self, table: str) -> list[date]:
         """Days that have a partition under `table`, sorted."""

@@ -98,3 +98,11 @@ def test_lake_storage_takes_the_attempts_from_settings(monkeypatch):
 def test_unsupported_scheme_is_refused():
     with pytest.raises(StorageError, match="file:// or s3://"):
         Storage("ftp://host/lake").path("x")
+
+
+def test_a_missing_bucket_is_named_as_such_not_taken_for_a_missing_partition(s3_endpoint):
+    storage = Storage("s3://no-such-bucket/lake", s3_endpoint)
+    with pytest.raises(
+        StorageError, match=r"The bucket 'no-such-bucket' does not exist at http.*INFERLOOP_STORAGE_URI"
+    ):
+        storage.exists("transactions/date=2026-01-01")
