@@ -15,6 +15,7 @@ from inferloop.core.settings import load_settings
 from inferloop.core.storage import lake_storage
 from inferloop.flows.monitor import monitor
 from inferloop.flows.train import train
+from inferloop.runtime.alert_events import alerts_muted
 from inferloop.tasks.data.feeds import days_between
 from inferloop.tasks.gate.validation import BatchRefusedError
 from inferloop.tasks.model.registry import find_alias, load_model, model_registry, resolve_alias
@@ -35,12 +36,54 @@ from inferloop.tasks.scoring.batch_scoring import score_partition
 
 
 class FirstChampionRejected(InferloopError):
-    """The replay's first model failed the absolute gates: there is nothing to replay with."""
+    """No model trained during the replay cleared the absolute gates: nothing to replay with."""
 
 
 def rejection_reason(settings, ref) -> str:
     tags = model_registry(settings.registry).version_tags(ref.version)
     return tags.get("inferloop.decision.reason", "see its decision in the MLflow UI")
+
+
+def train_first_champion(settings, start: date, end: date, overrides: dict[str, Any] | None) -> date:
+    """No champion yet: train one on the `train_window_days` labelled days known before
+    `start`. While no candidate clears the absolute gates (or the window cannot be trained on),
+    try again every `retrain_cooldown_days` as labels accumulate (the window grows). Returns
+    the first day the replay scores: the day a first champion exists."""
+    delay = settings.dataset.label.delay_days
+    first_start = start - timedelta(days=delay + settings.training.train_window_days)
+    stored = lake_storage(settings.lake).list_partitions(catalog.features_table(settings.dataset.name))
+    first_start = max([first_start, *stored[:1]])  # not before the feed's first day
+    step = timedelta(days=max(1, settings.retrain.retrain_cooldown_days))
+    day, missed = start, []
+    while day <= end:
+        window_end = day - timedelta(days=delay + 1)
+        try:
+            if window_end < first_start:
+                raise InferloopError(f"no labelled day of the feed is known before {day}")
+            print(
+                f"No @{settings.registry.champion_alias} yet: training one on {first_start}..{window_end}, "
+                f"the labelled days known before {day} (INFERLOOP_TRAIN_WINDOW_DAYS from {start})"
+            )
+            candidate = train(start=first_start, end=window_end, overrides=overrides)
+        except InferloopError as error:
+            missed.append(f"{first_start}..{window_end}: {error}")
+        else:
+            if find_alias(settings.registry, settings.registry.champion_alias) is not None:
+                if day > start:
+                    print(
+                        f"{start}..{day - timedelta(days=1)} not scored, no model had cleared the gates yet"
+                    )
+                return day
+            missed.append(
+                f"v{candidate.version} trained on {first_start}..{window_end}: "
+                f"{rejection_reason(settings, candidate)}"
+            )
+        print(f"No first champion yet ({missed[-1]}); trying again on {day + step} with more labels")
+        day += step
+    raise FirstChampionRejected(
+        f"No model cleared the gates by {end} ({' | '.join(missed)}): start the replay later (more "
+        "labelled days before --from) or widen INFERLOOP_TRAIN_WINDOW_DAYS"
+    )
 
 
 @flow(name="replay", log_prints=True)
@@ -63,49 +106,36 @@ def replay(start: date, end: date, overrides: dict[str, Any] | None = None) -> R
     settings = load_settings(**(overrides or {}))
     spec = settings.dataset
     storage = lake_storage(settings.lake)
+    first_day = start
     if find_alias(settings.registry, settings.registry.champion_alias) is None:
-        first_end = start - timedelta(days=spec.label.delay_days + 1)
-        first_start = first_end - timedelta(days=settings.training.train_window_days - 1)
-        print(
-            f"No @{settings.registry.champion_alias} yet: training the first one on "
-            f"{first_start}..{first_end}, "
-            f"the {settings.training.train_window_days} labelled days (INFERLOOP_TRAIN_WINDOW_DAYS) known "
-            f"before {start}"
-        )
-        candidate = train(start=first_start, end=first_end, overrides=overrides)
-        if find_alias(settings.registry, settings.registry.champion_alias) is None:
-            raise FirstChampionRejected(
-                f"The first model (v{candidate.version}, trained on {first_start}..{first_end}) did not "
-                f"become @{settings.registry.champion_alias}: {rejection_reason(settings, candidate)}. "
-                "Start the replay later (more labelled days before --from) or widen "
-                "INFERLOOP_TRAIN_WINDOW_DAYS."
-            )
+        first_day = train_first_champion(settings, start, end, overrides)
     first = resolve_alias(settings.registry, settings.registry.champion_alias)
     models = {first.version: load_model(settings.registry, first)}
     rows, judged = [], {}
-    for day in days_between(start, end):
-        champion = resolve_alias(settings.registry, settings.registry.champion_alias)
-        if champion.version not in models:
-            models[champion.version] = load_model(settings.registry, champion)
-        try:
-            manifest = score_partition.fn(
-                storage,
-                spec,
-                models[champion.version],
-                champion,
-                day,
-                str(flow_run.id),
-                settings.scoring,
-                settings.gate,
-            )
-        except BatchRefusedError as refusal:
-            print(refusal)
-            manifest = None
-        decision = monitor.fn(day=day, retrain_inline=True, chart=False, overrides=overrides)
-        report = load_history(storage, spec.name, day, day)[-1]
-        rows.append(replay_day(day, champion.version, manifest, report, decision))
-        if report.hindsight and report.hindsight.verdict != "pending":
-            judged[report.hindsight.champion_version] = report.hindsight.verdict
+    with alerts_muted("a replay re-enacts history: its incidents are simulated"):
+        for day in days_between(first_day, end):
+            champion = resolve_alias(settings.registry, settings.registry.champion_alias)
+            if champion.version not in models:
+                models[champion.version] = load_model(settings.registry, champion)
+            try:
+                manifest = score_partition.fn(
+                    storage,
+                    spec,
+                    models[champion.version],
+                    champion,
+                    day,
+                    str(flow_run.id),
+                    settings.scoring,
+                    settings.gate,
+                )
+            except BatchRefusedError as refusal:
+                print(refusal)
+                manifest = None
+            decision = monitor.fn(day=day, retrain_inline=True, chart=False, overrides=overrides)
+            report = load_history(storage, spec.name, day, day)[-1]
+            rows.append(replay_day(day, champion.version, manifest, report, decision))
+            if report.hindsight and report.hindsight.verdict != "pending":
+                judged[report.hindsight.champion_version] = report.hindsight.verdict
     loop = loop_predictions(storage, spec, first.name, rows)
     static = static_predictions(storage, spec, models[first.version], loop)
     ledger = [d for d in load_ledger(storage, spec.name, start) if d.day <= end.isoformat()]

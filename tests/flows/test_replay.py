@@ -103,9 +103,10 @@ def test_a_replay_of_refused_partitions_saves_an_empty_comparison_and_writes_the
     assert storage.read_table(catalog.replay_table(settings.dataset.name, days[1], days[2])).num_rows == 2
 
 
-def test_a_first_model_that_fails_the_gates_stops_the_replay_with_its_reason(lake, feed, monkeypatch):
-    """No champion: replay trains the first one on the window before --from and says which; a
-    model below the absolute floor stops it with the recorded reason, not a missing alias."""
+def test_a_replay_whose_candidates_all_fail_the_gates_stops_with_their_reasons(lake, feed, monkeypatch):
+    """No champion: replay trains the first one on the window before --from and says which; when
+    no candidate clears the absolute floor by the end, it stops with the recorded reasons, not a
+    missing alias."""
     from inferloop.flows.replay import FirstChampionRejected
 
     monkeypatch.setenv("INFERLOOP_MIN_ROC_AUC", "0.999")
@@ -115,4 +116,18 @@ def test_a_first_model_that_fails_the_gates_stops_the_replay_with_its_reason(lak
         replay(start=DAYS[5], end=DAYS[6])
     message = str(refused.value)
     assert f"trained on {first_end - timedelta(days=2)}..{first_end}" in message
+    assert f"No model cleared the gates by {DAYS[6]}" in message
     assert "min_roc_auc: ROC AUC" in message and "vs minimum 0.9990" in message
+
+
+def test_the_first_champion_waits_for_enough_labelled_days_and_the_replay_scores_from_then_on(
+    lake, feed, monkeypatch
+):
+    """The window before --from holds no labelled day yet: the replay trains again as labels
+    arrive (every cooldown) and scores from the first day a champion exists."""
+    monkeypatch.setenv("INFERLOOP_TRAIN_WINDOW_DAYS", "3")
+    monkeypatch.setenv("INFERLOOP_RETRAIN_COOLDOWN_DAYS", "2")
+    summary = replay(start=DAYS[1], end=DAYS[7])
+    scored_from = summary.days[0].day
+    assert DAYS[1].isoformat() < scored_from <= DAYS[7].isoformat()
+    assert [d.day for d in summary.days][-1] == DAYS[7].isoformat()
