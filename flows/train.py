@@ -4,6 +4,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
+import pandas as pd
 from prefect import flow
 
 from inferloop.core import catalog
@@ -14,7 +15,7 @@ from inferloop.tasks.data.feeds import latest_labelled_day
 from inferloop.tasks.gate.partition_gate import gate_training_window
 from inferloop.tasks.gate.validation import BatchRefusedError
 from inferloop.tasks.model.registry import find_alias, log_and_register, save_holdout_predictions
-from inferloop.tasks.model.training import fit_model
+from inferloop.tasks.model.training import check_training_rows, fit_model, newest_days_holding
 from inferloop.tasks.promotion.decision import bootstrap_decision
 from inferloop.tasks.promotion.record import record_decision
 from inferloop.tasks.reports import (
@@ -22,6 +23,15 @@ from inferloop.tasks.reports import (
     publish_training_report,
     publish_validation_report,
 )
+
+
+def gated_window(storage, settings, start: date, end: date):
+    """The window's rows that pass the training gate, and the gate's reports (published)."""
+    try:
+        return gate_training_window(storage, settings.dataset, start, end, settings.gate)
+    except BatchRefusedError as refusal:
+        publish_validation_report(refusal.report)
+        raise
 
 
 @flow(name="train", log_prints=True)
@@ -44,11 +54,16 @@ def train(
     storage = lake_storage(settings.lake)
     end = end or latest_labelled_day(storage, spec)
     start = start or end - timedelta(days=settings.training.train_window_days - 1)
-    try:
-        frame, reports = gate_training_window(storage, spec, start, end, settings.gate)
-    except BatchRefusedError as refusal:
-        publish_validation_report(refusal.report)
-        raise
+    full_start = end - timedelta(days=settings.training.train_window_days - 1)
+    frame, reports = gated_window(storage, settings, start, end)
+    min_rows = settings.training.min_train_rows
+    if len(frame) < min_rows and start > full_start:  # cut at a change: too few rows since
+        frame, reports = gated_window(storage, settings, full_start, end)
+        frame = newest_days_holding(frame, spec, min_rows)
+        start = pd.to_datetime(frame[spec.time_column]).min().date()
+        reports = [r for r in reports if r.partition_date >= start.isoformat()]
+        print(f"Too few labelled rows since the change; training on {start}..{end} ({len(frame)} rows)")
+    check_training_rows(frame, f"{start}..{end}", min_rows)
     for report in reports:
         publish_validation_report(report)
     result = fit_model(frame, spec, settings.training, settings.scoring.decision_threshold)

@@ -145,6 +145,12 @@ class TrainingSettings(Group):
     """Which labelled days a model is fitted and held out on."""
 
     train_window_days: int = Field(7, ge=2, description="Days of labelled data a model trains on")
+    min_train_rows: int = Field(
+        200,
+        ge=0,
+        description="Labelled rows a window needs to train on; a window cut at a change that holds "
+        "fewer takes back the newest earlier days until it has them",
+    )
     holdout_days: int = Field(1, ge=1, description="Latest days of the window held out for metrics")
     min_holdout_rows: int = Field(
         200, ge=0, description="Hold out more days (up to half the window) until they hold this many rows"

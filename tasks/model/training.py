@@ -122,6 +122,26 @@ def split_by_time(
     return frame[event_day < holdout_start], frame[event_day >= holdout_start]
 
 
+def newest_days_holding(frame: pd.DataFrame, spec: DatasetSpec, rows: int) -> pd.DataFrame:
+    """The rows of the newest whole days of `frame` that together hold at least `rows` rows
+    (all of it when it holds fewer)."""
+    event_day = pd.to_datetime(frame[spec.time_column]).dt.normalize()
+    from_newest = event_day.value_counts().sort_index(ascending=False).cumsum()
+    enough = from_newest[from_newest >= rows]
+    return frame[event_day >= enough.index[0]] if len(enough) else frame
+
+
+def check_training_rows(frame: pd.DataFrame, window: str, min_rows: int) -> None:
+    """A window with fewer labelled rows than `min_rows` trains nothing (a model fitted on a few
+    dozen rows is noise, or a constant)."""
+    if len(frame) < min_rows:
+        raise TrainingDataError(
+            f"The window {window} holds {len(frame)} labelled rows that pass the gate, fewer than "
+            f"INFERLOOP_MIN_TRAIN_ROWS={min_rows}: waiting for more labels (or widen "
+            "INFERLOOP_TRAIN_WINDOW_DAYS)"
+        )
+
+
 def fitted(frame: pd.DataFrame, spec: DatasetSpec) -> Pipeline:
     """The pipeline fitted on `frame`; small windows on one OpenMP thread (as for scoring, the
     thread pool costs more than it saves there: 4-6x slower on a busy 2-core machine)."""

@@ -86,3 +86,22 @@ def test_a_refused_day_in_the_window_means_no_model(lake):
     with pytest.raises(MlflowException) as missing:
         MlflowClient(lake).get_registered_model(load_settings().registry.model_name)
     assert missing.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
+def test_a_window_cut_to_too_few_rows_takes_back_the_newest_earlier_days_and_an_empty_one_trains_nothing(
+    lake, feed, monkeypatch
+):
+    from inferloop.tasks.model.training import TrainingDataError
+
+    monkeypatch.setenv("INFERLOOP_TRAIN_WINDOW_DAYS", "5")
+    monkeypatch.setenv("INFERLOOP_MIN_TRAIN_ROWS", str(3 * ROWS_PER_DAY))
+    end = feed[5]
+    # Cut at a change two days before the end: 2 days of rows, fewer than the 3 days' worth needed.
+    ref = train(start=end - timedelta(days=1), end=end)
+    client = MlflowClient(load_settings().registry.tracking_uri)
+    params = client.get_run(ref.run_id).data.params
+    assert (params["window_start"], params["window_end"]) == (str(end - timedelta(days=2)), str(end))
+
+    monkeypatch.setenv("INFERLOOP_MIN_TRAIN_ROWS", str(6 * ROWS_PER_DAY))
+    with pytest.raises(TrainingDataError, match=r"fewer than INFERLOOP_MIN_TRAIN_ROWS=3000: waiting"):
+        train(end=end)
