@@ -6,7 +6,7 @@ from inferloop.core.offline import prepare_process
 
 prepare_process()
 
-from benchmarks import dask_scaling, drift, gate, scoring, serving, stack_overhead, whole_process
+from benchmarks import dask_scaling, drift, gate, optimised, scoring, serving, stack_overhead, whole_process
 
 
 def main() -> None:
@@ -23,6 +23,8 @@ def main() -> None:
     print(gate.report([gate.run(rows) for rows in args.rows]))
     print("\n## Batch scoring\n")
     print(scoring.main(args.rows))
+    print("\n## Optimised artifact (compiled booster) vs predict_proba\n")
+    print(optimised.run(1_000_000, repeats=3, single_calls=300, train_rows=100_000))
     print("\n## Drift report (1M rows x 16 features)\n")
     print(drift.main([1_000_000]))
     print("\n## Whole process: inferloop infer vs mlflow models predict\n")

@@ -8,12 +8,14 @@ from prefect.futures import as_completed
 from prefect.runtime import flow_run
 
 from inferloop.core.errors import InferloopError
+from inferloop.core.registry import ModelVersionRef
 from inferloop.core.settings import load_settings
 from inferloop.core.storage import lake_storage
+from inferloop.runtime.alert_events import PARTITION_REFUSED, emit_alert
 from inferloop.runtime.runners import configured_task_runner
 from inferloop.tasks.data.feeds import days_between
 from inferloop.tasks.gate.validation import BatchRefusedError
-from inferloop.tasks.model.registry import find_alias, load_model, resolve_alias
+from inferloop.tasks.model.registry import find_alias, load_scoring_model, resolve_alias
 from inferloop.tasks.reports import PartitionProgress, publish_scoring_report, publish_validation_report
 from inferloop.tasks.scoring.batch_scoring import ScoringManifest, already_scored, score_partition
 
@@ -60,7 +62,7 @@ def batch_inference(
     days = days_between(start, end_date or start)
     # A model is loaded only to score something: a rerun of scored partitions loads none.
     models = {
-        role: load_model(settings.registry, ref)
+        role: load_scoring_model(settings.registry, ref)  # compiled where its parity gate passed
         for role, ref in scorers.items()
         if not all(already_scored(storage, spec, ref, day) for day in days)
     }
@@ -85,6 +87,7 @@ def batch_inference(
         except BatchRefusedError as refusal:
             publish_validation_report(refusal.report)
             refusals.append(str(refusal))
+            alert_refusal(refusal, scorers["champion"], settings.registry.tracking_uri)
             progress.advance()
             continue
         if manifest.validation:
@@ -105,3 +108,20 @@ def batch_inference(
     if refusals:
         raise InferloopError(" | ".join(refusals))
     return manifests
+
+
+def alert_refusal(refusal: BatchRefusedError, model: ModelVersionRef, tracking_uri: str) -> None:
+    """Tell people the gate refused a partition. Only the failed checks' names travel: their
+    details may quote observed values of a column."""
+    report = refusal.report
+    failed = sorted({reason.split(":")[0] for reason in report.reasons})
+    emit_alert(
+        PARTITION_REFUSED,
+        model.name,
+        f"The data-quality gate refused {report.dataset} {report.partition_date} ({report.suite}, "
+        f"{report.rows_in} rows): nothing was scored for it",
+        version=model.version,
+        partition=report.partition_date,
+        reasons=failed,
+        tracking_uri=tracking_uri,
+    )

@@ -12,9 +12,10 @@ from inferloop.core.settings import load_settings
 from inferloop.core.storage import lake_storage
 from inferloop.flows.batch_inference import logical_date
 from inferloop.flows.promote import rollback
-from inferloop.flows.retrain import retrain
+from inferloop.flows.retrain import alert_retrain_suppressed, retrain
+from inferloop.runtime.alert_events import BREACH_CONFIRMED, emit_alert
 from inferloop.runtime.locks import global_lock
-from inferloop.tasks.model.registry import find_alias, resolve_alias
+from inferloop.tasks.model.registry import find_alias
 from inferloop.tasks.monitoring.daily_report import MonitoringReport, monitor_day
 from inferloop.tasks.monitoring.history_chart import save_history_chart
 from inferloop.tasks.monitoring.retrain_policy import RETRAIN_LOCK, RetrainDecision, record, retrain_verdict
@@ -49,7 +50,12 @@ def monitor(
     settings = load_settings(**(overrides or {}))
     storage = lake_storage(settings.lake)
     day = day or logical_date()
-    champion = resolve_alias(settings.registry, settings.registry.champion_alias)
+    champion = find_alias(settings.registry, settings.registry.champion_alias)
+    if champion is None:  # nothing scored, nothing to monitor: the loop keeps training instead
+        print(
+            f"{day}: no @{settings.registry.champion_alias} yet; training a candidate if the cooldown allows"
+        )
+        return retrain(day=day, overrides=overrides)
     report = monitor_day(storage, settings, champion, day)
     if failed_in_hindsight(report, settings.promotion.hindsight_action) and restores_replaced(
         find_alias(settings.registry, settings.registry.previous_champion_alias), report
@@ -61,6 +67,18 @@ def monitor(
     if decision.action == "suppressed":
         with global_lock(RETRAIN_LOCK):
             record(storage, settings.dataset.name, decision)
+    if decision.action in ("retrain", "suppressed"):  # both follow a breach confirmed over confirm_days
+        emit_alert(
+            BREACH_CONFIRMED,
+            champion.name,
+            f"{champion.name} v{champion.version}: drift or performance breach confirmed on {day}",
+            version=champion.version,
+            partition=day.isoformat(),
+            reasons=decision.reasons,
+            tracking_uri=settings.registry.tracking_uri,
+        )
+    if decision.action == "suppressed":
+        alert_retrain_suppressed(decision, champion.name, settings.registry.tracking_uri)
     chart_uri = save_history_chart(storage, settings, day) if chart else None
     report_uri = storage.uri(catalog.monitoring_day(report.dataset, day))
     publish_monitoring_report(report, decision, report_uri, chart_uri)

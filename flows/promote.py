@@ -9,6 +9,13 @@ from prefect.input import RunInput
 
 from inferloop.core.settings import load_settings
 from inferloop.core.storage import lake_storage
+from inferloop.runtime.alert_events import (
+    PROMOTION_AWAITING_APPROVAL,
+    PROMOTION_MADE,
+    PROMOTION_REFUSED,
+    PROMOTION_ROLLED_BACK,
+    emit_alert,
+)
 from inferloop.tasks.data.feeds import latest_labelled_day
 from inferloop.tasks.gate.partition_gate import gate_training_window
 from inferloop.tasks.model.registry import find_alias, load_holdout_predictions, resolve_alias
@@ -114,9 +121,11 @@ def promote(
             settings, challenger, champion, frame, f"{evaluation}: {start}..{end}", mode, holdout
         )
         if mode == "approve" and decision.verdict == "promote":
+            alert_decision(decision, settings.registry.tracking_uri, PROMOTION_AWAITING_APPROVAL)
             decision = request_approval(decision, settings.promotion.approval_timeout_seconds)
     decision = record_decision(settings.registry, decision)
     publish_promotion_report(decision)
+    alert_decision(decision, settings.registry.tracking_uri)
     refuse_if_unsafe(decision)
     print(
         f"{decision.verdict.upper()} {decision.model_name} v{decision.challenger_version}: {decision.reason}"
@@ -145,6 +154,31 @@ def rollback(decided_by: str = "rollback flow", overrides: dict[str, Any] | None
         settings.registry, manual_decision(settings, previous, champion, "rollback", decided_by)
     )
     publish_promotion_report(decision)
+    alert_decision(decision, settings.registry.tracking_uri)
     refuse_if_unsafe(decision)
     print(f"ROLLBACK {decision.model_name}: @champion is v{decision.challenger_version} again")
     return decision
+
+
+def alert_decision(decision: PromotionDecision, tracking_uri: str, event: str | None = None) -> None:
+    """Tell people what promotion decided (or, with `event`, that it waits for an approver)."""
+    if event is None:
+        event = {"promote": PROMOTION_MADE, "rollback": PROMOTION_ROLLED_BACK}.get(
+            decision.verdict, PROMOTION_REFUSED
+        )
+    what = {
+        PROMOTION_AWAITING_APPROVAL: "waits for a person's approval in the Prefect UI to become @champion",
+        PROMOTION_MADE: "is now @champion",
+        PROMOTION_ROLLED_BACK: "is @champion again (rollback)",
+        PROMOTION_REFUSED: "was refused as @champion",
+    }[event]
+    before = f"v{decision.champion_version}" if decision.champion_version else "none"
+    emit_alert(
+        event,
+        decision.model_name,
+        f"{decision.model_name} v{decision.challenger_version} {what} (champion before: {before}; "
+        f"mode {decision.mode}, decided by {decision.decided_by})",
+        version=decision.challenger_version,
+        reasons=[decision.reason],
+        tracking_uri=tracking_uri,
+    )

@@ -7,12 +7,15 @@ from typing import Any
 from prefect import flow
 
 from inferloop.core.errors import InferloopError
+from inferloop.core.registry import ModelVersionRef
 from inferloop.core.settings import TrainingSettings, load_settings
 from inferloop.core.storage import lake_storage
 from inferloop.flows.batch_inference import logical_date
 from inferloop.flows.promote import promote
 from inferloop.flows.train import train
+from inferloop.runtime.alert_events import RETRAIN_FAILED, RETRAIN_STARTED, RETRAIN_SUPPRESSED, emit_alert
 from inferloop.runtime.locks import global_lock
+from inferloop.tasks.model.registry import find_alias, model_registry
 from inferloop.tasks.monitoring.retrain_policy import (
     RETRAIN_LOCK,
     RetrainDecision,
@@ -23,6 +26,8 @@ from inferloop.tasks.monitoring.retrain_policy import (
     storm_guard,
 )
 
+NO_CHAMPION_YET = "no champion yet: a first model must clear the absolute gates"
+
 
 @flow(name="retrain", log_prints=True)
 def retrain(
@@ -32,7 +37,9 @@ def retrain(
     a duplicated trigger finds the cap or cooldown and is recorded as suppressed), then train on
     the `train_window_days` labelled days known by `day` and run promotion on labels known by
     then: the new version becomes champion only if it beats the current one. `force` (a person
-    in the UI) skips the monitoring verdict but not the storm guard.
+    in the UI) skips the monitoring verdict but not the storm guard. With no champion yet (the
+    first model missed the absolute gates), it trains again each time the cooldown allows, as
+    labels accumulate, until one clears them.
 
     Args:
         day: The day the degradation was seen (default: the logical date).
@@ -44,9 +51,12 @@ def retrain(
     storage = lake_storage(settings.lake)
     spec = settings.dataset
     day = day or logical_date()
+    model_name, tracking_uri = settings.registry.model_name, settings.registry.tracking_uri
     with global_lock(RETRAIN_LOCK, timeout_seconds=3600):
-        if force:
-            decision = RetrainDecision(day.isoformat(), "retrain", ["forced by a person"])
+        first = find_alias(settings.registry, settings.registry.champion_alias) is None
+        if force or first:  # no champion yet: keep training as labels arrive, every cooldown
+            reason = "forced by a person" if force else NO_CHAMPION_YET
+            decision = RetrainDecision(day.isoformat(), "retrain", [reason])
             ledger = load_ledger(storage, spec.name, ledger_since(settings.retrain, day))
             decision = storm_guard(decision, ledger, settings.retrain, day)
         else:
@@ -54,36 +64,59 @@ def retrain(
         if decision.action != "retrain":
             if decision.action == "suppressed":
                 record(storage, spec.name, decision)
+                alert_retrain_suppressed(decision, model_name, tracking_uri)
             print(f"No retrain for {day}: {decision.suppressed_because or 'no confirmed breach'}")
             return decision
         record(storage, spec.name, decision)  # counts for the guard before training starts
+        alert_retrain(RETRAIN_STARTED, decision, model_name, tracking_uri, "retrain started")
         end = day - timedelta(days=spec.label.delay_days)
         started = time.perf_counter()
         try:
             challenger = train(
                 start=training_start(decision, settings.training, end), end=end, overrides=overrides
             )
-            promotion = promote(
-                challenger_version=challenger.version,
-                as_of=end,
-                decided_by="retrain flow",
-                overrides=overrides,
+            # Without a champion, training itself decided (the bootstrap decision): nothing to compare with.
+            promotion = (
+                None
+                if first
+                else promote(
+                    challenger_version=challenger.version,
+                    as_of=end,
+                    decided_by="retrain flow",
+                    overrides=overrides,
+                )
             )
         except InferloopError as error:  # e.g. a window with one class, a refused day: recorded, not fatal
             decision.compute_seconds = time.perf_counter() - started
             decision.outcome = f"not retrained: {error}"
             record(storage, spec.name, decision)
+            alert_retrain(RETRAIN_FAILED, decision, model_name, tracking_uri, decision.outcome)
             print(f"Retrain for {day} did not produce a model: {error}")
             return decision
         except Exception as error:
             decision.outcome = f"failed: {error}"
             record(storage, spec.name, decision)
+            alert_retrain(RETRAIN_FAILED, decision, model_name, tracking_uri, decision.outcome)
             raise
         decision.compute_seconds = time.perf_counter() - started
-        decision.outcome = f"v{challenger.version} {promotion.verdict}: {promotion.reason}"
+        decision.outcome = (
+            f"v{challenger.version} {promotion.verdict}: {promotion.reason}"
+            if promotion
+            else first_champion_outcome(settings, challenger)
+        )
         record(storage, spec.name, decision)
     print(f"Retrained for {day} ({'; '.join(decision.reasons)}): {decision.outcome}")
     return decision
+
+
+def first_champion_outcome(settings, candidate: ModelVersionRef) -> str:
+    champion = find_alias(settings.registry, settings.registry.champion_alias)
+    if champion and champion.version == candidate.version:
+        return f"v{candidate.version} became the first @{settings.registry.champion_alias}"
+    reason = (
+        model_registry(settings.registry).version_tags(candidate.version).get("inferloop.decision.reason")
+    )
+    return f"v{candidate.version} not promoted, still waiting for a first champion: {reason}"
 
 
 def training_start(decision: RetrainDecision, training: TrainingSettings, end: date) -> date:
@@ -94,3 +127,26 @@ def training_start(decision: RetrainDecision, training: TrainingSettings, end: d
     if decision.train_from:
         start = max(start, date.fromisoformat(decision.train_from))
     return min(start, end - timedelta(days=training.holdout_days))
+
+
+def alert_retrain(event: str, decision: RetrainDecision, model: str, tracking_uri: str, what: str) -> None:
+    """Tell people a retrain started, was suppressed or failed, with the why."""
+    emit_alert(
+        event,
+        model,
+        f"{model}: {what} for {decision.day}",
+        version=decision.champion_version,
+        partition=decision.day,
+        reasons=decision.reasons,
+        tracking_uri=tracking_uri,
+    )
+
+
+def alert_retrain_suppressed(decision: RetrainDecision, model: str, tracking_uri: str) -> None:
+    alert_retrain(
+        RETRAIN_SUPPRESSED,
+        decision,
+        model,
+        tracking_uri,
+        f"retrain suppressed: {decision.suppressed_because}",
+    )

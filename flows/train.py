@@ -14,6 +14,7 @@ from inferloop.core.storage import lake_storage
 from inferloop.tasks.data.feeds import latest_labelled_day
 from inferloop.tasks.gate.partition_gate import gate_training_window
 from inferloop.tasks.gate.validation import BatchRefusedError
+from inferloop.tasks.model.model_card import publish_model_card
 from inferloop.tasks.model.registry import find_alias, log_and_register, save_holdout_predictions
 from inferloop.tasks.model.training import check_training_rows, fit_model, newest_days_holding
 from inferloop.tasks.promotion.decision import bootstrap_decision
@@ -70,6 +71,7 @@ def train(
     features_uri = storage.uri(catalog.features_table(spec.name))
     ref = log_and_register(settings, result, frame, start, end, features_uri, reports)
     save_holdout_predictions(storage, spec, ref, result)
+    publish_model_card(settings.registry, ref.name, ref.version)
     if find_alias(settings.registry, settings.registry.champion_alias) is None:
         decision = record_decision(settings.registry, bootstrap_decision(settings, ref, result.metrics))
         publish_promotion_report(decision)

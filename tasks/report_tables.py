@@ -91,7 +91,8 @@ def promotion_table(decision: PromotionDecision) -> ReportTable:
         ),
         columns=columns("gate", "result", "detail"),
         rows=tuple((c.name, "pass" if c.passed else "FAIL", c.detail) for c in decision.checks),
-        caption=f"Reason: {decision.reason} ({decision.mode}; {decision.decided_by}; {decision.decided_at})",
+        caption=f"Reason: {decision.reason} ({decision.mode}; {decision.decided_by}; {decision.decided_at})"
+        + (f" Model card: {decision.model_card}" if decision.model_card else ""),
     )
 
 

@@ -24,6 +24,9 @@ for name in list(os.environ):
     if name.startswith("INFERLOOP_") and name != "INFERLOOP_STATE_DIR":
         del os.environ[name]
 os.environ.pop("PREFECT_API_URL", None)
+# Compiling every trained model (~2-6 s each) is tested in tests/tasks/model/test_optimised*.py,
+# which turn it on; the rest of the suite registers models without it.
+os.environ["INFERLOOP_OPTIMISED_ARTIFACT"] = "false"
 os.environ.update(
     AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1"
 )

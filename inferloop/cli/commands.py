@@ -92,7 +92,7 @@ def _ordered(first: date | None, last: date | None, options: str = "--from/--to"
 
 # Commands that run flows (they call the Prefect API), and those that call the MLflow registry.
 MLFLOW_COMMANDS = {"train", "promote", "rollback", "infer", "monitor", "retrain", "replay", "demo"}
-PREFECT_COMMANDS = MLFLOW_COMMANDS | {"validate", "deploy"}
+PREFECT_COMMANDS = MLFLOW_COMMANDS | {"validate", "deploy", "retention"}
 
 
 def _check_settings(command: str) -> None:
@@ -451,6 +451,31 @@ def replay(
 
 
 @app.command()
+def retention(
+    dry_run: Annotated[bool, typer.Option(help="Only list what would be deleted")] = False,
+    as_of: Annotated[
+        date | None, typer.Option(formats=["%Y-%m-%d"], help="Count back from this day (default: today)")
+    ] = None,
+):
+    """Delete lake partitions older than INFERLOOP_RETAIN_*_DAYS (features, predictions,
+    quarantine, online predictions); labels, reports and decisions are never pruned."""
+
+    def body():
+        from datetime import UTC, datetime
+
+        from inferloop.tasks.data.retention import check_retention
+
+        check_retention(_settings())  # a bad retention fails before the flow starts
+        from inferloop.flows.lake_retention import lake_retention
+        from inferloop.tasks.data.retention import retention_table
+
+        day = as_of or datetime.now(UTC).date()
+        console.print(rich_table(retention_table(lake_retention(as_of=day, dry_run=dry_run))))
+
+    run_cli_command(body)
+
+
+@app.command()
 def status():
     """The stack's services, the champion model and the latest flow runs."""
 
@@ -554,8 +579,33 @@ def deploy():
     def body():
         from inferloop.stack.control import deploy as deploy_all
 
-        deploy_all(_settings())
+        alerts = deploy_all(_settings())
         console.print("Deployments registered: see http://127.0.0.1:4200/deployments")
+        for line in alerts.lines() if alerts else ["no alerts.yaml: no alerts applied"]:
+            console.print(f"  {escape(line)}", soft_wrap=True)
+
+    run_cli_command(body)
+
+
+@app.command()
+def alerts(
+    check: Annotated[bool, typer.Option(help="Only check alerts.yaml; change nothing on the server")] = False,
+):
+    """Apply alerts.yaml (notification blocks and automations) to the Prefect server that
+    PREFECT_API_URL names; `inferloop deploy` does this too. Webhook URLs come from the environment."""
+
+    def body():
+        from inferloop.stack.alerts import apply_alerts_file
+        from inferloop.stack.alerts_config import ALERTS_FILE, load_alerts
+
+        config = load_alerts(ALERTS_FILE)
+        if check:
+            console.print(
+                f"{ALERTS_FILE.name}: {len(config.channels)} channels, {len(config.alerts)} alerts, valid"
+            )
+            return
+        for line in apply_alerts_file(config, os.environ).lines():
+            console.print(escape(line), soft_wrap=True)
 
     run_cli_command(body)
 

@@ -25,6 +25,7 @@ A partition is complete only when its `_manifest.json` exists: data files are wr
 the manifest last. Changing a name here moves data on disk: existing lakes keep the old one.
 """
 
+import hashlib
 from datetime import date
 
 PARTITION_KEY = "date="
@@ -145,8 +146,14 @@ def predictions(model: str, version: str, day: date) -> str:
     return partition_dir(version_predictions(model, version), day)
 
 
-def predictions_file(model: str, version: str, day: date) -> str:
-    return f"{predictions(model, version, day)}/{DATA_FILE}"
+def predictions_file(model: str, version: str, day: date, part: str | None = None) -> str:
+    return f"{predictions(model, version, day)}/{f'{part}.parquet' if part else DATA_FILE}"
+
+
+def late_part(files: list[str]) -> str:
+    """The name (without .parquet) of the outputs made from files that arrived after their day
+    was processed: one per set of files, so a rerun rewrites the same file."""
+    return "part-" + hashlib.sha256("\n".join(files).encode()).hexdigest()[:16]
 
 
 def predictions_manifest(model: str, version: str, day: date) -> str:

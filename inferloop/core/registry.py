@@ -352,6 +352,52 @@ class Registry:
         with self.translated(f"read {path} of run {run_id}"), tempfile.TemporaryDirectory() as scratch:
             return json.loads(Path(self.client.download_artifacts(run_id, path, scratch)).read_text())
 
+    def log_run_files(self, run_id: str, local_dir: Path, artifact_path: str) -> None:
+        """Every file of `local_dir` as artifacts of a run, under `artifact_path`."""
+        with self.translated(f"log {artifact_path} to run {run_id}"):
+            self.client.log_artifacts(run_id, str(local_dir), artifact_path)
+
+    def download_run_file(self, run_id: str, path: str, destination: Path) -> Path:
+        """A run's artifact, downloaded into `destination`."""
+        with self.translated(f"read {path} of run {run_id}"):
+            return Path(self.client.download_artifacts(run_id, path, str(destination)))
+
+    def version_record(self, version: str) -> dict[str, Any]:
+        """A registered version as MLflow records it: run, creation time (ms), aliases, tags."""
+        with self.translated(f"read {self.model_name} v{version}"):
+            found = self.client.get_model_version(self.model_name, str(version))
+        return {
+            "run_id": found.run_id,
+            "created_ms": found.creation_timestamp,
+            "aliases": sorted(getattr(found, "aliases", None) or []),
+            "tags": dict(found.tags),
+        }
+
+    def training_inputs(self, run_id: str) -> list[dict[str, str]]:
+        """The datasets a run logged as inputs (`mlflow.log_input`): name, digest, source, context."""
+        with self.translated(f"read the inputs of run {run_id}"):
+            inputs = self.client.get_run(run_id).inputs
+        return [
+            {
+                "name": found.dataset.name,
+                "digest": found.dataset.digest,
+                "source": found.dataset.source,
+                "context": next((t.value for t in found.tags if t.key == "mlflow.data.context"), ""),
+            }
+            for found in (inputs.dataset_inputs if inputs else [])
+        ]
+
+    def run_artifact_exists(self, run_id: str, path: str) -> bool:
+        directory, _, _ = path.rpartition("/")
+        with self.translated(f"list the artifacts of run {run_id}"):
+            return path in {f.path for f in self.client.list_artifacts(run_id, directory or None)}
+
+    def log_run_text(self, run_id: str, text: str, path: str) -> str:
+        """Write `text` as the run's artifact `path` (replacing it); its `runs:/` URI."""
+        with self.translated(f"write {path} of run {run_id}"):
+            self.client.log_text(run_id, text, path)
+        return f"runs:/{run_id}/{path}"
+
     def ensure_experiment(self, name: str) -> str:
         """The experiment's id, creating it (with artifacts under `artifact_root` when local)."""
         with self.translated(f"open the experiment {name!r}"):

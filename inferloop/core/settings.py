@@ -54,6 +54,35 @@ class LakeSettings(Group):
         "with jitter (waits up to 1, 2, 4 ... s, capped at 20 s: 4 attempts wait at most 7 s)",
     )
 
+    # Retention (`inferloop retention`, the lake-retention deployment): day partitions older
+    # than this many days are deleted. None (unset, "" or "forever"): kept forever.
+    retain_features_days: int | None = Field(None, description="Days of feature partitions kept")
+    retain_predictions_days: int | None = Field(None, description="Days of batch predictions kept")
+    retain_quarantine_days: int | None = Field(None, description="Days of gate quarantine kept")
+    retain_online_days: int | None = Field(None, description="Days of online predictions kept")
+
+    @field_validator(
+        "retain_features_days",
+        "retain_predictions_days",
+        "retain_quarantine_days",
+        "retain_online_days",
+        mode="before",
+    )
+    @classmethod
+    def _forever(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in ("", "none", "forever"):
+            return None
+        return value
+
+    @field_validator(
+        "retain_features_days", "retain_predictions_days", "retain_quarantine_days", "retain_online_days"
+    )
+    @classmethod
+    def _at_least_a_day(cls, value: int | None) -> int | None:
+        if value is not None and value < 1:
+            raise ValueError("must be a number of days, at least 1 (unset or 'forever': keep everything)")
+        return value
+
     @field_validator("storage_uri")
     @classmethod
     def _storage_scheme(cls, value: str) -> str:
@@ -157,6 +186,11 @@ class TrainingSettings(Group):
     )
     refit_on_full_window: bool = Field(
         True, description="After validation, refit on the whole window so the model sees the newest labels"
+    )
+    optimised_artifact: bool = Field(
+        True,
+        description="At registration, compile the model to a shared library (treelite, needs a C compiler) "
+        "and mark it usable if it passes the parity gate",
     )
 
 
@@ -442,7 +476,16 @@ def load_settings(**overrides: Any) -> Settings:
 
 
 # INFERLOOP_* variables that are not knobs but are read by name elsewhere.
-NOT_KNOBS = frozenset({"INFERLOOP_PROJECT_DIR", "INFERLOOP_TEST_ELEC2_CSV"})
+NOT_KNOBS = frozenset(
+    {
+        "INFERLOOP_PROJECT_DIR",
+        "INFERLOOP_TEST_ELEC2_CSV",
+        "INFERLOOP_OWNER_PID",  # the command that started a process (runtime/debris.py)
+        "INFERLOOP_VERBOSE",  # `inferloop --verbose`, for the processes a command starts
+    }
+)
+# Webhook URLs of alerts.yaml's channels (`url_env`), read by `inferloop deploy` / `inferloop alerts`.
+ALERT_URL_PREFIX = "INFERLOOP_ALERT_"
 
 
 def unknown_settings(environ: Mapping[str, str]) -> list[str]:
@@ -454,6 +497,8 @@ def unknown_settings(environ: Mapping[str, str]) -> list[str]:
     for name in sorted(environ):
         knob = name.removeprefix("INFERLOOP_").lower()
         if not name.startswith("INFERLOOP_") or name in NOT_KNOBS or knob in KNOBS:
+            continue
+        if name.startswith(ALERT_URL_PREFIX):
             continue
         # Compared without the prefix every name shares, which would make any two look alike.
         close = difflib.get_close_matches(knob, list(KNOBS), n=1, cutoff=0.75)

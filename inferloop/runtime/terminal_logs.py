@@ -14,6 +14,7 @@ import logging
 import os
 from pathlib import Path
 
+import inferloop
 from inferloop.core.errors import InferloopError
 
 
@@ -30,17 +31,18 @@ class _KnownErrorsWithoutTraceback(logging.Formatter):
 
 
 class _ForPeople(logging.Filter):
-    def __init__(self, library_dir: str):
+    def __init__(self, own_dirs: tuple[str, ...]):
         super().__init__()
-        self.library_dir = library_dir
+        self.own_dirs = own_dirs
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name == "py.warnings":  # a library's warning: for --verbose
             return False
         if record.exc_info and isinstance(record.exc_info[1], InferloopError):
             return False  # the command prints the message itself, once
-        # A print in a flow is logged from the line that printed (inferloop's code).
-        return record.levelno >= logging.WARNING or not record.pathname.startswith(self.library_dir)
+        # A print in a flow is logged from the line that printed (inferloop's code); a library
+        # that prints inside a run (tl2cgen's build log, say) is not inferloop speaking.
+        return record.levelno >= logging.WARNING or record.pathname.startswith(self.own_dirs)
 
 
 # The libraries' own chatter, for commands run without --verbose (set before they are imported).
@@ -51,14 +53,19 @@ QUIET_LIBRARIES = {
 }
 
 
+def inferloop_dirs() -> tuple[str, ...]:
+    """Where inferloop's own code is (flows and tasks may be links to the project's folders)."""
+    package = Path(inferloop.__file__).parent
+    return tuple({str(package), *(str((package / part).resolve()) for part in ("flows", "tasks"))})
+
+
 def configure_terminal(verbose: bool) -> None:
     """Prefect's terminal handler prints InferloopErrors without their traceback and, unless
     `verbose`, only what is meant for people (see the module's docstring)."""
     if not verbose:
         for name, value in QUIET_LIBRARIES.items():
             os.environ.setdefault(name, value)
-    import prefect
-    import prefect.main  # sets up Prefect's logging, once per process
+    import prefect.main  # noqa: F401  (sets up Prefect's logging, once per process)
     from prefect.logging.handlers import PrefectConsoleHandler
 
     for handler in logging.getLogger().handlers:
@@ -72,4 +79,4 @@ def configure_terminal(verbose: bool) -> None:
             for existing in quiet:
                 handler.removeFilter(existing)
         elif not quiet:
-            handler.addFilter(_ForPeople(str(Path(prefect.__file__).parent)))
+            handler.addFilter(_ForPeople(inferloop_dirs()))

@@ -40,6 +40,7 @@ from inferloop.serving.contract import (
 from inferloop.serving.keys import ApiKey, KeyStore, read_keys
 from inferloop.serving.metrics import ServingMetrics
 from inferloop.serving.online_log import OnlineLog
+from inferloop.serving.stale_alert import StaleAlert
 
 log = logging.getLogger("inferloop.serve")
 INLINE_BODY_BYTES = 64 * 1024  # larger bodies are parsed in a worker thread, off the event loop
@@ -143,8 +144,19 @@ def build_runtime(settings: Settings) -> Runtime:
         registry_settings.champion_alias,
         serving.serve_poll_seconds,
         on_swap=swapped,
-        on_check=lambda ok: metrics.stale.set(0 if ok else 1),
+        on_check=lambda ok: checked(ok),
     )
+    stale_alert = StaleAlert(
+        registry_settings.model_name,
+        version=lambda: follower.state().version,
+        problem=lambda: follower.state().problem,
+        tracking_uri=registry_settings.tracking_uri,
+    )
+
+    def checked(ok: bool) -> None:
+        metrics.stale.set(0 if ok else 1)
+        stale_alert(ok)  # the inferloop.serving.stale alert, once per registry outage
+
     online_log = OnlineLog(
         lake_storage(settings.lake),
         registry_settings.model_name,

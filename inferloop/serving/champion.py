@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from inferloop.core.registry import ModelVersionRef, Registry, RegistryError
+from inferloop.tasks.model.optimised import runtime_of
+from inferloop.tasks.model.optimised_artifact import scoring_model
 
 log = logging.getLogger("inferloop.serve")
 
@@ -67,9 +69,10 @@ class ChampionFollower:
                 )
             elif self.current is None or self.current.ref.version != ref.version:
                 log.info("loading %s v%s (@%s)", ref.name, ref.version, self.alias)
-                loaded = ServedModel(ref, self.registry.load_model(ref))
+                # The compiled library where the version's parity gate passed, else sklearn.
+                loaded = ServedModel(ref, scoring_model(self.registry, ref))
                 old, self.current = self.current, loaded  # the swap: one reference
-                log.info("now serving %s v%s", ref.name, ref.version)
+                log.info("now serving %s v%s (%s)", ref.name, ref.version, runtime_of(loaded.model))
                 self.on_swap(old, loaded)
                 self._problem = None
             else:

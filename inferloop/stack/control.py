@@ -19,6 +19,8 @@ from pathlib import Path
 from inferloop.core.errors import InferloopError
 from inferloop.core.settings import REPO_ROOT, Settings
 from inferloop.stack import postgres
+from inferloop.stack.alerts import AppliedAlerts, apply_alerts_file
+from inferloop.stack.alerts_config import ALERTS_FILE, load_alerts
 from inferloop.stack.credentials import stack_credentials, write_private_env_file
 from inferloop.stack.processes import (
     Process,
@@ -125,11 +127,14 @@ def _prefect(args: list[str], env: dict[str, str]) -> None:
         raise StackError(f"`prefect {' '.join(args)}` failed:\n{result.stdout}\n{result.stderr}")
 
 
-def deploy(settings: Settings) -> None:
-    """Create the process work pool and register every deployment in prefect.yaml."""
+def deploy(settings: Settings) -> AppliedAlerts | None:
+    """Create the process work pool, register every deployment in prefect.yaml and apply
+    alerts.yaml (when the repository has one; it is checked before anything is registered)."""
     env = {**os.environ, **stack_env(settings)}
+    alerts = load_alerts(ALERTS_FILE) if ALERTS_FILE.exists() else None
     _prefect(["work-pool", "create", WORK_POOL, "--type", "process", "--overwrite"], env)
     _prefect(["deploy", "--all"], env)
+    return apply_alerts_file(alerts, env) if alerts else None
 
 
 def start_stack(settings: Settings, with_worker: bool = True) -> list[Process]:

@@ -25,7 +25,9 @@ from inferloop.core.registry import (
 )
 from inferloop.core.settings import RegistrySettings, Settings
 from inferloop.core.storage import Storage
+from inferloop.tasks.data.feeds import prepare_features
 from inferloop.tasks.model.evaluation import evaluation_figures
+from inferloop.tasks.model.optimised_artifact import attach_optimised_artifact, scoring_model
 
 PROFILE_FILE = "reference_profile.json"  # stored in the model's extra_files, for monitoring
 SERVING_PACKAGES = ("mlflow", "scikit-learn", "skops", "numpy", "pandas", "scipy")
@@ -88,7 +90,9 @@ def log_and_register(
     validation_reports: list,
 ) -> ModelVersionRef:
     """Log params, metrics, plots, signature, input example, lineage, the gate's reports and the
-    reference profile; register a new version as `challenger` (promotion decides the rest)."""
+    reference profile; register a new version as `challenger` (promotion decides the rest).
+    With `optimised_artifact` on, the version also gets its compiled library and parity report
+    (tasks/model/optimised_artifact.py), tagged usable only if the gate passed."""
     dataset = settings.dataset.name
     data_hash = content_hash(training_frame)
     figures = evaluation_figures(
@@ -141,13 +145,24 @@ def log_and_register(
             code_paths=model_code(Path(scratch)),
             pip_requirements=model_requirements(),
         )
-        return model_registry(settings.registry).log_model_version(
+        registry = model_registry(settings.registry)
+        ref = registry.log_model_version(
             settings.registry.experiment_name,
             run_name=f"train {start}..{end}",
             record=record,
             alias=settings.registry.challenger_alias,
             run_tags={"inferloop.dataset": dataset},
         )
+    if settings.training.optimised_artifact:
+        held_out = training_frame[training_frame[settings.dataset.id_column].isin(result.holdout_ids)]
+        attach_optimised_artifact(
+            registry,
+            ref,
+            result.model,
+            prepare_features(held_out, settings.dataset),
+            settings.scoring.decision_threshold,
+        )
+    return ref
 
 
 def find_alias(registry: RegistrySettings, alias: str) -> ModelVersionRef | None:
@@ -170,6 +185,12 @@ def resolve_alias(registry: RegistrySettings, alias: str) -> ModelVersionRef:
 def load_model(registry: RegistrySettings, ref: ModelVersionRef):
     """The scikit-learn pipeline of a concrete version (predict_proba at full speed)."""
     return model_registry(registry).load_model(ref)
+
+
+def load_scoring_model(registry: RegistrySettings, ref: ModelVersionRef):
+    """What batch scoring predicts with: the compiled library where the version's parity gate
+    passed, else the scikit-learn pipeline (`optimised_artifact.scoring_model`)."""
+    return scoring_model(model_registry(registry), ref)
 
 
 @cache

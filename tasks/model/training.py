@@ -15,6 +15,7 @@ from inferloop.core.errors import InferloopError
 from inferloop.core.settings import TrainingSettings
 from inferloop.tasks.data.feeds import as_plain_columns, positive_target, prepare_features
 from inferloop.tasks.model.evaluation import reference_profile
+from inferloop.tasks.model.optimised import prediction_threads
 
 # Gradient boosting with native categorical splits: no one-hot expansion, so scoring stays fast.
 MODEL_PARAMS = {
@@ -33,11 +34,11 @@ SMALL_BATCH_ROWS = 10_000
 
 
 def positive_scores(model: Pipeline, features: pd.DataFrame) -> np.ndarray:
-    """The model's probability of the positive class for every row."""
-    if len(features) < SMALL_BATCH_ROWS:
-        with threadpool_limits(1, user_api="openmp"):
-            return model.predict_proba(features)[:, 1]
-    return model.predict_proba(features)[:, 1]
+    """The model's probability of the positive class for every row, on at most the threads this
+    process may use (OpenMP alone counts the host's CPUs, not a container's CPU quota)."""
+    threads = 1 if len(features) < SMALL_BATCH_ROWS else prediction_threads()
+    with threadpool_limits(threads, user_api="openmp"):
+        return model.predict_proba(features)[:, 1]
 
 
 class TrainingDataError(InferloopError, ValueError):

@@ -60,6 +60,7 @@ class PromotionDecision:
     decided_by: str = "inferloop"
     decided_at: str = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0).isoformat())
     comparison: dict | None = None  # the paired MetricDifference the verdict rests on
+    model_card: str | None = None  # the version's model card (runs:/ URI), once recorded
 
     @property
     def promoted(self) -> bool:

@@ -1,7 +1,8 @@
 """Applying promotion decisions to the registry, one at a time, and recording them.
 
 Every move of `@champion` (automatic, approved, by hand, rollback, bootstrap) goes through
-`record_decision`: the decision is applied under a lock and written on the version as tags.
+`record_decision`: the decision is applied under a lock, written on the version as tags and
+appended to the version's model card.
 """
 
 import json
@@ -9,6 +10,7 @@ from dataclasses import replace
 
 from inferloop.core.settings import RegistrySettings
 from inferloop.runtime.locks import global_lock
+from inferloop.tasks.model.model_card import write_model_card
 from inferloop.tasks.model.registry import find_alias, model_registry
 from inferloop.tasks.promotion.decision import PromotionDecision
 
@@ -23,7 +25,12 @@ def record_decision(registry: RegistrySettings, decision: PromotionDecision) -> 
     stale evidence. On promotion the old champion stays reachable as `previous_champion`.
     """
     with global_lock(PROMOTION_LOCK):
-        return _apply(registry, decision)
+        decision = _apply(registry, decision)
+        # The decision history changed: the version's model card is rewritten with it.
+        decision.model_card = write_model_card(
+            registry, decision.model_name, decision.challenger_version, decision
+        )
+        return decision
 
 
 def _apply(registry_settings: RegistrySettings, decision: PromotionDecision) -> PromotionDecision:

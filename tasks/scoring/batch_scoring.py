@@ -1,6 +1,5 @@
 """Scoring one daily partition with a pinned model version: streamed, atomic, idempotent."""
 
-import hashlib
 import posixpath
 import time
 from collections import deque
@@ -25,6 +24,7 @@ from inferloop.core.storage import Storage
 from inferloop.tasks.data.feeds import partition_files, prepare_features
 from inferloop.tasks.gate.partition_gate import PartitionGate, decide, passing_chunks
 from inferloop.tasks.gate.validation import ValidationReport
+from inferloop.tasks.model.optimised import runtime_of
 from inferloop.tasks.model.training import positive_scores
 
 T = TypeVar("T")
@@ -55,6 +55,7 @@ class ScoringManifest:
     seconds: float = 0.0
     reused: bool = False  # True when an earlier run had already scored this partition
     validation: ValidationReport | None = None  # this run's gate report (None when reused)
+    runtime: str = "sklearn"  # what produced the scores: "sklearn" or "treelite" (a compiled library)
 
     @property
     def rows_per_second(self) -> float:
@@ -128,7 +129,7 @@ def score_partition(
         input_files = late_files(storage, spec, previous, day)
         if not input_files:
             return replace(previous, reused=True, validation=None)
-        part = "part-" + hashlib.sha256("\n".join(input_files).encode()).hexdigest()[:16]
+        part = catalog.late_part(input_files)
         _sweep_unlisted(storage, previous, out_dir)
     else:
         input_files, part = partition_files(storage, spec, day), None
@@ -137,7 +138,7 @@ def score_partition(
             f"{day}'s predictions or feature files changed after this run found the day scored "
             f"({storage.uri(manifest_path)}): rerun it"
         )
-    data_file = f"{out_dir}/{part}.parquet" if part else catalog.predictions_file(ref.name, ref.version, day)
+    data_file = catalog.predictions_file(ref.name, ref.version, day, part)
     started = time.perf_counter()
     scored_at = datetime.now(UTC).replace(microsecond=0).isoformat()
     with ThreadPoolExecutor(1, thread_name_prefix="input-checksums") as hashing:
@@ -184,6 +185,7 @@ def score_partition(
         inputs=inputs,
         scored_at=scored_at,
         seconds=round(time.perf_counter() - started, 3),
+        runtime=runtime_of(model),
     )
     if previous is not None:  # the late files' rows join the day's earlier ones
         manifest = replace(

@@ -29,7 +29,11 @@ CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = REPO_ROOT / "test-artifacts" / "ui"
 MODEL_NAME = "transactions-classifier"
 # The Prefect UI shows a cron schedule in words, never the cron string itself.
-SCHEDULE_AS_RENDERED = {"30 2 * * *": "At 02:30 AM every day", "30 3 * * *": "At 03:30 AM every day"}
+SCHEDULE_AS_RENDERED = {
+    "30 2 * * *": "At 02:30 AM every day",
+    "30 3 * * *": "At 03:30 AM every day",
+    "30 4 * * *": "At 04:30 AM every day",
+}
 DEPLOYMENT_LINK = 'a[href^="/deployments/deployment/"]'
 # The stack's 9 generated days end on 2026-01-09: the monitor measures that day's drift (500 rows,
 # above min_drift_rows) and the champion's ROC AUC on the day before (labels arrive a day late).

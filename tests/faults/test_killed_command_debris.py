@@ -28,7 +28,11 @@ def temporary_apis(owner: int) -> list[psutil.Process]:
 def test_the_next_command_sweeps_what_a_killed_one_left(workdir):
     state = workdir / "state"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env |= {"INFERLOOP_STATE_DIR": str(state), "PREFECT_HOME": str(state / "prefect")}
+    env |= {
+        "INFERLOOP_STATE_DIR": str(state),
+        "INFERLOOP_GX_RUNTIME_DIR": str(state / "gx"),  # this process's own is set once GX ran here
+        "PREFECT_HOME": str(state / "prefect"),
+    }
     generate = [INFERLOOP, "data", "generate", "--days", "1", "--rows-per-day", "500"]
     subprocess.run(generate, env=env, check=True, capture_output=True)
     day = next((workdir / "lake" / "transactions").glob("date=*")).name.removeprefix("date=")

@@ -19,11 +19,30 @@ def ledger(day: date) -> list[RetrainDecision]:
     return load_ledger(lake_storage(settings.lake), settings.dataset.name, day - timedelta(days=7))
 
 
-def test_without_a_confirmed_breach_nothing_is_trained_or_recorded(lake, feed):
+def test_without_a_confirmed_breach_nothing_is_trained_or_recorded(pool, lake, feed):
+    register(lake, pool.before, "champion")
     decision = retrain(day=DAYS[10])
     assert (decision.action, decision.reasons) == ("none", [])
     assert ledger(DAYS[10]) == []
-    assert MlflowClient(lake).search_model_versions(f"name='{load_settings().registry.model_name}'") == []
+    assert len(MlflowClient(lake).search_model_versions(f"name='{load_settings().registry.model_name}'")) == 1
+
+
+def test_without_a_champion_the_monitor_keeps_training_candidates_every_cooldown_until_one_clears(
+    lake, feed, monkeypatch
+):
+    from inferloop.flows.monitor import monitor
+    from inferloop.flows.retrain import NO_CHAMPION_YET
+
+    monkeypatch.setenv("INFERLOOP_RETRAIN_COOLDOWN_DAYS", "2")
+    monkeypatch.setenv("INFERLOOP_MIN_ROC_AUC", "0.999")
+    missed = monitor(day=DAYS[8], chart=False)
+    assert (missed.action, missed.reasons) == ("retrain", [NO_CHAMPION_YET])
+    assert "not promoted, still waiting for a first champion: min_roc_auc" in missed.outcome
+    assert monitor(day=DAYS[9], chart=False).action == "suppressed"  # the cooldown holds
+    monkeypatch.delenv("INFERLOOP_MIN_ROC_AUC")
+    cleared = monitor(day=DAYS[10], chart=False)
+    assert cleared.outcome == "v2 became the first @champion"
+    assert aliases(lake)["champion"] == "2"
 
 
 def test_a_forced_retrain_over_the_daily_cap_is_suppressed_and_recorded(lake, feed):

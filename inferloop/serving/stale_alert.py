@@ -1,0 +1,48 @@
+"""Tell people when the online endpoint starts serving a model it can no longer check against
+@champion (the registry stopped answering): the `inferloop.serving.stale` alert event.
+
+Sent once per outage (on the change from following to stale, not on every failed poll), and only
+when the process is pointed at a Prefect server (PREFECT_API_URL): without one, Prefect's client
+would start a temporary server inside the endpoint to receive the event.
+"""
+
+import os
+from collections.abc import Callable
+
+from inferloop.runtime.alert_events import SERVING_STALE, emit_alert
+
+
+class StaleAlert:
+    """An `on_check` callback for ChampionFollower: the first failed check while a model is
+    served emits; a successful check ends the outage."""
+
+    def __init__(
+        self,
+        model: str,
+        version: Callable[[], str | None],
+        problem: Callable[[], str | None],
+        tracking_uri: str = "",
+        emit: Callable[..., object] = emit_alert,
+    ):
+        self.model, self.version, self.problem = model, version, problem
+        self.tracking_uri, self.emit = tracking_uri, emit
+        self.stale = False
+
+    def __call__(self, ok: bool) -> None:
+        if ok:
+            self.stale = False
+            return
+        version = self.version()
+        # No model loaded yet: nothing stale is served (the readiness probe reports that case).
+        if self.stale or version is None or not os.environ.get("PREFECT_API_URL"):
+            return
+        self.stale = True
+        self.emit(
+            SERVING_STALE,
+            self.model,
+            f"The online endpoint serves {self.model} v{version} but cannot check @champion: "
+            "it may be serving a stale model",
+            version=version,
+            reasons=[self.problem() or "the registry did not answer"],
+            tracking_uri=self.tracking_uri,
+        )

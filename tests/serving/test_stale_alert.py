@@ -1,0 +1,45 @@
+"""The online endpoint's stale alert: once per registry outage, only while a model is served,
+and only to a configured Prefect server."""
+
+import pytest
+
+from inferloop.runtime.alert_events import SERVING_STALE
+from inferloop.serving.stale_alert import StaleAlert
+
+
+@pytest.fixture
+def sent(monkeypatch) -> list:
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
+    return []
+
+
+def watcher(sent: list, version: str | None = "3") -> StaleAlert:
+    return StaleAlert(
+        "fraud",
+        version=lambda: version,
+        problem=lambda: "MLflow at http://127.0.0.1:5000 did not answer",
+        emit=lambda *args, **kwargs: sent.append((args, kwargs)),
+    )
+
+
+def test_one_alert_per_outage_and_a_new_one_after_recovery(sent):
+    alert = watcher(sent)
+    for ok in (True, False, False, False, True, False):
+        alert(ok)
+    assert len(sent) == 2
+    (event, model, summary), details = sent[0]
+    assert (event, model, details["version"]) == (SERVING_STALE, "fraud", "3")
+    assert "stale model" in summary and "did not answer" in details["reasons"][0]
+
+
+def test_nothing_is_sent_before_a_model_is_served(sent):
+    alert = watcher(sent, version=None)
+    alert(False)
+    assert sent == []
+
+
+def test_without_a_prefect_server_nothing_is_sent(monkeypatch):
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    sent = []
+    watcher(sent)(False)
+    assert sent == []
