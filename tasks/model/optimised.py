@@ -85,7 +85,11 @@ def available_cpus() -> int:
     container's `--cpus`, a Kubernetes limit), at least 1. `os.cpu_count()` reports the host's."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     quota = cgroup_cpu_quota()
-    return max(1, min(cpus, math.ceil(quota))) if quota else max(1, cpus)
+    cpus = min(cpus, math.ceil(quota)) if quota else cpus
+    # OMP_NUM_THREADS is what the process was told to use (a Dask nanny sets 1 per worker) and
+    # the most the OpenMP runtime lets a compiled library start.
+    told = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    return max(1, min(cpus, int(told)) if told.isdigit() and int(told) > 0 else cpus)
 
 
 def cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
@@ -342,6 +346,21 @@ class OptimisedPipeline:
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         return self.compiled.predict_proba(prepared_features(self.pipeline, features))
+
+    def __reduce__(self):
+        library = getattr(self.compiled, "_library", None) or self.compiled.path.read_bytes()
+        return (arrived, (self.pipeline, library))
+
+
+def arrived(pipeline, library: bytes):
+    """An OptimisedPipeline shipped to another process (a Dask worker). A library that does not
+    load there is scored by the pipeline itself (manifests then say "sklearn"): failing while a
+    task's arguments are unpacked would take the worker down, not just the task."""
+    try:
+        return OptimisedPipeline(pipeline, CompiledModel.from_bytes(library))
+    except OptimisedArtifactUnavailable as error:
+        logger.warning("The compiled model does not load here (%s): scoring with scikit-learn", error)
+        return pipeline
 
     def __getitem__(self, index):  # pipeline[-1], pipeline[:-1] as on the scikit-learn pipeline
         return self.pipeline[index]

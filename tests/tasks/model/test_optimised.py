@@ -237,3 +237,36 @@ def test_inside_a_dask_worker_the_library_uses_the_workers_threads(library):
         Client(cluster) as client,
     ):
         assert client.submit(threads_of_a_library_loaded_there).result() == (1, 1)
+
+
+def test_omp_num_threads_caps_the_threads_a_library_may_start(library, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what a Dask nanny gives each worker process
+    assert available_cpus() == 1
+    assert CompiledModel(library, threads=2).threads == 1
+
+
+def test_an_optimised_pipeline_shipped_to_a_worker_process_scores_there(pipeline, library, holdout):
+    """As batch inference ships it to the stack's Dask workers: separate processes whose nanny
+    sets OMP_NUM_THREADS=1 (a library loaded with more threads than that fails to load)."""
+    from distributed import Client, LocalCluster
+
+    from inferloop.tasks.model.optimised import OptimisedPipeline
+
+    model = OptimisedPipeline(pipeline, CompiledModel(library, threads=2))
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        remote = client.submit(lambda m, rows: (type(m).__name__, m.predict_proba(rows)), model, holdout)
+        kind, scores = remote.result(timeout=120)
+    assert kind == "OptimisedPipeline"
+    np.testing.assert_allclose(scores, pipeline.predict_proba(holdout), rtol=0, atol=1e-12)
+
+
+def test_a_library_that_does_not_load_where_it_arrives_is_scored_by_the_pipeline(pipeline):
+    import pickle
+
+    from inferloop.tasks.model.optimised import arrived
+
+    assert arrived(pipeline, b"not a shared library") is pipeline
+    assert pickle.loads(pickle.dumps(arrived(pipeline, b"junk"))).__class__ is pipeline.__class__
