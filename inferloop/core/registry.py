@@ -474,7 +474,9 @@ class Registry:
             # The run is resumed by id in this thread: MLflow's active run is thread-local and
             # Prefect runs tasks in worker threads.
             _fluent_api(self.tracking_uri)
-            with mlflow.start_run(run_id=run_id):
+            # MLflow prints "Successfully registered model" / "Created version" itself; the
+            # train flow says what was registered, once.
+            with mlflow.start_run(run_id=run_id), _mlflow_prints_off():
                 mlflow.log_input(source, context="training")
                 info = mlflow.sklearn.log_model(
                     record.model,
@@ -491,3 +493,15 @@ class Registry:
             version = str(info.registered_model_version)
             client.set_registered_model_alias(self.model_name, alias, version)
         return ModelVersionRef(name=self.model_name, version=version, run_id=run_id, alias=alias)
+
+
+@contextmanager
+def _mlflow_prints_off() -> Iterator[None]:
+    from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM
+
+    was = MLFLOW_LOGGING_STREAM.enabled
+    MLFLOW_LOGGING_STREAM.enabled = False
+    try:
+        yield
+    finally:
+        MLFLOW_LOGGING_STREAM.enabled = was

@@ -33,7 +33,10 @@ import os
 import shlex
 import shutil
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +70,29 @@ def _quiet(library) -> None:
     for register in ("TL2cgenRegisterLogCallback", "TreeliteRegisterLogCallback"):
         if hasattr(library, register):
             getattr(library, register)(_native_log)
+
+
+@contextmanager
+def native_stderr_to_debug() -> Iterator[None]:
+    """Native code that writes to the process's stderr (the treelite bundled in tl2cgen notes
+    that the model came from a newer treelite) goes to the debug log; other lines written to
+    stderr meanwhile (another thread's log) are written back."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode("utf-8", "replace").splitlines(keepends=True):
+                if "treelite" in line.lower() or "tl2cgen" in line.lower():
+                    logger.debug(line.rstrip())
+                else:
+                    sys.stderr.write(line)
 
 
 def _tl2cgen():
@@ -253,16 +279,17 @@ def compile_library(model, directory: Path, threads: int | None = None) -> Built
     threads = threads or available_cpus()
     started = time.perf_counter()
     try:
-        tl2cgen.export_lib(
-            model,
-            toolchain=shlex.quote(compiler),
-            libpath=str(path),
-            params={"parallel_comp": max(1, threads)},  # translation units compile in parallel
-            nthread=threads,
-            # -O1 after tl2cgen's -O3 (the last one counts): 200 trees with 70-category splits
-            # built in 7 s instead of 49 s here, and predicted no slower (1.7 s vs 2.5 s, 300k rows).
-            options=["-O1"],
-        )
+        with native_stderr_to_debug():
+            tl2cgen.export_lib(
+                model,
+                toolchain=shlex.quote(compiler),
+                libpath=str(path),
+                params={"parallel_comp": max(1, threads)},  # translation units compile in parallel
+                nthread=threads,
+                # -O1 after tl2cgen's -O3 (the last one counts): 200 trees with 70-category splits
+                # built in 7 s instead of 49 s here, and predicted no slower (1.7 s vs 2.5 s, 300k rows).
+                options=["-O1"],
+            )
     except (tl2cgen.TL2cgenError, ValueError, OSError) as error:
         raise OptimisedArtifactUnavailable(f"Compiling the model with {compiler} failed: {error}") from error
     return BuiltLibrary(path=path, compiler=compiler, seconds=time.perf_counter() - started)
@@ -295,7 +322,6 @@ class CompiledModel:
         not deleted after loading: the dynamic loader reuses an open library by path, so a path
         must never name two different libraries in one process."""
         import hashlib
-        import tempfile
 
         cache = Path(tempfile.gettempdir()) / f"inferloop-optimised-{os.getuid()}"
         cache.mkdir(mode=0o700, exist_ok=True)
