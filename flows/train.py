@@ -54,7 +54,10 @@ def train(
     spec = settings.dataset
     storage = lake_storage(settings.lake)
     end = end or latest_labelled_day(storage, spec)
-    start = start or end - timedelta(days=settings.training.train_window_days - 1)
+    if start is None:  # the latest train_window_days labelled days, or as many as the feed has
+        start = end - timedelta(days=settings.training.train_window_days - 1)
+        stored = storage.list_partitions(catalog.features_table(spec.name))
+        start = max([start, *stored[:1]])
     full_start = end - timedelta(days=settings.training.train_window_days - 1)
     frame, reports = gated_window(storage, settings, start, end)
     min_rows = settings.training.min_train_rows

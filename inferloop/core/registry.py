@@ -495,13 +495,13 @@ class Registry:
         return ModelVersionRef(name=self.model_name, version=version, run_id=run_id, alias=alias)
 
 
-@contextmanager
-def _mlflow_prints_off() -> Iterator[None]:
-    from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM
+def _mlflow_prints_off():
+    """MLflow's own switch for its event prints, counted: the contexts MLflow opens inside
+    `log_model` switch them back on at their exit unless an outer one still holds them off."""
+    from mlflow.utils.autologging_utils.logging_and_warnings import (
+        MlflowEventsAndWarningsBehaviorGlobally,
+    )
 
-    was = MLFLOW_LOGGING_STREAM.enabled
-    MLFLOW_LOGGING_STREAM.enabled = False
-    try:
-        yield
-    finally:
-        MLFLOW_LOGGING_STREAM.enabled = was
+    return MlflowEventsAndWarningsBehaviorGlobally(
+        disable_event_logs=True, disable_warnings=False, reroute_warnings=False
+    )

@@ -31,15 +31,17 @@ class _KnownErrorsWithoutTraceback(logging.Formatter):
 
 
 class _ForPeople(logging.Filter):
-    def __init__(self, own_dirs: tuple[str, ...]):
+    def __init__(self, own_dirs: tuple[str, ...], prefect_dir: str):
         super().__init__()
-        self.own_dirs = own_dirs
+        self.own_dirs, self.prefect_dir = own_dirs, prefect_dir
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name == "py.warnings":  # a library's warning: for --verbose
             return False
         if record.exc_info and isinstance(record.exc_info[1], InferloopError):
             return False  # the command prints the message itself, once
+        if record.pathname.startswith(self.prefect_dir) and str(record.msg).startswith("Finished in state"):
+            return False  # a failed run's state: its error is printed where it is raised
         # A print in a flow is logged from the line that printed (inferloop's code); a library
         # that prints inside a run (tl2cgen's build log, say) is not inferloop speaking.
         return record.levelno >= logging.WARNING or record.pathname.startswith(self.own_dirs)
@@ -65,7 +67,7 @@ def configure_terminal(verbose: bool) -> None:
     if not verbose:
         for name, value in QUIET_LIBRARIES.items():
             os.environ.setdefault(name, value)
-    import prefect.main  # noqa: F401  (sets up Prefect's logging, once per process)
+    import prefect.main  # sets up Prefect's logging, once per process
     from prefect.logging.handlers import PrefectConsoleHandler
 
     for handler in logging.getLogger().handlers:
@@ -79,4 +81,4 @@ def configure_terminal(verbose: bool) -> None:
             for existing in quiet:
                 handler.removeFilter(existing)
         elif not quiet:
-            handler.addFilter(_ForPeople(inferloop_dirs()))
+            handler.addFilter(_ForPeople(inferloop_dirs(), str(Path(prefect.main.__file__).parent)))

@@ -65,6 +65,9 @@ def test_without_verbose_the_terminal_shows_inferloops_lines_and_problems_not_pr
         assert quiet.filter(record_from(library, logging.WARNING))  # Prefect's own warnings stay
         assert not quiet.filter(record_from("/lib/mlflow/types/utils.py", logging.WARNING, "py.warnings"))
         assert not quiet.filter(failed_run_record(InferloopError("printed once, by the command")))
+        failed_state = record_from(library, logging.ERROR)
+        failed_state.msg = "Finished in state Failed('Task run encountered an exception ...')"
+        assert not quiet.filter(failed_state)  # the error itself is printed where it is raised
         assert quiet.filter(failed_run_record(KeyError("bug")))
     finally:
         verbose = terminal_handler(verbose=True)

@@ -105,3 +105,9 @@ def test_a_window_cut_to_too_few_rows_takes_back_the_newest_earlier_days_and_an_
     monkeypatch.setenv("INFERLOOP_MIN_TRAIN_ROWS", str(6 * ROWS_PER_DAY))
     with pytest.raises(TrainingDataError, match=r"fewer than INFERLOOP_MIN_TRAIN_ROWS=3000: waiting"):
         train(end=end)
+
+
+def test_a_default_window_longer_than_the_feed_starts_at_its_first_day(lake, feed):
+    ref = train(end=feed[3])  # train_window_days=7 reaches before the feed's first day
+    params = MlflowClient(load_settings().registry.tracking_uri).get_run(ref.run_id).data.params
+    assert (params["window_start"], params["window_end"]) == (str(feed[0]), str(feed[3]))
