@@ -3,6 +3,7 @@ process killed with kill -9 can be swept by the next one, and only that."""
 
 import os
 import socket
+from pathlib import Path
 
 
 def owner_mark() -> str:
@@ -17,10 +18,15 @@ def is_gone(host: str, pid: int) -> bool:
 
 
 def pid_alive(pid: int) -> bool:
+    """True while `pid` runs. A zombie (exited, not yet reaped by its parent) is not alive."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # another user's process
+    except PermissionError:  # another user's process: it runs
         return True
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return True  # no /proc (not Linux): signal 0 is all we know
+    return state != "Z"

@@ -18,6 +18,7 @@ import os
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -462,13 +463,17 @@ class Registry:
             for path, figure in record.figures.items():
                 client.log_figure(run_id, figure, path)
             data = record.training_data
-            source = mlflow.data.from_pandas(
-                data.frame,
-                source=data.source_uri,
-                targets=data.target_column,
-                name=data.name,
-                digest=data.digest,
-            )
+            with warnings.catch_warnings():
+                # MLflow registers its local-file dataset source twice (schemes "" and "file")
+                # and warns that a file:// URI matches both: the same class either way.
+                warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+                source = mlflow.data.from_pandas(
+                    data.frame,
+                    source=data.source_uri,
+                    targets=data.target_column,
+                    name=data.name,
+                    digest=data.digest,
+                )
             example = record.input_example
             signature = infer_signature(example, getattr(record.model, record.predict_fn)(example))
             # The run is resumed by id in this thread: MLflow's active run is thread-local and
@@ -476,7 +481,10 @@ class Registry:
             _fluent_api(self.tracking_uri)
             # MLflow prints "Successfully registered model" / "Created version" itself; the
             # train flow says what was registered, once.
-            with mlflow.start_run(run_id=run_id), _mlflow_prints_off():
+            with mlflow.start_run(run_id=run_id), _mlflow_prints_off(), warnings.catch_warnings():
+                # MLflow hints that integer columns cannot hold missing values under its schema
+                # enforcement; inferloop's scoring checks rows against the dataset spec instead.
+                warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
                 mlflow.log_input(source, context="training")
                 info = mlflow.sklearn.log_model(
                     record.model,

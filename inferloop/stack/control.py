@@ -17,6 +17,7 @@ from contextlib import suppress
 from pathlib import Path
 
 from inferloop.core.errors import InferloopError
+from inferloop.core.owners import pid_alive
 from inferloop.core.settings import REPO_ROOT, Settings
 from inferloop.stack import postgres
 from inferloop.stack.alerts import AppliedAlerts, apply_alerts_file
@@ -53,20 +54,7 @@ def _running_pid(pid_file: Path) -> int | None:
         pid = int(pid_file.read_text())
     except (FileNotFoundError, ValueError):
         return None
-    return pid if process_alive(pid) else None
-
-
-def process_alive(pid: int) -> bool:
-    """True while `pid` runs. A zombie (exited, not yet reaped by its parent) is not alive."""
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return True  # no /proc (not Linux): signal 0 is all we know
-    return state != "Z"
+    return pid if pid_alive(pid) else None
 
 
 def _start(settings: Settings, service: Process, env: dict[str, str]) -> None:

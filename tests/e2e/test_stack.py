@@ -3,7 +3,7 @@
 
 import pytest
 
-from inferloop.stack.control import process_alive
+from inferloop.core.owners import pid_alive
 from tests.e2e.conftest import api, emit_degraded, wait_for_deployment_run, wait_for_run
 
 pytestmark = pytest.mark.slow
@@ -57,4 +57,4 @@ def test_up_deploys_runs_and_down_stops(stack):
     down = cli("down")
     assert down.returncode == 0, down.stderr
     assert "prefect" in down.stdout
-    assert not [pid for pid in pids if process_alive(pid)]
+    assert not [pid for pid in pids if pid_alive(pid)]
