@@ -27,6 +27,7 @@ low 32 bits are 0xFFFFFFFE or 0xFFFFFFFF: a model with such a threshold is not c
 """
 
 import ctypes
+import functools
 import logging
 import math
 import os
@@ -95,8 +96,10 @@ def native_stderr_to_debug() -> Iterator[None]:
                     sys.stderr.write(line)
 
 
+@functools.cache
 def _tl2cgen():
-    """tl2cgen, its native log lines (and those of the treelite it bundles) in the debug log."""
+    """tl2cgen, its native log lines (and those of the treelite it bundles) in the debug log
+    (the callbacks are registered once per process, not per prediction)."""
     import tl2cgen
     from tl2cgen import libloader
     from treelite import core
@@ -334,9 +337,11 @@ class CompiledModel:
         loaded._library = library  # pickling never depends on the cached file still being there
         return loaded
 
+    def library_bytes(self) -> bytes:
+        return getattr(self, "_library", None) or self.path.read_bytes()
+
     def __reduce__(self):
-        library = getattr(self, "_library", None) or self.path.read_bytes()
-        return (CompiledModel.from_bytes, (library, None))
+        return (CompiledModel.from_bytes, (self.library_bytes(), None))
 
     @property
     def num_feature(self) -> int:
@@ -374,8 +379,7 @@ class OptimisedPipeline:
         return self.compiled.predict_proba(prepared_features(self.pipeline, features))
 
     def __reduce__(self):
-        library = getattr(self.compiled, "_library", None) or self.compiled.path.read_bytes()
-        return (arrived, (self.pipeline, library))
+        return (arrived, (self.pipeline, self.compiled.library_bytes()))
 
 
 def arrived(pipeline, library: bytes):
