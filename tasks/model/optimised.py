@@ -329,10 +329,13 @@ class CompiledModel:
         cache = Path(tempfile.gettempdir()) / f"inferloop-optimised-{os.getuid()}"
         cache.mkdir(mode=0o700, exist_ok=True)
         path = cache / f"{hashlib.sha256(library).hexdigest()[:32]}.so"
-        if not path.exists():
+        if path.exists():
+            path.touch()  # its time is its last use: the prune below keeps what is in use
+        else:
             partial = path.with_suffix(f".{os.getpid()}.partial")
             partial.write_bytes(library)
             partial.replace(path)  # atomic: another process never loads half a file
+            prune_library_cache(cache, keep=path)
         loaded = cls(path, threads)
         loaded._library = library  # pickling never depends on the cached file still being there
         return loaded
@@ -360,6 +363,26 @@ class CompiledModel:
     def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
         positive = self.positive_scores(matrix)
         return np.column_stack([1.0 - positive, positive])  # as scikit-learn's binary loss does
+
+
+LIBRARY_CACHE_DAYS = 7
+
+
+def prune_library_cache(cache: Path, keep: Path, days: float = LIBRARY_CACHE_DAYS) -> list[Path]:
+    """Remove cached libraries (and partial writes of crashed writers) unused for `days`.
+
+    Safe while other processes run: a loaded library stays mapped after its file is removed, and
+    a name is a content hash, so a file written again under it holds the same library."""
+    cutoff = time.time() - days * 86_400
+    removed = []
+    for stale in cache.iterdir():
+        try:
+            if stale.suffix in (".so", ".partial") and stale != keep and stale.stat().st_mtime < cutoff:
+                stale.unlink()
+                removed.append(stale)
+        except FileNotFoundError:  # another process pruned it first
+            continue
+    return removed
 
 
 class OptimisedPipeline:

@@ -19,6 +19,7 @@ from inferloop.tasks.model.optimised import (
     cgroup_cpu_quota,
     compile_library,
     prepared_features,
+    prune_library_cache,
 )
 from inferloop.tasks.model.parity import check_parity, edge_cases
 from inferloop.tasks.model.training import build_pipeline
@@ -270,3 +271,26 @@ def test_a_library_that_does_not_load_where_it_arrives_is_scored_by_the_pipeline
 
     assert arrived(pipeline, b"not a shared library") is pipeline
     assert pickle.loads(pickle.dumps(arrived(pipeline, b"junk"))).__class__ is pipeline.__class__
+
+
+def test_the_library_cache_drops_what_went_unused_and_keeps_the_rest(tmp_path):
+    import os
+    import time
+
+    old, recent, crashed_write, other = (
+        tmp_path / "old.so",
+        tmp_path / "recent.so",
+        tmp_path / "x.123.partial",
+        tmp_path / "notes.txt",
+    )
+    for path in (old, recent, crashed_write, other):
+        path.write_bytes(b"x")
+    eight_days_ago = time.time() - 8 * 86_400
+    for path in (old, crashed_write, other):
+        os.utime(path, (eight_days_ago, eight_days_ago))
+    kept = tmp_path / "kept.so"  # the library being loaded, however old its file
+    kept.write_bytes(b"x")
+    os.utime(kept, (eight_days_ago, eight_days_ago))
+
+    assert sorted(prune_library_cache(tmp_path, keep=kept)) == sorted([old, crashed_write])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.so", "notes.txt", "recent.so"]
