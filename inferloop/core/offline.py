@@ -19,6 +19,9 @@ TELEMETRY_OFF = {
     "GX_ANALYTICS_ENABLED": "false",
     # A cold ephemeral Prefect API takes ~18 s on 2 cores; the default 20 s timeout is too tight.
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    # SQLite's busy wait: at 10 s (Prefect's default) a replay on a loaded 2-core machine had the
+    # temporary API's event recorder print "database is locked" tracebacks; Prefect's tests use 30.
+    "PREFECT_SERVER_DATABASE_TIMEOUT": "30",
     # Without credentials, AWS SDKs probe the EC2 metadata endpoint, which hangs offline.
     "AWS_EC2_METADATA_DISABLED": "true",
     "GIT_PYTHON_REFRESH": "quiet",
