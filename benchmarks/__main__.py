@@ -6,7 +6,17 @@ from inferloop.core.offline import prepare_process
 
 prepare_process()
 
-from benchmarks import dask_scaling, drift, gate, optimised, scoring, serving, stack_overhead, whole_process
+from benchmarks import (
+    dask_scaling,
+    drift,
+    gate,
+    model_size,
+    optimised,
+    scoring,
+    serving,
+    stack_overhead,
+    whole_process,
+)
 
 
 def main() -> None:
@@ -25,6 +35,8 @@ def main() -> None:
     print(scoring.main(args.rows))
     print("\n## Optimised artifact (compiled booster) vs predict_proba\n")
     print(optimised.run(1_000_000, repeats=3, single_calls=300, train_rows=100_000))
+    print("\n## Model size: fewer trees or leaves vs the default model\n")
+    print(model_size.run(train_rows=100_000, rows=200_000, repeats=3, single_calls=200))
     print("\n## Drift report (1M rows x 16 features)\n")
     print(drift.main([1_000_000]))
     print("\n## Whole process: inferloop infer vs mlflow models predict\n")

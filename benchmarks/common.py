@@ -73,7 +73,8 @@ def train_model(settings: Settings, rows: int = 100_000):
 def propose_benchmark_suite(settings: Settings, reference: pd.DataFrame, rows: int) -> Settings:
     """A copy of the GX project with suites proposed for partitions of this size, as a team
     with such a feed would (`inferloop expectations suggest`); the committed one expects 5k rows."""
-    from inferloop.tasks.gate.expectations import open_gx_project_for_edit, save_suite, suggest_expectations
+    from inferloop.tasks.gate.expectations import open_gx_project_for_edit, save_suite
+    from inferloop.tasks.gate.suggest import suggest_expectations
 
     project = settings.state_dir / "expectations"
     shutil.copytree(settings.gate.expectations_dir, project)

@@ -1,6 +1,6 @@
-"""Score daily partitions with the champion model, behind the data-quality gate."""
+"""Score partitions with the champion model, behind the data-quality gate."""
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from prefect import flow
@@ -8,28 +8,31 @@ from prefect.futures import as_completed
 from prefect.runtime import flow_run
 
 from inferloop.core.errors import InferloopError
+from inferloop.core.periods import Partitioning, PartitionKey
 from inferloop.core.registry import ModelVersionRef
 from inferloop.core.settings import load_settings
 from inferloop.core.storage import lake_storage
 from inferloop.runtime.alert_events import PARTITION_REFUSED, emit_alert
 from inferloop.runtime.runners import configured_task_runner
-from inferloop.tasks.data.feeds import days_between
 from inferloop.tasks.gate.validation import BatchRefusedError
 from inferloop.tasks.model.registry import find_alias, load_scoring_model, resolve_alias
 from inferloop.tasks.reports import PartitionProgress, publish_scoring_report, publish_validation_report
 from inferloop.tasks.scoring.batch_scoring import ScoringManifest, already_scored, score_partition
 
 
-def logical_date() -> date:
-    """The day a scheduled run is responsible for: the day before it was scheduled to start."""
-    scheduled = flow_run.scheduled_start_time
-    return scheduled.date() - timedelta(days=1)
+def logical_partition(partitioning: Partitioning, day: date | None = None) -> date:
+    """The partition a run is responsible for: `day`'s when given (any day in it names it), else
+    the one before the partition the run was scheduled to start in (yesterday, last week, last
+    month)."""
+    if day is not None:
+        return partitioning.floor(day)
+    return partitioning.shift(flow_run.scheduled_start_time, -1)
 
 
 @flow(name="batch_inference", log_prints=True, task_runner=configured_task_runner(load_settings()))
 def batch_inference(
-    partition_date: date | None = None,
-    end_date: date | None = None,
+    partition_date: PartitionKey | None = None,
+    end_date: PartitionKey | None = None,
     shadow: bool = False,
     overrides: dict[str, Any] | None = None,
 ) -> list[ScoringManifest]:
@@ -43,8 +46,8 @@ def batch_inference(
     A progress artifact advances as each partition finishes; a table artifact sums the run up.
 
     Args:
-        partition_date: First day to score (default: the logical date, the day before the
-            scheduled start).
+        partition_date: First partition to score, any day in it (default: the logical date,
+            the partition before the one the run was scheduled in: yesterday for a daily feed).
         end_date: Last day to score, for backfills (default: partition_date).
         shadow: Also score with @challenger, written beside the champion's output as shadow.
         overrides: Settings to change for this run, by knob name, e.g. {"min_roc_auc": 0.7};
@@ -54,12 +57,12 @@ def batch_inference(
     settings = load_settings(**(overrides or {}))
     spec = settings.dataset
     storage = lake_storage(settings.lake)
-    start = partition_date or logical_date()
+    start = logical_partition(spec.partitioning, partition_date)
     scorers = {"champion": resolve_alias(settings.registry, settings.registry.champion_alias)}
     challenger = find_alias(settings.registry, settings.registry.challenger_alias) if shadow else None
     if challenger and challenger.version != scorers["champion"].version:
         scorers["shadow"] = challenger
-    days = days_between(start, end_date or start)
+    days = spec.partitioning.keys(start, end_date or start)
     # A model is loaded only to score something: a rerun of scored partitions loads none.
     models = {
         role: load_scoring_model(settings.registry, ref)  # compiled where its parity gate passed

@@ -6,6 +6,7 @@ from typing import Any
 from prefect import flow
 from prefect.runtime import flow_run
 
+from inferloop.core.periods import PartitionKey
 from inferloop.core.settings import load_settings
 from inferloop.core.storage import lake_storage
 from inferloop.tasks.data.retention import (
@@ -21,7 +22,7 @@ from inferloop.tasks.reports import publish_markdown
 
 @flow(name="lake-retention", log_prints=True)
 def lake_retention(
-    as_of: date | None = None, dry_run: bool = False, overrides: dict[str, Any] | None = None
+    as_of: PartitionKey | None = None, dry_run: bool = False, overrides: dict[str, Any] | None = None
 ) -> RetentionReport:
     """List the features, predictions, quarantine and online partitions older than their
     INFERLOOP_RETAIN_*_DAYS before `as_of` and delete exactly those (with `dry_run`: only list
@@ -37,7 +38,9 @@ def lake_retention(
     check_retention(settings)
     storage = lake_storage(settings.lake)
     as_of = as_of or date.fromisoformat(flow_run.scheduled_start_time.date().isoformat())
-    expired = list_expired_partitions(storage, settings.lake, settings.dataset.name, as_of)
+    expired = list_expired_partitions(
+        storage, settings.lake, settings.dataset.name, as_of, settings.dataset.partitioning
+    )
     if not dry_run:
         expired = delete_expired_partitions(storage, expired)
     report = RetentionReport(storage.uri(""), as_of, dry_run, kept_days(settings.lake), expired)

@@ -1,16 +1,16 @@
 """Monitor the champion on a day's scored partition and the labels that arrived; act on breaches."""
 
-from datetime import date
 from typing import Any
 
 from prefect import flow
 from prefect.events import emit_event
 
 from inferloop.core import catalog
+from inferloop.core.periods import PartitionKey
 from inferloop.core.registry import ModelVersionRef
 from inferloop.core.settings import load_settings
 from inferloop.core.storage import lake_storage
-from inferloop.flows.batch_inference import logical_date
+from inferloop.flows.batch_inference import logical_partition
 from inferloop.flows.promote import rollback
 from inferloop.flows.retrain import alert_retrain_suppressed, retrain
 from inferloop.runtime.alert_events import BREACH_CONFIRMED, emit_alert
@@ -19,6 +19,7 @@ from inferloop.tasks.model.registry import find_alias
 from inferloop.tasks.monitoring.daily_report import MonitoringReport, monitor_day
 from inferloop.tasks.monitoring.history_chart import save_history_chart
 from inferloop.tasks.monitoring.retrain_policy import RETRAIN_LOCK, RetrainDecision, record, retrain_verdict
+from inferloop.tasks.report_tables import online_summary
 from inferloop.tasks.reports import publish_monitoring_report
 
 DEGRADED_EVENT = "inferloop.model.degraded"
@@ -26,7 +27,7 @@ DEGRADED_EVENT = "inferloop.model.degraded"
 
 @flow(name="monitor", log_prints=True)
 def monitor(
-    day: date | None = None,
+    day: PartitionKey | None = None,
     retrain_inline: bool = False,
     chart: bool = True,
     overrides: dict[str, Any] | None = None,
@@ -49,7 +50,7 @@ def monitor(
     """
     settings = load_settings(**(overrides or {}))
     storage = lake_storage(settings.lake)
-    day = day or logical_date()
+    day = logical_partition(settings.dataset.partitioning, day)
     champion = find_alias(settings.registry, settings.registry.champion_alias)
     if champion is None:  # nothing scored, nothing to monitor: the loop keeps training instead
         print(
@@ -123,5 +124,6 @@ def summary(report: MonitoringReport, decision: RetrainDecision) -> str:
     return (
         f"{report.day} {report.model_name} v{report.model_version}: drift {report.drift_verdict} "
         f"(flagged: {', '.join(report.drifted_features) or 'none'}); {performance}; "
+        f"{online_summary(report.online) + ' ' if report.online else ''}"
         f"retrain: {decision.action} {decision.suppressed_because}".rstrip()
     )

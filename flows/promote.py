@@ -1,12 +1,12 @@
 """Move `@champion` deliberately: promote a challenger that beats it, or roll back."""
 
-from datetime import date
 from typing import Any
 
 from prefect import flow
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 
+from inferloop.core.periods import PartitionKey
 from inferloop.core.settings import load_settings
 from inferloop.core.storage import lake_storage
 from inferloop.runtime.alert_events import (
@@ -64,11 +64,11 @@ def refuse_if_unsafe(decision: PromotionDecision) -> None:
 @flow(name="promote", log_prints=True)
 def promote(
     challenger_version: str | None = None,
-    start: date | None = None,
-    end: date | None = None,
+    start: PartitionKey | None = None,
+    end: PartitionKey | None = None,
     mode: str | None = None,
     decided_by: str = "promote flow",
-    as_of: date | None = None,
+    as_of: PartitionKey | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> PromotionDecision:
     """Compare the challenger (default: @challenger) with @champion on the same recent labelled
@@ -106,9 +106,12 @@ def promote(
     else:
         storage = lake_storage(settings.lake)
         if start is None or end is None:
-            start, end, evaluation = promotion_window(
-                settings, challenger, as_of or latest_labelled_day(storage, settings.dataset)
+            latest = (
+                settings.dataset.partitioning.floor(as_of)
+                if as_of
+                else latest_labelled_day(storage, settings.dataset)
             )
+            start, end, evaluation = promotion_window(settings, challenger, latest)
         else:
             evaluation = "the requested window"
         frame, _ = gate_training_window(storage, settings.dataset, start, end, settings.gate)

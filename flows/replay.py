@@ -1,6 +1,6 @@
 """Replay history day by day as if it were live: score, monitor, retrain and promote when triggered."""
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import pandas as pd
@@ -11,12 +11,12 @@ from prefect.runtime import flow_run
 
 from inferloop.core import catalog
 from inferloop.core.errors import InferloopError
+from inferloop.core.periods import PartitionKey
 from inferloop.core.settings import load_settings
 from inferloop.core.storage import lake_storage
 from inferloop.flows.monitor import monitor
 from inferloop.flows.train import train
 from inferloop.runtime.alert_events import alerts_muted
-from inferloop.tasks.data.feeds import days_between
 from inferloop.tasks.gate.validation import BatchRefusedError
 from inferloop.tasks.model.registry import find_alias, load_model, model_registry, resolve_alias
 from inferloop.tasks.monitoring.comparison_report import save_comparison
@@ -48,15 +48,15 @@ def train_first_champion(settings, start: date, end: date, overrides: dict[str, 
     """No champion yet: train one on the `train_window_days` labelled days known before
     `start`. While no candidate clears the absolute gates (or the window cannot be trained on),
     try again every `retrain_cooldown_days` as labels accumulate (the window grows). Returns
-    the first day the replay scores: the day a first champion exists."""
-    delay = settings.dataset.label.delay_days
-    first_start = start - timedelta(days=delay + settings.training.train_window_days)
+    the first partition the replay scores: the one a first champion exists for."""
+    delay, partitioning = settings.dataset.label.delay_days, settings.dataset.partitioning
+    first_start = partitioning.shift(start, -(delay + settings.training.train_window_days))
     stored = lake_storage(settings.lake).list_partitions(catalog.features_table(settings.dataset.name))
-    first_start = max([first_start, *stored[:1]])  # not before the feed's first day
-    step = timedelta(days=max(1, settings.retrain.retrain_cooldown_days))
+    first_start = max([first_start, *stored[:1]])  # not before the feed's first partition
+    step = max(1, settings.retrain.retrain_cooldown_days)
     day, missed = start, []
     while day <= end:
-        window_end = day - timedelta(days=delay + 1)
+        window_end = partitioning.shift(day, -(delay + 1))
         try:
             if window_end < first_start:
                 raise InferloopError(f"no labelled day of the feed is known before {day}")
@@ -70,16 +70,15 @@ def train_first_champion(settings, start: date, end: date, overrides: dict[str, 
         else:
             if find_alias(settings.registry, settings.registry.champion_alias) is not None:
                 if day > start:
-                    print(
-                        f"{start}..{day - timedelta(days=1)} not scored, no model had cleared the gates yet"
-                    )
+                    skipped = f"{start}..{partitioning.shift(day, -1)}"
+                    print(f"{skipped} not scored, no model had cleared the gates yet")
                 return day
             missed.append(
                 f"v{candidate.version} trained on {first_start}..{window_end}: "
                 f"{rejection_reason(settings, candidate)}"
             )
-        print(f"No first champion yet ({missed[-1]}); trying again on {day + step} with more labels")
-        day += step
+        day = partitioning.shift(day, step)
+        print(f"No first champion yet ({missed[-1]}); trying again on {day} with more labels")
     raise FirstChampionRejected(
         f"No model cleared the gates by {end} ({' | '.join(missed)}): start the replay later (more "
         "labelled days before --from) or widen INFERLOOP_TRAIN_WINDOW_DAYS"
@@ -87,8 +86,8 @@ def train_first_champion(settings, start: date, end: date, overrides: dict[str, 
 
 
 @flow(name="replay", log_prints=True)
-def replay(start: date, end: date, overrides: dict[str, Any] | None = None) -> ReplaySummary:
-    """Each day from `start` to `end`: gate and score it with the champion of the moment, then
+def replay(start: PartitionKey, end: PartitionKey, overrides: dict[str, Any] | None = None) -> ReplaySummary:
+    """Each partition from `start` to `end`: gate and score it with the champion of the moment, then
     monitor (labels arrive after the spec's delay) and retrain + promote when the policy says so.
     Without a champion, the first one is trained on the `train_window_days` labelled days before
     `start`. Saves the day-by-day table to `replay/<dataset>/<start>_<end>.parquet`; returns it
@@ -98,14 +97,15 @@ def replay(start: date, end: date, overrides: dict[str, Any] | None = None) -> R
     `<start>_<end>_comparison.parquet|json|png` and published as artifacts with the verdict.
 
     Args:
-        start: First day to score.
-        end: Last day to score.
+        start: First partition to score (any day in it, for a weekly or monthly feed).
+        end: Last partition to score.
         overrides: Settings to change for this run, by knob name, e.g. {"min_roc_auc": 0.7};
             see the README's Settings table.
     """
     settings = load_settings(**(overrides or {}))
     spec = settings.dataset
     storage = lake_storage(settings.lake)
+    start, end = spec.partitioning.floor(start), spec.partitioning.floor(end)
     first_day = start
     if find_alias(settings.registry, settings.registry.champion_alias) is None:
         first_day = train_first_champion(settings, start, end, overrides)
@@ -113,7 +113,8 @@ def replay(start: date, end: date, overrides: dict[str, Any] | None = None) -> R
     models = {first.version: load_model(settings.registry, first)}
     rows, judged = [], {}
     with alerts_muted("a replay re-enacts history: its incidents are simulated"):
-        for day in days_between(first_day, end):
+        stored = set(storage.list_partitions(catalog.features_table(spec.name)))
+        for day in [key for key in spec.partitioning.keys(first_day, end) if key in stored]:  # gaps: no rows
             champion = resolve_alias(settings.registry, settings.registry.champion_alias)
             if champion.version not in models:
                 models[champion.version] = load_model(settings.registry, champion)
@@ -152,6 +153,7 @@ def replay(start: date, end: date, overrides: dict[str, Any] | None = None) -> R
         train_window_days=settings.training.train_window_days,
         threshold=settings.scoring.decision_threshold,
         monitor_metric=settings.monitoring.monitor_metric,
+        training=settings.training,
     )
     summary = ReplaySummary(
         dataset=spec.name,

@@ -1,16 +1,17 @@
 """Retrain on the most recent labelled days, then let promotion decide: gate -> train -> promote."""
 
 import time
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from prefect import flow
 
 from inferloop.core.errors import InferloopError
+from inferloop.core.periods import DAILY, Partitioning, PartitionKey, parse_key
 from inferloop.core.registry import ModelVersionRef
 from inferloop.core.settings import TrainingSettings, load_settings
 from inferloop.core.storage import lake_storage
-from inferloop.flows.batch_inference import logical_date
+from inferloop.flows.batch_inference import logical_partition
 from inferloop.flows.promote import promote
 from inferloop.flows.train import train
 from inferloop.runtime.alert_events import RETRAIN_FAILED, RETRAIN_STARTED, RETRAIN_SUPPRESSED, emit_alert
@@ -31,7 +32,7 @@ NO_CHAMPION_YET = "no champion yet: a first model must clear the absolute gates"
 
 @flow(name="retrain", log_prints=True)
 def retrain(
-    day: date | None = None, force: bool = False, overrides: dict[str, Any] | None = None
+    day: PartitionKey | None = None, force: bool = False, overrides: dict[str, Any] | None = None
 ) -> RetrainDecision:
     """Re-check the monitoring verdict for `day` under the retrain lock (one retrain at a time;
     a duplicated trigger finds the cap or cooldown and is recorded as suppressed), then train on
@@ -50,15 +51,15 @@ def retrain(
     settings = load_settings(**(overrides or {}))
     storage = lake_storage(settings.lake)
     spec = settings.dataset
-    day = day or logical_date()
+    day = logical_partition(spec.partitioning, day)
     model_name, tracking_uri = settings.registry.model_name, settings.registry.tracking_uri
     with global_lock(RETRAIN_LOCK, timeout_seconds=3600):
         first = find_alias(settings.registry, settings.registry.champion_alias) is None
         if force or first:  # no champion yet: keep training as labels arrive, every cooldown
             reason = "forced by a person" if force else NO_CHAMPION_YET
             decision = RetrainDecision(day.isoformat(), "retrain", [reason])
-            ledger = load_ledger(storage, spec.name, ledger_since(settings.retrain, day))
-            decision = storm_guard(decision, ledger, settings.retrain, day)
+            ledger = load_ledger(storage, spec.name, ledger_since(settings.retrain, day, spec.partitioning))
+            decision = storm_guard(decision, ledger, settings.retrain, day, spec.partitioning)
         else:
             decision = retrain_verdict(storage, settings, day)
         if decision.action != "retrain":
@@ -69,11 +70,13 @@ def retrain(
             return decision
         record(storage, spec.name, decision)  # counts for the guard before training starts
         alert_retrain(RETRAIN_STARTED, decision, model_name, tracking_uri, "retrain started")
-        end = day - timedelta(days=spec.label.delay_days)
+        end = spec.partitioning.shift(day, -spec.label.delay_days)
         started = time.perf_counter()
         try:
             challenger = train(
-                start=training_start(decision, settings.training, end), end=end, overrides=overrides
+                start=training_start(decision, settings.training, end, spec.partitioning),
+                end=end,
+                overrides=overrides,
             )
             # Without a champion, training itself decided (the bootstrap decision): nothing to compare with.
             promotion = (
@@ -119,14 +122,16 @@ def first_champion_outcome(settings, candidate: ModelVersionRef) -> str:
     return f"v{candidate.version} not promoted, still waiting for a first champion: {reason}"
 
 
-def training_start(decision: RetrainDecision, training: TrainingSettings, end: date) -> date:
-    """The last `train_window_days` labelled days, cut at the degradation's onset when there is
-    one (data from before a concept change teaches the old concept), but never fewer than the
-    held-out days plus one day to fit on."""
-    start = end - timedelta(days=training.train_window_days - 1)
+def training_start(
+    decision: RetrainDecision, training: TrainingSettings, end: date, partitioning: Partitioning = DAILY
+) -> date:
+    """The last `train_window_days` labelled partitions, cut at the degradation's onset when
+    there is one (data from before a concept change teaches the old concept), but never fewer
+    than the held-out partitions plus one to fit on."""
+    start = partitioning.shift(end, -(training.train_window_days - 1))
     if decision.train_from:
-        start = max(start, date.fromisoformat(decision.train_from))
-    return min(start, end - timedelta(days=training.holdout_days))
+        start = max(start, partitioning.floor(parse_key(decision.train_from)))
+    return min(start, partitioning.shift(end, -training.holdout_days))
 
 
 def alert_retrain(event: str, decision: RetrainDecision, model: str, tracking_uri: str, what: str) -> None:

@@ -1,13 +1,14 @@
 """Train a model on a labelled window and register it in MLflow."""
 
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import pandas as pd
 from prefect import flow
 
 from inferloop.core import catalog
+from inferloop.core.periods import PartitionKey
 from inferloop.core.registry import ModelVersionRef
 from inferloop.core.settings import load_settings
 from inferloop.core.storage import lake_storage
@@ -16,7 +17,7 @@ from inferloop.tasks.gate.partition_gate import gate_training_window
 from inferloop.tasks.gate.validation import BatchRefusedError
 from inferloop.tasks.model.model_card import publish_model_card
 from inferloop.tasks.model.registry import find_alias, log_and_register, save_holdout_predictions
-from inferloop.tasks.model.training import check_training_rows, fit_model, newest_days_holding
+from inferloop.tasks.model.training import check_training_rows, earlier_partitions_needed, fit_model
 from inferloop.tasks.promotion.decision import bootstrap_decision
 from inferloop.tasks.promotion.record import record_decision
 from inferloop.tasks.reports import (
@@ -35,9 +36,37 @@ def gated_window(storage, settings, start: date, end: date):
         raise
 
 
+def widened_to_evidence(storage, settings, frame: pd.DataFrame, reports: list, start: date, end: date):
+    """The window with earlier partitions taken back, as far as the feed goes, until it holds
+    `min_train_rows` and a holdout of `min_holdout_rows` that promotion can decide on. A window cut
+    at a detected change, or a few small partitions, holds too few rows otherwise, and every
+    challenger trained on it would be refused for want of evidence."""
+    spec = settings.dataset
+    stored = storage.list_partitions(catalog.features_table(spec.name))
+    asked = start
+    while earlier := [key for key in stored if key < start]:
+        missing = earlier_partitions_needed(frame, spec, settings.training)
+        if not missing:
+            break
+        first = earlier[-min(missing, len(earlier))]
+        try:
+            more, more_reports = gated_window(storage, settings, first, spec.partitioning.shift(start, -1))
+        except BatchRefusedError:
+            break  # history before a refused partition is not taken back
+        frame, reports, start = pd.concat([more, frame], ignore_index=True), more_reports + reports, first
+    if start < asked:
+        print(
+            f"{asked}..{end} holds too few labelled rows to fit and hold out; "
+            f"training on {start}..{end} ({len(frame)} rows)"
+        )
+    return frame, reports, start
+
+
 @flow(name="train", log_prints=True)
 def train(
-    start: date | None = None, end: date | None = None, overrides: dict[str, Any] | None = None
+    start: PartitionKey | None = None,
+    end: PartitionKey | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> ModelVersionRef:
     """Gate `start`..`end` (default: the latest `train_window_days` labelled days), fit on the
     rows that pass, log to MLflow with lineage and the gate's reports, and register a version as
@@ -45,29 +74,25 @@ def train(
     (a recorded bootstrap decision). A refused day means no model.
 
     Args:
-        start: First day of the training window (default: end - train_window_days + 1).
-        end: Last day of the training window (default: the latest day with labels).
+        start: First partition of the training window, any day in it (default: end -
+            train_window_days + 1 partitions).
+        end: Last partition of the training window (default: the latest one with labels).
         overrides: Settings to change for this run, by knob name, e.g. {"min_roc_auc": 0.7};
             see the README's Settings table.
     """
     settings = load_settings(**(overrides or {}))
     spec = settings.dataset
     storage = lake_storage(settings.lake)
-    end = end or latest_labelled_day(storage, spec)
-    if start is None:  # the latest train_window_days labelled days, or as many as the feed has
-        start = end - timedelta(days=settings.training.train_window_days - 1)
+    partitioning = spec.partitioning
+    end = partitioning.floor(end) if end else latest_labelled_day(storage, spec)
+    full_start = partitioning.shift(end, -(settings.training.train_window_days - 1))
+    if start is None:  # the latest train_window_days labelled partitions, or as many as the feed has
         stored = storage.list_partitions(catalog.features_table(spec.name))
-        start = max([start, *stored[:1]])
-    full_start = end - timedelta(days=settings.training.train_window_days - 1)
+        start = max([full_start, *stored[:1]])
+    start = partitioning.floor(start)
     frame, reports = gated_window(storage, settings, start, end)
-    min_rows = settings.training.min_train_rows
-    if len(frame) < min_rows and start > full_start:  # cut at a change: too few rows since
-        frame, reports = gated_window(storage, settings, full_start, end)
-        frame = newest_days_holding(frame, spec, min_rows)
-        start = pd.to_datetime(frame[spec.time_column]).min().date()
-        reports = [r for r in reports if r.partition_date >= start.isoformat()]
-        print(f"Too few labelled rows since the change; training on {start}..{end} ({len(frame)} rows)")
-    check_training_rows(frame, f"{start}..{end}", min_rows)
+    frame, reports, start = widened_to_evidence(storage, settings, frame, reports, start, end)
+    check_training_rows(frame, f"{start}..{end}", settings.training.min_train_rows)
     for report in reports:
         publish_validation_report(report)
     result = fit_model(frame, spec, settings.training, settings.scoring.decision_threshold)

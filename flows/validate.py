@@ -1,13 +1,13 @@
 """Run the data-quality gate alone on one partition."""
 
-from datetime import date
 from typing import Any
 
 from prefect import flow
 
+from inferloop.core.periods import PartitionKey
 from inferloop.core.settings import load_settings
 from inferloop.core.storage import lake_storage
-from inferloop.flows.batch_inference import logical_date
+from inferloop.flows.batch_inference import logical_partition
 from inferloop.tasks.gate.partition_gate import validate_partition
 from inferloop.tasks.gate.validation import ValidationReport
 from inferloop.tasks.reports import publish_validation_report
@@ -15,7 +15,9 @@ from inferloop.tasks.reports import publish_validation_report
 
 @flow(name="validate", log_prints=True)
 def validate(
-    partition_date: date | None = None, purpose: str = "inference", overrides: dict[str, Any] | None = None
+    partition_date: PartitionKey | None = None,
+    purpose: str = "inference",
+    overrides: dict[str, Any] | None = None,
 ) -> ValidationReport:
     """Check `partition_date` with the committed `<dataset>_<purpose>` suite; write its
     quarantine and Data Docs; publish the report. Refusal is reported, not raised.
@@ -31,7 +33,7 @@ def validate(
         lake_storage(settings.lake),
         settings.dataset,
         purpose,
-        partition_date or logical_date(),
+        logical_partition(settings.dataset.partitioning, partition_date),
         settings.gate,
         settings.scoring,
     )

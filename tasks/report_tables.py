@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # for annotations only: scoring must not import monitoring (s
     from inferloop.tasks.data.importing import ImportSummary
     from inferloop.tasks.gate.validation import ValidationReport
     from inferloop.tasks.monitoring.daily_report import MonitoringReport
+    from inferloop.tasks.monitoring.online import OnlineMonitoring
     from inferloop.tasks.monitoring.policy_comparison import PolicyComparison
     from inferloop.tasks.monitoring.replay import ReplaySummary
     from inferloop.tasks.monitoring.retrain_policy import RetrainDecision
@@ -144,10 +145,13 @@ def training_table(
     )
 
 
-def drift_table(report: MonitoringReport) -> ReportTable:
-    """One row per monitored feature; DRIFT marks the flagged ones."""
+def drift_table(report: MonitoringReport, online: bool = False) -> ReportTable:
+    """One row per monitored feature; DRIFT marks the flagged ones. `online`: of the rows the
+    online endpoint scored (the report's online section) instead of the batch predictions."""
+    source = report.online if online else report
+    what = f"{report.day}'s online rows" if online else report.day
     return ReportTable(
-        title=f"Drift of {report.day} vs {report.model_name} v{report.scored_by}'s training data",
+        title=f"Drift of {what} vs {report.model_name} v{source.scored_by}'s training data",
         columns=columns("feature", "kind", "psi", "ks", Column("unseen_share", "unseen share"), "flagged"),
         rows=tuple(
             (
@@ -158,7 +162,7 @@ def drift_table(report: MonitoringReport) -> ReportTable:
                 d.unseen_share,
                 "DRIFT" if d.flagged else "",
             )
-            for d in report.drift
+            for d in source.drift
         ),
     )
 
@@ -174,12 +178,16 @@ def monitoring_table(
     """A monitored day: drift verdict, breaches, the retrain verdict, then performance by scope."""
     psi = report.prediction_psi if report.prediction_psi is not None else "n/a"
     snapshots = (("day", report.day_performance), ("rolling", report.rolling_performance))
+    online = report.online
+    if online:  # the online endpoint's rows, measured on their own (tasks/monitoring/online.py)
+        snapshots += (("online day", online.day_performance), ("online rolling", online.rolling_performance))
     chart = f"Chart of the recent history: {chart_uri}. " if chart_uri else ""
     return ReportTable(
         title=f"Monitoring {report.model_name} v{report.model_version}, {report.day}",
         sections=(
             f"Drift: {report.drift_verdict}; drifted features: "
             f"{', '.join(report.drifted_features) or 'none'}; prediction PSI {psi}.",
+            *([online_summary(online)] if online else []),
             f"Breaches: {'; '.join(report.breaches) or 'none'}",
             *([f"Hindsight: {report.hindsight.describe()}"] if report.hindsight else []),
             f"**Retrain verdict: {retrain_verdict(decision)}**",
@@ -206,9 +214,20 @@ def monitoring_table(
     )
 
 
+def online_summary(online: OnlineMonitoring) -> str:
+    """The online traffic's line of a monitored day: rows by version, then drift as for batch."""
+    versions = ", ".join(f"v{version} {rows}" for version, rows in online.rows_by_version.items())
+    psi = "n/a" if online.prediction_psi is None else f"{online.prediction_psi:.4f}"
+    return (
+        f"Online: {online.rows_scored} rows ({versions or 'none'}); drift: {online.drift_verdict or 'n/a'}; "
+        f"drifted features: {', '.join(online.drifted_features) or 'none'}; prediction PSI {psi}."
+    )
+
+
 def import_table(summary: ImportSummary) -> ReportTable:
     """Rows read, written and quarantined (with each reason), and where they went."""
-    days = f"{summary.days} days, {summary.first_day}..{summary.last_day}" if summary.days else "no days"
+    unit = f"{summary.partition}s"
+    days = f"{summary.days} {unit}, {summary.first_day}..{summary.last_day}" if summary.days else f"no {unit}"
     return ReportTable(
         title=f"Import into {summary.dataset} ({days})",
         columns=columns("rows", "count", "where"),
@@ -271,7 +290,8 @@ def comparison_table(comparison: PolicyComparison) -> ReportTable:
     return ReportTable(
         title=f"{comparison.dataset} replay {comparison.start}..{comparison.end}: the loop against "
         f"its baselines on the same {rows} labelled rows (labels {comparison.label_delay_days} "
-        f"day(s) late, models trained on {comparison.train_window_days} days)",
+        f"{comparison.partition}(s) late, models trained on {comparison.train_window_days} "
+        f"{comparison.partition}s)",
         columns=columns(
             "policy",
             "rows",

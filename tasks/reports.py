@@ -135,10 +135,13 @@ def publish_promotion_report(decision: PromotionDecision) -> None:
 def publish_monitoring_report(
     report: MonitoringReport, decision: RetrainDecision, report_uri: str, chart_uri: str | None = None
 ) -> None:
-    """A drift table (one row per feature, flagged ones marked) and a summary with the verdict."""
+    """A drift table (one row per feature, flagged ones marked; another for the online rows when
+    they were measured) and a summary with the verdict."""
     key = f"monitoring-{report.dataset}"
     if report.drift:
         publish_table(f"{key}-drift", drift_table(report))
+    if report.online and report.online.drift:
+        publish_table(f"{key}-online-drift", drift_table(report, online=True))
     publish_markdown(
         key,
         monitoring_table(report, decision, report_uri, chart_uri),

@@ -4,7 +4,7 @@ import contextlib
 import gc
 import os
 import sys
-from datetime import date
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Annotated
 
@@ -53,9 +53,21 @@ def main(
         os.environ[VERBOSE] = "1"
 
 
-DateOption = Annotated[date | None, typer.Option(formats=["%Y-%m-%d"])]
+def _partition_key(text: str) -> date:
+    """A partition as a user gives it: any day in it, or an hour of an hourly feed."""
+    from inferloop.core.periods import parse_key
+
+    try:
+        return parse_key(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a day (2026-03-01) or an hour (2026-03-01T07)") from None
+
+
+PARTITION = {"parser": _partition_key, "metavar": "DAY"}  # a day, or an hour of an hourly feed
+DateOption = Annotated[date | None, typer.Option(**PARTITION)]
 YesterdayOption = Annotated[
-    date | None, typer.Option("--date", formats=["%Y-%m-%d"], help="Default: yesterday")
+    date | None,
+    typer.Option("--date", **PARTITION, help="Default: the previous partition (yesterday)"),
 ]
 
 
@@ -82,9 +94,14 @@ def _fail(error: Exception) -> None:
     raise typer.Exit(1)
 
 
+def _instant(day: date) -> datetime:
+    """A day as its midnight, an hour as itself: the two compare."""
+    return day if isinstance(day, datetime) else datetime.combine(day, time())
+
+
 def _ordered(first: date | None, last: date | None, options: str = "--from/--to") -> None:
     """Refuse a reversed date range before any flow (and its Prefect server) starts."""
-    if first is not None and last is not None and last < first:
+    if first is not None and last is not None and _instant(last) < _instant(first):
         raise InferloopError(
             f"Date range is empty: {first} is after {last}; give the earlier day first ({options})"
         )
@@ -149,7 +166,7 @@ def data_generate(
     ] = "stable",
     days: int = 14,
     rows_per_day: int = 5_000,
-    start: DateOption = None,
+    start: Annotated[date | None, typer.Option(formats=["%Y-%m-%d"])] = None,
     seed: int = 7,
     change_day: Annotated[int | None, typer.Option(help="First drifted day index")] = None,
 ):
@@ -196,13 +213,17 @@ def data_import(
     by arrival day, bad rows quarantined with their reasons."""
 
     def body():
+        from inferloop.core.personal_data import Pseudonymiser
         from inferloop.core.settings import load_settings
         from inferloop.core.storage import lake_storage
         from inferloop.tasks.data.importing import import_source
         from inferloop.tasks.report_tables import import_table
 
         settings = load_settings(dataset_spec=spec)
-        summary = import_source.fn(lake_storage(settings.lake), settings.dataset, source, delimiter, encoding)
+        personal = Pseudonymiser.for_spec(settings.dataset, settings.gate)
+        summary = import_source.fn(
+            lake_storage(settings.lake), settings.dataset, source, delimiter, encoding, personal
+        )
         console.print(rich_table(import_table(summary)))
         if not summary.rows_written:
             raise InferloopError(f"No row was imported: see the reasons above and {summary.quarantine_uri}")
@@ -234,8 +255,12 @@ def expectations_suggest(
 
         settings = _settings()
         start, end = _date_range(window)
-        for path in propose_suites(lake_storage(settings.lake), settings.dataset, start, end, settings):
+        proposal = propose_suites(lake_storage(settings.lake), settings.dataset, start, end, settings)
+        for path in proposal.paths:
             console.print(f"Proposed {path}")
+        console.print("To review (each rule's note is in the suite; see expectations/README.md):")
+        for point in proposal.review:
+            console.print(f"- {point}", markup=False)
         console.print("Review with `git diff expectations/` and commit: flows use the committed suites.")
 
     run_cli_command(body)
@@ -243,7 +268,7 @@ def expectations_suggest(
 
 @app.command()
 def validate(
-    date_: Annotated[date, typer.Option("--date", formats=["%Y-%m-%d"], help="Partition")],
+    date_: Annotated[date, typer.Option("--date", **PARTITION, help="Partition")],
     purpose: Annotated[str, typer.Option(help="inference | training")] = "inference",
 ):
     """Run the data-quality gate alone on one partition."""
@@ -266,6 +291,10 @@ def train(start: DateOption = None, end: DateOption = None):
 
     def body():
         _ordered(start, end, "--start/--end")
+        from inferloop.core.dataset import load_dataset_spec
+
+        # A bad dataset spec fails here, before a flow (or its temporary Prefect API) starts.
+        load_dataset_spec(_settings().project.dataset_spec)
         from inferloop.flows.train import train as train_flow
 
         ref = train_flow(start=start, end=end)
@@ -338,7 +367,7 @@ def unlock(
 def infer(
     date_: Annotated[
         date | None,
-        typer.Option("--date", "--from", formats=["%Y-%m-%d"], help="First partition (default: yesterday)"),
+        typer.Option("--date", "--from", **PARTITION, help="First partition (default: the previous one)"),
     ] = None,
     to: DateOption = None,
     runner: Annotated[str | None, typer.Option(help="thread | dask (default: INFERLOOP_TASK_RUNNER)")] = None,
@@ -416,8 +445,10 @@ def retrain(
 
 @app.command()
 def replay(
-    start: Annotated[date, typer.Option("--from", formats=["%Y-%m-%d"], help="First day to score")],
-    end: Annotated[date, typer.Option("--to", formats=["%Y-%m-%d"], help="Last day to score")],
+    start: Annotated[
+        date, typer.Option("--from", **PARTITION, help="First partition to score (any day in it)")
+    ],
+    end: Annotated[date, typer.Option("--to", **PARTITION, help="Last partition to score")],
     spec: Annotated[
         str | None, typer.Option(help="Dataset spec YAML (default: INFERLOOP_DATASET_SPEC)")
     ] = None,
@@ -461,7 +492,7 @@ def retention(
     quarantine, online predictions); labels, reports and decisions are never pruned."""
 
     def body():
-        from datetime import UTC, datetime
+        from datetime import UTC
 
         from inferloop.tasks.data.retention import check_retention
 
@@ -616,7 +647,8 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Interface (default: INFERLOOP_SERVE_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: INFERLOOP_SERVE_PORT)")] = None,
 ):
-    """Serve @champion online: POST /invocations (MLflow's formats), /health/ready, /metrics, /docs."""
+    """Serve @champion online: POST /invocations (MLflow's formats) or /v2/models/NAME/infer (V2),
+    /health/ready, /metrics, /docs; each API key rate-limited (INFERLOOP_SERVE_RATE_PER_SECOND)."""
     if ctx.invoked_subcommand is not None:
         return
 
@@ -632,7 +664,7 @@ def serve(
 def serve_keys_add(
     name: Annotated[str, typer.Argument(help="Who or what uses the key")],
     scope: Annotated[
-        list[str] | None, typer.Option(help="score (POST /invocations) or admin (/metrics); repeatable")
+        list[str] | None, typer.Option(help="score (/invocations, /v2 infer) or admin (/metrics); repeatable")
     ] = None,
 ):
     """Create an API key; it is printed once and stored only as a hash."""

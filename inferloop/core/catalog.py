@@ -1,7 +1,8 @@
 """Every location in the data lake, defined once: code asks here and never spells a lake path.
 
-Paths are relative to the lake root (`Storage` does the I/O). Day partitions are directories
-named `date=YYYY-MM-DD`. Layout:
+Paths are relative to the lake root (`Storage` does the I/O). Partitions are directories named
+`date=YYYY-MM-DD` by their first day, whatever the spec's unit (core/periods.py): `D` below is a
+day, or the Monday of a week, or the 1st of a month; an hour is `date=YYYY-MM-DDTHH`. Layout:
 
     <dataset>/date=D/part-0.parquet                      features as production sends them (no label)
     <dataset>/date=D/part-import.parquet                 features written by `inferloop data import`
@@ -28,6 +29,8 @@ the manifest last. Changing a name here moves data on disk: existing lakes keep 
 import hashlib
 from datetime import date
 
+from inferloop.core.periods import format_key, parse_key
+
 PARTITION_KEY = "date="
 VERSION_KEY = "version="
 MODEL_KEY = "model="
@@ -47,13 +50,13 @@ ONLINE = "online"
 
 
 def partition_name(day: date) -> str:
-    """The directory name of `day`'s partition: `date=YYYY-MM-DD`."""
-    return f"{PARTITION_KEY}{day.isoformat()}"
+    """The directory name of `day`'s partition: `date=YYYY-MM-DD` (an hour: `date=YYYY-MM-DDTHH`)."""
+    return f"{PARTITION_KEY}{format_key(day)}"
 
 
 def partition_day(name: str) -> date:
-    """The day of a partition directory name (`date=YYYY-MM-DD`)."""
-    return date.fromisoformat(name.removeprefix(PARTITION_KEY))
+    """The key of a partition directory name (`date=YYYY-MM-DD`, or an hour's)."""
+    return parse_key(name.removeprefix(PARTITION_KEY))
 
 
 def partition_dir(table: str, day: date) -> str:
@@ -98,7 +101,7 @@ def labels(dataset: str, arrival_day: date) -> str:
 
 def labels_file(dataset: str, arrival_day: date, event_day: date) -> str:
     """The labels of `event_day`'s events, in the partition of the day they arrived."""
-    return f"{labels(dataset, arrival_day)}/part-{event_day.isoformat()}.parquet"
+    return f"{labels(dataset, arrival_day)}/part-{format_key(event_day)}.parquet"
 
 
 # The data-quality gate
@@ -216,11 +219,11 @@ def retrain_decisions_file(dataset: str, day: date) -> str:
 
 
 def replay_table(dataset: str, start: date, end: date) -> str:
-    return f"{REPLAY}/{dataset}/{start.isoformat()}_{end.isoformat()}.parquet"
+    return f"{REPLAY}/{dataset}/{format_key(start)}_{format_key(end)}.parquet"
 
 
 def _replay_comparison_stem(dataset: str, start: date, end: date) -> str:
-    return f"{REPLAY}/{dataset}/{start.isoformat()}_{end.isoformat()}_comparison"
+    return f"{REPLAY}/{dataset}/{format_key(start)}_{format_key(end)}_comparison"
 
 
 def replay_comparison(dataset: str, start: date, end: date) -> str:

@@ -3,7 +3,7 @@
 Nothing else in inferloop names a column; every step reads it from here.
 """
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from inferloop.core.errors import InferloopError
+from inferloop.core.periods import Partitioning, PartitionUnit
 
 FeatureKind = Literal["numeric", "categorical"]
 
@@ -28,7 +29,9 @@ class LabelSpec(BaseModel):
 
     column: str
     positive: LabelValue = Field(1, description="Value of the label column that means 1")
-    delay_days: int = Field(1, ge=0, description="Days until a label becomes known")
+    delay_days: int = Field(
+        1, ge=0, description="Partitions until a label becomes known (days for a daily feed)"
+    )
     classes: list[LabelValue] | None = Field(
         None, min_length=2, description="Every valid label value; import quarantines any other"
     )
@@ -70,6 +73,17 @@ class RowOrderTime(BaseModel):
         return pd.Timedelta(self.step)
 
 
+class PersonalColumn(BaseModel):
+    """A column holding personal data: kept out of MLflow, Data Docs, artifacts and logs, and
+    written to quarantine files only as a keyed hash."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    feature: Literal["allowed", "forbidden"] = Field(
+        "allowed", description="Whether the model may use the column as a feature"
+    )
+
+
 class DatasetSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -96,9 +110,39 @@ class DatasetSpec(BaseModel):
         description="Features that drift by construction (a month, a monthly index): their drift is "
         "reported but never a reason to retrain",
     )
-    partition: Literal["day"] = Field(
-        "day", description="How the lake partitions rows by event time; only 'day' is supported"
+    pii: dict[str, PersonalColumn] = Field(
+        default_factory=dict,
+        description="Columns holding personal data: `column: true`, or `column: {feature: forbidden}` "
+        "for one the model may not use",
     )
+    partition: PartitionUnit = Field(
+        "day",
+        description="How the lake partitions rows by event time: hour, day, week (ISO, from Monday) "
+        "or month; every window, delay and cooldown counts these partitions",
+    )
+
+    @field_validator("pii", mode="before")
+    @classmethod
+    def _pii_shorthand(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {column: {} if marked is True else marked for column, marked in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _personal_columns_are_known(self) -> "DatasetSpec":
+        for column, personal in self.pii.items():
+            if column in self.features and personal.feature == "forbidden":
+                raise ValueError(
+                    f"pii.{column} forbids '{column}' as a feature, but it is listed under features: "
+                    f"remove it from features (and list it under drop if the source has it), or set "
+                    f"pii.{column}.feature to allowed"
+                )
+            if column not in self.features and column not in self.drop:
+                raise ValueError(
+                    f"pii lists '{column}', which is neither a feature nor under drop (the id, time "
+                    "and label columns cannot be personal): fix the column name"
+                )
+        return self
 
     @model_validator(mode="after")
     def _time_has_one_source(self) -> "DatasetSpec":
@@ -140,12 +184,26 @@ class DatasetSpec(BaseModel):
         return list(self.features)
 
     @property
+    def personal_columns(self) -> list[str]:
+        return list(self.pii)
+
+    @property
+    def profiled_features(self) -> dict[str, FeatureKind]:
+        """Features the reference profile and drift cover: personal ones are never profiled."""
+        return {name: kind for name, kind in self.features.items() if name not in self.pii}
+
+    @property
     def inference_columns(self) -> list[str]:
         """Columns of a scoring partition: what production sends, without the label."""
         return [self.id_column, self.time_column, *self.features]
 
+    @property
+    def partitioning(self) -> Partitioning:
+        return Partitioning(self.partition)
+
     def label_arrival(self, event_day: date) -> date:
-        return event_day + timedelta(days=self.label.delay_days)
+        """The partition the labels of `event_day`'s partition arrive in."""
+        return self.partitioning.shift(event_day, self.label.delay_days)
 
 
 def load_dataset_spec(path: Path) -> DatasetSpec:

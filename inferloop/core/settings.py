@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from inferloop.core.errors import InferloopError
@@ -163,6 +163,14 @@ class GateSettings(Group):
     gx_sample_rows: int = Field(
         10_000, ge=100, description="Rows of each file GX validates (schema, types, Data Docs)"
     )
+    personal_data_key: SecretStr | None = Field(
+        None,
+        description="Key of the HMAC-SHA256 that replaces the values of the spec's pii columns in "
+        "quarantine files (default: generated once into personal_data_key_file)",
+    )
+    personal_data_key_file: Path | None = Field(
+        None, description="Where a generated personal-data key is kept (default: <state>/personal_data.key)"
+    )
     gx_scope: Literal["partition", "schema"] = Field(
         "partition",
         description="partition: GX validates every partition (and updates Data Docs); schema: once "
@@ -177,8 +185,8 @@ class TrainingSettings(Group):
     min_train_rows: int = Field(
         200,
         ge=0,
-        description="Labelled rows a window needs to train on; a window cut at a change that holds "
-        "fewer takes back the newest earlier days until it has them",
+        description="Labelled rows a window needs to train on; a window that holds fewer (or too few "
+        "to hold out min_holdout_rows) takes back the newest earlier partitions until it has them",
     )
     holdout_days: int = Field(1, ge=1, description="Latest days of the window held out for metrics")
     min_holdout_rows: int = Field(
@@ -192,6 +200,14 @@ class TrainingSettings(Group):
         description="At registration, compile the model to a shared library (treelite, needs a C compiler) "
         "and mark it usable if it passes the parity gate",
     )
+    # The booster's size: fewer trees or leaves predict faster; a smaller model is promoted and
+    # compiled like any other. 100 trees, not 200: early stopping stopped the generated feeds'
+    # models at 52-83 trees anyway, and where it did not (Elec2) 100 scored a higher ROC AUC and
+    # the compiled model about 2x faster (benchmarks/model_size.py, docs/benchmarks.md "Model size").
+    model_max_iter: int = Field(
+        100, ge=1, le=10_000, description="Most trees the model grows (early stopping may stop sooner)"
+    )
+    model_max_leaf_nodes: int = Field(31, ge=2, le=4_096, description="Most leaves per tree")
 
 
 class ScoringSettings(Group):
@@ -348,6 +364,17 @@ class ServingSettings(Group):
         None,
         description="API keys (hashed, with scopes) of the endpoint (default: <state_dir>/serving/keys.json)",
     )
+    # The default is about what one endpoint process answers on 2 cores (~230 single-row
+    # requests/s measured): one runaway client cannot take more than a replica's worth.
+    serve_rate_per_second: float = Field(
+        200.0,
+        ge=0.0,
+        description="Requests per second one API key may make on average (more: 429 with Retry-After; "
+        "0: no limit)",
+    )
+    serve_rate_burst: int = Field(
+        400, ge=1, description="Requests one API key may make at once, above serve_rate_per_second"
+    )
     serve_tls_cert: Path | None = Field(None, description="PEM certificate: the endpoint speaks HTTPS")
     serve_tls_key: Path | None = Field(
         None, validate_default=True, description="PEM private key of serve_tls_cert"
@@ -440,7 +467,12 @@ def _resolved(groups: dict[str, Group]) -> dict[str, Group]:
         }
     )
     gate = groups["gate"]
-    groups["gate"] = gate.model_copy(update={"gx_runtime_dir": gate.gx_runtime_dir or state_dir / "gx"})
+    groups["gate"] = gate.model_copy(
+        update={
+            "gx_runtime_dir": gate.gx_runtime_dir or state_dir / "gx",
+            "personal_data_key_file": gate.personal_data_key_file or state_dir / "personal_data.key",
+        }
+    )
     serving = groups["serving"]
     groups["serving"] = serving.model_copy(
         update={"serve_keys_file": serving.serve_keys_file or state_dir / "serving" / "keys.json"}

@@ -60,6 +60,13 @@ def check_tracking_server(registry: RegistrySettings) -> None:
         )
 
 
+def _dask_tls_configured() -> bool:
+    """Whether Dask's configuration (its DASK_* environment) names a client certificate."""
+    import dask.config
+
+    return bool(dask.config.get("distributed.comm.tls.client.cert", None))
+
+
 def check_dask_scheduler(runner: RunnerSettings, timeout: float = TIMEOUT_SECONDS) -> None:
     """The Dask scheduler at `dask_address`, when the task runner is dask and names one (without
     an address, a run starts its own local cluster)."""
@@ -68,6 +75,12 @@ def check_dask_scheduler(runner: RunnerSettings, timeout: float = TIMEOUT_SECOND
     address = urlsplit(
         runner.dask_address if "://" in runner.dask_address else f"tcp://{runner.dask_address}"
     )
+    if address.scheme == "tls" and not _dask_tls_configured():
+        raise ServiceUnreachable(
+            f"The Dask scheduler at {runner.dask_address} admits only holders of its cluster's key, "
+            "and this process has none: `source .inferloop/stack/stack.env` (it sets "
+            "DASK_DISTRIBUTED__COMM__TLS__*), or use --runner thread"
+        )
     try:
         with socket.create_connection((address.hostname, address.port or 8786), timeout=timeout):
             return

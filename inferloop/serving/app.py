@@ -1,10 +1,15 @@
 """The FastAPI application of `inferloop serve`.
 
     POST /invocations   score rows (MLflow's dataframe_split, dataframe_records, inputs); scope `score`
+    POST /v2/models/{name}/infer, GET /v2/models/{name}
+                        the same, as the Open Inference Protocol (V2) speaks it (`v2.py`); scope `score`
     GET  /health/live   the process answers
     GET  /health/ready  200 once a model is loaded (and whether following @champion is stale), else 503
     GET  /metrics       Prometheus metrics; scope `admin`
     GET  /docs          the OpenAPI page (/openapi.json)
+
+Every keyed request first passes the key's rate limit (`rate_limit.py`): over it, 429 with
+`Retry-After`.
 
 Every answer to /invocations names its request id; a scored answer names the model version
 that scored it, and accounts for every row (rows_in = rows_scored + rows_rejected). Request
@@ -15,14 +20,15 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import pyarrow as pa
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from inferloop.core.registry import Registry
@@ -30,17 +36,14 @@ from inferloop.core.settings import Settings
 from inferloop.core.storage import lake_storage
 from inferloop.serving.batching import Coalescer, NoModelLoaded, ScoredRequest
 from inferloop.serving.champion import ChampionFollower, ServedModel
-from inferloop.serving.contract import (
-    FORMATS,
-    RequestContract,
-    RequestError,
-    inference_expectations,
-    parse_body,
-)
+from inferloop.serving.contract import RequestContract, RequestError, inference_expectations, parse_body
 from inferloop.serving.keys import ApiKey, KeyStore, read_keys
 from inferloop.serving.metrics import ServingMetrics
 from inferloop.serving.online_log import OnlineLog
+from inferloop.serving.openapi import ERRORS, REQUEST_BODY, ErrorResponse, InvocationResponse
+from inferloop.serving.rate_limit import RateLimiter
 from inferloop.serving.stale_alert import StaleAlert
+from inferloop.serving.v2 import infer_answer, model_metadata, parse_infer_request
 
 log = logging.getLogger("inferloop.serve")
 INLINE_BODY_BYTES = 64 * 1024  # larger bodies are parsed in a worker thread, off the event loop
@@ -63,70 +66,7 @@ class Runtime:
     online_log: OnlineLog
     coalescer: Coalescer
     metrics: ServingMetrics
-
-
-# -- response documentation (the OpenAPI page) --------------------------------------------------
-
-
-class RowResult(BaseModel):
-    id: int = Field(description="The row's id, as sent")
-    score: float | None = Field(None, description="Probability of the positive class (scored rows)")
-    label: int | None = Field(None, description="1 when score >= INFERLOOP_DECISION_THRESHOLD")
-    error: str | None = Field(None, description="Why the row was rejected (the data contract)")
-    failed_checks: list[str] | None = Field(None, description="The inference suite's checks it failed")
-
-
-class InvocationResponse(BaseModel):
-    predictions: list[RowResult] = Field(description="One entry per row, in request order")
-    model_name: str
-    model_version: str = Field(description="The registered version that scored these rows")
-    request_id: str
-    rows_in: int
-    rows_scored: int
-    rows_rejected: int
-
-
-class ErrorResponse(BaseModel):
-    error: str
-    request_id: str | None = None
-
-
-REQUEST_BODY = {
-    "required": True,
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "description": f"Exactly one of {', '.join(FORMATS)} (MLflow's scoring formats)",
-                "properties": {
-                    "dataframe_split": {
-                        "type": "object",
-                        "properties": {
-                            "columns": {"type": "array", "items": {"type": "string"}},
-                            "data": {"type": "array", "items": {"type": "array", "items": {}}},
-                        },
-                    },
-                    "dataframe_records": {"type": "array", "items": {"type": "object"}},
-                    "inputs": {"oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}]},
-                },
-            }
-        }
-    },
-}
-ERRORS = {
-    status: {"model": ErrorResponse, "description": text}
-    for status, text in {
-        400: "Malformed request or a schema error naming the column",
-        401: "No API key, or not a valid one",
-        403: "The key lacks the scope",
-        413: "Too many rows or bytes",
-        415: "Not application/json",
-        503: "No model loaded yet, or the online log's queue is full (retry later)",
-    }.items()
-}
-
-
-# -- the application ------------------------------------------------------------------------------
+    rate_limiter: RateLimiter
 
 
 def build_runtime(settings: Settings) -> Runtime:
@@ -163,6 +103,7 @@ def build_runtime(settings: Settings) -> Runtime:
         spec.time_column,
         serving.serve_queue_rows,
         serving.serve_flush_seconds,
+        spec.partitioning,
     )
     coalescer = Coalescer(
         contract,
@@ -177,7 +118,14 @@ def build_runtime(settings: Settings) -> Runtime:
     metrics.rows_written.set_function(lambda: online_log.rows_written)
     metrics.seconds_since_check.set_function(lambda: follower.state().seconds_since_check or 0.0)
     return Runtime(
-        settings, contract, KeyStore(serving.serve_keys_file), follower, online_log, coalescer, metrics
+        settings,
+        contract,
+        KeyStore(serving.serve_keys_file),
+        follower,
+        online_log,
+        coalescer,
+        metrics,
+        RateLimiter(serving.serve_rate_per_second, serving.serve_rate_burst),
     )
 
 
@@ -234,6 +182,16 @@ def create_app(settings: Settings) -> FastAPI:
                     403,
                     f"The key {key.name!r} lacks the {scope!r} scope: use a key created with --scope {scope}",
                 )
+            if (wait := runtime.rate_limiter.retry_after(key.sha256)) is not None:
+                runtime.metrics.rate_limited.labels(key.name).inc()
+                serving = settings.serving
+                raise ServingError(
+                    429,
+                    f"The key {key.name!r} sent more than {serving.serve_rate_per_second:g} requests/s "
+                    f"(burst {serving.serve_rate_burst}): retry after {wait} s, send more rows per request, "
+                    "or raise INFERLOOP_SERVE_RATE_PER_SECOND",
+                    {"Retry-After": str(wait)},
+                )
             return key
 
         return check
@@ -241,7 +199,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(ServingError)
     async def serving_error(request: Request, error: ServingError) -> JSONResponse:
         request_id = getattr(request.state, "request_id", None)
-        if request.url.path == "/invocations":
+        if request.url.path == "/invocations" or request.url.path.endswith("/infer"):
             runtime.metrics.requests.labels(str(error.status)).inc()
         return JSONResponse(
             {"error": error.message, "request_id": request_id},
@@ -257,22 +215,67 @@ def create_app(settings: Settings) -> FastAPI:
         summary="Score rows with the model behind @champion",
     )
     async def invocations(request: Request, key: ApiKey = Depends(require("score"))) -> Response:
-        started = time.perf_counter()
+        max_rows = settings.serving.serve_max_request_rows
+        _, scored, ids = await score(
+            request, lambda body: parse_body(body, max_rows), lambda columns: columns
+        )
+        return answered(request, _answer(scored, ids, request.state.request_id), scored, len(ids))
+
+    @app.post(
+        "/v2/models/{model_name}/infer",
+        responses=ERRORS | {404: {"model": ErrorResponse, "description": "Not the model served here"}},
+        summary="Score rows: the Open Inference Protocol (V2), one input tensor per column",
+    )
+    async def infer(model_name: str, request: Request, key: ApiKey = Depends(require("score"))) -> Response:
+        check_model_name(model_name)
+        max_rows, schema = settings.serving.serve_max_request_rows, runtime.contract.schema
+        parsed, scored, ids = await score(
+            request, lambda body: parse_infer_request(body, max_rows, schema), lambda parsed: parsed.columns
+        )
+        return answered(
+            request, infer_answer(scored, ids, parsed, request.state.request_id), scored, len(ids)
+        )
+
+    @app.get(
+        "/v2/models/{model_name}", summary="The model's V2 metadata: the version served, inputs, outputs"
+    )
+    async def metadata(model_name: str, key: ApiKey = Depends(require("score"))) -> dict:
+        check_model_name(model_name)
+        return model_metadata(model_name, runtime.follower.state().version, runtime.contract.schema)
+
+    def check_model_name(model_name: str) -> None:
+        if model_name != settings.registry.model_name:
+            raise ServingError(
+                404,
+                f"No model {model_name!r} here: this endpoint serves {settings.registry.model_name!r} "
+                f"(POST /v2/models/{settings.registry.model_name}/infer)",
+            )
+
+    async def score(
+        request: Request, parse: Callable[[bytes], Any], columns: Callable[[Any], dict[str, list]]
+    ) -> tuple[Any, ScoredRequest, list]:
+        """A scoring request: its body parsed (`parse`), the rows (`columns` of what it parsed to)
+        typed, checked and scored with the served model; the parsed body, the scores and the ids.
+        ServingError when the request cannot be scored."""
+        request.state.started = time.perf_counter()
         request.state.request_id = request_id = uuid.uuid4().hex
         serving = settings.serving
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type != "application/json":
             raise ServingError(415, f"Content-Type {media_type or '(none)'}: send application/json")
+
+        def read(body: bytes) -> tuple[Any, pa.Table]:
+            parsed = parse(body)
+            return parsed, runtime.contract.typed(columns(parsed))
+
         runtime.coalescer.active_requests += 1
         try:
             body = await _read_body(request, serving.serve_max_body_bytes)
             try:
                 if len(body) <= INLINE_BODY_BYTES:
-                    rows = runtime.contract.typed(parse_body(body, serving.serve_max_request_rows))
+                    parsed, rows = read(body)
                 else:
-                    rows = await run_in_threadpool(
-                        lambda: runtime.contract.typed(parse_body(body, serving.serve_max_request_rows))
-                    )
+                    parsed, rows = await run_in_threadpool(read, body)
             except RequestError as error:
                 raise ServingError(error.status, str(error)) from None
             if runtime.follower.current is None:
@@ -288,17 +291,20 @@ def create_app(settings: Settings) -> FastAPI:
                 scored = await asyncio.wrap_future(future)
             except NoModelLoaded as error:
                 raise ServingError(503, str(error), {"Retry-After": "5"}) from None
-            answer = _answer(scored, rows.column(0).to_pylist(), request_id)
-            metrics = runtime.metrics
-            metrics.rows.labels("scored").inc(answer["rows_scored"])
-            metrics.rows.labels("rejected").inc(answer["rows_rejected"])
-            metrics.requests.labels("200").inc()
-            metrics.latency.observe(time.perf_counter() - started)
-            return JSONResponse(
-                answer, headers={"X-Request-ID": request_id, "X-Model-Version": scored.ref.version}
-            )
+            return parsed, scored, rows.column(0).to_pylist()
         finally:
             runtime.coalescer.active_requests -= 1
+
+    def answered(request: Request, answer: dict, scored: ScoredRequest, rows_in: int) -> JSONResponse:
+        """A scored request's answer, counted in the metrics."""
+        metrics, rejected = runtime.metrics, scored.verdicts.rows_rejected
+        metrics.rows.labels("scored").inc(rows_in - rejected)
+        metrics.rows.labels("rejected").inc(rejected)
+        metrics.requests.labels("200").inc()
+        metrics.latency.observe(time.perf_counter() - request.state.started)
+        return JSONResponse(
+            answer, headers={"X-Request-ID": request.state.request_id, "X-Model-Version": scored.ref.version}
+        )
 
     @app.get("/health/live", summary="The process answers")
     async def live() -> dict:

@@ -30,6 +30,7 @@ from inferloop.serving.champion import ChampionFollower
 from inferloop.serving.contract import RequestContract, RowVerdicts
 from inferloop.serving.metrics import ServingMetrics
 from inferloop.serving.online_log import OnlineLog, online_schema
+from inferloop.tasks.model.optimised import runtime_of
 from inferloop.tasks.model.training import SMALL_BATCH_ROWS
 
 log = logging.getLogger("inferloop.serve")
@@ -176,7 +177,7 @@ class Coalescer:
             )
             passed_per_job.append(k)
             start, scored_start = start + n, scored_start + k
-        self._log_rows(batch, passed, scores, labels, served.ref, passed_per_job)
+        self._log_rows(batch, passed, scores, labels, served, passed_per_job)
         return results
 
     def _positive_scores(self, model, features) -> np.ndarray:
@@ -190,7 +191,7 @@ class Coalescer:
         with self._threadpools.limit(limits=1, user_api="openmp"):
             return model.predict_proba(features)[:, 1]
 
-    def _log_rows(self, batch, passed, scores, labels, ref, passed_per_job) -> None:
+    def _log_rows(self, batch, passed, scores, labels, served, passed_per_job) -> None:
         rows = passed.num_rows
         request_ids = np.repeat(np.array([job.request_id for job in batch], dtype=object), passed_per_job)
         scored_at = datetime.now(UTC)
@@ -198,7 +199,8 @@ class Coalescer:
             *passed.columns,
             pa.array(scores, pa.float64()),
             pa.array(labels, pa.int8()),
-            pa.array([ref.version] * rows, pa.string()),
+            pa.array([served.ref.version] * rows, pa.string()),
+            pa.array([runtime_of(served.model)] * rows, pa.string()),
             pa.array(request_ids, pa.string()),
             pa.array([scored_at] * rows, pa.timestamp("us", tz="UTC")),
         ]

@@ -63,18 +63,7 @@ def parse_body(body: bytes, max_rows: int) -> dict[str, list]:
     """The columns of a request body in one of MLflow's formats (`dataframe_split`,
     `dataframe_records`, `inputs`), each a list of JSON values of the same length."""
     formats = " or ".join(FORMATS)
-    if not body.strip():
-        raise RequestError(f"The request body is empty: send a JSON object with {formats}")
-    try:
-        payload = json.loads(body.decode("utf-8"))
-    except UnicodeDecodeError as error:
-        raise RequestError(f"The request body is not UTF-8 (byte {error.start}): send UTF-8 JSON") from error
-    except json.JSONDecodeError as error:
-        raise RequestError(
-            f"The request body is not valid JSON ({error.msg} at line {error.lineno} column {error.colno})"
-        ) from error
-    if not isinstance(payload, dict):
-        raise RequestError(f"The request body must be a JSON object with {formats}")
+    payload = json_object(body, formats)
     unknown = sorted(set(payload) - set(FORMATS))
     given = [name for name in FORMATS if name in payload]
     if unknown:
@@ -93,6 +82,11 @@ def parse_body(body: bytes, max_rows: int) -> dict[str, list]:
         raise RequestError(
             f"{name} must be a list of row objects{' or an object of columns' * (name == 'inputs')}"
         )
+    return checked_size(columns, max_rows)
+
+
+def checked_size(columns: dict[str, list], max_rows: int) -> dict[str, list]:
+    """`columns`, when they hold at least one row and at most `max_rows`."""
     rows = len(next(iter(columns.values()))) if columns else 0
     if rows == 0:
         raise RequestError("The request holds no rows: send at least one")
@@ -101,6 +95,24 @@ def parse_body(body: bytes, max_rows: int) -> dict[str, list]:
             f"The request holds {rows} rows, more than INFERLOOP_SERVE_MAX_REQUEST_ROWS={max_rows}: split it"
         )
     return columns
+
+
+def json_object(body: bytes, holding: str) -> dict:
+    """The JSON object a request body holds; RequestError saying what to send (an object with
+    `holding`) when it is empty, not UTF-8, not JSON or not an object."""
+    if not body.strip():
+        raise RequestError(f"The request body is empty: send a JSON object with {holding}")
+    try:
+        payload = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise RequestError(f"The request body is not UTF-8 (byte {error.start}): send UTF-8 JSON") from error
+    except json.JSONDecodeError as error:
+        raise RequestError(
+            f"The request body is not valid JSON ({error.msg} at line {error.lineno} column {error.colno})"
+        ) from error
+    if not isinstance(payload, dict):
+        raise RequestError(f"The request body must be a JSON object with {holding}")
+    return payload
 
 
 def _split_columns(data) -> dict[str, list]:

@@ -11,10 +11,19 @@ class ServingMetrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
-            "inferloop_serve_requests", "Requests to /invocations, by HTTP status", ["status"], registry=r
+            "inferloop_serve_requests",
+            "Scoring requests (/invocations, V2 infer), by HTTP status",
+            ["status"],
+            registry=r,
         )
         self.rows = Counter(
             "inferloop_serve_rows", "Rows received, by outcome (scored, rejected)", ["outcome"], registry=r
+        )
+        self.rate_limited = Counter(
+            "inferloop_serve_rate_limited",
+            "Requests refused by the per-key rate limit (429), by key name",
+            ["key"],
+            registry=r,
         )
         self.latency = Histogram(
             "inferloop_serve_request_seconds",

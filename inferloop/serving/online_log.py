@@ -1,10 +1,13 @@
-"""Online rows feed the lake: every scored row, with its score, label, version, request id and
-time, appended to `catalog.online_predictions(model, event day)` by a background writer.
+"""Online rows feed the lake: every scored row, with its score, label, version, the runtime that
+scored it (`treelite` for the compiled library, `sklearn` for the pipeline, as batch manifests
+name it), request id and time, appended to `catalog.online_predictions(model, partition)` (the
+partition of the row's event time, in the dataset's unit: an hour, day, week or month) by a background
+writer.
 
 The queue is bounded in rows: a request reserves room for its rows before it is scored and the
 room is freed once they are written (or rejected). When there is no room the endpoint answers
 503 rather than grow without bound. Rows are written every `serve_flush_seconds` and at
-shutdown, one file per flush and event day, each written under a hidden temporary name and
+shutdown, one file per flush and partition, each written under a hidden temporary name and
 renamed (`Storage.write_table`): a kill -9 loses at most the rows of the unflushed interval and
 never leaves a half-written file where readers look. When a write fails (the lake is away) the
 rows stay queued and the next flush tries again.
@@ -19,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from inferloop.core import catalog
+from inferloop.core.periods import DAILY, Partitioning
 from inferloop.core.storage import Storage
 
 log = logging.getLogger("inferloop.serve")
@@ -27,6 +31,7 @@ SCORE_COLUMNS = [
     ("score", pa.float64()),
     ("predicted_label", pa.int8()),
     ("model_version", pa.string()),
+    ("runtime", pa.string()),  # what produced the score: "treelite" or "sklearn" (`runtime_of`)
     ("request_id", pa.string()),
     ("scored_at", pa.timestamp("us", tz="UTC")),
 ]
@@ -41,9 +46,16 @@ class OnlineLog:
     """A bounded queue of scored rows and the thread that writes them to the lake."""
 
     def __init__(
-        self, storage: Storage, model_name: str, time_column: str, capacity_rows: int, flush_seconds: float
+        self,
+        storage: Storage,
+        model_name: str,
+        time_column: str,
+        capacity_rows: int,
+        flush_seconds: float,
+        partitioning: Partitioning = DAILY,
     ):
         self.storage, self.model_name, self.time_column = storage, model_name, time_column
+        self.partitioning = partitioning
         self.capacity_rows, self.flush_seconds = capacity_rows, flush_seconds
         self._lock = threading.Lock()
         self._flushing = threading.Lock()  # one flush at a time (the thread's and the final one)
@@ -79,7 +91,7 @@ class OnlineLog:
             self._held -= reserved - rows.num_rows
 
     def flush(self) -> int:
-        """Write the queued rows, one file per event day; returns the rows written."""
+        """Write the queued rows, one file per partition; returns the rows written."""
         with self._flushing:
             with self._lock:
                 taken, self._pending = self._pending, []
@@ -104,14 +116,16 @@ class OnlineLog:
     def _write(self, table: pa.Table) -> int:
         times = table.column(self.time_column)
         scored = pc.cast(table.column("scored_at"), pa.timestamp("us"))
-        days = pc.cast(pc.coalesce(times, scored), pa.date32())  # a row without a time: its scoring day
+        moments = pc.coalesce(times, scored)  # a row without a time: when it was scored
+        # The first instant of each row's partition (an hour, day, week or month).
+        starts = pa.array(self.partitioning.floor_times(moments.to_pandas()), pa.timestamp("us"))
         part = f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}"
-        files = 0
-        for day in pc.unique(days).to_pylist():
-            rows = table.filter(pc.equal(days, pa.scalar(day, pa.date32())))
-            self.storage.write_table(catalog.online_predictions_file(self.model_name, day, part), rows)
-            files += 1
-        return files
+        partitions = pc.unique(starts).to_pylist()
+        for start in partitions:
+            rows = table.filter(pc.equal(starts, pa.scalar(start, pa.timestamp("us"))))
+            key = self.partitioning.floor(start)
+            self.storage.write_table(catalog.online_predictions_file(self.model_name, key, part), rows)
+        return len(partitions)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="online-log", daemon=True)

@@ -19,10 +19,12 @@ from pathlib import Path
 from inferloop.core.errors import InferloopError
 from inferloop.core.owners import pid_alive
 from inferloop.core.settings import REPO_ROOT, Settings
-from inferloop.stack import postgres
+from inferloop.stack import mlflow_roles, postgres
 from inferloop.stack.alerts import AppliedAlerts, apply_alerts_file
 from inferloop.stack.alerts_config import ALERTS_FILE, load_alerts
 from inferloop.stack.credentials import stack_credentials, write_private_env_file
+from inferloop.stack.dask_tls import client_security, ensure_certificates, tls_dir
+from inferloop.stack.mlflow_roles import ADMIN_USER, APPROVER_ROLE, READER_ROLE, READER_USER, Account
 from inferloop.stack.processes import (
     Process,
     executable,
@@ -138,6 +140,7 @@ def start_stack(settings: Settings, with_worker: bool = True) -> list[Process]:
         credentials = stack_credentials(settings)
         postgres.init_cluster(settings, credentials)
         write_mlflow_auth_config(settings)
+        ensure_certificates(tls_dir(settings))
     for number, stage in enumerate(stages):
         for service in stage:
             _start(settings, service, env)
@@ -149,6 +152,16 @@ def start_stack(settings: Settings, with_worker: bool = True) -> list[Process]:
             if prod:
                 postgres.create_databases(settings, credentials)
     if prod:
+        mlflow_roles.ensure_roles(
+            env["INFERLOOP_TRACKING_URI"],
+            (ADMIN_USER, credentials.MLFLOW_AUTH_ADMIN_PASSWORD),
+            [
+                Account(
+                    credentials.MLFLOW_TRACKING_USERNAME, credentials.MLFLOW_TRACKING_PASSWORD, APPROVER_ROLE
+                ),
+                Account(READER_USER, credentials.MLFLOW_READER_PASSWORD, READER_ROLE),
+            ],
+        )
         _wait_for_dask_workers(settings, env["INFERLOOP_DASK_ADDRESS"])
     if with_worker:
         deploy(settings)
@@ -161,7 +174,7 @@ def start_stack(settings: Settings, with_worker: bool = True) -> list[Process]:
 def _wait_for_dask_workers(settings: Settings, address: str, timeout: float = 90) -> None:
     from distributed import Client
 
-    with Client(address, timeout=30) as client:
+    with Client(address, timeout=30, security=client_security(settings)) as client:
         try:
             client.wait_for_workers(settings.stack.dask_workers, timeout=timeout)
         except TimeoutError as error:

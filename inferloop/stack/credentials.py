@@ -35,6 +35,8 @@ class StackCredentials:
     AWS_ACCESS_KEY_ID: str
     AWS_SECRET_ACCESS_KEY: str
     MLFLOW_FLASK_SERVER_SECRET_KEY: str
+    MLFLOW_AUTH_ADMIN_PASSWORD: str  # MLflow's admin: `inferloop up` makes the accounts with it
+    MLFLOW_READER_PASSWORD: str  # the read-only account a person browses MLflow with
 
     def client_env(self) -> dict[str, str]:
         """The CLIENT_CREDENTIALS, by name."""
@@ -49,6 +51,8 @@ class StackCredentials:
             self.MLFLOW_TRACKING_PASSWORD,
             self.AWS_SECRET_ACCESS_KEY,
             self.MLFLOW_FLASK_SERVER_SECRET_KEY,
+            self.MLFLOW_AUTH_ADMIN_PASSWORD,
+            self.MLFLOW_READER_PASSWORD,
         ]
 
 
@@ -67,6 +71,8 @@ def _generated() -> dict[str, str]:
         "AWS_ACCESS_KEY_ID": f"inferloop-{secrets.token_hex(6)}",
         "AWS_SECRET_ACCESS_KEY": token(),
         "MLFLOW_FLASK_SERVER_SECRET_KEY": token(),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": token(),
+        "MLFLOW_READER_PASSWORD": token(),
     }
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 from inferloop.core.settings import Settings
 from inferloop.stack import postgres
 from inferloop.stack.credentials import StackCredentials, stack_credentials
+from inferloop.stack.dask_tls import tls_dir, tls_env
+from inferloop.stack.mlflow_roles import ADMIN_USER
 from inferloop.stack.services import ARTIFACTS_PREFIX, BASIC_AUTH, SERVICES, Service, addresses
 
 
@@ -73,14 +75,15 @@ def _variables(settings: Settings, credentials: StackCredentials | None) -> dict
         "MLFLOW_BACKEND_STORE_URI": postgres.database_url(settings, "mlflow"),
         "MLFLOW_ARTIFACTS_DESTINATION": f"s3://{settings.stack.s3_bucket}/{ARTIFACTS_PREFIX}",
         "MLFLOW_AUTH_CONFIG_PATH": str(mlflow_auth_config(settings)),
-        # The loop's own account is MLflow's admin: it may do all, whatever default_permission is.
-        "MLFLOW_AUTH_ADMIN_USERNAME": credentials.MLFLOW_TRACKING_USERNAME,
-        "MLFLOW_AUTH_ADMIN_PASSWORD": credentials.MLFLOW_TRACKING_PASSWORD,
+        # MLflow's admin is not the loop's account: `inferloop up` alone uses it (mlflow_roles.py).
+        "MLFLOW_AUTH_ADMIN_USERNAME": ADMIN_USER,
+        "MLFLOW_AUTH_ADMIN_PASSWORD": credentials.MLFLOW_AUTH_ADMIN_PASSWORD,
         "MLFLOW_FLASK_SERVER_SECRET_KEY": credentials.MLFLOW_FLASK_SERVER_SECRET_KEY,
         "MLFLOW_S3_ENDPOINT_URL": addresses(settings)["s3"],
         "AWS_ACCESS_KEY_ID": credentials.AWS_ACCESS_KEY_ID,
         "AWS_SECRET_ACCESS_KEY": credentials.AWS_SECRET_ACCESS_KEY,
         "OMP_NUM_THREADS": "1",
+        **tls_env(tls_dir(settings)),
     }
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from inferloop.core.settings import REPO_ROOT, Settings
 from inferloop.stack.credentials import stack_credentials
+from inferloop.stack.dask_tls import TLS_VARIABLES, tls_dir, tls_env
 
 WORK_POOL = "inferloop-process"
 AWS_DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "inferloop-local", "AWS_SECRET_ACCESS_KEY": "inferloop-local"}
@@ -44,7 +45,8 @@ class Service:
     env: tuple[str, ...] = ()  # variables it reads (prod profile and containers)
     local_env: tuple[str, ...] = ()  # ... set by `inferloop up` only
     container_env: tuple[str, ...] = ()  # ... set by compose and Kubernetes only
-    client: bool = False  # also gets the client environment (addresses and client credentials)
+    # Also gets the client environment: addresses, client credentials and (prod) the Dask TLS files.
+    client: bool = False
     stage: int = 0  # `inferloop up` starts stage by stage, each healthy before the next starts
     profiles: tuple[str, ...] = ("local", "prod")
     runs_deployments: bool = False  # a Prefect worker: starts after `prefect deploy`
@@ -82,8 +84,11 @@ SERVICES: tuple[Service, ...] = (
     ),
     Service(
         "s3",
-        ("moto_server",),  # locally moto; MinIO in compose; the cloud's S3 in Kubernetes
+        # Locally moto's server (s3_api.py; prod: signed requests only); MinIO in compose, with its
+        # own command (private unless a policy says otherwise); the cloud's S3 in Kubernetes.
+        ("python", "-m", "inferloop.stack.s3_api"),
         ("-H", "{host}", "-p", "{port}"),
+        prod_options=("--signed-only",),
         port="s3_port",
         published=True,
         health="/moto-api/",
@@ -139,8 +144,9 @@ SERVICES: tuple[Service, ...] = (
         local_options=("--no-dashboard",),
         container_options=("--dashboard-address", ":8787"),  # its /health is the containers' probe
         port="dask_scheduler_port",
-        scheme="tcp",
+        scheme="tls",  # mutual TLS: only a holder of the cluster's key connects (dask_tls.py)
         health="tcp",
+        env=TLS_VARIABLES,
         stage=1,
         profiles=PROD,
         compose="dask-scheduler",
@@ -152,7 +158,7 @@ SERVICES: tuple[Service, ...] = (
         ("{scheduler}", "--nthreads", "1", "--no-dashboard"),
         local_options=("--host", "{host}", "--name", "inferloop-{n}"),
         env=("OMP_NUM_THREADS",),  # one thread per worker for the model too: workers x cores, not x^2
-        client=True,  # tasks read the lake and the registry from the workers
+        client=True,  # tasks read the lake and the registry from the workers (TLS: a Dask client too)
         stage=2,
         profiles=PROD,
         replicas="dask_workers",
@@ -198,6 +204,13 @@ BASIC_AUTH = {
     "grant_default_workspace_access": "false",
 }
 ARTIFACTS_PREFIX = "mlartifacts"  # where in the bucket MLflow's server keeps artifacts
+# MLflow's clients move artifacts through its server. Left to itself, a client asks the server for
+# presigned S3 URLs and uses them directly; the local S3 stand-in (s3_api.py) checks header
+# signatures only, so `inferloop up` keeps every transfer on the proxy.
+PROXIED_ARTIFACTS_ONLY = {
+    "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "false",
+    "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "false",
+}
 LAKE_PREFIX = "lake"  # where in the bucket the prod profile keeps the lake
 
 
@@ -243,4 +256,6 @@ def stack_env(settings: Settings) -> dict[str, str]:
         **client_env(urls, settings.stack.s3_bucket),
         **machine,
         **stack_credentials(settings).client_env(),
+        **tls_env(tls_dir(settings)),
+        **PROXIED_ARTIFACTS_ONLY,
     }

@@ -40,6 +40,7 @@ class Check:
     problem: str
     failed: np.ndarray
     raw: pd.Series
+    personal: bool = False  # the reason never quotes a personal value
 
     @property
     def reason(self) -> str:
@@ -47,7 +48,7 @@ class Check:
 
     def describe(self, row: int) -> str:
         value = self.raw.iloc[row]
-        return self.reason if _is_missing(value) else f"{self.reason} ({value!r})"
+        return self.reason if self.personal or _is_missing(value) else f"{self.reason} ({value!r})"
 
 
 @dataclass
@@ -109,9 +110,8 @@ def conform_rows(raw: pd.DataFrame, spec: DatasetSpec) -> ConformedRows:
     for column, kind in spec.features.items():
         if kind == "numeric":
             rows[column] = pd.to_numeric(raw[column], errors="coerce").astype("float64")
-            checks.append(
-                Check(column, "not a number", _present(raw[column]) & rows[column].isna(), raw[column])
-            )
+            failed = _present(raw[column]) & rows[column].isna()
+            checks.append(Check(column, "not a number", failed, raw[column], column in spec.pii))
         else:
             values = raw[column].astype(object).where(_present(raw[column]))
             rows[column] = values.where(values.isna(), values.astype(str))

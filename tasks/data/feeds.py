@@ -1,6 +1,6 @@
 """Reading the feature and label feeds of a dataset, and writing the synthetic feed."""
 
-from datetime import date, timedelta
+from datetime import date
 
 import pandas as pd
 import pyarrow as pa
@@ -15,18 +15,6 @@ from inferloop.tasks.data.synthetic import GeneratorConfig, generate_day
 
 class MissingDataError(InferloopError, RuntimeError):
     """Partitions or labels needed for a step are not in the lake; the message says which."""
-
-
-class DateRangeError(InferloopError, ValueError):
-    """A range of days whose first day is after its last."""
-
-
-def days_between(start: date, end: date) -> list[date]:
-    if end < start:
-        raise DateRangeError(
-            f"Date range is empty: {start} is after {end}; give the earlier day first (--from before --to)"
-        )
-    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
 def join_on_ids(left: pd.DataFrame, right: pd.DataFrame, spec: DatasetSpec, **merge) -> pd.DataFrame:
@@ -99,7 +87,7 @@ def partition_files(storage: Storage, spec: DatasetSpec, day: date) -> list[str]
 
 def read_labels(storage: Storage, spec: DatasetSpec, start: date, end: date) -> pd.DataFrame:
     """Labels of events from `start` to `end`, read from the days they arrived on."""
-    arrival_days = days_between(spec.label_arrival(start), spec.label_arrival(end))
+    arrival_days = spec.partitioning.keys(spec.label_arrival(start), spec.label_arrival(end))
     present = [d for d in arrival_days if storage.exists(catalog.labels(spec.name, d))]
     if not present:
         raise MissingDataError(
@@ -135,6 +123,12 @@ def write_synthetic_feed(storage: Storage, spec: DatasetSpec, config: GeneratorC
 
     Deterministic and idempotent: regenerating a day rewrites identical partitions.
     """
+    if spec.partition != "day":
+        raise InferloopError(
+            f"The synthetic feed writes one partition per day, but the {spec.name} spec partitions by "
+            f"{spec.partition}: set `partition: day`, or write the generated rows to a file and "
+            "`inferloop data import` it"
+        )
     written = []
     for index in range(config.days):
         features, labels = generate_day(config, index)
@@ -161,7 +155,7 @@ def feature_partition_days(storage: Storage, spec: DatasetSpec) -> list[date]:
 def latest_labelled_day(storage: Storage, spec: DatasetSpec) -> date:
     """The newest event day whose labels have arrived and whose features exist."""
     arrived = {
-        d - timedelta(days=spec.label.delay_days)
+        spec.partitioning.shift(d, -spec.label.delay_days)
         for d in storage.list_partitions(catalog.labels_table(spec.name))
     }
     candidates = sorted(arrived & set(feature_partition_days(storage, spec)))

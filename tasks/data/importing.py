@@ -9,6 +9,7 @@ from prefect import task
 
 from inferloop.core import catalog
 from inferloop.core.dataset import DatasetSpec
+from inferloop.core.personal_data import NO_PERSONAL_COLUMNS, Pseudonymiser
 from inferloop.core.storage import Storage
 from inferloop.tasks.data.conform import check_columns, conform_rows, lake_schema
 from inferloop.tasks.data.source import SourceFile, read_source
@@ -31,20 +32,22 @@ class ImportSummary:
     labels_uri: str
     quarantine_uri: str | None
     reasons: dict[str, int]  # rows failing each check (a row can fail several)
+    partition: str = "day"  # what `days` counts: the spec's partitions
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def write_imported_rows(storage: Storage, spec: DatasetSpec, rows: pd.DataFrame) -> list[date]:
-    """Write each event day's features (no label) and its labels at their arrival day."""
+    """Write each event partition's features (no label) and its labels at their arrival partition
+    (the spec's partitioning floors each row's event time to its partition's key)."""
     schema = lake_schema(rows, spec)
     features, labels = (
         pa.schema([schema.field(column) for column in columns])
         for columns in (spec.inference_columns, [spec.id_column, spec.label.column])
     )
     days = []
-    for day, day_rows in rows.groupby(rows[spec.time_column].dt.date, sort=True):
+    for day, day_rows in rows.groupby(spec.partitioning.keys_of(rows[spec.time_column]), sort=True):
         storage.write_table(
             catalog.imported_features_file(spec.name, day),
             pa.Table.from_pandas(day_rows[features.names], schema=features, preserve_index=False),
@@ -57,10 +60,12 @@ def write_imported_rows(storage: Storage, spec: DatasetSpec, rows: pd.DataFrame)
     return days
 
 
-def import_file(storage: Storage, spec: DatasetSpec, source: SourceFile) -> ImportSummary:
+def import_file(
+    storage: Storage, spec: DatasetSpec, source: SourceFile, personal: Pseudonymiser = NO_PERSONAL_COLUMNS
+) -> ImportSummary:
     """Conform a read source to `spec` and write it: features at `<name>/date=D/part-import.parquet`,
     labels at `<name>_labels/date=<D + delay>/part-D.parquet`, bad rows (raw values and reasons)
-    at `quarantine/import/<name>/part-<content hash>.parquet`.
+    at `quarantine/import/<name>/part-<content hash>.parquet` (personal columns as keyed hashes).
 
     Idempotent: importing the same file again rewrites identical files and nothing else. A
     later import of a different file covering the same day replaces that day's imported rows.
@@ -71,7 +76,8 @@ def import_file(storage: Storage, spec: DatasetSpec, source: SourceFile) -> Impo
     quarantine_uri = None
     if len(conformed.quarantined):
         path = catalog.import_quarantine_file(spec.name, source.sha256)
-        storage.write_table(path, pa.Table.from_pandas(conformed.quarantined, preserve_index=False))
+        quarantined = personal.frame(conformed.quarantined)
+        storage.write_table(path, pa.Table.from_pandas(quarantined, preserve_index=False))
         quarantine_uri = storage.uri(path)
     summary = ImportSummary(
         dataset=spec.name,
@@ -87,6 +93,7 @@ def import_file(storage: Storage, spec: DatasetSpec, source: SourceFile) -> Impo
         labels_uri=storage.uri(catalog.labels_table(spec.name)),
         quarantine_uri=quarantine_uri,
         reasons=conformed.reasons,
+        partition=spec.partition,
     )
     if summary.rows_in != summary.rows_written + summary.rows_quarantined:
         raise AssertionError(f"Import accounting broken: {summary}")
@@ -100,6 +107,7 @@ def import_source(
     source: str,
     delimiter: str | None = None,
     encoding: str = "utf-8",
+    personal: Pseudonymiser = NO_PERSONAL_COLUMNS,
 ) -> ImportSummary:
     """Read `source` (a local path or s3:// URI, through the lake's S3 settings) and import it."""
-    return import_file(storage, spec, read_source(source, storage, delimiter, encoding))
+    return import_file(storage, spec, read_source(source, storage, delimiter, encoding), personal)

@@ -12,11 +12,12 @@ deletes what its dry run listed, and a rerun finds nothing left to delete.
 """
 
 from dataclasses import asdict, dataclass, field
-from datetime import date, timedelta
+from datetime import date
 
 from prefect import task
 
 from inferloop.core import catalog
+from inferloop.core.periods import DAILY, Partitioning
 from inferloop.core.report_table import ReportTable, columns
 from inferloop.core.settings import LakeSettings, Settings, SettingsError
 from inferloop.core.storage import Storage
@@ -104,22 +105,23 @@ def _names(storage: Storage, directory: str, key: str) -> list[str]:
 
 
 def expired_partitions(
-    storage: Storage, lake: LakeSettings, dataset: str, as_of: date
+    storage: Storage, lake: LakeSettings, dataset: str, as_of: date, partitioning: Partitioning = DAILY
 ) -> list[ExpiredPartition]:
-    """Every day partition more than its table's retention days before `as_of` (a table kept
-    for 30 days keeps `as_of` - 30 and later), sorted by table, path."""
+    """Every partition more than its table's retention before `as_of`, counted in the feed's
+    partitions (a daily table kept for 30 keeps `as_of` - 30 days and later; a monthly one,
+    30 months), sorted by table, path."""
     retention = kept_days(lake)
     expired = []
     for table, directories in partition_tables(storage, dataset).items():
         days = retention[table]
         if days is None:
             continue
-        cutoff = as_of - timedelta(days=days)
+        cutoff = partitioning.shift(as_of, -days)
         for directory in directories:
             expired += [
                 ExpiredPartition(table, catalog.partition_dir(directory, day), day)
                 for day in storage.list_partitions(directory)
-                if day < cutoff
+                if partitioning.floor(day) < cutoff  # online partitions are days, whatever the feed's
             ]
     return sorted(expired, key=lambda p: (p.table, p.path))
 
@@ -153,9 +155,9 @@ def retention_table(report: RetentionReport) -> ReportTable:
 
 @task(name="list-expired-partitions")
 def list_expired_partitions(
-    storage: Storage, lake: LakeSettings, dataset: str, as_of: date
+    storage: Storage, lake: LakeSettings, dataset: str, as_of: date, partitioning: Partitioning
 ) -> list[ExpiredPartition]:
-    return expired_partitions(storage, lake, dataset, as_of)
+    return expired_partitions(storage, lake, dataset, as_of, partitioning)
 
 
 @task(name="delete-expired-partitions")

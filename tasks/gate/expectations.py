@@ -1,9 +1,10 @@
-"""The GX project in `expectations/gx`: opening it, and proposing suites from a reference window.
+"""The GX project in `expectations/gx`: opening it, reading and saving its suites.
 
 Two suites per dataset: `<dataset>_training` (with the label) and `<dataset>_inference` (without).
 Every expectation carries `meta.severity`: `critical` failures refuse the batch; `row` failures
 quarantine the offending rows (and refuse the batch if their share exceeds the expectation's
-`mostly` tolerance). The row-level quarantine mask is derived from these same definitions.
+`mostly` tolerance, or without one, the gate's `max_quarantine_share`). The row-level quarantine
+mask is derived from these same definitions. Proposed suites come from tasks/gate/suggest.py.
 """
 
 import atexit
@@ -13,8 +14,6 @@ import tempfile
 import threading
 from pathlib import Path
 from typing import Literal
-
-import pandas as pd
 
 from inferloop.core.dataset import DatasetSpec
 from inferloop.core.errors import InferloopError
@@ -121,75 +120,6 @@ def critical(expectation, **kwargs):
 def row_level(expectation, **kwargs):
     """Failing rows are quarantined (GX shows it as a warning); the batch goes on."""
     return expectation(**kwargs, severity="warning", meta={"severity": "row"})
-
-
-def suggest_expectations(
-    reference: pd.DataFrame,
-    spec: DatasetSpec,
-    purpose: Purpose,
-    daily_rows: list[int],
-    unseen_tolerance: float = 0.02,
-) -> list:
-    """Expectations proposed from a reference window, for a person to review.
-
-    Numeric bounds come from the reference range (its 0 and 1 quantiles) widened by twice the
-    range, and never below 0 for columns that were never negative: wide enough that a shifted
-    distribution is monitoring's concern, narrow enough to catch impossible values and ±inf.
-    """
-    import great_expectations.expectations as gxe
-
-    columns = [*spec.inference_columns] + ([spec.label.column] if purpose == "training" else [])
-    expectations = [
-        critical(gxe.ExpectTableColumnsToMatchSet, column_set=columns, exact_match=True),
-        critical(
-            gxe.ExpectTableRowCountToBeBetween,
-            min_value=max(1, int(min(daily_rows) * 0.02)),
-            max_value=int(max(daily_rows) * 20),
-        ),
-        critical(gxe.ExpectColumnValuesToNotBeNull, column=spec.id_column),
-        critical(gxe.ExpectColumnValuesToBeUnique, column=spec.id_column),
-        critical(gxe.ExpectColumnValuesToBeInTypeList, column=spec.id_column, type_list=ID_TYPES),
-        critical(gxe.ExpectColumnValuesToBeInTypeList, column=spec.time_column, type_list=DATETIME_TYPES),
-        row_level(gxe.ExpectColumnValuesToNotBeNull, column=spec.time_column),
-        row_level(
-            gxe.ExpectColumnValuesToBeBetween,
-            column=spec.time_column,
-            min_value={"$PARAMETER": "partition_start"},
-            max_value={"$PARAMETER": "partition_end"},
-        ),
-    ]
-    for column in spec.numeric_features:
-        values = pd.to_numeric(reference[column], errors="coerce")
-        low, high = float(values.min()), float(values.max())
-        span = max(high - low, abs(high), 1.0)
-        expectations += [
-            critical(gxe.ExpectColumnValuesToBeInTypeList, column=column, type_list=NUMERIC_TYPES),
-            row_level(
-                gxe.ExpectColumnValuesToBeBetween,
-                column=column,
-                min_value=0.0 if low >= 0 else round(low - 2 * span, 6),
-                max_value=round(high + 2 * span, 6),
-            ),
-        ]
-        if values.notna().all():
-            expectations.append(row_level(gxe.ExpectColumnValuesToNotBeNull, column=column))
-    for column in spec.categorical_features:
-        seen = sorted(str(v) for v in reference[column].dropna().unique())
-        expectations += [
-            critical(gxe.ExpectColumnValuesToBeInTypeList, column=column, type_list=STRING_TYPES),
-            row_level(
-                gxe.ExpectColumnValuesToBeInSet, column=column, value_set=seen, mostly=1.0 - unseen_tolerance
-            ),
-        ]
-        if reference[column].notna().all():
-            expectations.append(row_level(gxe.ExpectColumnValuesToNotBeNull, column=column))
-    if purpose == "training":
-        labels = sorted(reference[spec.label.column].dropna().unique().tolist())
-        expectations += [
-            row_level(gxe.ExpectColumnValuesToNotBeNull, column=spec.label.column),
-            row_level(gxe.ExpectColumnValuesToBeInSet, column=spec.label.column, value_set=labels),
-        ]
-    return expectations
 
 
 def keep_expectation_ids(context, name: str, expectations: list) -> None:

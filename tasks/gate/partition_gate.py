@@ -7,12 +7,13 @@ id uniqueness and the row count are evaluated on every row, vectorised on Arrow 
 - a failed `critical` expectation (schema, types, id uniqueness, row count) refuses it;
 - rows failing a `row` expectation (nulls, ranges, unseen categories, timestamps outside the
   day) are quarantined with the names of what they failed and the offending values; a share
-  above the expectation's `mostly` tolerance, or above `max_quarantine_share` overall, refuses it.
+  above the expectation's `mostly` tolerance refuses it, and so does a share of rows failing
+  expectations without one above `max_quarantine_share`.
 Rows in = rows passed + rows quarantined, asserted for every partition.
 """
 
 from collections.abc import Iterable, Iterator
-from datetime import date, datetime, time
+from datetime import date
 
 import pandas as pd
 import pyarrow as pa
@@ -21,9 +22,11 @@ from prefect import task
 
 from inferloop.core import catalog
 from inferloop.core.dataset import DatasetSpec
+from inferloop.core.periods import DAILY, Partitioning
+from inferloop.core.personal_data import Pseudonymiser
 from inferloop.core.settings import GateSettings, ScoringSettings
 from inferloop.core.storage import Storage
-from inferloop.tasks.data.feeds import days_between, load_labelled_day, partition_files
+from inferloop.tasks.data.feeds import MissingDataError, load_labelled_day, partition_files
 from inferloop.tasks.gate.expectations import Purpose, gx_lock, load_suite, open_gx_context, suite_name
 from inferloop.tasks.gate.id_uniqueness import IdTally
 from inferloop.tasks.gate.row_checks import (
@@ -41,14 +44,15 @@ PARTITION_LEVEL = {"expect_table_row_count_to_be_between", "expect_column_values
 # With gx_scope=schema: GX's verdicts per (suite, file schema), reused by later partitions. Its
 # critical checks (columns, types) depend on the schema alone; the rest is decided on every row.
 GX_VERDICTS: dict[tuple[str, pa.Schema], tuple[dict, dict]] = {}
+# GX's result format for a spec with personal columns: unexpected counts, no unexpected values.
+COUNTS_ONLY = {"result_format": "SUMMARY", "exclude_unexpected_values": True}
 
 
-def partition_parameters(day: date) -> dict[str, pd.Timestamp]:
-    """Suite parameters of a daily partition: its first and last instant."""
-    start = pd.Timestamp(datetime.combine(day, time()))
+def partition_parameters(day: date, partitioning: Partitioning = DAILY) -> dict[str, pd.Timestamp]:
+    """Suite parameters of a partition: its first and last instant."""
     return {
-        "partition_start": start,
-        "partition_end": start + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1),
+        "partition_start": pd.Timestamp(partitioning.start(day)),
+        "partition_end": pd.Timestamp(partitioning.end(day)) - pd.Timedelta(microseconds=1),
     }
 
 
@@ -71,17 +75,22 @@ class PartitionGate:
             self.context = open_gx_context(gate)
             self.expectations = load_suite(self.context, spec, purpose).expectation_configurations
             self.checkpoint = self.context.checkpoints.get(self.suite_name)
+            if spec.personal_columns:  # GX's results and Data Docs hold counts, never sample values
+                self.checkpoint.result_format = COUNTS_ONLY
+                self.checkpoint.save()  # into this process's private copy of the project
         self.configs = {expectation_name(c): c for c in self.expectations}
-        self.parameters = partition_parameters(day)
+        self.parameters = partition_parameters(day, spec.partitioning)
         self.max_quarantine_share = gate.max_quarantine_share
         self.rows_in = 0
         self.rows_quarantined = 0
+        self.rows_untolerated = 0  # failing an expectation with no `mostly` of its own
         self.mask_counts = dict.fromkeys(self.configs, 0)
         self.gx_counts: dict[str, int | None] = dict.fromkeys(self.configs)
         self.gx_success = dict.fromkeys(self.configs, True)
         self.details: dict[str, str] = {}
         self.ids = IdTally()  # id uniqueness and presence over every row
         self.quarantined: list[pd.DataFrame] = []
+        self.personal = Pseudonymiser.for_spec(spec, gate)
         self.gx_sample_rows = gate.gx_sample_rows
         self.gx_scope = gate.gx_scope
         self.gx_rows = 0  # rows GX itself validated (its counts are over these)
@@ -112,9 +121,15 @@ class PartitionGate:
             return data
         for name, mask in masks.items():
             self.mask_counts[name] += count(mask)
-        self.quarantined.append(describe_failed_rows(data, self.configs, masks, bad))
+        untolerated = {n: m for n, m in masks.items() if self._tolerance(n) is None}
+        self.rows_untolerated += count(any_failed(untolerated, data.num_rows))
+        self.quarantined.append(describe_failed_rows(data, self.configs, masks, bad, self.personal))
         self.rows_quarantined += bad_rows
         return data.filter(pc.invert(bad))
+
+    def _tolerance(self, name: str) -> float | None:
+        """The expectation's own `mostly`: its failing rows are judged by it, not by the overall cap."""
+        return self.configs[name].kwargs.get("mostly")
 
     def _gx_verdict(self, data: Columnar) -> None:
         key = (self.suite_name, data.schema)
@@ -168,7 +183,7 @@ class PartitionGate:
                 f"column '{column}' has type {frame[column].dtype}, "
                 f"expected one of {config.kwargs['type_list']}"
             )
-        if "observed_value" in result:
+        if "observed_value" in result and column not in self.spec.pii:  # e.g. a personal column's max
             return f"observed {result['observed_value']}"
         return ""
 
@@ -188,11 +203,15 @@ class PartitionGate:
                     f"{o.name}: {o.unexpected_count / self.rows_in:.1%} of rows fail, "
                     f"tolerated {1 - mostly:.1%}"
                 )
-        share = self.rows_quarantined / self.rows_in if self.rows_in else 0.0
+        share = self.rows_untolerated / self.rows_in if self.rows_in else 0.0
         if share > self.max_quarantine_share:
+            untolerated = [o for o in outcomes if o.unexpected_count and self._tolerance(o.name) is None]
+            most = sorted(untolerated, key=lambda o: -o.unexpected_count)[:3]
             reasons.append(
                 f"{share:.1%} of rows fail row-level checks, more than "
-                f"INFERLOOP_MAX_QUARANTINE_SHARE={self.max_quarantine_share:.1%}"
+                f"INFERLOOP_MAX_QUARANTINE_SHARE={self.max_quarantine_share:.1%} (most: "
+                + ", ".join(f"{o.name} {o.unexpected_count / self.rows_in:.1%}" for o in most)
+                + ")"
             )
         refused = bool(reasons)
         report = ValidationReport(
@@ -303,13 +322,21 @@ def gate_training_window(
     end: date,
     gate_settings: GateSettings,
 ) -> tuple[pd.DataFrame, list[ValidationReport]]:
-    """Each labelled day of the window through the training suite; the rows that pass.
+    """Each labelled partition of the window through the training suite; the rows that pass.
+    A period with no partition is a gap in the feed (a weekend, a quiet hour), not an error.
 
     Refuses the whole window (BatchRefusedError) if any day is refused: no model is trained
     on a broken feed.
     """
+    stored = set(storage.list_partitions(catalog.features_table(spec.name)))
+    days = [day for day in spec.partitioning.keys(start, end) if day in stored]  # the rest are gaps
+    if not days:
+        raise MissingDataError(
+            f"No {spec.name} partition from {start} to {end} in "
+            f"{storage.uri(catalog.features_table(spec.name))}: import or generate it first"
+        )
     passed, reports = [], []
-    for day in days_between(start, end):
+    for day in days:
         gate = PartitionGate(storage, spec, "training", day, gate_settings)
         labelled = pa.Table.from_pandas(load_labelled_day(storage, spec, day), preserve_index=False)
         passed += [table.to_pandas() for table in passing_chunks(gate, [labelled])]

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from inferloop.core.errors import InferloopError
+from inferloop.core.personal_data import NO_PERSONAL_COLUMNS, Pseudonymiser
 
 OFFENDING_VALUE_CHARS = 200  # a 1 MB string is reported, not copied whole into every report
 Columnar = pa.Table | pa.RecordBatch
@@ -114,10 +115,14 @@ def count(mask: pa.Array) -> int:
 
 
 def describe_failed_rows(
-    data: Columnar, configs: dict, masks: dict[str, pa.Array], bad: pa.Array
+    data: Columnar,
+    configs: dict,
+    masks: dict[str, pa.Array],
+    bad: pa.Array,
+    personal: Pseudonymiser = NO_PERSONAL_COLUMNS,
 ) -> pd.DataFrame:
     """The failing rows, with the names of the expectations each failed and its offending
-    values (truncated), ready to be written to the quarantine."""
+    values (truncated), ready to be written to the quarantine; personal values as keyed hashes."""
     rows = data.filter(bad).to_pandas()
     names: list[list[str]] = [[] for _ in range(len(rows))]
     values: list[dict] = [{} for _ in range(len(rows))]
@@ -126,8 +131,11 @@ def describe_failed_rows(
         for i in np.flatnonzero(mask.filter(bad).to_numpy(zero_copy_only=False)):
             names[i].append(name)
             value = rows[column].iloc[i]
-            values[i][column] = None if pd.isna(value) else str(value)[:OFFENDING_VALUE_CHARS]
-    return rows.assign(
+            if column in personal.columns:
+                values[i][column] = personal.value(value)
+            else:
+                values[i][column] = None if pd.isna(value) else str(value)[:OFFENDING_VALUE_CHARS]
+    return personal.frame(rows).assign(
         _failed_expectations=["; ".join(n) for n in names],
         _offending_values=[json.dumps(v, sort_keys=True) for v in values],
     )

@@ -48,10 +48,11 @@ def categorical_profile(values: pd.Series) -> dict:
 
 
 def reference_profile(frame: pd.DataFrame, scores: np.ndarray, spec: DatasetSpec) -> dict:
-    """Per-feature distributions of the training rows and of the model's scores on them."""
+    """Per-feature distributions of the training rows and of the model's scores on them; none
+    of personal features (a profile holds values: quantiles, categories)."""
     features = {
         column: numeric_profile(frame[column]) if kind == "numeric" else categorical_profile(frame[column])
-        for column, kind in spec.features.items()
+        for column, kind in spec.profiled_features.items()
     }
     return {
         "dataset": spec.name,

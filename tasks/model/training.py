@@ -17,16 +17,25 @@ from inferloop.tasks.data.feeds import as_plain_columns, positive_target, prepar
 from inferloop.tasks.model.evaluation import reference_profile
 from inferloop.tasks.model.optimised import prediction_threads
 
-# Gradient boosting with native categorical splits: no one-hot expansion, so scoring stays fast.
-MODEL_PARAMS = {
-    "learning_rate": 0.1,
-    "max_iter": 200,
-    "max_leaf_nodes": 31,
-    "early_stopping": True,
-    "validation_fraction": 0.1,
-    "random_state": 0,
-}
 
+def model_params(training: TrainingSettings | None = None) -> dict[str, object]:
+    """The booster's parameters; its size (trees, leaves) from `training`, the settings' defaults
+    when None (not the environment's: a test or benchmark builds the same model anywhere)."""
+    training = training or TrainingSettings.model_construct()
+    return {
+        "learning_rate": 0.1,
+        "max_iter": training.model_max_iter,
+        "max_leaf_nodes": training.model_max_leaf_nodes,
+        "early_stopping": True,
+        "validation_fraction": 0.1,
+        "random_state": 0,
+    }
+
+
+MODEL_PARAMS = model_params()
+
+
+PERSONAL_PLACEHOLDER = "(personal: withheld)"  # the input example's text in place of a personal value
 
 # Below this many rows, HistGradientBoosting predicts faster on one OpenMP thread: waking the
 # thread pool for every tree costs more than it saves (48 rows: 17 ms -> 8.5 ms per call here).
@@ -62,14 +71,24 @@ class TrainingResult:
     refitted: bool  # the model was refitted on the whole window after validation
 
 
-def build_pipeline(spec: DatasetSpec) -> Pipeline:
+def personal_values_withheld(example: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
+    """The input example without the values of personal features (anyone who can browse the run
+    sees it): numerics missing, text a placeholder, so the signature keeps each column's type."""
+    personal = [column for column in spec.personal_columns if column in example.columns]
+    withheld = {c: np.nan if c in spec.numeric_features else PERSONAL_PLACEHOLDER for c in personal}
+    return example.assign(**withheld)
+
+
+def build_pipeline(spec: DatasetSpec, training: TrainingSettings | None = None) -> Pipeline:
     """Encode categoricals as codes of the training categories (unseen → missing) and let the
-    booster split on them natively."""
+    booster split on them natively: gradient boosting with native categorical splits, no one-hot
+    expansion, so scoring stays fast. Its size comes from `training` (`model_params`)."""
     from sklearn.ensemble import HistGradientBoostingClassifier  # here: scoring needs no fitting code
 
-    encoder = CategoryCodeEncoder(spec.categorical_features, spec.numeric_features)
+    personal = [column for column in spec.categorical_features if column in spec.pii]
+    encoder = CategoryCodeEncoder(spec.categorical_features, spec.numeric_features, personal)
     categorical_mask = [True] * len(spec.categorical_features) + [False] * len(spec.numeric_features)
-    booster = HistGradientBoostingClassifier(categorical_features=categorical_mask, **MODEL_PARAMS)
+    booster = HistGradientBoostingClassifier(categorical_features=categorical_mask, **model_params(training))
     return Pipeline([("encode", encoder), ("model", booster)])
 
 
@@ -108,28 +127,41 @@ def split_by_time(
     """Train on earlier days, hold out the latest days (no look-ahead): at least `holdout_days`
     of them, more until they hold `min_holdout_rows` rows (a comparison on a few dozen rows is
     noise), but never more than half the window."""
-    event_day = pd.to_datetime(frame[spec.time_column]).dt.normalize()
+    event_day = spec.partitioning.floor_times(frame[spec.time_column])
     rows_per_day = event_day.value_counts().sort_index()
     days = rows_per_day.index.to_numpy()
     if len(days) <= holdout_days:
         raise TrainingDataError(
-            f"The window has {len(days)} day(s); it needs more than holdout_days={holdout_days}"
+            f"The window has {len(days)} {spec.partition}(s); it needs more than holdout_days={holdout_days}"
         )
-    held = holdout_days
-    rows_from_end = rows_per_day.to_numpy()[::-1].cumsum()
-    while held < len(days) // 2 and rows_from_end[held - 1] < min_holdout_rows:
-        held += 1
-    holdout_start = days[-held]
+    holdout_start = days[-held_out_partitions(rows_per_day.tolist(), holdout_days, min_holdout_rows)]
     return frame[event_day < holdout_start], frame[event_day >= holdout_start]
 
 
-def newest_days_holding(frame: pd.DataFrame, spec: DatasetSpec, rows: int) -> pd.DataFrame:
-    """The rows of the newest whole days of `frame` that together hold at least `rows` rows
-    (all of it when it holds fewer)."""
-    event_day = pd.to_datetime(frame[spec.time_column]).dt.normalize()
-    from_newest = event_day.value_counts().sort_index(ascending=False).cumsum()
-    enough = from_newest[from_newest >= rows]
-    return frame[event_day >= enough.index[0]] if len(enough) else frame
+def held_out_partitions(rows_per_partition: list[int], holdout_days: int, min_holdout_rows: int) -> int:
+    """How many of the newest partitions (rows per partition, oldest first) are held out: at least
+    `holdout_days`, more until they hold `min_holdout_rows` rows, never more than half."""
+    held = holdout_days
+    rows_from_end = np.cumsum(rows_per_partition[::-1])
+    while held < len(rows_per_partition) // 2 and rows_from_end[held - 1] < min_holdout_rows:
+        held += 1
+    return held
+
+
+def earlier_partitions_needed(frame: pd.DataFrame, spec: DatasetSpec, training: TrainingSettings) -> int:
+    """How many earlier partitions, at the window's mean rows per partition, `frame` needs to hold
+    `min_train_rows` and a holdout of `min_holdout_rows` (0: it does)."""
+    counts = spec.partitioning.floor_times(frame[spec.time_column]).value_counts().sort_index().tolist()
+    mean = max(1, round(sum(counts) / max(1, len(counts))))
+
+    def enough(rows: list[int]) -> bool:
+        held = held_out_partitions(rows, training.holdout_days, training.min_holdout_rows)
+        return sum(rows) >= training.min_train_rows and sum(rows[-held:]) >= training.min_holdout_rows
+
+    needed = 0
+    while not enough([mean] * needed + counts):
+        needed += 1
+    return needed
 
 
 def check_training_rows(frame: pd.DataFrame, window: str, min_rows: int) -> None:
@@ -143,14 +175,14 @@ def check_training_rows(frame: pd.DataFrame, window: str, min_rows: int) -> None
         )
 
 
-def fitted(frame: pd.DataFrame, spec: DatasetSpec) -> Pipeline:
+def fitted(frame: pd.DataFrame, spec: DatasetSpec, training: TrainingSettings | None = None) -> Pipeline:
     """The pipeline fitted on `frame`; small windows on one OpenMP thread (as for scoring, the
     thread pool costs more than it saves there: 4-6x slower on a busy 2-core machine)."""
     target = positive_target(frame, spec)
     if target.nunique() < 2:
         raise TrainingDataError("The training days hold a single class: widen the window")
     with threadpool_limits(1 if len(frame) < SMALL_BATCH_ROWS else None, user_api="openmp"):
-        return build_pipeline(spec).fit(prepare_features(frame, spec), target)
+        return build_pipeline(spec, training).fit(prepare_features(frame, spec), target)
 
 
 @task(name="fit-model")
@@ -161,20 +193,20 @@ def fit_model(
     fit again on the whole window, so the deployed model has seen the newest labels. The held-out
     metrics and scores stay those of the validation fit: the refitted model has no honest holdout."""
     train, holdout = split_by_time(frame, spec, training.holdout_days, training.min_holdout_rows)
-    model = fitted(train, spec)
+    model = fitted(train, spec, training)
     holdout_target = positive_target(holdout, spec).to_numpy()
     holdout_scores = positive_scores(model, prepare_features(holdout, spec))
     metrics = classification_metrics(holdout_target, holdout_scores, threshold)
     if training.refit_on_full_window:
-        model = fitted(frame, spec)
+        model = fitted(frame, spec, training)
     profiled = frame if training.refit_on_full_window else train
     train_features = prepare_features(profiled, spec)
-    day = pd.to_datetime(frame[spec.time_column]).dt.date
+    day = spec.partitioning.keys_of(frame[spec.time_column])
     return TrainingResult(
         model=model,
         metrics=metrics,
         params={
-            **MODEL_PARAMS,
+            **model_params(training),
             "holdout_days": day[holdout.index].nunique(),
             "decision_threshold": threshold,
             "refit_on_full_window": training.refit_on_full_window,
@@ -183,7 +215,7 @@ def fit_model(
         holdout_rows=len(holdout),
         train_end=day[train.index].max(),
         holdout_start=day[holdout.index].min(),
-        input_example=as_plain_columns(train_features.head(5)),
+        input_example=personal_values_withheld(as_plain_columns(train_features.head(5)), spec),
         holdout_target=holdout_target,
         holdout_scores=holdout_scores,
         holdout_ids=holdout[spec.id_column].to_numpy(),

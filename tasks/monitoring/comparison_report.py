@@ -3,12 +3,12 @@ monitored metric over time, one line per policy (PNG)."""
 
 import io
 import json
-from datetime import date
 
 import pandas as pd
 import pyarrow as pa
 
 from inferloop.core import catalog
+from inferloop.core.periods import parse_key
 from inferloop.core.storage import Storage
 from inferloop.tasks.monitoring.policy_comparison import PolicyComparison
 
@@ -57,7 +57,7 @@ def comparison_chart(comparison: PolicyComparison) -> bytes:
     axes.legend(loc="best", fontsize="small")
     axes.set_title(
         f"{comparison.dataset} replay {comparison.start}..{comparison.end}: {comparison.monitor_metric} "
-        f"by period (labels {comparison.label_delay_days} day(s) late)"
+        f"by period (labels {comparison.label_delay_days} {comparison.partition}(s) late)"
     )
     figure.tight_layout()
     buffer = io.BytesIO()
@@ -69,7 +69,7 @@ def comparison_chart(comparison: PolicyComparison) -> bytes:
 def save_comparison(storage: Storage, comparison: PolicyComparison) -> PolicyComparison:
     """Write the table, the chart (when a period was measured) and the JSON (last, with the
     other two's URIs in `saved_to`); returns the comparison with `saved_to` filled in."""
-    start, end = date.fromisoformat(comparison.start), date.fromisoformat(comparison.end)
+    start, end = parse_key(comparison.start), parse_key(comparison.end)
     table = catalog.replay_comparison(comparison.dataset, start, end)
     storage.write_table(table, pa.Table.from_pandas(comparison_frame(comparison), preserve_index=False))
     comparison.saved_to["table"] = storage.uri(table)

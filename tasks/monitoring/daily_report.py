@@ -7,7 +7,7 @@ Rerunning a day rewrites the same records: monitoring is idempotent.
 """
 
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from functools import cache
 
 import pandas as pd
@@ -15,6 +15,7 @@ import pyarrow as pa
 from prefect import task
 
 from inferloop.core import catalog
+from inferloop.core.periods import parse_key
 from inferloop.core.registry import MetricPoint, ModelVersionRef
 from inferloop.core.settings import MonitoringSettings, RegistrySettings, Settings
 from inferloop.core.storage import Storage
@@ -29,6 +30,13 @@ from inferloop.tasks.monitoring.change_detection import (
 )
 from inferloop.tasks.monitoring.drift import FeatureDrift, feature_drift, prediction_drift
 from inferloop.tasks.monitoring.hindsight import HindsightVerdict, promotion_hindsight
+from inferloop.tasks.monitoring.online import (
+    SOURCE,
+    OnlineMonitoring,
+    measure_online,
+    online_named,
+    online_view,
+)
 from inferloop.tasks.monitoring.performance import (
     PerformanceSnapshot,
     performance_snapshot,
@@ -55,6 +63,7 @@ class MonitoringReport:
     changes: list[ChangeVerdict] = field(default_factory=list)  # its losses since deployment
     calibration: str | None = None  # label rate vs predicted probability, when they disagree
     hindsight: HindsightVerdict | None = None  # how the champion's promotion turned out
+    online: OnlineMonitoring | None = None  # the online endpoint's rows of `day` (tasks/monitoring/online.py)
     gate_refused: bool = False
     breaches: list[str] = field(default_factory=list)
 
@@ -74,7 +83,17 @@ class MonitoringReport:
         drift = [FeatureDrift(**d) for d in raw.get("drift", [])]
         changes = [ChangeVerdict(**c) for c in raw.get("changes", [])]
         hindsight = HindsightVerdict(**raw["hindsight"]) if raw.get("hindsight") else None
-        return cls(**{**raw, **snapshots, "drift": drift, "changes": changes, "hindsight": hindsight})
+        online = OnlineMonitoring.from_dict(raw["online"]) if raw.get("online") else None
+        return cls(
+            **{
+                **raw,
+                **snapshots,
+                "drift": drift,
+                "changes": changes,
+                "hindsight": hindsight,
+                "online": online,
+            }
+        )
 
 
 def build_report(
@@ -89,14 +108,15 @@ def build_report(
         report.drift_verdict = "not scored (refused by the gate or not run yet)"
     else:
         _measure_drift(storage, settings, report, day)
-    event_day = day - timedelta(days=spec.label.delay_days)
+    event_day = spec.partitioning.shift(day, -spec.label.delay_days)
     threshold = settings.scoring.decision_threshold
     if event_scorer := scorer(storage, champion, event_day):
         report.day_performance = performance_snapshot(
             storage, spec, champion.name, event_scorer, [event_day], threshold
         )
     window = [
-        event_day - timedelta(days=i) for i in reversed(range(settings.monitoring.performance_window_days))
+        spec.partitioning.shift(event_day, -i)
+        for i in reversed(range(settings.monitoring.performance_window_days))
     ]
     report.rolling_performance = performance_snapshot(
         storage, spec, champion.name, champion.version, window, threshold
@@ -108,6 +128,16 @@ def build_report(
     report.breaches = breaches(
         report, settings.monitoring, settings.promotion.min_roc_auc, set(spec.expected_drift)
     )
+    report.online = measure_online(storage, settings, champion, day, event_day, window)
+    if report.online is not None:  # the same thresholds on the online traffic, its breaches named so
+        report.breaches += online_named(
+            breaches(
+                online_view(report),
+                settings.monitoring,
+                settings.promotion.min_roc_auc,
+                set(spec.expected_drift),
+            )
+        )
     return report
 
 
@@ -212,24 +242,33 @@ def breaches(
 
 
 def metric_rows(report: MonitoringReport) -> pd.DataFrame:
-    """The report as a long table: one row per measured value."""
-    rows = [("rows_scored", None, report.rows_scored, False)]
-    rows += [("psi", d.feature, d.psi, d.flagged) for d in report.drift]
-    rows += [("ks", d.feature, d.ks, False) for d in report.drift if d.ks is not None]
-    if report.prediction_psi is not None:
-        rows.append(("prediction_psi", None, report.prediction_psi, False))
-    for scope, snapshot in (("day", report.day_performance), ("rolling", report.rolling_performance)):
-        if snapshot:
-            rows += [(f"{scope}_{name}", None, value, False) for name, value in snapshot.metrics.items()]
-            rows.append((f"{scope}_labelled_rows", None, snapshot.labelled_rows, False))
+    """The report as a long table: one row per measured value (the online traffic's, when there
+    was any, named `online_...`: series of their own in the lake and in MLflow)."""
+    rows = measured_rows(report) + (measured_rows(report.online, f"{SOURCE}_") if report.online else [])
     frame = pd.DataFrame(rows, columns=["metric", "feature", "value", "flagged"])
     return frame.assign(
         day=report.day, model_version=report.model_version, value=frame["value"].astype(float)
     )
 
 
+def measured_rows(source: MonitoringReport | OnlineMonitoring, prefix: str = "") -> list[tuple]:
+    """(metric, feature, value, flagged) of one source of scored rows, metrics named `prefix...`."""
+    rows = [(f"{prefix}rows_scored", None, source.rows_scored, False)]
+    rows += [(f"{prefix}psi", d.feature, d.psi, d.flagged) for d in source.drift]
+    rows += [(f"{prefix}ks", d.feature, d.ks, False) for d in source.drift if d.ks is not None]
+    if source.prediction_psi is not None:
+        rows.append((f"{prefix}prediction_psi", None, source.prediction_psi, False))
+    for scope, snapshot in (("day", source.day_performance), ("rolling", source.rolling_performance)):
+        if snapshot:
+            rows += [
+                (f"{prefix}{scope}_{name}", None, value, False) for name, value in snapshot.metrics.items()
+            ]
+            rows.append((f"{prefix}{scope}_labelled_rows", None, snapshot.labelled_rows, False))
+    return rows
+
+
 def save_report(storage: Storage, report: MonitoringReport) -> str:
-    dataset, day = report.dataset, date.fromisoformat(report.day)
+    dataset, day = report.dataset, parse_key(report.day)
     storage.write_table(
         catalog.monitoring_metrics(dataset, day),
         pa.Table.from_pandas(metric_rows(report), preserve_index=False),
@@ -249,15 +288,15 @@ def load_history(storage: Storage, dataset: str, start: date, end: date) -> list
 
 
 def log_to_mlflow(registry: RegistrySettings, report: MonitoringReport) -> None:
-    """Metrics at step = the day's ordinal and timestamp = its midnight, on the version's run."""
-    day = date.fromisoformat(report.day)
-    timestamp = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
+    """Metrics at step = the day's ordinal (an hour's: counted in hours) and timestamp = the
+    partition's first instant, on the version's run."""
+    day = parse_key(report.day)
+    hour = day.hour if isinstance(day, datetime) else None
+    timestamp = int(datetime(day.year, day.month, day.day, hour or 0, tzinfo=UTC).timestamp() * 1000)
+    step = day.toordinal() if hour is None else day.toordinal() * 24 + hour
     metrics = metric_rows(report).dropna(subset=["value"])
     names = metrics["metric"] + metrics["feature"].map(lambda f: f"_{f}" if f else "")
-    points = [
-        MetricPoint(n, float(v), timestamp, day.toordinal())
-        for n, v in zip(names, metrics["value"], strict=True)
-    ]
+    points = [MetricPoint(n, float(v), timestamp, step) for n, v in zip(names, metrics["value"], strict=True)]
     model_registry(registry).log_metric_points(
         _monitoring_run(registry, report.model_name, report.model_version), points
     )

@@ -96,10 +96,10 @@ def categorical_drift(name: str, values: pd.Series, profile: dict) -> FeatureDri
 def feature_drift(
     frame: pd.DataFrame, profile: dict, spec: DatasetSpec, psi_threshold: float
 ) -> list[FeatureDrift]:
-    """Drift of every spec feature of `frame` against the profile; `flagged` when PSI exceeds
-    the threshold (the decision to act on a flag is the retrain policy's, not this module's)."""
+    """Drift of every profiled (not personal) feature of `frame` against the profile; `flagged`
+    when PSI exceeds the threshold (the decision to act on a flag is the retrain policy's)."""
     drifts = []
-    for name, kind in spec.features.items():
+    for name, kind in spec.profiled_features.items():
         measure = numeric_drift if kind == "numeric" else categorical_drift
         drift = measure(name, frame[name], profile["features"][name])
         drift.flagged = drift.psi > psi_threshold

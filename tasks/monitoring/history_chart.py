@@ -1,7 +1,7 @@
 """The monitoring history as a picture: the monitored metric and the largest feature PSI per day."""
 
 import io
-from datetime import date, timedelta
+from datetime import date
 
 from inferloop.core import catalog
 from inferloop.core.settings import MonitoringSettings, Settings
@@ -47,9 +47,9 @@ def history_chart(history: list[MonitoringReport], monitoring: MonitoringSetting
 
 
 def save_history_chart(storage: Storage, settings: Settings, day: date, days_shown: int = 60) -> str:
-    """Draw the last `days_shown` days of history up to `day` into the day's monitoring folder."""
+    """Draw the last `days_shown` partitions of history up to `day` into its monitoring folder."""
     dataset = settings.dataset.name
-    history = load_history(storage, dataset, day - timedelta(days=days_shown - 1), day)
+    history = load_history(storage, dataset, settings.dataset.partitioning.shift(day, -(days_shown - 1)), day)
     path = catalog.history_chart_file(dataset, day)
     storage.write_bytes(path, history_chart(history, settings.monitoring))
     return storage.uri(path)

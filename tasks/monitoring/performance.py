@@ -82,7 +82,11 @@ def performance_snapshot(
     storage: Storage, spec: DatasetSpec, model_name: str, version: str, days: list[date], threshold: float
 ) -> PerformanceSnapshot | None:
     """Metrics of `version` over `days`, or None when none of its predictions there has a label."""
-    joined = labelled_predictions(storage, spec, model_name, version, days)
+    return snapshot_of(labelled_predictions(storage, spec, model_name, version, days), version, threshold)
+
+
+def snapshot_of(joined: pd.DataFrame, version: str, threshold: float) -> PerformanceSnapshot | None:
+    """Metrics of `version`'s labelled predictions (target, score, event_day); None for none."""
     if joined.empty:
         return None
     return PerformanceSnapshot(
@@ -90,5 +94,5 @@ def performance_snapshot(
         first_event_day=min(joined["event_day"]).isoformat(),
         last_event_day=max(joined["event_day"]).isoformat(),
         labelled_rows=len(joined),
-        metrics=label_metrics(joined["target"].to_numpy(), joined["score"].to_numpy(), threshold),
+        metrics=label_metrics(joined["target"].to_numpy(), joined["score"].to_numpy(float), threshold),
     )

@@ -11,12 +11,14 @@ import math
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import date, timedelta
+from datetime import date
 
 import numpy as np
 import pandas as pd
 
 from inferloop.core.dataset import DatasetSpec
+from inferloop.core.periods import parse_key
+from inferloop.core.settings import TrainingSettings
 from inferloop.core.storage import Storage
 from inferloop.tasks.data.feeds import MissingDataError, load_labelled_day, positive_target, prepare_features
 from inferloop.tasks.gate.partition_gate import gate_refused
@@ -61,6 +63,7 @@ class PolicyComparison:
     policies: list[PolicyResult]
     over_time: list[dict]  # {period, policy, value (of monitor_metric), rows}
     verdict: str
+    partition: str = "day"  # the unit of the label delay and the training window
     saved_to: dict[str, str] = field(default_factory=dict)  # table, json, chart -> URI
 
     def to_dict(self) -> dict:
@@ -158,7 +161,7 @@ class LabelledDays:
         """All labelled rows of `first`..`last` (None if none) and how many days held some."""
         for day in [d for d in self.days if d < first]:
             del self.days[day]
-        frames = [self.day(first + timedelta(days=i)) for i in range((last - first).days + 1)]
+        frames = [self.day(key) for key in self.spec.partitioning.keys(first, last)]
         frames = [f for f in frames if f is not None and not f.empty]
         return (pd.concat(frames, ignore_index=True) if frames else None), len(frames)
 
@@ -171,6 +174,7 @@ def periodic_baselines(
     days: list[date],
     every: list[int],
     train_window_days: int,
+    training: TrainingSettings | None = None,
 ) -> list[BaselineRun]:
     """For each k in `every`, a cron that retrains every k partitions, replayed over `days`.
 
@@ -190,13 +194,13 @@ def periodic_baselines(
     for index, day in enumerate(days):
         due = [run for run in runs if index > 0 and index % run.every == 0]
         if due:
-            last = day - timedelta(days=1 + spec.label.delay_days)
-            first = last - timedelta(days=train_window_days - 1)
+            last = spec.partitioning.shift(day, -(1 + spec.label.delay_days))
+            first = spec.partitioning.shift(last, -(train_window_days - 1))
             frame, days_used = labelled.window(first, last)
             target = positive_target(frame, spec) if frame is not None else None
             if target is not None and target.nunique() == 2:
                 started = time.perf_counter()
-                model = fitted(frame, spec)
+                model = fitted(frame, spec, training)  # the loop's model settings, e.g. its size
                 seconds = time.perf_counter() - started
                 window = TrainingWindow(
                     day.isoformat(), first.isoformat(), last.isoformat(), days_used, len(frame)
@@ -286,15 +290,16 @@ def paired_policies(a: pd.DataFrame, b: pd.DataFrame, metric: str, threshold: fl
     )
 
 
-def _versus(prefix: str, baseline: PolicyResult, metric: str, paired: MetricDifference) -> str:
+def _versus(
+    prefix: str, baseline: PolicyResult, metric: str, paired: MetricDifference, partition: str
+) -> str:
     cost = f" with {baseline.retrains} retrains" if baseline.policy != FIRST_MODEL else ""
     if round(paired.difference, 3) == 0:
         gap = "the loop is level with it"
     else:
         gap = f"the loop is {'better' if paired.difference > 0 else 'worse'} by {abs(paired.difference):.3f}"
-    interval = (
-        f"{paired.confidence:.0%} interval {paired.lower:+.3f}..{paired.upper:+.3f} over {paired.groups} days"
-    )
+    bounds = f"{paired.lower:+.3f}..{paired.upper:+.3f}"
+    interval = f"{paired.confidence:.0%} interval {bounds} over {paired.groups} {partition}s"
     return (
         f"{prefix}{baseline.policy}: {baseline.metrics[metric]:.3f}{cost}, {gap} "
         f"({paired.verdict}: {interval})"
@@ -302,10 +307,14 @@ def _versus(prefix: str, baseline: PolicyResult, metric: str, paired: MetricDiff
 
 
 def verdict(
-    policies: list[PolicyResult], predictions: dict[str, pd.DataFrame], metric: str, threshold: float
+    policies: list[PolicyResult],
+    predictions: dict[str, pd.DataFrame],
+    metric: str,
+    threshold: float,
+    partition: str = "day",
 ) -> str:
     """One sentence: the loop against the best periodic baseline and against the first model
-    kept, each difference judged by a paired day-block bootstrap on the same rows."""
+    kept, each difference judged by a paired bootstrap of event partitions on the same rows."""
     by_name = {p.policy: p for p in policies}
     loop = by_name[LOOP]
     if metric not in loop.metrics:
@@ -318,9 +327,9 @@ def verdict(
     if periodic:
         best = max(periodic, key=lambda p: (p.metrics[metric], -p.retrains))
         paired = paired_policies(predictions[LOOP], predictions[best.policy], metric, threshold)
-        parts.append(_versus("best periodic baseline, ", best, metric, paired))
+        parts.append(_versus("best periodic baseline, ", best, metric, paired, partition))
     paired = paired_policies(predictions[LOOP], predictions[FIRST_MODEL], metric, threshold)
-    parts.append(_versus("", by_name[FIRST_MODEL], metric, paired))
+    parts.append(_versus("", by_name[FIRST_MODEL], metric, paired, partition))
     return "; ".join(parts) + "."
 
 
@@ -337,11 +346,12 @@ def compare_policies(
     train_window_days: int,
     threshold: float,
     monitor_metric: str,
+    training: TrainingSettings | None = None,
 ) -> PolicyComparison:
     """The loop (its predictions `loop` and its `effort`), the first model kept (`static`, the
     same rows) and a periodic baseline per k in `baseline_every`, with the monitored metric over
     time and a verdict. No labelled row scored: no policies, and a verdict that says why."""
-    days = [date.fromisoformat(d.day) for d in replayed]
+    days = [parse_key(d.day) for d in replayed]
     comparison = PolicyComparison(
         dataset=spec.name,
         start=replayed[0].day,
@@ -352,6 +362,7 @@ def compare_policies(
         policies=[],
         over_time=[],
         verdict="",
+        partition=spec.partition,
     )
     if loop.empty:
         refused = sum(d.refused for d in replayed)
@@ -361,7 +372,14 @@ def compare_policies(
         )
         return comparison
     baselines = periodic_baselines(
-        storage, spec, first_model, loop, days, sorted(baseline_every, reverse=True), train_window_days
+        storage,
+        spec,
+        first_model,
+        loop,
+        days,
+        sorted(baseline_every, reverse=True),
+        train_window_days,
+        training,
     )
     predictions = {LOOP: loop, FIRST_MODEL: static} | {
         periodic_policy(run.every): run.predictions(spec) for run in baselines
@@ -385,5 +403,5 @@ def compare_policies(
         for policy, frame in predictions.items()
     ]
     comparison.over_time = metric_over_time(predictions, days, monitor_metric, threshold)
-    comparison.verdict = verdict(comparison.policies, predictions, monitor_metric, threshold)
+    comparison.verdict = verdict(comparison.policies, predictions, monitor_metric, threshold, spec.partition)
     return comparison

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from inferloop.core.dataset import DatasetSpec
+from inferloop.core.periods import parse_key
 from inferloop.core.storage import Storage
 from inferloop.tasks.data.feeds import join_on_ids, prepare_features, read_feature_partition
 from inferloop.tasks.model.training import positive_scores
@@ -85,7 +86,7 @@ def loop_predictions(
     """What the loop predicted on each day (the champion of that day), joined to arrived labels
     (columns: id, score, target, event_day; none when every day was refused)."""
     frames = [
-        labelled_predictions(storage, spec, model_name, row.champion_version, [date.fromisoformat(row.day)])
+        labelled_predictions(storage, spec, model_name, row.champion_version, [parse_key(row.day)])
         for row in days
         if not row.refused
     ]

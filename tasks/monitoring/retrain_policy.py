@@ -2,16 +2,18 @@
 
 One decision function serves both paths (the monitor calling retrain directly, and the retrain
 flow started by the `inferloop.model.degraded` event): a breach must last `confirm_days`
-consecutive days; no retrain while the data gate refuses the feed (a broken feed is an
-incident, not a reason to retrain); a cooldown after each retrain and a daily cap. Every
+consecutive partitions (days for a daily feed); no retrain while the data gate refuses the
+feed (a broken feed is an incident, not a reason to retrain); a cooldown after each retrain
+and a daily cap. Every
 retrain and every suppressed trigger is kept in the ledger with its reason.
 """
 
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Literal
 
 from inferloop.core import catalog
+from inferloop.core.periods import DAILY, Partitioning, parse_key
 from inferloop.core.settings import MonitoringSettings, RetrainSettings, Settings
 from inferloop.core.storage import Storage
 from inferloop.tasks.monitoring.daily_report import MonitoringReport, load_history
@@ -43,6 +45,7 @@ def decide_retrain(
     monitoring: MonitoringSettings,
     day: date,
     min_rows_after_change: int = 0,
+    partitioning: Partitioning = DAILY,
 ) -> RetrainDecision:
     """The verdict for `day` from the reports of the days up to it and past retrain decisions.
     A retrain learns from the detected change on (data from before it teaches the old concept)
@@ -51,7 +54,7 @@ def decide_retrain(
     champion = latest.model_version if latest else ""
     if latest is None or not latest.breaches:
         return RetrainDecision(day.isoformat(), "none", champion_version=champion)
-    wanted = [(day - timedelta(days=i)).isoformat() for i in range(policy.confirm_days)]
+    wanted = [partitioning.shift(day, -i).isoformat() for i in range(policy.confirm_days)]
     by_day = {r.day: r for r in history}
     confirmed = [by_day[d] for d in wanted if d in by_day and by_day[d].breaches]
     confirmed = [r for r in confirmed if r.model_version == champion]
@@ -74,7 +77,7 @@ def decide_retrain(
             "is an incident, not a reason to retrain)"
         )
         return decision
-    return storm_guard(decision, ledger, policy, day)
+    return storm_guard(decision, ledger, policy, day, partitioning)
 
 
 def change_point(report: MonitoringReport, min_rows: int) -> str:
@@ -99,7 +102,11 @@ def degradation_onset(history: list[MonitoringReport], monitoring: MonitoringSet
 
 
 def storm_guard(
-    decision: RetrainDecision, ledger: list[RetrainDecision], policy: RetrainSettings, day: date
+    decision: RetrainDecision,
+    ledger: list[RetrainDecision],
+    policy: RetrainSettings,
+    day: date,
+    partitioning: Partitioning = DAILY,
 ) -> RetrainDecision:
     """Suppress a retrain that would break the cooldown or the daily cap.
 
@@ -112,18 +119,18 @@ def storm_guard(
         decision.suppressed_because = (
             f"{policy.max_retrains_per_day} retrain(s) already on {day} (INFERLOOP_MAX_RETRAINS_PER_DAY)"
         )
-    elif recent := [d for d in retrains if 0 < abs(days_apart(d, day)) < policy.retrain_cooldown_days]:
-        last = max(date.fromisoformat(d.day) for d in recent)  # a backfill may look at older days
+    elif recent := [
+        d
+        for d in retrains
+        if 0 < abs(partitioning.apart(parse_key(d.day), day)) < policy.retrain_cooldown_days
+    ]:
+        last = max(parse_key(d.day) for d in recent)  # a backfill may look at older days
         decision.action = "suppressed"
         decision.suppressed_because = (
             f"cooldown: a retrain on {last}, next allowed on "
-            f"{last + timedelta(days=policy.retrain_cooldown_days)} (INFERLOOP_RETRAIN_COOLDOWN_DAYS)"
+            f"{partitioning.shift(last, policy.retrain_cooldown_days)} (INFERLOOP_RETRAIN_COOLDOWN_DAYS)"
         )
     return decision
-
-
-def days_apart(decision: RetrainDecision, day: date) -> int:
-    return (day - date.fromisoformat(decision.day)).days
 
 
 def load_ledger(storage: Storage, dataset: str, since: date) -> list[RetrainDecision]:
@@ -139,25 +146,25 @@ def load_ledger(storage: Storage, dataset: str, since: date) -> list[RetrainDeci
 def record(storage: Storage, dataset: str, decision: RetrainDecision) -> None:
     """Append (or update, matched on decided_at) a decision in its day's ledger file.
     Callers hold the retrain lock, so read-modify-write does not race."""
-    path = catalog.retrain_decisions_file(dataset, date.fromisoformat(decision.day))
+    path = catalog.retrain_decisions_file(dataset, parse_key(decision.day))
     existing = storage.read_json(path)["decisions"] if storage.exists(path) else []
     kept = [d for d in existing if d["decided_at"] != decision.decided_at]
     storage.write_json(path, {"decisions": [*kept, decision.to_dict()]})
 
 
-def ledger_since(policy: RetrainSettings, day: date) -> date:
+def ledger_since(policy: RetrainSettings, day: date, partitioning: Partitioning = DAILY) -> date:
     """How far back the guard needs to look."""
-    return day - timedelta(days=max(policy.retrain_cooldown_days, 1))
+    return partitioning.shift(day, -max(policy.retrain_cooldown_days, 1))
 
 
 def retrain_verdict(storage: Storage, settings: Settings, day: date) -> RetrainDecision:
     """The shared decision: the saved reports up to `day` against the ledger."""
-    dataset = settings.dataset.name
+    dataset, partitioning = settings.dataset.name, settings.dataset.partitioning
     lookback = max(
         settings.retrain.confirm_days, settings.training.train_window_days
     )  # the onset may be that old
-    history = load_history(storage, dataset, day - timedelta(days=lookback), day)
-    ledger = load_ledger(storage, dataset, ledger_since(settings.retrain, day))
+    history = load_history(storage, dataset, partitioning.shift(day, -lookback), day)
+    ledger = load_ledger(storage, dataset, ledger_since(settings.retrain, day, partitioning))
     # enough after the change to fit on and to hold out `min_holdout_rows` for promotion
     min_rows = 2 * settings.training.min_holdout_rows
-    return decide_retrain(history, ledger, settings.retrain, settings.monitoring, day, min_rows)
+    return decide_retrain(history, ledger, settings.retrain, settings.monitoring, day, min_rows, partitioning)

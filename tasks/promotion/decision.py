@@ -8,12 +8,13 @@ approved, by hand, rollback) goes through the same record.
 
 import getpass
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import pandas as pd
 from prefect import task
 
 from inferloop.core.errors import InferloopError
+from inferloop.core.periods import parse_key
 from inferloop.core.registry import ModelNotFound, ModelVersionRef
 from inferloop.core.settings import PromotionSettings, Settings
 from inferloop.tasks.model.comparison import MetricDifference, paired_difference
@@ -184,20 +185,21 @@ def decided_by_person() -> str:
 def promotion_window(
     settings: Settings, challenger: ModelVersionRef, latest_labelled: date
 ) -> tuple[date, date, str]:
-    """Recent labelled days the challenger was not fitted on: the days after its training window
-    (at most `promotion_window_days`), else its own held-out days."""
+    """Recent labelled partitions the challenger was not fitted on: those after its training
+    window (at most `promotion_window_days`), else its own held-out ones."""
     params = model_registry(settings.registry).run(challenger.run_id).params
-    window_end = date.fromisoformat(params["window_end"])
+    window_end = parse_key(params["window_end"])
+    partitioning = settings.dataset.partitioning
     if latest_labelled > window_end:
         start = max(
-            window_end + timedelta(days=1),
-            latest_labelled - timedelta(days=settings.promotion.promotion_window_days - 1),
+            partitioning.shift(window_end, 1),
+            partitioning.shift(latest_labelled, -(settings.promotion.promotion_window_days - 1)),
         )
         return start, latest_labelled, "labelled days after the challenger's training window"
     if "holdout_start" in params:
-        return date.fromisoformat(params["holdout_start"]), window_end, HELD_OUT_DAYS
+        return parse_key(params["holdout_start"]), window_end, HELD_OUT_DAYS
     holdout = int(params.get("holdout_days", settings.training.holdout_days))
-    return window_end - timedelta(days=holdout - 1), window_end, HELD_OUT_DAYS
+    return partitioning.shift(window_end, -(holdout - 1)), window_end, HELD_OUT_DAYS
 
 
 def held_out_scores(holdout, frame, id_column: str):

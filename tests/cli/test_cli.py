@@ -1,4 +1,5 @@
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -7,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from inferloop.cli.commands import app
+from inferloop.core.settings import REPO_ROOT
 from tests.fixtures.elec2 import write_elec2_like_csv
 
 INFERLOOP = str(Path(sys.executable).parent / "inferloop")
@@ -76,3 +78,16 @@ def test_data_import_with_no_usable_row_fails(workdir):
     result = import_into_lake(source)
     assert result.exit_code == 1 and "No row was imported" in result.output
     assert not (workdir / "lake" / "elec2").exists()
+
+
+def test_expectations_suggest_writes_the_suites_and_prints_what_to_review(workdir, monkeypatch):
+    project = workdir / "expectations"
+    shutil.copytree(REPO_ROOT / "expectations", project)
+    monkeypatch.setenv("INFERLOOP_EXPECTATIONS_DIR", str(project))
+    CliRunner().invoke(app, ["data", "generate", "--days", "2", "--rows-per-day", "200"])
+    result = CliRunner().invoke(app, ["expectations", "suggest", "--from", "2026-01-01..2026-01-02"])
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert f"Proposed {project}/gx/expectations/transactions_training.json" in output
+    assert "- rows: At least 1 row (an empty partition is refused)" in output
+    assert "set min_value to 0 where the column's meaning forbids negatives" in output

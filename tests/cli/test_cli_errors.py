@@ -81,6 +81,21 @@ def test_a_reversed_date_range_is_one_line(workdir, command):
     assert_one_clear_line(result, "2026-01-05 is after 2026-01-02", "give the earlier day first")
 
 
+def test_a_reversed_range_of_hours_is_one_line(workdir):
+    result = CliRunner().invoke(app, ["replay", "--from", "2026-01-05T07", "--to", "2026-01-05"])
+    assert_one_clear_line(result, "2026-01-05 07:00:00 is after 2026-01-05", "give the earlier day first")
+
+
+def test_a_partition_that_is_neither_a_day_nor_an_hour_is_refused_with_both_forms(workdir):
+    result = CliRunner().invoke(app, ["replay", "--from", "2026-13-01", "--to", "2026-12-01"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    words = " ".join(word for word in result.output.split() if word != "│")  # the box's borders
+    assert (
+        "Invalid value for '--from': '2026-13-01' is not a day (2026-03-01) or an hour (2026-03-01T07)"
+        in words
+    )
+
+
 def test_square_brackets_in_a_message_are_printed_as_they_are(workdir):
     """rich markup reads `[ns, UTC]` and `[bold]` as tags and drops them; messages are data."""
     source = workdir / "feed.csv"
@@ -150,3 +165,10 @@ def test_a_dead_dask_scheduler_is_one_line_before_any_flow(workdir):
     command = ["infer", "--date", "2026-01-02", "--runner", "dask", "--dask-address", address]
     result = CliRunner().invoke(app, command)
     assert_one_clear_line(result, f"The Dask scheduler at {address} does not answer", "--runner thread")
+
+
+def test_a_tls_dask_scheduler_without_the_cluster_key_is_one_line(workdir):
+    address = f"tls://127.0.0.1:{closed_port()}"
+    command = ["infer", "--date", "2026-01-02", "--runner", "dask", "--dask-address", address]
+    result = CliRunner().invoke(app, command)
+    assert_one_clear_line(result, f"The Dask scheduler at {address} admits only holders", "stack.env")

@@ -42,7 +42,10 @@ def test_shipped_spec_describes_the_generator():
         (lambda raw: raw.update(name="Has Spaces"), "name"),
         (lambda raw: raw.pop("time_column"), "time_column: Field required"),
         (lambda raw: raw.update(generate_id="sometimes"), "generate_id"),
-        (lambda raw: raw.update(partition="hour"), "partition: Input should be 'day'"),
+        (
+            lambda raw: raw.update(partition="year"),
+            "partition: Input should be 'hour', 'day', 'week' or 'month'",
+        ),
         (lambda raw: raw.update(time_format="%Y", time_from_row_order=ROW_ORDER), "give one of them"),
         (lambda raw: raw.update(time_from_row_order={"start": "2026-01-01"}), "time_from_row_order.step"),
         (

@@ -18,10 +18,17 @@ from tests.conftest import free_port
 BIN = Path(sys.executable).parent
 
 
-def api(url: str, payload: dict | None = None, attempts: int = 6, auth: str | None = None) -> dict | list:
+def api(
+    url: str,
+    payload: dict | None = None,
+    attempts: int = 6,
+    auth: str | None = None,
+    method: str | None = None,
+) -> dict | list:
     """One API call, retried on 503 with backoff as Prefect's own client and UI do: the server
     answers 503 while its SQLite database is busy with a running flow's writes.
-    `auth` ("user:password") is sent as HTTP basic auth, as Prefect's and MLflow's clients do."""
+    `auth` ("user:password") is sent as HTTP basic auth, as Prefect's and MLflow's clients do;
+    `method` is POST with a payload, GET without, unless given."""
     headers = {"Content-Type": "application/json"}
     if auth:
         headers["Authorization"] = "Basic " + base64.b64encode(auth.encode()).decode()
@@ -29,7 +36,7 @@ def api(url: str, payload: dict | None = None, attempts: int = 6, auth: str | No
         url,
         data=json.dumps(payload).encode() if payload is not None else None,
         headers=headers,
-        method="POST" if payload is not None else "GET",
+        method=method or ("POST" if payload is not None else "GET"),
     )
     for attempt in range(attempts):
         try:

@@ -4,6 +4,7 @@ After the loop, no credential may appear in a log, artifact, param, tag, object 
 
 import os
 import secrets
+import stat
 import subprocess
 import tempfile
 import urllib.error
@@ -13,6 +14,7 @@ import boto3
 import pytest
 
 from inferloop.stack.credentials import read_env_file
+from inferloop.stack.mlflow_roles import ADMIN_USER, READER_USER
 from inferloop.stack.postgres import PostgresError, server_bin_dir
 from tests.conftest import free_port
 from tests.e2e.conftest import BIN, api, wait_for_run
@@ -73,9 +75,11 @@ def prod(tmp_path_factory):
         cli("down")
 
 
-def _http_status(url: str, auth: str | None = None, payload: dict | None = None) -> int:
+def _http_status(
+    url: str, auth: str | None = None, payload: dict | None = None, method: str | None = None
+) -> int:
     try:
-        api(url, payload, attempts=1, auth=auth)
+        api(url, payload, attempts=1, auth=auth, method=method)
     except urllib.error.HTTPError as error:
         return error.code
     return 200
@@ -159,11 +163,11 @@ def loop(prod):
 
 
 def test_mlflow_grants_another_account_nothing_unless_granted(prod, loop):
-    """default_permission = NO_PERMISSIONS: the loop's account (the admin) may do all; a second
-    account may log in and work on what it creates, but reads the loop's model only once granted."""
+    """default_permission = NO_PERMISSIONS: an account with no role may log in and work on what it
+    creates, but reads the loop's model only once granted."""
     mlflow = f"http://127.0.0.1:{prod['ports']['MLFLOW']}/api"
     credentials = prod["credentials"]
-    admin = f"{credentials['MLFLOW_TRACKING_USERNAME']}:{credentials['MLFLOW_TRACKING_PASSWORD']}"
+    admin = f"{ADMIN_USER}:{credentials['MLFLOW_AUTH_ADMIN_PASSWORD']}"
     name, password = "analyst", secrets.token_urlsafe(16)
     api(f"{mlflow}/2.0/mlflow/users/create", {"username": name, "password": password}, auth=admin)
     as_analyst = f"{name}:{password}"
@@ -297,7 +301,7 @@ def test_no_credential_in_logs_artifacts_params_tags_objects_or_command_lines(pr
         and "2026-01-11" in places["Prefect flow runs (parameters, job variables)"]
     )
     assert "holdout_roc_auc" in places["MLflow runs, models, versions"]
-    assert prod["credentials"]["AWS_ACCESS_KEY_ID"] in places["stack log s3.log"]
+    assert '"PUT /inferloop/lake/' in places["stack log s3.log"]
     assert "basic-auth" in places["command line of mlflow"]
     assert len(places) > 20 and sum(map(len, places.values())) > 100_000
     leaks = [
@@ -307,3 +311,126 @@ def test_no_credential_in_logs_artifacts_params_tags_objects_or_command_lines(pr
         if (secret := s) in text
     ]
     assert not leaks
+
+
+def _alias_versions(mlflow: str, auth: str) -> dict[str, str]:
+    model = api(f"{mlflow}/2.0/mlflow/registered-models/get?name={MODEL}", auth=auth)["registered_model"]
+    return {a["alias"]: a["version"] for a in model.get("aliases", [])}
+
+
+def test_only_an_approver_moves_champion_and_a_reader_browses(prod, loop):
+    """Issue 16: the reader sees everything and changes nothing (403, the aliases stay); the
+    loop's account (the approver role) moves aliases; it is no MLflow admin."""
+    from inferloop.stack.mlflow_roles import APPROVER_ROLE, READER_ROLE, Account, ensure_roles
+
+    mlflow = f"http://127.0.0.1:{prod['ports']['MLFLOW']}/api"
+    credentials = prod["credentials"]
+    loop_account = f"{credentials['MLFLOW_TRACKING_USERNAME']}:{credentials['MLFLOW_TRACKING_PASSWORD']}"
+    reader = f"{READER_USER}:{credentials['MLFLOW_READER_PASSWORD']}"
+    before = _alias_versions(mlflow, reader)  # the reader browses the model and its aliases
+    assert before["champion"] == "1" and "previous_champion" not in before
+    experiments = api(f"{mlflow}/2.0/mlflow/experiments/search", {"max_results": 100}, auth=reader)
+    assert "inferloop-training" in {e["name"] for e in experiments["experiments"]}
+
+    # The reader may move, add or remove no alias: each attempt is refused before MLflow looks at
+    # the versions (the loop trained only v1; a move to v2 is refused for want of the right).
+    alias = f"{mlflow}/2.0/mlflow/registered-models/alias"
+    for name, version in (("champion", "2"), ("previous_champion", "1")):
+        assert _http_status(alias, reader, {"name": MODEL, "alias": name, "version": version}) == 403
+    assert _http_status(alias, reader, {"name": MODEL, "alias": "champion"}, method="DELETE") == 403
+    assert _alias_versions(mlflow, loop_account) == before
+
+    # The approver (the loop's account) sets and removes @previous_champion.
+    api(alias, {"name": MODEL, "alias": "previous_champion", "version": "1"}, auth=loop_account)
+    assert _alias_versions(mlflow, reader) == {**before, "previous_champion": "1"}
+    api(alias, {"name": MODEL, "alias": "previous_champion"}, auth=loop_account, method="DELETE")
+    assert _alias_versions(mlflow, reader) == before
+    # The loop's credentials, which every flow run and Dask worker holds, make no accounts.
+    create_user = f"{mlflow}/2.0/mlflow/users/create"
+    assert _http_status(create_user, loop_account, {"username": "x", "password": "x" * 16}) == 403
+
+    # `inferloop up` makes roles and accounts idempotently: a second pass adds and changes nothing.
+    admin = f"{ADMIN_USER}:{credentials['MLFLOW_AUTH_ADMIN_PASSWORD']}"
+    roles_before = api(f"{mlflow}/3.0/mlflow/roles/list?workspace=default", auth=admin)
+    ensure_roles(
+        f"http://127.0.0.1:{prod['ports']['MLFLOW']}",
+        (ADMIN_USER, credentials["MLFLOW_AUTH_ADMIN_PASSWORD"]),
+        [
+            Account(
+                credentials["MLFLOW_TRACKING_USERNAME"],
+                credentials["MLFLOW_TRACKING_PASSWORD"],
+                APPROVER_ROLE,
+            ),
+            Account(READER_USER, credentials["MLFLOW_READER_PASSWORD"], READER_ROLE),
+        ],
+    )
+    assert api(f"{mlflow}/3.0/mlflow/roles/list?workspace=default", auth=admin) == roles_before
+    assert _alias_versions(mlflow, reader) == before
+
+
+def test_dask_scheduler_refuses_clients_without_the_cluster_key(prod):
+    """Issue 17: only a holder of the cluster's key connects; its workers hold the stack's client
+    credentials, which an unauthenticated `Client.run` would read."""
+    from distributed import Client
+    from distributed.comm.core import CommClosedError
+    from distributed.security import Security
+
+    client_env = prod["client"]
+    address = client_env["INFERLOOP_DASK_ADDRESS"]
+    assert address.startswith("tls://")
+    key_files = [Path(client_env[f"DASK_DISTRIBUTED__COMM__TLS__CLIENT__{part}"]) for part in ("CERT", "KEY")]
+    assert all(stat.S_IMODE(path.stat().st_mode) == 0o600 for path in key_files)
+
+    with pytest.raises((CommClosedError, OSError)):  # a certificate of its own: the handshake fails
+        Client(address, security=Security.temporary(), timeout=10)
+    with pytest.raises((CommClosedError, OSError)):  # plain TCP: the scheduler hangs up
+        Client(address.replace("tls://", "tcp://"), timeout=10)
+
+    stack_key = Security(
+        require_encryption=True,
+        tls_ca_file=client_env["DASK_DISTRIBUTED__COMM__TLS__CA_FILE"],
+        tls_client_cert=str(key_files[0]),
+        tls_client_key=str(key_files[1]),
+    )
+    with Client(address, security=stack_key, timeout=30) as client:
+        held = client.run(lambda: "AWS_SECRET_ACCESS_KEY" in os.environ)
+    assert held and all(held.values()), "what the refused clients would have read"
+
+
+def test_s3_endpoint_refuses_unsigned_requests(prod):
+    """Issue 17: no list, GET or PUT on the bucket that holds the lake and MLflow's artifacts
+    without the stack's key; signed requests work; moto's control API is closed."""
+    from botocore import UNSIGNED
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    endpoint = prod["client"]["INFERLOOP_S3_ENDPOINT_URL"]
+    signed = _s3(prod)
+    signed.put_object(Bucket="inferloop", Key="lake/_probe.txt", Body=b"signed")
+    unsigned = boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1", config=Config(signature_version=UNSIGNED)
+    )
+    wrong_key = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=prod["credentials"]["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key="not-the-secret",
+    )
+    attempts = {
+        "unsigned list": lambda: unsigned.list_objects_v2(Bucket="inferloop", Prefix="lake/"),
+        "unsigned GET": lambda: unsigned.get_object(Bucket="inferloop", Key="lake/_probe.txt"),
+        "unsigned PUT": lambda: unsigned.put_object(Bucket="inferloop", Key="lake/_planted", Body=b"x"),
+        "wrongly signed PUT": lambda: wrong_key.put_object(
+            Bucket="inferloop", Key="lake/_planted", Body=b"x"
+        ),
+    }
+    for name, attempt in attempts.items():
+        with pytest.raises(ClientError) as refused:
+            attempt()
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403, name
+    listed = {o["Key"] for o in signed.list_objects_v2(Bucket="inferloop", Prefix="lake/_")["Contents"]}
+    assert listed == {"lake/_probe.txt"}, "nothing was planted"
+    signed.delete_object(Bucket="inferloop", Key="lake/_probe.txt")
+    for path in ("/moto-api/data.json", "/moto-api/reset-auth"):
+        assert _http_status(f"{endpoint}{path}", payload={}) == 403, path

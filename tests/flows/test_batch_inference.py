@@ -2,10 +2,14 @@
 same count for the CLI's progress bar, and a final table of rows, throughput, version and output."""
 
 import json
+from datetime import date, datetime, timedelta, timezone
+from types import SimpleNamespace
 
+import pytest
 from typer.testing import CliRunner
 
 from inferloop.cli.commands import app
+from inferloop.core.periods import Partitioning
 from tests.flows.conftest import ROWS_PER_DAY
 
 
@@ -64,3 +68,22 @@ def test_a_rerun_of_scored_partitions_loads_no_model(champion, monkeypatch):
     assert loaded == []
     assert all(m.reused for m in again)
     assert [m.rows_scored for m in again] == [m.rows_scored for m in first]
+
+
+@pytest.mark.parametrize(
+    ("unit", "previous"),
+    [
+        ("hour", datetime(2026, 3, 2, 1)),
+        ("day", date(2026, 3, 1)),
+        ("week", date(2026, 2, 23)),  # the run starts on Monday 2026-03-02
+        ("month", date(2026, 2, 1)),
+    ],
+)
+def test_a_scheduled_run_takes_the_partition_before_the_one_it_starts_in(monkeypatch, unit, previous):
+    from inferloop.flows import batch_inference
+
+    scheduled = datetime(2026, 3, 2, 3, 30, tzinfo=timezone(timedelta(hours=1)))  # 02:30 UTC
+    monkeypatch.setattr(batch_inference, "flow_run", SimpleNamespace(scheduled_start_time=scheduled))
+    assert batch_inference.logical_partition(Partitioning(unit)) == previous
+    given = date(2026, 3, 18)  # any day of a partition names it
+    assert batch_inference.logical_partition(Partitioning(unit), given) == Partitioning(unit).floor(given)

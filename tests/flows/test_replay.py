@@ -131,3 +131,15 @@ def test_the_first_champion_waits_for_enough_labelled_days_and_the_replay_scores
     scored_from = summary.days[0].day
     assert DAYS[1].isoformat() < scored_from <= DAYS[7].isoformat()
     assert [d.day for d in summary.days][-1] == DAYS[7].isoformat()
+
+
+def test_a_period_with_no_partition_is_a_gap_the_replay_steps_over(pool, lake, feed):
+    """A feed that has no rows for a day (a weekend, a quiet hour) replays the days it has."""
+    import shutil
+
+    register(lake, pool.before, "champion")
+    settings = load_settings()
+    shutil.rmtree(lake_storage(settings.lake).path(catalog.features(settings.dataset.name, DAYS[6])))
+    summary = replay(start=DAYS[5], end=DAYS[7])
+    assert [d.day for d in summary.days] == [DAYS[5].isoformat(), DAYS[7].isoformat()]
+    assert all(d.rows_scored + d.rows_quarantined == ROWS_PER_DAY for d in summary.days)

@@ -104,7 +104,31 @@ def test_a_window_cut_to_too_few_rows_takes_back_the_newest_earlier_days_and_an_
 
     monkeypatch.setenv("INFERLOOP_MIN_TRAIN_ROWS", str(6 * ROWS_PER_DAY))
     with pytest.raises(TrainingDataError, match=r"fewer than INFERLOOP_MIN_TRAIN_ROWS=3000: waiting"):
-        train(end=end)
+        train(end=feed[4])  # the feed's first 5 days: nothing earlier to take back
+
+
+def test_small_partitions_widen_the_window_until_promotion_has_evidence_and_gaps_are_skipped(
+    lake, feed, monkeypatch
+):
+    """Partitions of 500 rows and a holdout that needs 1,200: the 4-day window takes back earlier
+    days (skipping a day the feed does not have) until half of it can be held out with 1,200."""
+    import shutil
+
+    from inferloop.core import catalog
+    from inferloop.core.storage import lake_storage
+
+    monkeypatch.setenv("INFERLOOP_TRAIN_WINDOW_DAYS", "4")
+    monkeypatch.setenv("INFERLOOP_MIN_HOLDOUT_ROWS", str(1200))
+    settings = load_settings()
+    gap = lake_storage(settings.lake).path(catalog.features(settings.dataset.name, feed[5]))
+    shutil.rmtree(gap)  # a day with no rows: a gap in the feed, not an error
+
+    ref = train(end=feed[8])
+    params = MlflowClient(settings.registry.tracking_uri).get_run(ref.run_id).data.params
+    # feed[5..8] held 2,000 rows with 3 days present: held out at most 1 (500 rows). Six partitions
+    # (feed[2..8] without feed[5]) hold out 3 (1,500 rows >= 1,200).
+    assert (params["window_start"], params["window_end"]) == (str(feed[2]), str(feed[8]))
+    assert int(params["holdout_rows"]) == 3 * ROWS_PER_DAY
 
 
 def test_a_default_window_longer_than_the_feed_starts_at_its_first_day(lake, feed):

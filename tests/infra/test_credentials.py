@@ -13,6 +13,8 @@ NAMES = (
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "MLFLOW_FLASK_SERVER_SECRET_KEY",
+    "MLFLOW_AUTH_ADMIN_PASSWORD",
+    "MLFLOW_READER_PASSWORD",
 )
 
 
@@ -43,4 +45,7 @@ def test_environment_wins_and_clients_never_get_server_secrets(tmp_path, monkeyp
     client = credentials.client_env()
     assert credentials.PGPASSWORD not in client.values()
     assert credentials.MLFLOW_FLASK_SERVER_SECRET_KEY not in client.values()
+    # MLflow's admin and the read-only person's account are nobody's client credentials.
+    assert credentials.MLFLOW_AUTH_ADMIN_PASSWORD not in client.values()
+    assert credentials.MLFLOW_READER_PASSWORD not in client.values()
     assert client["MLFLOW_TRACKING_PASSWORD"] == "from-the-environment-1234"

@@ -18,6 +18,7 @@ from packaging.version import Version
 
 from inferloop.core.offline import TELEMETRY_OFF
 from inferloop.core.settings import ALERT_URL_PREFIX, REPO_ROOT
+from inferloop.stack import dask_tls as dask_tls_files
 from inferloop.stack.services import SERVICES, WORK_POOL
 from tests.infra.infra_files import (
     COMPOSE_SERVICES,
@@ -155,11 +156,13 @@ def test_every_infra_file_parses():
 
 
 def test_compose_runs_the_table_and_its_one_shots_from_pinned_images():
-    one_shots = {"minio-init", "prefect-deploy"}  # the bucket and S3 account; `inferloop deploy`
+    # The bucket and S3 account; `inferloop deploy`; the Dask cluster's TLS key.
+    one_shots = {"minio-init", "prefect-deploy", "dask-tls-init"}
     assert set(COMPOSE_SERVICES) == {row.compose for row in SERVICES if row.compose} | one_shots
     ours = {name for name, s in COMPOSE_SERVICES.items() if s["image"] == IMAGE}
     assert ours == {row.compose for row in SERVICES if row.compose and row.image == "inferloop"} | {
-        "prefect-deploy"
+        "prefect-deploy",
+        "dask-tls-init",
     }
     for name in ours:
         build = COMPOSE_SERVICES[name]["build"]
@@ -187,10 +190,18 @@ def test_kubernetes_manifests_declare_the_expected_objects():
     assert set(KUSTOMIZATION["resources"]) == {path.name for path in K8S_MANIFESTS}
     assert KUSTOMIZATION["namespace"] == "inferloop"
     generated = [*KUSTOMIZATION["configMapGenerator"], *KUSTOMIZATION["secretGenerator"]]
+    # The Dask cluster's TLS files, as `python -m inferloop.stack.dask_tls infra/k8s/dask-tls` writes them.
+    dask_tls = {
+        f"dask-tls/{name}"
+        for name in (dask_tls_files.CA_FILE, dask_tls_files.CERT_FILE, dask_tls_files.KEY_FILE)
+    }
     for generator in generated:
         for name in [*generator.get("envs", []), *generator.get("files", [])]:
             # Credentials files are made from their committed .example, never committed themselves.
-            assert (K8S / name).exists() or (K8S / f"{name}.example").exists(), name
+            assert name in dask_tls or (K8S / name).exists() or (K8S / f"{name}.example").exists(), name
+    assert {"files": sorted(dask_tls)}.items() <= next(
+        g for g in generated if g["name"] == "inferloop-dask-tls"
+    ).items()
     for deployment in (d for d in K8S_DOCS if d["kind"] == "Deployment"):
         spec = deployment["spec"]
         assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()

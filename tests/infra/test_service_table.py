@@ -11,6 +11,7 @@ import pytest
 from inferloop.core.settings import load_settings
 from inferloop.stack import postgres
 from inferloop.stack.credentials import CLIENT_CREDENTIALS, read_env_file
+from inferloop.stack.dask_tls import TLS_VARIABLES
 from inferloop.stack.processes import (
     mlflow_auth_config,
     service_stages,
@@ -71,7 +72,11 @@ def container_argv(row: Service, addresses: dict[str, str]) -> list[str]:
 
 
 def container_env_names(row: Service) -> set[str]:
-    client = set(client_env(IN_COMPOSE, BUCKET)) | set(CLIENT_CREDENTIALS) if row.client else set()
+    client = (
+        set(client_env(IN_COMPOSE, BUCKET)) | set(CLIENT_CREDENTIALS) | set(TLS_VARIABLES)
+        if row.client
+        else set()
+    )
     return set(row.env_names(container=True)) | client
 
 
@@ -180,7 +185,12 @@ def test_kubernetes_reaches_each_part_by_service_name():
 def prod_settings(tmp_path, monkeypatch):
     """The prod profile on this machine's defaults, with generated credentials; a stand-in for
     Debian's PostgreSQL binaries so that this runs where the package is not installed."""
-    for name in (*CLIENT_CREDENTIALS, "PGPASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY"):
+    for name in (
+        *CLIENT_CREDENTIALS,
+        "PGPASSWORD",
+        "MLFLOW_FLASK_SERVER_SECRET_KEY",
+        "MLFLOW_AUTH_ADMIN_PASSWORD",
+    ):
         monkeypatch.delenv(name, raising=False)
     (tmp_path / "debian" / "16" / "bin").mkdir(parents=True)
     (tmp_path / "debian" / "16" / "bin" / "postgres").touch()
@@ -218,9 +228,15 @@ def test_inferloop_up_runs_every_prod_row_on_the_stack_interface(prod_settings):
             assert urlsplit(process.ui_url).netloc == f"127.0.0.2:{port}"
             assert process.health_url.startswith("tcp://" if row.health == "tcp" else process.ui_url)
     assert worker.command[worker.command.index("--pool") + 1] == WORK_POOL
-    # The loop's MLflow account is the admin: with NO_PERMISSIONS it still may do all.
+    # MLflow's admin is not the loop's account, and no client holds its password.
     mlflow = next(p for p in processes if p.name == "mlflow")
-    assert mlflow.env["MLFLOW_AUTH_ADMIN_USERNAME"] == stack_env(prod_settings)["MLFLOW_TRACKING_USERNAME"]
+    client = stack_env(prod_settings)
+    assert mlflow.env["MLFLOW_AUTH_ADMIN_USERNAME"] != client["MLFLOW_TRACKING_USERNAME"]
+    assert mlflow.env["MLFLOW_AUTH_ADMIN_PASSWORD"] not in client.values()
+    # The scheduler and every client (the Dask workers among them) speak TLS with the same files.
+    assert urlsplit(client["INFERLOOP_DASK_ADDRESS"]).scheme == "tls"
+    scheduler = next(p for p in processes if p.name == "dask-scheduler")
+    assert {k: client[k] for k in TLS_VARIABLES} == scheduler.env
 
 
 def test_inferloop_up_local_profile_runs_no_auth_and_no_credentials(tmp_path):

@@ -6,6 +6,8 @@ import os
 import signal
 import subprocess
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,3 +147,27 @@ def feed_records(rows: int, first: int = 0, day_index: int = ROW_DAY_INDEX) -> l
 
 def unique_model_name(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@contextmanager
+def in_process_endpoint(root: Path, monkeypatch, **knobs: str) -> Iterator:
+    """The endpoint's real app in this process (a `TestClient`), on the lake, MLflow server and
+    model the environment names, with its keys file and GX runtime under `root` and `knobs`
+    (INFERLOOP_<NAME> values); yields the client once a model is loaded. Leaving the block
+    shuts the app down as SIGTERM does: every scored row is written to the lake."""
+    import warnings
+
+    from inferloop.core.settings import load_settings
+    from inferloop.serving.app import create_app
+
+    with warnings.catch_warnings():  # starlette's note that it will move from httpx to httpx2
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    settings = {"GX_RUNTIME_DIR": str(root / "gx"), "SERVE_KEYS_FILE": str(root / "keys.json")}
+    for name, value in (settings | {"SERVE_POLL_SECONDS": "1"} | knobs).items():
+        monkeypatch.setenv(f"INFERLOOP_{name.upper()}", value)
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # as `inferloop serve` sets it
+    with TestClient(create_app(load_settings())) as client:
+        wait_until(lambda: client.get("/health/ready").status_code == 200, 120, what="a model loaded")
+        yield client

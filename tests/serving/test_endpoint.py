@@ -260,6 +260,9 @@ def test_scored_rows_reach_the_lake_with_their_version_and_request(endpoint):
         assert math.isclose(stored["score"], prediction["score"])
         assert stored["predicted_label"] == prediction["label"]
         assert stored["model_version"] == body["model_version"]
+    # the runtime that scored them, as the server named it when it loaded the version
+    (runtime,) = set(rows["runtime"])
+    assert f"v{body['model_version']} ({runtime})" in endpoint.log.read_text()
     day = records[0]["event_time"][:10]
     partition = endpoint.lake / "online" / "predictions" / f"model={endpoint.model_name}" / f"date={day}"
     assert partition.is_dir()
@@ -272,3 +275,53 @@ def test_nothing_secret_reaches_the_log(endpoint):
     assert "POST /invocations" in log  # the access log is on
     for secret in (endpoint.score_key, endpoint.admin_key, "SECRET-COUNTRY-VALUE", "Bearer"):
         assert secret not in log
+
+
+# -- the Open Inference Protocol (V2) -------------------------------------------------------------------
+
+
+def test_v2_infer_scores_rows_like_invocations_and_names_what_it_rejected(endpoint):
+    import httpx
+
+    records = feed_records(4, first=400)
+    records[2]["amount"] = None  # missing, where the suite expects a value
+    metadata = endpoint.get(f"/v2/models/{endpoint.model_name}", key="score").json()
+    assert metadata["versions"] == [endpoint.version]
+    declared = {tensor["name"]: tensor["datatype"] for tensor in metadata["inputs"]}
+    inputs = [
+        {
+            "name": name,
+            "shape": [len(records)],
+            "datatype": declared[name],
+            "data": [r[name] for r in records],
+        }
+        for name in records[0]
+    ]
+    answer = httpx.post(
+        f"{endpoint.url}/v2/models/{endpoint.model_name}/infer",
+        json={"id": "client-1", "inputs": inputs},
+        headers={"Authorization": f"Bearer {endpoint.score_key}"},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["model_name"], body["model_version"], body["id"]) == (
+        endpoint.model_name,
+        endpoint.version,
+        "client-1",
+    )
+    outputs = {tensor["name"]: tensor["data"] for tensor in body["outputs"]}
+    assert outputs["id"] == [r["transaction_id"] for r in records]
+    expected = endpoint.post({"dataframe_records": records}).json()["predictions"]
+    assert outputs["score"] == [p.get("score") for p in expected]
+    assert outputs["label"] == [p.get("label") for p in expected]
+    assert outputs["error"][2] == "failed expect_column_values_to_not_be_null(amount)"
+    assert body["parameters"]["rows_in"] == 4 == body["parameters"]["rows_scored"] + 1
+
+    elsewhere = httpx.post(
+        f"{endpoint.url}/v2/models/another-model/infer",
+        json={"inputs": inputs},
+        headers={"Authorization": f"Bearer {endpoint.score_key}"},
+        timeout=30,
+    )
+    assert elsewhere.status_code == 404 and endpoint.model_name in elsewhere.json()["error"]

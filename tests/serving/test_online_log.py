@@ -7,6 +7,7 @@ import pyarrow as pa
 import pytest
 
 from inferloop.core import catalog
+from inferloop.core.periods import Partitioning
 from inferloop.core.storage import Storage
 from inferloop.serving.online_log import OnlineLog, online_schema
 
@@ -22,6 +23,7 @@ def scored_rows(ids: list[int], days: list[date]) -> pa.Table:
             "score": [0.25] * rows,
             "predicted_label": [0] * rows,
             "model_version": ["3"] * rows,
+            "runtime": ["treelite"] * rows,
             "request_id": ["r1"] * rows,
             "scored_at": [datetime.now(UTC)] * rows,
         },
@@ -56,6 +58,26 @@ def test_a_flush_writes_one_file_per_event_day(storage):
     assert sorted(first.column("transaction_id").to_pylist()) == [1, 3]
     assert second.column("transaction_id").to_pylist() == [2]
     assert log.flush() == 0  # nothing queued: nothing written
+
+
+def test_a_weekly_feed_gets_its_online_rows_in_week_partitions(storage):
+    log = OnlineLog(storage, "m", "event_time", 100, 60, partitioning=Partitioning("week"))
+    days = [date(2026, 1, 6), date(2026, 1, 11), date(2026, 1, 12)]  # Tue, Sun, next Mon
+    log.reserve(3)
+    log.append(scored_rows([1, 2, 3], days), reserved=3)
+    log.flush()
+    week = storage.read_table(catalog.online_predictions("m", date(2026, 1, 5)))
+    assert sorted(week.column("transaction_id").to_pylist()) == [1, 2]
+    assert storage.read_table(catalog.online_predictions("m", date(2026, 1, 12))).num_rows == 1
+
+
+def test_an_hourly_feed_gets_its_online_rows_in_hour_partitions(storage):
+    log = OnlineLog(storage, "m", "event_time", 100, 60, partitioning=Partitioning("hour"))
+    log.reserve(2)
+    log.append(scored_rows([1, 2], [date(2026, 1, 6)] * 2), reserved=2)  # both at 12:00
+    log.flush()
+    hour = storage.read_table(catalog.online_predictions("m", datetime(2026, 1, 6, 12)))
+    assert sorted(hour.column("transaction_id").to_pylist()) == [1, 2]
 
 
 def test_rows_stay_queued_while_the_lake_is_away_and_are_written_when_it_is_back(tmp_path):

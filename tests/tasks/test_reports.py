@@ -194,6 +194,34 @@ def test_the_monitoring_summary_carries_breaches_and_the_retrain_verdict():
     assert "Chart" not in table.caption and "file:///lake/monitoring/d" in table.caption
 
 
+def test_the_online_rows_get_their_own_drift_table_summary_line_and_performance_rows():
+    from dataclasses import replace
+
+    from inferloop.tasks.monitoring.online import OnlineMonitoring
+
+    online = OnlineMonitoring(
+        rows_scored=600,
+        rows_by_version={"1": 100, "2": 500},
+        scored_by="2",
+        drift_verdict="measured",
+        drift=[
+            FeatureDrift("amount", "numeric", 600, 0.02),
+            FeatureDrift("country", "categorical", 600, 0.4, flagged=True),
+        ],
+        prediction_psi=0.012345,
+        day_performance=PerformanceSnapshot("2", "2026-01-09", "2026-01-09", 450, {"roc_auc": 0.7}),
+    )
+    report = replace(monitored_day(), online=online)
+    drift = report_tables.drift_table(report, online=True)
+    assert "2026-01-10's online rows" in drift.title
+    assert {r["feature"]: r["flagged"] for r in drift.records()} == {"amount": "", "country": "DRIFT"}
+    table = report_tables.monitoring_table(report, SUPPRESSED, "file:///lake/monitoring/d", None)
+    online_line = "Online: 600 rows (v1 100, v2 500); drift: measured; drifted features: country; "
+    assert online_line + "prediction PSI 0.0123." in table.sections
+    assert [row[0] for row in table.rows] == ["day", "rolling", "online day"]
+    assert table.rows[2][3:] == (450, "roc_auc 0.700")
+
+
 def test_an_import_shows_rows_in_written_quarantined_and_each_reason():
     summary = ImportSummary(
         dataset="elec2",

@@ -12,10 +12,8 @@ from inferloop.core import catalog
 from inferloop.core.errors import InferloopError
 from inferloop.core.storage import Storage
 from inferloop.tasks.data.feeds import (
-    DateRangeError,
     MissingDataError,
     as_plain_columns,
-    days_between,
     join_on_ids,
     latest_labelled_day,
     load_labelled_day,
@@ -34,16 +32,6 @@ from tests.fixtures.synthetic_lake import synthetic_lake
 @pytest.fixture
 def lake(spec, tmp_path) -> Storage:
     return synthetic_lake(spec, tmp_path / "lake")
-
-
-def test_days_between_includes_both_ends_and_refuses_a_reversed_range():
-    assert days_between(date(2026, 1, 30), date(2026, 2, 1)) == [
-        date(2026, 1, 30),
-        date(2026, 1, 31),
-        date(2026, 2, 1),
-    ]
-    with pytest.raises(ValueError, match="2026-02-01 is after 2026-01-30"):
-        days_between(date(2026, 2, 1), date(2026, 1, 30))
 
 
 def test_features_are_written_by_event_day_and_labels_by_arrival_day(lake, spec):
@@ -130,10 +118,10 @@ def test_the_positive_class_comes_from_the_spec(spec):
     assert positive_target(frame, spec).tolist() == [1, 0, 1]
 
 
-def test_a_reversed_range_is_an_error_the_cli_prints_without_a_traceback():
-    with pytest.raises(DateRangeError, match="give the earlier day first") as error:
-        days_between(date(2026, 2, 1), date(2026, 1, 30))
-    assert isinstance(error.value, InferloopError)
+def test_the_synthetic_feed_refuses_a_spec_not_partitioned_by_day(lake, spec):
+    monthly = spec.model_copy(update={"partition": "month"})
+    with pytest.raises(InferloopError, match="partitions by month: set `partition: day`"):
+        write_synthetic_feed.fn(lake, monthly, CONFIG)
 
 
 @pytest.mark.parametrize(

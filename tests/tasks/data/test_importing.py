@@ -238,3 +238,20 @@ def test_real_elec2_file_imports_and_passes_the_gate(settings, lake):
                 == "accepted"
             )
     print(f"imported {summary.rows_in} rows into {summary.days} days in {seconds:.1f} s")
+
+
+def test_a_weekly_feed_is_written_by_iso_week_with_labels_a_week_later(lake, tmp_path):
+    weekly = ELEC2.model_copy(update={"partition": "week"})
+    source = write_elec2_like_csv(tmp_path / "weekly.csv", days=10)  # Tuesday 1996-05-07 .. 05-16
+    summary = import_source.fn(lake, weekly, str(source))
+
+    mondays = [date(1996, 5, 6), date(1996, 5, 13)]
+    assert lake.list_partitions("elec2") == mondays
+    assert (summary.days, summary.first_day, summary.last_day, summary.partition) == (2, *mondays, "week")
+    rows = [lake.read_table(f"elec2/date={monday}").to_pandas() for monday in mondays]
+    assert [len(r) for r in rows] == [6 * ROWS_PER_DAY - 4, 4 * ROWS_PER_DAY]  # the bad rows are in week 1
+    assert all(
+        (r["event_time"].dt.normalize() - pd.Timestamp(m)).dt.days.between(0, 6).all()
+        for r, m in zip(rows, mondays, strict=True)
+    )
+    assert lake.list_partitions("elec2_labels") == [date(1996, 5, 13), date(1996, 5, 20)]

@@ -132,6 +132,16 @@ def test_all_null_column(lake, clean):
     refused_because(report, "100.0% of rows fail row-level checks")
 
 
+def test_rows_failing_an_expectation_with_its_own_tolerance_count_against_it_alone(lake, clean):
+    """1.5% unseen devices (the suite tolerates 2%) and 9% missing amounts (under the 10% cap):
+    10.5% of rows are quarantined, and the partition passes."""
+    odd = clean.copy()
+    odd.loc[:29, "device"] = "smart_fridge"
+    odd.loc[1_000:1_179, "amount"] = np.nan
+    report = gate(lake, odd)
+    assert (report.decision, report.rows_quarantined) == ("accepted", 210), report.reasons
+
+
 def test_unseen_categories_above_tolerance(lake, clean):
     odd = clean.copy()
     odd.loc[: int(ROWS * 0.05) - 1, "device"] = "smart_fridge"

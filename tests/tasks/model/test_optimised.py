@@ -62,7 +62,7 @@ def frame_with_missing_categoricals(rows: int, seed: int) -> tuple[pd.DataFrame,
 def pipeline():
     """The project's pipeline (encoder + HistGradientBoosting), fewer trees for speed."""
     frame, target = frame_with_missing_categoricals(6_000, seed=0)
-    spec = SimpleNamespace(categorical_features=CATEGORICAL, numeric_features=NUMERIC)
+    spec = SimpleNamespace(categorical_features=CATEGORICAL, numeric_features=NUMERIC, pii={})
     return build_pipeline(spec).set_params(model__max_iter=40).fit(frame, target)
 
 
@@ -99,6 +99,24 @@ def test_the_compiled_library_scores_like_sklearn_with_missing_categoricals(pipe
     assert {"missing_each_feature", "every_category_code", "at_split_thresholds", "extreme_values"} <= set(
         report.max_abs_diff_by_case
     )
+
+
+def test_a_compact_model_passes_the_parity_gate(holdout, tmp_path):
+    """A model made smaller by the training settings (INFERLOOP_MODEL_MAX_ITER / _MAX_LEAF_NODES)
+    is compiled and gated like the default one."""
+    from inferloop.core.settings import TrainingSettings
+
+    frame, target = frame_with_missing_categoricals(6_000, seed=0)
+    spec = SimpleNamespace(categorical_features=CATEGORICAL, numeric_features=NUMERIC, pii={})
+    compact = TrainingSettings(model_max_iter=15, model_max_leaf_nodes=7)
+    pipeline = build_pipeline(spec, compact).fit(frame, target)
+    booster = booster_of(pipeline)
+    assert booster.n_iter_ <= 15
+    assert max(predictor.nodes["is_leaf"].sum() for (predictor,) in booster._predictors) <= 7
+    compiled = CompiledModel(build_library(pipeline, tmp_path, threads=2).path)
+    report = check_parity(pipeline, compiled, holdout, decision_threshold=0.5)
+    assert report.passed, report.reason
+    assert report.max_abs_diff <= 1e-6
 
 
 def test_the_optimised_pipeline_scores_raw_features(pipeline, holdout, library):

@@ -5,7 +5,13 @@ import pytest
 from inferloop.tasks.data.feeds import prepare_features, write_synthetic_feed
 from inferloop.tasks.data.synthetic import GeneratorConfig
 from inferloop.tasks.gate.partition_gate import gate_training_window
-from inferloop.tasks.model.training import TrainingDataError, fit_model, split_by_time
+from inferloop.tasks.model.training import (
+    TrainingDataError,
+    earlier_partitions_needed,
+    fit_model,
+    held_out_partitions,
+    split_by_time,
+)
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +82,31 @@ def test_small_partitions_hold_out_more_days_until_the_evidence_suffices(labelle
     assert holdout["event_time"].dt.date.nunique() == 1
 
 
+@pytest.mark.parametrize(
+    ("rows", "min_holdout_rows", "held"),
+    [
+        ([48] * 7, 200, 3),  # Elec2's days: capped at half the window, 144 rows
+        ([48] * 10, 200, 5),  # 240 rows
+        ([500] * 6, 200, 1),
+        ([10, 10, 1000, 10], 20, 2),  # the cap counts partitions, the need counts rows
+    ],
+)
+def test_the_holdout_grows_by_partitions_until_it_holds_enough_rows(rows, min_holdout_rows, held):
+    assert held_out_partitions(rows, 1, min_holdout_rows) == held
+
+
+def test_a_window_of_small_partitions_needs_earlier_ones_to_hold_out_enough(settings):
+    spec = settings.dataset
+    day = pd.Timestamp("2026-01-01")
+    frame = pd.DataFrame({"event_time": [day + pd.Timedelta(days=d) for d in range(7) for _ in range(48)]})
+    training = settings.training.model_copy(update={"min_train_rows": 200, "min_holdout_rows": 200})
+    # 7 days of 48 rows hold out at most 3 (144 rows); 10 days hold out 5 (240).
+    assert earlier_partitions_needed(frame, spec, training) == 3
+    big = training.model_copy(update={"min_train_rows": 1000})
+    assert earlier_partitions_needed(frame, spec, big) == 14  # 21 days: 1,008 rows
+    assert earlier_partitions_needed(frame, spec, training.model_copy(update={"min_holdout_rows": 100})) == 0
+
+
 def test_an_unseen_category_scores_as_a_missing_one_and_nulls_still_score(labelled, fitted, settings):
     odd = pd.concat([labelled.head(1)] * 3, ignore_index=True)
     odd["merchant_category"] = ["never-seen", None, None]
@@ -83,6 +114,22 @@ def test_an_unseen_category_scores_as_a_missing_one_and_nulls_still_score(labell
     scores = fitted.model.predict_proba(prepare_features(odd, settings.dataset))[:, 1]
     assert scores[0] == scores[1]  # both encode as missing, which the booster has a branch for
     assert np.isfinite(scores).all()  # a null numeric is scored, not NaN
+
+
+def test_the_model_size_settings_reach_the_booster_and_its_logged_params(labelled, monkeypatch):
+    from inferloop.core.settings import load_settings
+    from inferloop.tasks.model.optimised import booster_of
+
+    monkeypatch.setenv("INFERLOOP_MODEL_MAX_ITER", "6")
+    monkeypatch.setenv("INFERLOOP_MODEL_MAX_LEAF_NODES", "4")
+    settings = load_settings()
+    result = fit_model.fn(labelled, settings.dataset, settings.training, threshold=0.5)
+    booster = booster_of(result.model)
+    assert (booster.max_iter, booster.max_leaf_nodes) == (6, 4)
+    assert booster.n_iter_ <= 6
+    assert max(predictor.nodes["is_leaf"].sum() for (predictor,) in booster._predictors) <= 4
+    assert (result.params["max_iter"], result.params["max_leaf_nodes"]) == (6, 4)  # logged with the run
+    assert result.metrics["roc_auc"] > 0.6  # still a model: the promotion gate's floor
 
 
 def test_single_class_window_is_refused(labelled, settings):
