@@ -6,6 +6,7 @@ import json
 import threading
 import time
 import uuid
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -208,9 +209,10 @@ def test_the_flows_alert_on_refusal_retrain_promotion_and_rollback(receiver, fau
     train(start=days[0], end=days[2])  # v1, @champion
     with pytest.raises(InferloopError, match="refused"):
         batch_inference(partition_date=days[3], end_date=days[5])
-    # a retrain on a day whose window has no data starts and fails; the next one that day is
-    # suppressed by the storm guard (the failed one counts)
-    busy_day = days[4]
+    # a retrain whose window ends on the partition with the renamed column starts and fails (the
+    # training gate refuses it); the next one that day is suppressed by the storm guard (the
+    # failed one counts)
+    busy_day = days[5] + timedelta(days=1)
     assert retrain(day=busy_day, force=True).outcome.startswith("not retrained")
     assert retrain(day=busy_day, force=True).action == "suppressed"
     challenger = train(start=days[0], end=days[1])  # v2, @challenger
@@ -228,6 +230,6 @@ def test_the_flows_alert_on_refusal_retrain_promotion_and_rollback(receiver, fau
     suppressed = by_title["retrain suppressed by the storm guard"]["body"]
     assert f"1 retrain(s) already on {busy_day}" in suppressed
     assert f"retrain started for {busy_day}" in by_title["retrain started"]["body"]
-    assert "not retrained: No transactions partition" in by_title["retrain failed"]["body"]
+    assert "not retrained: The data-quality gate refused" in by_title["retrain failed"]["body"]
     assert f"version {challenger.version}" in by_title["new champion"]["body"]
     assert "is @champion again (rollback)" in by_title["champion rolled back"]["body"]
