@@ -77,7 +77,7 @@ class PartitionGate:
             self.checkpoint = self.context.checkpoints.get(self.suite_name)
             if spec.personal_columns:  # GX's results and Data Docs hold counts, never sample values
                 self.checkpoint.result_format = COUNTS_ONLY
-                self.checkpoint.save()  # into this process's private copy of the project
+                self.checkpoint.save()  # into this process's private copy (GX refuses to run it unsaved)
         self.configs = {expectation_name(c): c for c in self.expectations}
         self.parameters = partition_parameters(day, spec.partitioning)
         self.max_quarantine_share = gate.max_quarantine_share

@@ -34,6 +34,7 @@ from inferloop.tasks.monitoring.online import (
     SOURCE,
     OnlineMonitoring,
     measure_online,
+    measured_from_dict,
     online_named,
     online_view,
 )
@@ -76,19 +77,13 @@ class MonitoringReport:
 
     @classmethod
     def from_dict(cls, raw: dict) -> "MonitoringReport":
-        snapshots = {
-            key: PerformanceSnapshot(**raw[key]) if raw.get(key) else None
-            for key in ("day_performance", "rolling_performance")
-        }
-        drift = [FeatureDrift(**d) for d in raw.get("drift", [])]
         changes = [ChangeVerdict(**c) for c in raw.get("changes", [])]
         hindsight = HindsightVerdict(**raw["hindsight"]) if raw.get("hindsight") else None
         online = OnlineMonitoring.from_dict(raw["online"]) if raw.get("online") else None
         return cls(
             **{
                 **raw,
-                **snapshots,
-                "drift": drift,
+                **measured_from_dict(raw),
                 "changes": changes,
                 "hindsight": hindsight,
                 "online": online,

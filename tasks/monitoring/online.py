@@ -63,11 +63,16 @@ class OnlineMonitoring:
 
     @classmethod
     def from_dict(cls, raw: dict) -> "OnlineMonitoring":
-        snapshots = {
-            key: PerformanceSnapshot(**raw[key]) if raw.get(key) else None
-            for key in ("day_performance", "rolling_performance")
-        }
-        return cls(**{**raw, **snapshots, "drift": [FeatureDrift(**d) for d in raw.get("drift", [])]})
+        return cls(**{**raw, **measured_from_dict(raw)})
+
+
+def measured_from_dict(raw: dict) -> dict:
+    """The drift and performance fields of a saved report (batch or online), as objects again."""
+    snapshots = {
+        key: PerformanceSnapshot(**raw[key]) if raw.get(key) else None
+        for key in ("day_performance", "rolling_performance")
+    }
+    return snapshots | {"drift": [FeatureDrift(**d) for d in raw.get("drift", [])]}
 
 
 def read_online_rows(
