@@ -7,6 +7,7 @@ from inferloop.core.offline import prepare_process
 prepare_process()
 
 from benchmarks import (
+    common,
     dask_scaling,
     drift,
     gate,
@@ -29,6 +30,7 @@ def main() -> None:
     parser.add_argument("--stack-rows", type=int, default=1_000)
     parser.add_argument("--repeats", type=int, default=3, help="runs per Dask / stack configuration")
     args = parser.parse_args()
+    print(f"Machine at the start: {common.machine_context()}\n")
     print("## Data-quality gate\n")
     print(gate.report([gate.run(rows) for rows in args.rows]))
     print("\n## Batch scoring\n")

@@ -1,5 +1,7 @@
-"""Shared set-up for benchmarks: a lake with one large partition and a trained model."""
+"""Shared set-up for benchmarks: a lake with one large partition, a trained and registered model,
+and what to print beside the figures about the machine that measured them."""
 
+import os
 import shutil
 import tempfile
 import time
@@ -10,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from threadpoolctl import threadpool_info
 
 from inferloop.core import catalog
 from inferloop.core.settings import Settings, load_settings
@@ -112,3 +115,79 @@ def scoring_seconds(settings: Settings, storage: Storage, model) -> float:
         storage, settings.dataset, model, ref, date(2026, 1, 1), "bench", settings.scoring, settings.gate
     )
     return time.perf_counter() - started
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def threads_reported() -> str:
+    return ", ".join(
+        f"{pool['user_api']}/{pool['internal_api']}={pool['num_threads']}" for pool in threadpool_info()
+    )
+
+
+def load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def machine_context() -> str:
+    """What moves figures between machines of one kind, printed beside them: the CPU model, the
+    CPUs this process may use, the thread counts threadpoolctl reports (of the libraries loaded
+    so far) and the load average."""
+    from inferloop.tasks.model.optimised import available_cpus
+
+    return (
+        f"CPU: {cpu_model()}; CPUs available: {available_cpus()} (os.cpu_count {os.cpu_count()}); "
+        f"threadpoolctl: {threads_reported()}; load average: {load_average()}"
+    )
+
+
+def register_version(settings: Settings, model, frame: pd.DataFrame, name: str, optimised: bool = True):
+    """Log `model` as a new version of `name` in the benchmark's tracking store, and give it its
+    optimised artifact as registration does (`attach_optimised_artifact`: the compiled library,
+    parity-gated on 2,000 of `frame`'s rows plus the generated edge cases) unless `optimised` is
+    off. Returns the version and its runtime tag (`treelite` when usable, `sklearn` when off)."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from inferloop.core.registry import Registry
+    from inferloop.tasks.data.feeds import prepare_features
+    from inferloop.tasks.model.optimised_artifact import SKLEARN, attach_optimised_artifact
+    from inferloop.tasks.model.registry import SKOPS_TRUSTED_TYPES, model_code
+
+    root = settings.state_dir
+    mlflow.set_tracking_uri(settings.registry.tracking_uri)
+    experiment = mlflow.get_experiment_by_name("bench")
+    experiment_id = (
+        experiment.experiment_id
+        if experiment
+        else mlflow.create_experiment("bench", artifact_location=(root / "artifacts").as_uri())
+    )
+    holdout = prepare_features(frame.iloc[:2_000], settings.dataset)
+    example = holdout.iloc[:5]
+    with mlflow.start_run(experiment_id=experiment_id):
+        logged = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            registered_model_name=name,
+            input_example=example,
+            signature=infer_signature(example, model.predict_proba(example)),
+            pyfunc_predict_fn="predict_proba",
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            code_paths=model_code(Path(tempfile.mkdtemp(dir=root))),
+        )
+    version = str(logged.registered_model_version)
+    if not optimised:
+        return version, SKLEARN
+    registry = Registry(settings.registry.tracking_uri, name)
+    outcome = attach_optimised_artifact(
+        registry, registry.get_version(version), model, holdout, settings.scoring.decision_threshold
+    )
+    return version, outcome.runtime_tag

@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from benchmarks.common import bench_settings, labelled
-from benchmarks.optimised import cpu_model, load_average, median_seconds, threads_reported
+from benchmarks.common import bench_settings, cpu_model, labelled, load_average, threads_reported
+from benchmarks.optimised import median_seconds
 from inferloop.core.dataset import DatasetSpec, load_dataset_spec
 from inferloop.core.settings import REPO_ROOT, Settings
 from inferloop.tasks.data.conform import conform_rows

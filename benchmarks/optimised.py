@@ -15,9 +15,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_limits
 
-from benchmarks.common import bench_settings, labelled, train_model
+from benchmarks.common import (
+    bench_settings,
+    cpu_model,
+    labelled,
+    load_average,
+    threads_reported,
+    train_model,
+)
 from inferloop.tasks.data.feeds import prepare_features
 from inferloop.tasks.model.optimised import (
     CompiledModel,
@@ -26,26 +33,6 @@ from inferloop.tasks.model.optimised import (
     build_library,
     prepared_features,
 )
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
-
-
-def threads_reported() -> str:
-    return ", ".join(
-        f"{pool['user_api']}/{pool['internal_api']}={pool['num_threads']}" for pool in threadpool_info()
-    )
-
-
-def load_average() -> str:
-    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def median_seconds(function, repeats: int) -> float:

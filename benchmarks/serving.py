@@ -2,10 +2,15 @@
 serve` (loopback, bounded in count and time).
 
 (a) single-row requests from one client: p50 / p99; (b) N concurrent clients for T seconds:
-requests/s, p99 and failed requests; (c) 1k-row requests: rows/s. Each server gets the request
+requests/s, p99 and failed requests; (c) 1k-row requests: rows/s; (d) for `inferloop serve`,
+@champion moved 5 times during (b) between two versions of the model: failed requests, the swaps
+the server made and the versions its responses named (`mlflow models serve` resolves the alias
+once at start and cannot follow it: "n/a"). Each server gets the request
 it takes: inferloop the rows as production sends them (id, time, features: the data contract
 applies), MLflow the model's prepared features. The clients run on the same 2 cores as the
-servers, which costs both alike.
+servers, which costs both alike. Both versions get their optimised artifact as registration gives
+it (`optimised_artifact` on): inferloop serves them as production does, with the compiled library
+where the parity gate passed; the table names the runtime that served (`treelite` or `sklearn`).
 
     python -m benchmarks.serving --single 300 --clients 32 --seconds 30
 """
@@ -13,18 +18,24 @@ servers, which costs both alike.
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
 import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import numpy as np
 
+from benchmarks.common import load_average, machine_context
 from inferloop.core.offline import prepare_process
 
 BIN = Path(sys.executable).parent
+ALIAS_MOVES = 5
+POLL_SECONDS = 1.0  # how often `inferloop serve` asks where @champion points, for this benchmark
 
 
 def _free_port() -> int:
@@ -67,30 +78,44 @@ def single(url: str, headers: dict, payloads: list[bytes]) -> dict:
     return {"p50_ms": _percentile(latencies, 50), "p99_ms": _percentile(latencies, 99)}
 
 
-def concurrent(url: str, headers: dict, payloads: list[bytes], clients: int, seconds: float) -> dict:
-    latencies, failed, lock = [], [0], threading.Lock()
+def concurrent(
+    url: str,
+    headers: dict,
+    payloads: list[bytes],
+    clients: int,
+    seconds: float,
+    meanwhile: Callable[[float], None] | None = None,
+) -> dict:
+    """`clients` threads sending requests back to back for `seconds`, while `meanwhile(seconds)`
+    runs in another thread; `versions`: the responses by the `model_version` they name."""
+    latencies, failed, versions, lock = [], [0], Counter(), threading.Lock()
     deadline = time.monotonic() + seconds
 
     def client_loop(offset: int) -> None:
-        mine, i = [], offset
+        mine, named, i = [], Counter(), offset
         with httpx.Client(headers=headers, timeout=30) as client:
             while time.monotonic() < deadline:
                 started = time.perf_counter()
                 try:
-                    ok = client.post(url, content=payloads[i % len(payloads)]).status_code == 200
+                    response = client.post(url, content=payloads[i % len(payloads)])
+                    ok = response.status_code == 200
                 except httpx.HTTPError:
                     ok = False
                 if ok:
                     mine.append(time.perf_counter() - started)
+                    named[response.json().get("model_version", "")] += 1
                 else:
                     with lock:
                         failed[0] += 1
                 i += clients
         with lock:
             latencies.extend(mine)
+            versions.update(named)
 
     started = time.perf_counter()
     threads = [threading.Thread(target=client_loop, args=(k,)) for k in range(clients)]
+    if meanwhile:
+        threads.append(threading.Thread(target=meanwhile, args=(seconds,)))
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -100,6 +125,7 @@ def concurrent(url: str, headers: dict, payloads: list[bytes], clients: int, sec
         "requests_per_s": len(latencies) / elapsed,
         "concurrent_p99_ms": _percentile(latencies, 99),
         "failed": failed[0],
+        "versions": dict(versions),
     }
 
 
@@ -112,16 +138,45 @@ def large(url: str, headers: dict, payloads: list[bytes], rows: int) -> dict:
     return {"rows_per_s": rows * len(payloads) / elapsed}
 
 
+def alias_mover(tracking_uri: str, model_name: str, versions: tuple[str, str]) -> Callable[[float], None]:
+    """Moves @champion ALIAS_MOVES times, evenly spread over `seconds`, to the other version each
+    time (as a promotion or a rollback in the MLflow UI does)."""
+    from mlflow import MlflowClient
+
+    def move(seconds: float) -> None:
+        client, started = MlflowClient(tracking_uri), time.monotonic()
+        for k in range(1, ALIAS_MOVES + 1):
+            time.sleep(max(0.0, started + seconds * k / (ALIAS_MOVES + 1) - time.monotonic()))
+            client.set_registered_model_alias(model_name, "champion", versions[k % 2])
+
+    return move
+
+
+def model_swaps(base: str, headers: dict) -> int:
+    """How many times `inferloop serve` has swapped in a new version (its /metrics)."""
+    metrics = httpx.get(f"{base}/metrics", headers=headers, timeout=10).text
+    found = re.search(r"^inferloop_serve_model_swaps_total (\S+)$", metrics, flags=re.MULTILINE)
+    return int(float(found.group(1))) if found else 0
+
+
+def served_runtime(log: Path) -> str:
+    """The runtime `inferloop serve` named when it loaded the version."""
+    found = re.search(r"now serving \S+ v\S+ \((\w+)\)", log.read_text())
+    return found.group(1) if found else "unknown"
+
+
 def main(single_requests: int = 300, clients: int = 32, seconds: float = 30, large_requests: int = 10) -> str:
     from benchmarks.whole_process import MODEL, prepare
     from inferloop.serving.keys import add_key
     from inferloop.tasks.data.feeds import prepare_features
 
-    env, (table, settings) = prepare(20_000)
+    load_before = load_average()
+    env, (table, settings, _) = prepare(20_000, versions=2)  # @champion on v1; the moves need v2
     root = Path(env["INFERLOOP_STATE_DIR"])
     frame = table.to_pandas()
     records = frame.assign(event_time=frame["event_time"].map(lambda t: t.isoformat()))
     features = prepare_features(frame, settings.dataset)
+    move_alias = alias_mover(settings.registry.tracking_uri, MODEL, ("1", "2"))
 
     def ours(first: int, rows: int) -> bytes:
         return json.dumps(
@@ -133,7 +188,7 @@ def main(single_requests: int = 300, clients: int = 32, seconds: float = 30, lar
             {"dataframe_split": json.loads(features.iloc[first : first + rows].to_json(orient="split"))}
         ).encode()
 
-    key = add_key(root / "serving" / "keys.json", "bench", ["score"])
+    key = add_key(root / "serving" / "keys.json", "bench", ["score", "admin"])  # admin: /metrics
     ours_port, theirs_port = _free_port(), _free_port()
     servers = {
         "inferloop serve": (
@@ -166,7 +221,7 @@ def main(single_requests: int = 300, clients: int = 32, seconds: float = 30, lar
     results = {}
     for name, (command, base, health, headers, body) in servers.items():
         # mlflow models serve runs `uvicorn` from PATH: the venv's.
-        path = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+        path, log = f"{BIN}{os.pathsep}{env.get('PATH', '')}", root / f"{name.split()[0]}.log"
         process = _start(
             command,
             base + health,
@@ -176,40 +231,71 @@ def main(single_requests: int = 300, clients: int = 32, seconds: float = 30, lar
                 "PATH": path,
                 "INFERLOOP_SERVE_FLUSH_SECONDS": "5",
                 "INFERLOOP_SERVE_RATE_PER_SECOND": "0",
+                "INFERLOOP_SERVE_POLL_SECONDS": str(POLL_SECONDS),
             },
-            root / f"{name.split()[0]}.log",
+            log,
         )
         try:
             url = f"{base}/invocations"
             single(url, headers, [body(i, 1) for i in range(20)])  # warm-up
+            follows_alias = name == "inferloop serve"
+            if follows_alias:  # the load was logged before the warm-up was answered
+                name = f"{name} ({served_runtime(log)})"
+                swaps_before = model_swaps(base, headers)
             results[name] = {
                 **single(url, headers, [body(i, 1) for i in range(single_requests)]),
-                **concurrent(url, headers, [body(i, 1) for i in range(2_000)], clients, seconds),
+                **concurrent(
+                    url,
+                    headers,
+                    [body(i, 1) for i in range(2_000)],
+                    clients,
+                    seconds,
+                    move_alias if follows_alias else None,
+                ),
                 **large(url, headers, [body(i * 1_000, 1_000) for i in range(large_requests)], 1_000),
             }
+            if follows_alias:
+                results[name]["swaps"] = model_swaps(base, headers) - swaps_before
             print(f"{name}: {results[name]}", file=sys.stderr, flush=True)
         finally:
             process.terminate()
             process.wait(timeout=60)
-    return report(results, clients, seconds)
+    return report(results, clients, seconds, load_before)
 
 
-def report(results: dict, clients: int, seconds: float) -> str:
+def report(results: dict, clients: int, seconds: float, load_before: str) -> str:
     lines = [
-        f"| server | 1 row p50 ms | 1 row p99 ms | {clients} clients req/s | p99 ms | failed | 1k rows/s |",
-        "|---|---|---|---|---|---|---|",
+        machine_context(),
+        f"load average before: {load_before}",
+        "",
+        f"| server | 1 row p50 ms | 1 row p99 ms | {clients} clients req/s | p99 ms | failed "
+        f"| 1k rows/s | {ALIAS_MOVES} alias moves: swaps | responses by version |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
+        followed = (
+            f"{r['swaps']} | " + ", ".join(f"v{v}: {n:,}" for v, n in sorted(r["versions"].items()))
+            if "swaps" in r
+            else "n/a (resolves @champion once, at start) | n/a"
+        )
         lines.append(
             f"| {name} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['requests_per_s']:.0f} | "
-            f"{r['concurrent_p99_ms']:.0f} | {r['failed']} | {r['rows_per_s']:,.0f} |"
+            f"{r['concurrent_p99_ms']:.0f} | {r['failed']} | {r['rows_per_s']:,.0f} | {followed} |"
         )
-    ours, theirs = results.get("inferloop serve"), results.get("mlflow models serve")
+    ours = next((r for name, r in results.items() if name.startswith("inferloop serve")), None)
+    theirs = results.get("mlflow models serve")
     if ours and theirs:
         lines.append(
             f"\n{clients} clients for {seconds:.0f} s: inferloop serve answered "
             f"{ours['requests_per_s'] / theirs['requests_per_s']:.1f}x the requests/s of mlflow models serve."
         )
+    if ours:
+        lines.append(
+            f"(d) during inferloop serve's {seconds:.0f} s, @champion moved {ALIAS_MOVES} times, "
+            f"{seconds / (ALIAS_MOVES + 1):.1f} s apart; the server polls every {POLL_SECONDS:g} s, so a "
+            "move back within one poll (plus a model load) goes unseen."
+        )
+    lines.append(f"load average after: {load_average()}")
     return "\n".join(lines)
 
 

@@ -71,7 +71,7 @@ def probe(day: date) -> dict[str, float]:
     step("Prefect API connect", connect)
     from inferloop.core.settings import load_settings
     from inferloop.core.storage import lake_storage
-    from inferloop.tasks.model.registry import load_model, resolve_alias
+    from inferloop.tasks.model.registry import load_scoring_model, resolve_alias
     from inferloop.tasks.scoring.batch_scoring import score_partition
 
     settings = load_settings()
@@ -79,7 +79,8 @@ def probe(day: date) -> dict[str, float]:
         "MLflow resolve @champion",
         lambda: resolve_alias.fn(settings.registry, settings.registry.champion_alias),
     )
-    model = step("MLflow load model", lambda: load_model(settings.registry, ref))
+    # As the flow loads it: the compiled library where the version's parity gate passed.
+    model = step("MLflow load model", lambda: load_scoring_model(settings.registry, ref))
     step("import great_expectations", lambda: __import__("great_expectations"))
     storage = lake_storage(settings.lake)
     step(

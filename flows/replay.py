@@ -17,6 +17,7 @@ from inferloop.core.storage import lake_storage
 from inferloop.flows.monitor import monitor
 from inferloop.flows.train import train
 from inferloop.runtime.alert_events import alerts_muted
+from inferloop.tasks.data.feeds import MissingDataError
 from inferloop.tasks.gate.validation import BatchRefusedError
 from inferloop.tasks.model.registry import find_alias, load_model, model_registry, resolve_alias
 from inferloop.tasks.monitoring.comparison_report import save_comparison
@@ -106,18 +107,26 @@ def replay(start: PartitionKey, end: PartitionKey, overrides: dict[str, Any] | N
     spec = settings.dataset
     storage = lake_storage(settings.lake)
     start, end = spec.partitioning.floor(start), spec.partitioning.floor(end)
+    stored = set(storage.list_partitions(catalog.features_table(spec.name)))
+    if not any(key in stored for key in spec.partitioning.keys(start, end)):
+        raise MissingDataError(
+            f"No {spec.name} partition from {start} to {end} in "
+            f"{storage.uri(catalog.features_table(spec.name))}: replay days the lake holds, or import them"
+        )
     first_day = start
     if find_alias(settings.registry, settings.registry.champion_alias) is None:
         first_day = train_first_champion(settings, start, end, overrides)
     first = resolve_alias(settings.registry, settings.registry.champion_alias)
     models = {first.version: load_model(settings.registry, first)}
+    default = settings.scoring.decision_threshold
+    thresholds = {first.version: first.threshold(default)}  # each version labels at its own
     rows, judged = [], {}
     with alerts_muted("a replay re-enacts history: its incidents are simulated"):
-        stored = set(storage.list_partitions(catalog.features_table(spec.name)))
         for day in [key for key in spec.partitioning.keys(first_day, end) if key in stored]:  # gaps: no rows
             champion = resolve_alias(settings.registry, settings.registry.champion_alias)
             if champion.version not in models:
                 models[champion.version] = load_model(settings.registry, champion)
+                thresholds[champion.version] = champion.threshold(default)
             try:
                 manifest = score_partition.fn(
                     storage,
@@ -137,8 +146,8 @@ def replay(start: PartitionKey, end: PartitionKey, overrides: dict[str, Any] | N
             rows.append(replay_day(day, champion.version, manifest, report, decision))
             if report.hindsight and report.hindsight.verdict != "pending":
                 judged[report.hindsight.champion_version] = report.hindsight.verdict
-    loop = loop_predictions(storage, spec, first.name, rows)
-    static = static_predictions(storage, spec, models[first.version], loop)
+    loop = loop_predictions(storage, spec, first.name, rows, thresholds)
+    static = static_predictions(storage, spec, models[first.version], loop, thresholds[first.version])
     ledger = [d for d in load_ledger(storage, spec.name, start) if d.day <= end.isoformat()]
     effort = loop_effort(ledger, judged)
     comparison = compare_policies(
@@ -151,7 +160,7 @@ def replay(start: PartitionKey, end: PartitionKey, overrides: dict[str, Any] | N
         effort,
         baseline_every=settings.replay.baseline_every,
         train_window_days=settings.training.train_window_days,
-        threshold=settings.scoring.decision_threshold,
+        threshold=default,  # the periodic baselines': a plain cron does not fit a threshold
         monitor_metric=settings.monitoring.monitor_metric,
         training=settings.training,
     )
@@ -160,8 +169,8 @@ def replay(start: PartitionKey, end: PartitionKey, overrides: dict[str, Any] | N
         start=start.isoformat(),
         end=end.isoformat(),
         days=rows,
-        loop=prequential_metrics(loop, settings.scoring.decision_threshold),
-        static=prequential_metrics(static, settings.scoring.decision_threshold),
+        loop=prequential_metrics(loop, default),
+        static=prequential_metrics(static, default),
         retrains=effort.retrains,
         promotions=effort.promotions,
         comparison=save_comparison(storage, comparison),

@@ -95,7 +95,7 @@ def train(
     check_training_rows(frame, f"{start}..{end}", settings.training.min_train_rows)
     for report in reports:
         publish_validation_report(report)
-    result = fit_model(frame, spec, settings.training, settings.scoring.decision_threshold)
+    result = fit_model(frame, spec, settings.training, settings.scoring, settings.monitoring.monitor_metric)
     features_uri = storage.uri(catalog.features_table(spec.name))
     ref = log_and_register(settings, result, frame, start, end, features_uri, reports)
     save_holdout_predictions(storage, spec, ref, result)

@@ -150,6 +150,9 @@ def drift_table(report: MonitoringReport, online: bool = False) -> ReportTable:
     online endpoint scored (the report's online section) instead of the batch predictions."""
     source = report.online if online else report
     what = f"{report.day}'s online rows" if online else report.day
+    if len(source.drift_partitions) > 1:  # pooled: a small partition with the ones before it
+        first, last = source.drift_partitions[0], source.drift_partitions[-1]
+        what += f" pooled over {first}..{last} ({source.drift_rows} rows)"
     return ReportTable(
         title=f"Drift of {what} vs {report.model_name} v{source.scored_by}'s training data",
         columns=columns("feature", "kind", "psi", "ks", Column("unseen_share", "unseen share"), "flagged"),

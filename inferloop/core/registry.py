@@ -30,6 +30,7 @@ from inferloop.core.errors import InferloopError
 NOT_FOUND_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"})
 PERMISSION_CODES = frozenset({"PERMISSION_DENIED", "UNAUTHENTICATED", "CUSTOMER_UNAUTHORIZED"})
 UNAVAILABLE_CODES = frozenset({"TEMPORARILY_UNAVAILABLE", "DEADLINE_EXCEEDED"})
+THRESHOLD_TAG = "inferloop.decision_threshold"  # the version tag holding its decision threshold
 
 
 class RegistryError(InferloopError, RuntimeError):
@@ -57,10 +58,23 @@ class ModelVersionRef:
     version: str
     run_id: str
     alias: str | None = None
+    # Chosen at training (version tag THRESHOLD_TAG); None for versions registered without one.
+    decision_threshold: float | None = None
 
     @property
     def uri(self) -> str:
         return f"models:/{self.name}/{self.version}"
+
+    def threshold(self, default: float) -> float:
+        """The score at or above which this version labels a row positive: its own threshold,
+        or `default` (the settings' decision_threshold) for a version registered without one."""
+        return default if self.decision_threshold is None else self.decision_threshold
+
+
+def recorded_threshold(tags: dict[str, str]) -> float | None:
+    """The decision threshold a version's tags record, if any."""
+    value = tags.get(THRESHOLD_TAG)
+    return None if value is None else float(value)
 
 
 @dataclass(frozen=True)
@@ -101,6 +115,7 @@ class ModelRecord:
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    version_tags: dict[str, str] = field(default_factory=dict)  # on the registered version
     json_artifacts: dict[str, dict] = field(default_factory=dict)  # artifact path -> content
     figures: dict[str, Any] = field(default_factory=dict)  # artifact path -> matplotlib figure
     predict_fn: str = "predict_proba"  # what the model's pyfunc (and signature) predicts with
@@ -280,14 +295,25 @@ class Registry:
                 found = self.client.get_model_version_by_alias(name, alias)
         except ModelNotFound:
             return None
-        return ModelVersionRef(name=name, version=str(found.version), run_id=found.run_id, alias=alias)
+        return ModelVersionRef(
+            name=name,
+            version=str(found.version),
+            run_id=found.run_id,
+            alias=alias,
+            decision_threshold=recorded_threshold(found.tags),
+        )
 
     def get_version(self, version: str) -> ModelVersionRef:
         """The registered `version` of the model; ModelNotFound when it does not exist."""
         name = self.model_name
         with self.translated(f"read {name} v{version}", NOT_FOUND_CODES | {"INVALID_PARAMETER_VALUE"}):
             found = self.client.get_model_version(name, str(version))
-        return ModelVersionRef(name=name, version=str(found.version), run_id=found.run_id)
+        return ModelVersionRef(
+            name=name,
+            version=str(found.version),
+            run_id=found.run_id,
+            decision_threshold=recorded_threshold(found.tags),
+        )
 
     def version_tags(self, version: str) -> dict[str, str]:
         """The tags on a registered version (decisions are recorded there)."""
@@ -499,8 +525,16 @@ class Registry:
                     pip_requirements=record.pip_requirements,
                 )
             version = str(info.registered_model_version)
+            for key, value in record.version_tags.items():
+                client.set_model_version_tag(self.model_name, version, key, value)
             client.set_registered_model_alias(self.model_name, alias, version)
-        return ModelVersionRef(name=self.model_name, version=version, run_id=run_id, alias=alias)
+        return ModelVersionRef(
+            name=self.model_name,
+            version=version,
+            run_id=run_id,
+            alias=alias,
+            decision_threshold=recorded_threshold(record.version_tags),
+        )
 
 
 def _mlflow_prints_off():

@@ -3,6 +3,9 @@
     POST /invocations   score rows (MLflow's dataframe_split, dataframe_records, inputs); scope `score`
     POST /v2/models/{name}/infer, GET /v2/models/{name}
                         the same, as the Open Inference Protocol (V2) speaks it (`v2.py`); scope `score`
+    GET  /v2            the server's V2 metadata; scope `score`
+    GET  /v2/health/live, /v2/health/ready, /v2/models/{name}[/versions/{version}]/ready
+                        the V2 health API: as /health/live and /health/ready
     GET  /health/live   the process answers
     GET  /health/ready  200 once a model is loaded (and whether following @champion is stale), else 503
     GET  /metrics       Prometheus metrics; scope `admin`
@@ -43,7 +46,7 @@ from inferloop.serving.online_log import OnlineLog
 from inferloop.serving.openapi import ERRORS, REQUEST_BODY, ErrorResponse, InvocationResponse
 from inferloop.serving.rate_limit import RateLimiter
 from inferloop.serving.stale_alert import StaleAlert
-from inferloop.serving.v2 import infer_answer, model_metadata, parse_infer_request
+from inferloop.serving.v2 import infer_answer, model_metadata, parse_infer_request, readiness, server_metadata
 
 log = logging.getLogger("inferloop.serve")
 INLINE_BODY_BYTES = 64 * 1024  # larger bodies are parsed in a worker thread, off the event loop
@@ -316,6 +319,34 @@ def create_app(settings: Settings) -> FastAPI:
         body = {"model_name": settings.registry.model_name, **asdict(state)}
         return JSONResponse(body, status_code=200 if state.ready else 503)
 
+    # The V2 health API takes no key, as /health/* do: Kubernetes probes call it (the protocol
+    # names it for readinessProbe), and it tells nothing /health/ready does not. GET /v2 names
+    # the server's software and version, so it needs `score`, as the model's metadata does.
+    @app.get("/v2/health/live", summary="V2: the process answers")
+    async def v2_live() -> dict:
+        return {"live": True}
+
+    @app.get("/v2/health/ready", summary="V2: a model is loaded (503 until then)")
+    async def v2_ready() -> JSONResponse:
+        return _ready_answer(readiness(runtime.follower.state()))
+
+    @app.get("/v2/models/{model_name}/ready", summary="V2: this model is loaded (503 until then)")
+    async def v2_model_ready(model_name: str) -> JSONResponse:
+        check_model_name(model_name)
+        return _ready_answer(readiness(runtime.follower.state(), model_name))
+
+    @app.get(
+        "/v2/models/{model_name}/versions/{version}/ready",
+        summary="V2: this version is the one loaded (503 while another is)",
+    )
+    async def v2_version_ready(model_name: str, version: str) -> JSONResponse:
+        check_model_name(model_name)
+        return _ready_answer(readiness(runtime.follower.state(), model_name, version))
+
+    @app.get("/v2", summary="V2: the server's name, version and protocol extensions")
+    async def v2_metadata(key: ApiKey = Depends(require("score"))) -> dict:
+        return server_metadata()
+
     @app.get("/metrics", summary="Prometheus metrics (scope admin)")
     async def metrics(key: ApiKey = Depends(require("admin"))) -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -323,6 +354,10 @@ def create_app(settings: Settings) -> FastAPI:
         return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _ready_answer(answer: dict) -> JSONResponse:
+    return JSONResponse(answer, status_code=200 if answer["ready"] else 503)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

@@ -74,7 +74,7 @@ class Coalescer:
         max_wait_ms: float,
     ):
         self.contract, self.follower, self.online_log, self.metrics = contract, follower, online_log, metrics
-        self.threshold = decision_threshold
+        self.default_threshold = decision_threshold  # for versions registered without their own
         self.max_batch_rows, self.max_wait = max_batch_rows, max_wait_ms / 1000
         self.schema = online_schema(contract.schema)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -157,7 +157,7 @@ class Coalescer:
             scores = self._positive_scores(served.model, self.contract.model_input(passed))
         else:
             scores = np.empty(0)
-        labels = (scores >= self.threshold).astype(np.int8)
+        labels = (scores >= served.ref.threshold(self.default_threshold)).astype(np.int8)
         self.metrics.batch_rows.observe(table.num_rows)
         self.metrics.batch_requests.observe(len(batch))
 

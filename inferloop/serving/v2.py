@@ -4,6 +4,10 @@
                                    spec's columns as for /invocations; outputs `id`, `score`,
                                    `label` and `error`, one element per row in request order
     GET  /v2/models/{name}         the model's metadata: the version served, inputs and outputs
+    GET  /v2                       the server's metadata: name, version, extensions (none)
+    GET  /v2/health/live, /v2/health/ready, /v2/models/{name}[/versions/{version}]/ready
+                                   200 with {"live"|"ready": true}; not ready, 503 with the reason
+                                   (as KServe answers; /health/ready answers 503 too)
 
 A request's inputs become the same columns an MLflow-format request does, then go through the
 same data contract, coalescing and online log. V2 tensors are dense: a row the inference suite
@@ -16,7 +20,9 @@ from math import prod
 
 import pyarrow as pa
 
+from inferloop import __version__
 from inferloop.serving.batching import ScoredRequest
+from inferloop.serving.champion import FollowerState
 from inferloop.serving.contract import RequestError, SchemaError, checked_size, json_object
 
 # Each kind's datatypes, the one metadata names first.
@@ -164,3 +170,21 @@ def model_metadata(model_name: str, version: str | None, schema: pa.Schema) -> d
             {"name": name, "datatype": datatype, "shape": [-1]} for name, datatype in OUTPUTS.items()
         ],
     }
+
+
+def server_metadata() -> dict:
+    """What GET /v2 answers."""
+    return {"name": "inferloop", "version": __version__, "extensions": []}
+
+
+def readiness(state: FollowerState, model_name: str | None = None, version: str | None = None) -> dict:
+    """A V2 readiness answer: the server's (no `model_name`), the model's, or one version's
+    (ready only while that version is the one served); says why when not ready."""
+    ready = state.ready and version in (None, state.version)
+    answer = ({"name": model_name} if model_name else {}) | ({"version": version} if version else {})
+    answer["ready"] = ready
+    if not state.ready:
+        answer["error"] = state.problem or "No model is loaded yet"
+    elif not ready:
+        answer["error"] = f"Version {version} is not served here: version {state.version} is (@champion)"
+    return answer

@@ -56,7 +56,7 @@ class WeightedScores:
     """One model's scores, prepared once (threshold decisions, score order and ties) so its
     metric under any row weights is a few vectorised passes."""
 
-    def __init__(self, target: np.ndarray, scores: np.ndarray, threshold: float):
+    def __init__(self, target: np.ndarray, scores: np.ndarray, threshold: float | np.ndarray):
         scores = np.asarray(scores, dtype=np.float64)
         self.positive = np.asarray(target).astype(bool)
         self.predicted = scores >= threshold
@@ -121,12 +121,15 @@ def paired_difference(
     scores_a: np.ndarray,
     scores_b: np.ndarray,
     groups: np.ndarray,
-    threshold: float,
+    threshold: float | np.ndarray,
     confidence: float = 0.8,
     resamples: int = RESAMPLES,
+    threshold_b: float | np.ndarray | None = None,
 ) -> MetricDifference:
     """`metric`(A) - `metric`(B) on the same rows, resampling whole groups (partitions) with
     replacement, or rows within each group when there are fewer than MIN_BLOCKS groups.
+    Each model labels rows at its own decision threshold: `threshold` for A, `threshold_b` for B
+    (default: A's); either may be one per row (rows scored by different versions).
     Deterministic (numpy Generator seeded SEED). Resamples where the metric is undefined are
     skipped; the interval is NaN when every one is."""
     if metric not in METRICS:
@@ -142,7 +145,7 @@ def paired_difference(
     sizes = np.bincount(group_of_row, minlength=len(labels))
     members = np.split(np.argsort(group_of_row, kind="stable"), np.cumsum(sizes)[:-1]) if len(sizes) else []
     scored_a = WeightedScores(target, scores_a, threshold)
-    scored_b = WeightedScores(target, scores_b, threshold)
+    scored_b = WeightedScores(target, scores_b, threshold if threshold_b is None else threshold_b)
     everything = np.ones(len(target))
     a, b = scored_a.metric(metric, everything), scored_b.metric(metric, everything)
     rng = np.random.default_rng(SEED)

@@ -267,6 +267,12 @@ def _metrics(card: ModelCard) -> str:
     else:
         heading = "champion"
         intro = "No champion when this version was registered."
+    if (threshold := card.params.get("decision_threshold")) is not None:
+        how = card.params.get("threshold_choice", "the setting")
+        intro += (
+            " Accuracy, balanced accuracy and F1 label rows at each version's own decision threshold: "
+            f"this version's is {threshold} ({how})."
+        )
     names = sorted(set(own) | set(card.champion_metrics_at_registration))
     text = "## Metrics\n\n" + intro
     if names:

@@ -17,6 +17,7 @@ from prefect import task
 from inferloop.core import catalog
 from inferloop.core.dataset import DatasetSpec
 from inferloop.core.registry import (
+    THRESHOLD_TAG,
     ModelNotFound,
     ModelRecord,
     ModelVersionRef,
@@ -90,14 +91,14 @@ def log_and_register(
     validation_reports: list,
 ) -> ModelVersionRef:
     """Log params, metrics, plots, signature, input example, lineage, the gate's reports and the
-    reference profile; register a new version as `challenger` (promotion decides the rest).
+    reference profile; register a new version as `challenger` (promotion decides the rest), with
+    its decision threshold as version tag THRESHOLD_TAG (what `ModelVersionRef.threshold` reads).
     With `optimised_artifact` on, the version also gets its compiled library and parity report
     (tasks/model/optimised_artifact.py), tagged usable only if the gate passed."""
     dataset = settings.dataset.name
     data_hash = content_hash(training_frame)
-    figures = evaluation_figures(
-        result.holdout_target, result.holdout_scores, settings.scoring.decision_threshold
-    )
+    threshold = result.threshold.threshold  # the version's own, everywhere it labels rows
+    figures = evaluation_figures(result.holdout_target, result.holdout_scores, threshold)
     with tempfile.TemporaryDirectory() as scratch:
         profile_file = Path(scratch) / PROFILE_FILE
         profile_file.write_text(json.dumps(result.profile))
@@ -132,6 +133,7 @@ def log_and_register(
                 "inferloop.source_uri": source_uri,
                 "inferloop.window": f"{start}..{end}",
             },
+            version_tags={THRESHOLD_TAG: repr(threshold)},
             json_artifacts={
                 "data_quality/validation_reports.json": {
                     "reports": [r.to_dict() for r in validation_reports]
@@ -160,7 +162,7 @@ def log_and_register(
             ref,
             result.model,
             prepare_features(held_out, settings.dataset),
-            settings.scoring.decision_threshold,
+            threshold,
         )
     return ref
 
@@ -180,6 +182,19 @@ def resolve_alias(registry: RegistrySettings, alias: str) -> ModelVersionRef:
             f"(inferloop train) or set the alias in the MLflow UI"
         )
     return ref
+
+
+def version_threshold(
+    registry: RegistrySettings, version: str, default: float, known: ModelVersionRef | None = None
+) -> float:
+    """The decision threshold `version` labels rows at (`ModelVersionRef.threshold`); `known`, a
+    ref already resolved (the champion), answers without asking the registry when it is `version`."""
+    ref = (
+        known
+        if known is not None and known.version == version
+        else model_registry(registry).get_version(version)
+    )
+    return ref.threshold(default)
 
 
 def load_model(registry: RegistrySettings, ref: ModelVersionRef):

@@ -12,8 +12,9 @@ from threadpoolctl import threadpool_limits
 from inferloop.core.category_codes import CategoryCodeEncoder
 from inferloop.core.dataset import DatasetSpec
 from inferloop.core.errors import InferloopError
-from inferloop.core.settings import TrainingSettings
+from inferloop.core.settings import ScoringSettings, TrainingSettings
 from inferloop.tasks.data.feeds import as_plain_columns, positive_target, prepare_features
+from inferloop.tasks.model.decision_threshold import ThresholdChoice, choose_threshold
 from inferloop.tasks.model.evaluation import reference_profile
 from inferloop.tasks.model.optimised import prediction_threads
 
@@ -69,6 +70,7 @@ class TrainingResult:
     holdout_ids: np.ndarray
     profile: dict  # reference profile of the training rows, for monitoring
     refitted: bool  # the model was refitted on the whole window after validation
+    threshold: ThresholdChoice  # the version's decision threshold, chosen on the holdout
 
 
 def personal_values_withheld(example: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
@@ -92,7 +94,10 @@ def build_pipeline(spec: DatasetSpec, training: TrainingSettings | None = None) 
     return Pipeline([("encode", encoder), ("model", booster)])
 
 
-def classification_metrics(target: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
+def classification_metrics(
+    target: np.ndarray, scores: np.ndarray, threshold: float | np.ndarray
+) -> dict[str, float]:
+    """Metrics of `scores` against `target`, labelling rows at `threshold` (one, or one per row)."""
     # Imported here: sklearn.metrics imports scipy.stats (~0.5 s), which scoring does not need.
     from sklearn.metrics import (
         average_precision_score,
@@ -187,20 +192,30 @@ def fitted(frame: pd.DataFrame, spec: DatasetSpec, training: TrainingSettings | 
 
 @task(name="fit-model")
 def fit_model(
-    frame: pd.DataFrame, spec: DatasetSpec, training: TrainingSettings, threshold: float
+    frame: pd.DataFrame,
+    spec: DatasetSpec,
+    training: TrainingSettings,
+    scoring: ScoringSettings,
+    monitor_metric: str,
 ) -> TrainingResult:
-    """Fit on the earlier days and measure on the held-out latest days; then (`refit_on_full_window`)
+    """Fit on the earlier days and measure on the held-out latest days, at the version's decision
+    threshold chosen there for `monitor_metric` (`choose_threshold`); then (`refit_on_full_window`)
     fit again on the whole window, so the deployed model has seen the newest labels. The held-out
-    metrics and scores stay those of the validation fit: the refitted model has no honest holdout."""
+    metrics, scores and threshold stay those of the validation fit: the refitted model has no
+    honest holdout."""
     train, holdout = split_by_time(frame, spec, training.holdout_days, training.min_holdout_rows)
     model = fitted(train, spec, training)
     holdout_target = positive_target(holdout, spec).to_numpy()
     holdout_scores = positive_scores(model, prepare_features(holdout, spec))
-    metrics = classification_metrics(holdout_target, holdout_scores, threshold)
+    deployed_on = frame if training.refit_on_full_window else train  # the rows the version is fitted on
+    label_rate = float(positive_target(deployed_on, spec).mean())
+    choice = choose_threshold(
+        holdout_target, holdout_scores, monitor_metric, scoring, training.min_holdout_rows, label_rate
+    )
+    metrics = classification_metrics(holdout_target, holdout_scores, choice.threshold)
     if training.refit_on_full_window:
         model = fitted(frame, spec, training)
-    profiled = frame if training.refit_on_full_window else train
-    train_features = prepare_features(profiled, spec)
+    train_features = prepare_features(deployed_on, spec)
     day = spec.partitioning.keys_of(frame[spec.time_column])
     return TrainingResult(
         model=model,
@@ -208,7 +223,8 @@ def fit_model(
         params={
             **model_params(training),
             "holdout_days": day[holdout.index].nunique(),
-            "decision_threshold": threshold,
+            "decision_threshold": choice.threshold,
+            "threshold_choice": choice.reason,
             "refit_on_full_window": training.refit_on_full_window,
         },
         train_rows=len(train),
@@ -221,4 +237,5 @@ def fit_model(
         holdout_ids=holdout[spec.id_column].to_numpy(),
         profile=reference_profile(train_features, positive_scores(model, train_features), spec),
         refitted=training.refit_on_full_window,
+        threshold=choice,
     )

@@ -15,13 +15,14 @@ import pyarrow as pa
 from prefect import task
 
 from inferloop.core import catalog
+from inferloop.core.dataset import DatasetSpec
 from inferloop.core.periods import parse_key
 from inferloop.core.registry import MetricPoint, ModelVersionRef
 from inferloop.core.settings import MonitoringSettings, RegistrySettings, Settings
 from inferloop.core.storage import Storage
 from inferloop.tasks.data.feeds import join_on_ids, read_feature_partition
 from inferloop.tasks.gate.partition_gate import gate_refused
-from inferloop.tasks.model.registry import load_reference_profile, model_registry
+from inferloop.tasks.model.registry import load_reference_profile, model_registry, version_threshold
 from inferloop.tasks.monitoring.change_detection import (
     ChangeVerdict,
     calibration_gap,
@@ -29,6 +30,7 @@ from inferloop.tasks.monitoring.change_detection import (
     since_deployment,
 )
 from inferloop.tasks.monitoring.drift import FeatureDrift, feature_drift, prediction_drift
+from inferloop.tasks.monitoring.drift_window import OTHER_VERSION, pool_scored_rows
 from inferloop.tasks.monitoring.hindsight import HindsightVerdict, promotion_hindsight
 from inferloop.tasks.monitoring.online import (
     SOURCE,
@@ -56,6 +58,8 @@ class MonitoringReport:
     rows_scored: int = 0
     scored_by: str | None = None  # version whose predictions of `day` were measured
     drift_verdict: str = ""
+    drift_partitions: list[str] = field(default_factory=list)  # what drift rests on (drift_window.py)
+    drift_rows: int = 0
     drift: list[FeatureDrift] = field(default_factory=list)
     prediction_psi: float | None = None
     day_performance: PerformanceSnapshot | None = None  # event day = day - label delay
@@ -104,17 +108,22 @@ def build_report(
     else:
         _measure_drift(storage, settings, report, day)
     event_day = spec.partitioning.shift(day, -spec.label.delay_days)
-    threshold = settings.scoring.decision_threshold
+    default = settings.scoring.decision_threshold  # each version's metrics at its own threshold
     if event_scorer := scorer(storage, champion, event_day):
         report.day_performance = performance_snapshot(
-            storage, spec, champion.name, event_scorer, [event_day], threshold
+            storage,
+            spec,
+            champion.name,
+            event_scorer,
+            [event_day],
+            version_threshold(settings.registry, event_scorer, default, champion),
         )
     window = [
         spec.partitioning.shift(event_day, -i)
         for i in reversed(range(settings.monitoring.performance_window_days))
     ]
     report.rolling_performance = performance_snapshot(
-        storage, spec, champion.name, champion.version, window, threshold
+        storage, spec, champion.name, champion.version, window, champion.threshold(default)
     )
     report.validation_metric = validation_metric(
         settings.registry, champion.run_id, settings.monitoring.monitor_metric
@@ -145,19 +154,43 @@ def scorer(storage: Storage, champion: ModelVersionRef, day: date) -> str | None
     return versions[-1] if versions else None
 
 
+def scored_partition(
+    storage: Storage, spec: DatasetSpec, model_name: str, version: str, key: date
+) -> pd.DataFrame | None:
+    """`version`'s champion predictions of partition `key` with their features (and `score`);
+    empty when no version scored `key`, None (`OTHER_VERSION`) when another version did."""
+    if scored_as_champion(storage, model_name, version, key):
+        predictions = read_predictions(storage, spec, model_name, version, key)
+        return join_on_ids(read_feature_partition(storage, spec, key), predictions, spec)
+    return OTHER_VERSION if scoring_versions(storage, model_name, key) else pd.DataFrame()
+
+
 def _measure_drift(storage: Storage, settings: Settings, report: MonitoringReport, day: date) -> None:
-    spec = settings.dataset
-    predictions = read_predictions(storage, spec, report.model_name, report.scored_by, day)
-    report.rows_scored = len(predictions)
-    if report.rows_scored < settings.monitoring.min_drift_rows:
-        report.drift_verdict = f"too few rows ({report.rows_scored} < {settings.monitoring.min_drift_rows})"
+    """Drift of `day`'s scored rows, pooled with the recent partitions the same version scored
+    when they are fewer than `min_drift_rows` (tasks/monitoring/drift_window.py)."""
+    spec, monitoring = settings.dataset, settings.monitoring
+
+    def scored(key: date) -> pd.DataFrame | None:
+        return scored_partition(storage, spec, report.model_name, report.scored_by, key)
+
+    latest = scored(day)
+    report.rows_scored = len(latest)
+    pooled = pool_scored_rows(
+        latest,
+        day,
+        scored,
+        spec.partitioning,
+        monitoring.min_drift_rows,
+        monitoring.drift_pool_partitions,
+    )
+    report.drift_partitions, report.drift_rows = pooled.keys(), len(pooled.rows)
+    report.drift_verdict = pooled.verdict(monitoring.min_drift_rows)
+    if not pooled.enough(monitoring.min_drift_rows):
         return
     manifest = storage.read_json(catalog.predictions_manifest(report.model_name, report.scored_by, day))
     profile = load_reference_profile(settings.registry, manifest["model_run_id"])
-    scored = join_on_ids(read_feature_partition(storage, spec, day), predictions[[spec.id_column]], spec)
-    report.drift = feature_drift(scored, profile, spec, settings.monitoring.drift_psi_threshold)
-    report.prediction_psi = prediction_drift(predictions["score"].to_numpy(), profile)
-    report.drift_verdict = "measured"
+    report.drift = feature_drift(pooled.rows, profile, spec, monitoring.drift_psi_threshold)
+    report.prediction_psi = prediction_drift(pooled.rows["score"].to_numpy(), profile)
 
 
 def _measure_change(
@@ -179,7 +212,7 @@ def _measure_change(
         event_day,
         monitoring.change_max_rows_per_partition,
     )
-    threshold = settings.scoring.decision_threshold
+    threshold = champion.threshold(settings.scoring.decision_threshold)
     report.changes = performance_changes(frame, monitoring.monitor_metric, threshold, monitoring.change_delta)
     report.hindsight = promotion_hindsight(storage, settings, champion, frame)
     recent = frame[frame["event_day"] >= window[0]] if not frame.empty else frame
@@ -202,22 +235,25 @@ def breaches(
 ) -> list[str]:
     """Thresholds this day's report crosses (each one a sentence a person can act on);
     `roc_auc_floor` is promotion's `min_roc_auc`: a champion below it is a breach too. Drift of
-    the spec's `expected_drift` features is reported (flagged) but is not a breach."""
+    the spec's `expected_drift` features is reported (flagged) but is not a breach, and neither
+    is any drift while labels give a performance verdict (`drift_trigger` until_labelled)."""
+    rolling, metric = report.rolling_performance, monitoring.monitor_metric
+    labels_decide = (
+        rolling is not None
+        and rolling.labelled_rows >= monitoring.min_labelled_rows
+        and metric in rolling.metrics
+    )
+    drift_acts = monitoring.drift_trigger == "always" or not labels_decide
     found = [
         f"drift: {d.feature} PSI {d.psi:.3f} > {monitoring.drift_psi_threshold}"
         for d in report.drift
-        if d.flagged and d.feature not in expected_drift
+        if drift_acts and d.flagged and d.feature not in expected_drift
     ]
     if report.calibration:
         found.append(f"performance: {report.calibration}")
     if monitoring.performance_trigger == "change":
         found += [f"performance: {change.describe()}" for change in report.changes if change.changed]
-    rolling, metric = report.rolling_performance, monitoring.monitor_metric
-    if (
-        rolling is None
-        or rolling.labelled_rows < monitoring.min_labelled_rows
-        or metric not in rolling.metrics
-    ):
+    if not labels_decide:
         return found
     value = rolling.metrics[metric]
     if (

@@ -80,9 +80,14 @@ def judge(
     groups: np.ndarray,
     metric: str,
     threshold: float,
+    replaced_threshold: float | None = None,
 ) -> tuple[str, dict]:
-    """The verdict on the same rows (champion minus replaced), and the comparison behind it."""
-    difference = paired_difference(metric, target, champion_scores, replaced_scores, groups, threshold)
+    """The verdict on the same rows (champion minus replaced, each labelling rows at its own
+    threshold: the champion's `threshold`, the replaced version's `replaced_threshold`, default
+    the same), and the comparison behind it."""
+    difference = paired_difference(
+        metric, target, champion_scores, replaced_scores, groups, threshold, threshold_b=replaced_threshold
+    )
     return VERDICTS.get(difference.verdict, "no clear difference"), difference.to_dict()
 
 
@@ -133,7 +138,7 @@ def promotion_hindsight(
     if len(since_promotion) < needed:
         return verdict
     registry = model_registry(settings.registry)
-    rows = since_promotion
+    rows, default = since_promotion, settings.scoring.decision_threshold
     try:
         replaced = registry.get_version(replaced_version)
         old_scores = replaced_scores(storage, settings.dataset, settings.registry, replaced, rows)
@@ -148,7 +153,8 @@ def promotion_hindsight(
             old_scores,
             rows["event_day"].astype(str).to_numpy(),
             settings.monitoring.monitor_metric,
-            settings.scoring.decision_threshold,
+            champion.threshold(default),
+            replaced.threshold(default),
         )
     registry.tag_version(champion.version, {f"{TAG}.verdict": json.dumps(verdict.to_dict())})
     return verdict

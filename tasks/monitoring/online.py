@@ -34,8 +34,9 @@ from inferloop.core.registry import ModelVersionRef
 from inferloop.core.settings import Settings
 from inferloop.core.storage import Storage
 from inferloop.tasks.data.feeds import MissingDataError, join_on_ids, positive_target, read_labels
-from inferloop.tasks.model.registry import load_reference_profile, model_registry
+from inferloop.tasks.model.registry import load_reference_profile, model_registry, version_threshold
 from inferloop.tasks.monitoring.drift import FeatureDrift, feature_drift, prediction_drift
+from inferloop.tasks.monitoring.drift_window import OTHER_VERSION, pool_scored_rows
 from inferloop.tasks.monitoring.performance import PerformanceSnapshot, snapshot_of
 
 SOURCE = "online"
@@ -49,6 +50,8 @@ class OnlineMonitoring:
     rows_by_version: dict[str, int] = field(default_factory=dict)
     scored_by: str | None = None  # the version whose reference profile drift is measured against
     drift_verdict: str = ""
+    drift_partitions: list[str] = field(default_factory=list)  # what drift rests on (drift_window.py)
+    drift_rows: int = 0
     drift: list[FeatureDrift] = field(default_factory=list)
     prediction_psi: float | None = None
     day_performance: PerformanceSnapshot | None = None  # event day = day - label delay
@@ -120,12 +123,14 @@ def measure_online(
     online = OnlineMonitoring(
         rows_scored=len(rows), rows_by_version={str(v): int(n) for v, n in by_version.items()}
     )
-    _measure_drift(settings, champion, rows, online)
-    threshold = settings.scoring.decision_threshold
+    _measure_drift(storage, settings, champion, day, rows, online)
+    default = settings.scoring.decision_threshold  # each version's metrics at its own threshold
     if (event_rows := labelled[event_day]) is not None:
         version = online_scorer(event_rows, champion)
         online.day_performance = snapshot_of(
-            event_rows[event_rows["model_version"] == version], version, threshold
+            event_rows[event_rows["model_version"] == version],
+            version,
+            version_threshold(settings.registry, version, default, champion),
         )
     champion_rows = [
         frame[frame["model_version"] == champion.version]
@@ -133,17 +138,39 @@ def measure_online(
         if (frame := labelled[d]) is not None
     ]
     if champion_rows:
-        online.rolling_performance = snapshot_of(pd.concat(champion_rows), champion.version, threshold)
+        online.rolling_performance = snapshot_of(
+            pd.concat(champion_rows), champion.version, champion.threshold(default)
+        )
     return online
 
 
 def _measure_drift(
-    settings: Settings, champion: ModelVersionRef, rows: pd.DataFrame, online: OnlineMonitoring
+    storage: Storage,
+    settings: Settings,
+    champion: ModelVersionRef,
+    day: date,
+    rows: pd.DataFrame,
+    online: OnlineMonitoring,
 ) -> None:
-    minimum = settings.monitoring.min_drift_rows
+    """Drift of `day`'s online rows, pooled with the recent partitions whose online rows the same
+    version scored when they are fewer than `min_drift_rows` (tasks/monitoring/drift_window.py)."""
+    spec, monitoring = settings.dataset, settings.monitoring
     online.scored_by = online_scorer(rows, champion)
-    if online.rows_scored < minimum:
-        online.drift_verdict = f"too few rows ({online.rows_scored} < {minimum})"
+
+    def scored(key: date) -> pd.DataFrame | None:
+        earlier = read_online_rows(storage, spec, champion.name, key, list(rows.columns))
+        return (
+            earlier
+            if earlier.empty or online_scorer(earlier, champion) == online.scored_by
+            else OTHER_VERSION
+        )
+
+    # A day nothing was served has no traffic of its own to judge: no pooling.
+    bound = monitoring.drift_pool_partitions if online.scored_by else 1
+    pooled = pool_scored_rows(rows, day, scored, spec.partitioning, monitoring.min_drift_rows, bound)
+    online.drift_partitions, online.drift_rows = pooled.keys(), len(pooled.rows)
+    online.drift_verdict = pooled.verdict(monitoring.min_drift_rows)
+    if not pooled.enough(monitoring.min_drift_rows):
         return
     run_id = (
         champion.run_id
@@ -151,10 +178,9 @@ def _measure_drift(
         else model_registry(settings.registry).get_version(online.scored_by).run_id
     )
     profile = load_reference_profile(settings.registry, run_id)
-    online.drift = feature_drift(rows, profile, settings.dataset, settings.monitoring.drift_psi_threshold)
-    scores = rows.loc[rows["model_version"] == online.scored_by, "score"].to_numpy(float)
-    online.prediction_psi = prediction_drift(scores, profile)
-    online.drift_verdict = "measured"
+    online.drift = feature_drift(pooled.rows, profile, spec, monitoring.drift_psi_threshold)
+    scored_by_it = pooled.rows["model_version"] == online.scored_by
+    online.prediction_psi = prediction_drift(pooled.rows.loc[scored_by_it, "score"].to_numpy(float), profile)
 
 
 def _with_labels(storage: Storage, spec: DatasetSpec, rows: pd.DataFrame, day: date) -> pd.DataFrame | None:

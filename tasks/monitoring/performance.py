@@ -27,7 +27,7 @@ class PerformanceSnapshot:
         return asdict(self)
 
 
-def label_metrics(target: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
+def label_metrics(target: np.ndarray, scores: np.ndarray, threshold: float | np.ndarray) -> dict[str, float]:
     """Accuracy and calibration always; the ranking metrics only when both classes occur."""
     metrics = {"calibration_error": float(abs(scores.mean() - target.mean()))}
     if len(np.unique(target)) == 2:

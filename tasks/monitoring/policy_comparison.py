@@ -25,7 +25,13 @@ from inferloop.tasks.gate.partition_gate import gate_refused
 from inferloop.tasks.model.comparison import MetricDifference, paired_difference
 from inferloop.tasks.model.training import fitted, positive_scores
 from inferloop.tasks.monitoring.performance import label_metrics
-from inferloop.tasks.monitoring.replay import ReplayDay, loop_row_features, no_predictions, scored
+from inferloop.tasks.monitoring.replay import (
+    ReplayDay,
+    loop_row_features,
+    no_predictions,
+    row_thresholds,
+    scored,
+)
 from inferloop.tasks.monitoring.retrain_policy import RetrainDecision
 
 LOOP = "inferloop loop"
@@ -236,10 +242,14 @@ def in_row_order(predictions: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
 
 
 def policy_metrics(predictions: pd.DataFrame, threshold: float) -> dict[str, float]:
+    """The metrics of a policy's rows, each labelled at its model's threshold (`row_thresholds`:
+    the loop's versions and the first model their own, the periodic baselines `threshold`)."""
     if predictions.empty:
         return {}
     return label_metrics(
-        predictions["target"].to_numpy(), predictions["score"].to_numpy("float64"), threshold
+        predictions["target"].to_numpy(),
+        predictions["score"].to_numpy("float64"),
+        row_thresholds(predictions, threshold),
     )
 
 
@@ -284,9 +294,10 @@ def paired_policies(a: pd.DataFrame, b: pd.DataFrame, metric: str, threshold: fl
         a["score"].to_numpy(),
         b["score"].to_numpy(),
         a["event_day"].to_numpy(),
-        threshold,
+        row_thresholds(a, threshold),
         confidence=VERDICT_CONFIDENCE,
         resamples=VERDICT_RESAMPLES,
+        threshold_b=row_thresholds(b, threshold),
     )
 
 

@@ -7,6 +7,7 @@ scored on exactly the rows the loop scored.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING
@@ -81,17 +82,31 @@ def replay_day(
 
 
 def loop_predictions(
-    storage: Storage, spec: DatasetSpec, model_name: str, days: list[ReplayDay]
+    storage: Storage,
+    spec: DatasetSpec,
+    model_name: str,
+    days: list[ReplayDay],
+    thresholds: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """What the loop predicted on each day (the champion of that day), joined to arrived labels
-    (columns: id, score, target, event_day; none when every day was refused)."""
-    frames = [
-        labelled_predictions(storage, spec, model_name, row.champion_version, [parse_key(row.day)])
-        for row in days
-        if not row.refused
-    ]
-    frames = [frame for frame in frames if not frame.empty]
+    (columns: id, score, target, event_day; none when every day was refused); with `thresholds`
+    (version -> its decision threshold), also the threshold each row was labelled at."""
+    frames = []
+    for row in days:
+        if row.refused:
+            continue
+        frame = labelled_predictions(storage, spec, model_name, row.champion_version, [parse_key(row.day)])
+        if not frame.empty:
+            frames.append(
+                frame if thresholds is None else frame.assign(threshold=thresholds[row.champion_version])
+            )
     return pd.concat(frames, ignore_index=True) if frames else no_predictions(spec)
+
+
+def row_thresholds(predictions: pd.DataFrame, default: float) -> float | np.ndarray:
+    """The threshold each row is labelled at: the one of the version that scored it (column
+    `threshold`, where a policy's versions have their own), else `default`."""
+    return predictions["threshold"].to_numpy(np.float64) if "threshold" in predictions else default
 
 
 PREDICTION_COLUMNS = ("score", "target", "event_day")  # after the id column
@@ -116,19 +131,27 @@ def scored(spec: DatasetSpec, features: pd.DataFrame, scores: np.ndarray) -> pd.
     ]
 
 
-def static_predictions(storage: Storage, spec: DatasetSpec, model, loop: pd.DataFrame) -> pd.DataFrame:
-    """The same rows scored by `model` (the first champion); columns as the loop's."""
+def static_predictions(
+    storage: Storage, spec: DatasetSpec, model, loop: pd.DataFrame, threshold: float | None = None
+) -> pd.DataFrame:
+    """The same rows scored by `model` (the first champion); columns as the loop's, with the
+    model's own decision `threshold` when given."""
     frames = []
     for day, rows in loop.groupby("event_day"):
         features = loop_row_features(storage, spec, day, rows)
         frames.append(scored(spec, features, positive_scores(model, prepare_features(features, spec))))
-    return pd.concat(frames, ignore_index=True) if frames else no_predictions(spec)
+    static = pd.concat(frames, ignore_index=True) if frames else no_predictions(spec)
+    return static if threshold is None else static.assign(threshold=threshold)
 
 
 def prequential_metrics(predictions: pd.DataFrame, threshold: float) -> dict[str, float]:
+    """The metrics of `predictions`, each row labelled at its own threshold (`row_thresholds`,
+    default `threshold`)."""
     if predictions.empty:
         return {}
     metrics = label_metrics(
-        predictions["target"].to_numpy(), predictions["score"].to_numpy(np.float64), threshold
+        predictions["target"].to_numpy(),
+        predictions["score"].to_numpy(np.float64),
+        row_thresholds(predictions, threshold),
     )
     return {"rows": float(len(predictions)), **metrics}

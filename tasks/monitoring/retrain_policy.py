@@ -2,7 +2,9 @@
 
 One decision function serves both paths (the monitor calling retrain directly, and the retrain
 flow started by the `inferloop.model.degraded` event): a breach must last `confirm_days`
-consecutive partitions (days for a daily feed); no retrain while the data gate refuses the
+consecutive partitions (days for a daily feed; small partitions' drift verdicts rest on
+overlapping pools of recent partitions: tasks/monitoring/drift_window.py says what that
+confirms); no retrain while the data gate refuses the
 feed (a broken feed is an incident, not a reason to retrain); a cooldown after each retrain
 and a daily cap. Every
 retrain and every suppressed trigger is kept in the ledger with its reason.

@@ -238,7 +238,9 @@ def challenger_decision(
     from inferloop.tasks.model.training import classification_metrics
     from inferloop.tasks.monitoring.hindsight import recent_failures
 
-    spec, threshold = settings.dataset, settings.scoring.decision_threshold
+    spec, default = settings.dataset, settings.scoring.decision_threshold
+    # Each version labels rows at its own threshold, as it would in production.
+    challenger_threshold = challenger.threshold(default)
     target = positive_target(frame, spec).to_numpy()
     days = pd.to_datetime(frame[spec.time_column]).dt.date.to_numpy()
     challenger_scores = (
@@ -246,13 +248,19 @@ def challenger_decision(
         if holdout is not None
         else version_scores(settings, challenger, frame)
     )
-    challenger_metrics = classification_metrics(target, challenger_scores, threshold)
+    challenger_metrics = classification_metrics(target, challenger_scores, challenger_threshold)
     champion_metrics, difference = None, None
     if champion:
         champion_scores = version_scores(settings, champion, frame)
-        champion_metrics = classification_metrics(target, champion_scores, threshold)
+        champion_metrics = classification_metrics(target, champion_scores, champion.threshold(default))
         difference = paired_difference(
-            settings.monitoring.monitor_metric, target, challenger_scores, champion_scores, days, threshold
+            settings.monitoring.monitor_metric,
+            target,
+            challenger_scores,
+            champion_scores,
+            days,
+            challenger_threshold,
+            threshold_b=champion.threshold(default),
         )
     compatible = champion is None or signature_compatible(
         input_schema(settings, challenger), input_schema(settings, champion)

@@ -247,13 +247,14 @@ def _score_files(
                 scored_at,
             ]
             chunks = storage.iter_batches(input_file, scoring.score_batch_rows, spec.categorical_features)
+            threshold = ref.threshold(scoring.decision_threshold)  # the version's own
             for ids, features in read_ahead(model_inputs(gate, chunks, spec, id_type)):
                 scores = positive_scores(model, features)
                 batch = pa.RecordBatch.from_arrays(
                     [
                         ids,
                         pa.array(scores),
-                        pa.array((scores >= scoring.decision_threshold).astype(np.int8)),
+                        pa.array((scores >= threshold).astype(np.int8)),
                         *[_constant(value, len(ids)) for value in lineage],
                     ],
                     schema=writer.schema,

@@ -14,8 +14,10 @@ from mlflow.tracking._tracking_service import utils as tracking_utils
 from sklearn.linear_model import LogisticRegression
 
 from inferloop.core.registry import (
+    THRESHOLD_TAG,
     ModelNotFound,
     ModelRecord,
+    ModelVersionRef,
     Registry,
     RegistryError,
     RegistryPermissionDenied,
@@ -52,6 +54,7 @@ def logged(tmp_path_factory):
         params={"window_end": "2026-01-07"},
         metrics={"holdout_roc_auc": 0.75},
         tags={"inferloop.data_gate": "accepted"},
+        version_tags={THRESHOLD_TAG: "0.25"},
         json_artifacts={"reference_profile.json": {"amount": [1, 6]}},
     )
     with pytest.MonkeyPatch.context() as patch:
@@ -71,6 +74,8 @@ def test_a_logged_version_is_found_by_its_alias_and_read_back_without_the_proces
 
     assert registry.find_alias("challenger") == ref
     assert ref.version == "1"
+    # The version's decision threshold comes with it, wherever the version is resolved.
+    assert ref.threshold(0.5) == registry.get_version("1").threshold(0.5) == 0.25
     run = registry.run(ref.run_id)
     assert run.params["window_end"] == "2026-01-07"
     assert run.metrics["holdout_roc_auc"] == 0.75
@@ -79,6 +84,11 @@ def test_a_logged_version_is_found_by_its_alias_and_read_back_without_the_proces
     assert [c["name"] for c in registry.input_schema(ref)] == ["amount", "age"]
     assert registry.load_model(ref).predict_proba(frame).shape == (6, 2)
     assert tracking_utils._tracking_uri == elsewhere  # reading changed nothing process-wide
+
+
+def test_a_version_registered_without_a_threshold_uses_the_settings_one():
+    assert ModelVersionRef("m", "1", "run").threshold(0.5) == 0.5
+    assert ModelVersionRef("m", "1", "run", decision_threshold=0.125).threshold(0.5) == 0.125
 
 
 def test_aliases_move_and_versions_carry_tags(logged):

@@ -143,3 +143,12 @@ def test_a_period_with_no_partition_is_a_gap_the_replay_steps_over(pool, lake, f
     summary = replay(start=DAYS[5], end=DAYS[7])
     assert [d.day for d in summary.days] == [DAYS[5].isoformat(), DAYS[7].isoformat()]
     assert all(d.rows_scored + d.rows_quarantined == ROWS_PER_DAY for d in summary.days)
+
+
+def test_a_replay_of_days_the_lake_does_not_hold_says_so_before_any_training(lake, feed):
+    """It used to fail with an IndexError traceback once the (empty) loop was compared."""
+    from inferloop.tasks.data.feeds import MissingDataError
+
+    far = DAYS[-1] + timedelta(days=400)
+    with pytest.raises(MissingDataError, match=f"No transactions partition from {far} to {far}"):
+        replay(start=far, end=far)

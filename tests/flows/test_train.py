@@ -11,6 +11,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from inferloop.core.registry import THRESHOLD_TAG
 from inferloop.core.settings import load_settings
 from inferloop.flows.train import train
 from inferloop.tasks.data.synthetic import GeneratorConfig
@@ -55,6 +56,10 @@ def test_a_version_records_its_window_gate_and_data_lineage(pool, mlflow_server)
         assert tags["inferloop.window"] == f"{start}..{end}"
         assert tags["inferloop.data_gate"] == "accepted"
         assert tags["inferloop.source_uri"].endswith("/lake/transactions")
+        # Its decision threshold, as a version tag the refs read (roc_auc monitored: the setting's).
+        version_tags = client.get_model_version(ref.name, ref.version).tags
+        assert float(version_tags[THRESHOLD_TAG]) == float(params["decision_threshold"]) == 0.5
+        assert params["threshold_choice"] == "fixed for this metric"
         days = (end - start).days + 1
         assert metrics["gate_rows_in"] == days * ROWS_PER_DAY
         # Trained and held out on exactly the rows the gate passed; the latest day held out.

@@ -17,12 +17,19 @@ from tests.serving.conftest import (
 )
 
 pytestmark = pytest.mark.slow
+OWN_THRESHOLD = 0.001  # the served version's decision threshold (a version tag)
 
 
 @pytest.fixture(scope="module")
 def endpoint(pool, mlflow_server, tmp_path_factory):
+    from mlflow import MlflowClient
+
+    from inferloop.core.registry import THRESHOLD_TAG
+
     name = unique_model_name("serve")
     version = register(mlflow_server, pool.before, "champion", model_name=name)
+    # A threshold of the version's own, far from the settings' 0.5: the endpoint labels with it.
+    MlflowClient(mlflow_server).set_model_version_tag(name, version, THRESHOLD_TAG, str(OWN_THRESHOLD))
     served = start_endpoint(tmp_path_factory.mktemp("serve"), mlflow_server, name)
     served.version = version
     wait_ready(served, version)
@@ -54,7 +61,8 @@ def test_every_mlflow_format_scores_the_same_rows_alike(endpoint):
     assert [p["id"] for p in first["predictions"]] == [r["transaction_id"] for r in records]
     for row in first["predictions"]:
         assert 0.0 <= row["score"] <= 1.0
-        assert row["label"] == int(row["score"] >= 0.5)  # INFERLOOP_DECISION_THRESHOLD
+        assert row["label"] == int(row["score"] >= OWN_THRESHOLD)  # the version's, not the setting's
+    assert any(row["label"] != int(row["score"] >= 0.5) for row in first["predictions"])
     for body in bodies[1:]:
         assert [p["score"] for p in body["predictions"]] == [p["score"] for p in first["predictions"]]
     assert len({b["request_id"] for b in bodies}) == 4

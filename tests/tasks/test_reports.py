@@ -184,6 +184,24 @@ def test_drift_marks_exactly_the_flagged_features():
     assert records[0]["psi"] == 0.3123 and records[1]["ks"] is None
 
 
+def test_a_pooled_drift_verdict_names_its_partitions_in_the_table_and_the_summary():
+    from dataclasses import replace
+
+    pooled = replace(
+        monitored_day(),
+        rows_scored=48,
+        drift_verdict="measured on 5 partitions 2026-01-06..2026-01-10, 240 rows",
+        drift_partitions=[f"2026-01-{d:02d}" for d in range(6, 11)],
+        drift_rows=240,
+    )
+    window = "2026-01-06..2026-01-10"
+    title = report_tables.drift_table(pooled).title
+    assert title == f"Drift of 2026-01-10 pooled over {window} (240 rows) vs {MODEL} v2's training data"
+    text = markdown(report_tables.monitoring_table(pooled, SUPPRESSED, "file:///lake/monitoring/d", None))
+    assert f"Drift: measured on 5 partitions {window}, 240 rows; drifted features: amount" in text
+    assert report_tables.drift_table(monitored_day()).title.startswith("Drift of 2026-01-10 vs ")
+
+
 def test_the_monitoring_summary_carries_breaches_and_the_retrain_verdict():
     table = report_tables.monitoring_table(monitored_day(), SUPPRESSED, "file:///lake/monitoring/d", None)
     text = markdown(table)

@@ -183,3 +183,8 @@ def test_a_retention_shorter_than_the_training_window_is_refused_naming_both_kno
 def test_predictions_kept_shorter_than_the_performance_window_are_refused():
     with pytest.raises(SettingsError, match="INFERLOOP_PERFORMANCE_WINDOW_DAYS=7"):
         check_retention(load_settings(retain_predictions_days=2))
+
+
+def test_features_kept_shorter_than_drift_pools_reach_are_refused():
+    with pytest.raises(SettingsError, match="INFERLOOP_DRIFT_POOL_PARTITIONS=10: drift of a small"):
+        check_retention(load_settings(retain_features_days=8, drift_pool_partitions=10))

@@ -148,3 +148,17 @@ def test_weighted_metrics_match_scikit_learn_with_ties_and_zero_weights():
     assert {name: scored.metric(name, np.ones(400)) for name in expected} == pytest.approx(
         {name: unweighted[name] for name in expected}
     )
+
+
+def test_each_model_labels_rows_at_its_own_threshold():
+    """The same scores at two thresholds: only the labels differ, and the comparison sees it."""
+    rng = np.random.default_rng(4)
+    target = (rng.random(2_000) < 0.1).astype(int)
+    scores = np.where(target == 1, rng.uniform(0.2, 0.45, 2_000), rng.uniform(0.0, 0.25, 2_000))
+    days = np.repeat(np.arange(20), 100)
+    same = paired_difference("balanced_accuracy", target, scores, scores, days, threshold=0.5)
+    assert same.difference == 0.0
+    own = paired_difference("balanced_accuracy", target, scores, scores, days, 0.225, threshold_b=0.5)
+    assert own.a == pytest.approx(balanced_accuracy_score(target, scores >= 0.225))
+    assert own.b == pytest.approx(0.5)  # 0.5 labels nothing positive
+    assert own.verdict == "clearly better"

@@ -68,6 +68,13 @@ def test_a_card_says_what_data_which_gate_which_metrics_and_no_decision_yet():
     assert "| roc_auc | 0.8100 | 0.7500 |" in text  # vs the champion when registered
     assert "No decision yet." in text
     assert "None checked for this version." in text
+    assert "decision threshold" not in text  # registered before versions recorded one
+
+
+def test_a_card_names_the_versions_own_decision_threshold():
+    params = {"decision_threshold": "0.054", "threshold_choice": "label rate"}
+    text = model_card_markdown(card(params=params))
+    assert "this version's is 0.054 (label rate)" in text
 
 
 def test_decisions_are_listed_oldest_first_with_who_when_why_and_the_same_rows_comparison():

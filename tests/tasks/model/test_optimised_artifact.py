@@ -40,7 +40,7 @@ def trained(tmp_path_factory):
         storage = lake_storage(settings.lake)
         days = write_synthetic_feed.fn(storage, settings.dataset, GeneratorConfig(days=4, rows_per_day=600))
         frame, _ = gate_training_window.fn(storage, settings.dataset, days[0], days[-1], settings.gate)
-        result = fit_model.fn(frame, settings.dataset, settings.training, threshold=0.5)
+        result = fit_model.fn(frame, settings.dataset, settings.training, settings.scoring, "roc_auc")
     return frame, result, days
 
 

@@ -36,7 +36,7 @@ def fitted(labelled):
     from inferloop.core.settings import load_settings
 
     settings = load_settings()
-    return fit_model.fn(labelled, settings.dataset, settings.training, threshold=0.5)
+    return fit_model.fn(labelled, settings.dataset, settings.training, settings.scoring, "roc_auc")
 
 
 def test_window_joins_every_arrived_label(labelled, settings):
@@ -58,10 +58,30 @@ def test_fit_reports_holdout_metrics(fitted):
     assert len(fitted.holdout_ids) == len(fitted.holdout_scores) == 3_000
 
 
+def test_a_threshold_dependent_metric_gets_the_versions_own_threshold_and_its_metrics(labelled, settings):
+    from inferloop.tasks.data.feeds import positive_target
+    from inferloop.tasks.model.training import classification_metrics
+
+    result = fit_model.fn(
+        labelled, settings.dataset, settings.training, settings.scoring, "balanced_accuracy"
+    )
+    label_rate = positive_target(labelled, settings.dataset).mean()  # a few % of frauds
+    assert (result.threshold.threshold, result.threshold.reason) == (pytest.approx(label_rate), "label rate")
+    assert result.params["decision_threshold"] == result.threshold.threshold
+    at_own = classification_metrics(result.holdout_target, result.holdout_scores, result.threshold.threshold)
+    assert result.metrics == at_own  # the holdout metrics logged are the version's, at its threshold
+    at_setting = classification_metrics(result.holdout_target, result.holdout_scores, 0.5)
+    assert result.metrics["balanced_accuracy"] > at_setting["balanced_accuracy"]
+
+
 def test_the_held_out_scores_are_the_validation_fits_and_the_model_is_refitted(labelled, fitted, settings):
     refitted = fitted
     validated = fit_model.fn(
-        labelled, settings.dataset, settings.training.model_copy(update={"refit_on_full_window": False}), 0.5
+        labelled,
+        settings.dataset,
+        settings.training.model_copy(update={"refit_on_full_window": False}),
+        settings.scoring,
+        "roc_auc",
     )
     assert refitted.refitted and not validated.refitted
     assert np.array_equal(refitted.holdout_scores, validated.holdout_scores)  # honest: never saw them
@@ -123,7 +143,7 @@ def test_the_model_size_settings_reach_the_booster_and_its_logged_params(labelle
     monkeypatch.setenv("INFERLOOP_MODEL_MAX_ITER", "6")
     monkeypatch.setenv("INFERLOOP_MODEL_MAX_LEAF_NODES", "4")
     settings = load_settings()
-    result = fit_model.fn(labelled, settings.dataset, settings.training, threshold=0.5)
+    result = fit_model.fn(labelled, settings.dataset, settings.training, settings.scoring, "roc_auc")
     booster = booster_of(result.model)
     assert (booster.max_iter, booster.max_leaf_nodes) == (6, 4)
     assert booster.n_iter_ <= 6
@@ -135,7 +155,7 @@ def test_the_model_size_settings_reach_the_booster_and_its_logged_params(labelle
 def test_single_class_window_is_refused(labelled, settings):
     one_class = labelled.assign(is_fraud=0)
     with pytest.raises(TrainingDataError, match="single class"):
-        fit_model.fn(one_class, settings.dataset, settings.training, threshold=0.5)
+        fit_model.fn(one_class, settings.dataset, settings.training, settings.scoring, "roc_auc")
 
 
 def test_window_shorter_than_holdout_is_refused(labelled, settings):

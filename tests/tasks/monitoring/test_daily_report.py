@@ -90,6 +90,27 @@ def test_drift_of_a_feature_expected_to_drift_is_reported_but_never_a_breach(pro
     assert breaches(shifted_report, SETTINGS.monitoring, SETTINGS.promotion.min_roc_auc, {"age"}) == []
 
 
+@pytest.mark.parametrize(
+    ("labelled_rows", "trigger", "acts"),
+    [
+        (199, "until_labelled", True),  # too few labels for a performance verdict: drift is the signal
+        (200, "until_labelled", False),  # labels decide; drift is reported only
+        (200, "always", True),
+    ],
+)
+def test_drift_is_a_breach_only_while_labels_cannot_decide(profile, labelled_rows, trigger, acts):
+    shifted = feature_drift(
+        toy_frame(10_000, 1, 12.0), profile, SPEC, SETTINGS.monitoring.drift_psi_threshold
+    )
+    healthy = report(
+        drift=shifted, rolling_performance=snapshot(0.875, labelled_rows), validation_metric=0.875
+    )
+    monitoring = SETTINGS.monitoring.model_copy(update={"drift_trigger": trigger})
+    found = breaches(healthy, monitoring, SETTINGS.promotion.min_roc_auc)
+    assert healthy.drifted_features == ["age"]  # flagged in the report either way
+    assert found == ([f"drift: age PSI {shifted[1].psi:.3f} > 0.25"] if acts else [])
+
+
 def test_performance_needs_enough_labelled_rows():
     # 0.5 below a validation value of 0.875: a breach, if there are enough labels to tell.
     assert (

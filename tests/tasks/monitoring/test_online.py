@@ -4,13 +4,15 @@ once, with its latest score), the version measured, breaches named by their sour
 
 from datetime import UTC, date, datetime
 
+import pandas as pd
 import pyarrow as pa
 
 from inferloop.core import catalog
 from inferloop.core.registry import ModelVersionRef
 from inferloop.core.settings import load_settings
 from inferloop.core.storage import Storage
-from inferloop.tasks.monitoring.online import online_named, online_scorer, read_online_rows
+from inferloop.tasks.data.synthetic import GeneratorConfig, generate_day
+from inferloop.tasks.monitoring.online import measure_online, online_named, online_scorer, read_online_rows
 
 DAY = date(2026, 1, 6)
 
@@ -53,3 +55,27 @@ def test_online_breaches_are_named_by_their_source():
         "drift (online): amount PSI 0.300 > 0.2",
         "performance (online): roc_auc 0.51 below the floor 0.6",
     ]
+
+
+def test_a_small_online_partition_is_pooled_back_but_never_into_another_versions_rows(tmp_path):
+    settings, storage = load_settings(), Storage((tmp_path / "lake").as_uri())
+    feed = GeneratorConfig(days=3, rows_per_day=50)
+    for index, version in enumerate(["3", "4", "4"]):  # v4 took over on the second day
+        features = generate_day(feed, index)[0]
+        served = features.assign(
+            score=0.1, model_version=version, scored_at=pd.Timestamp("2026-01-01", tz="UTC")
+        )
+        storage.write_table(
+            catalog.online_predictions_file("m", feed.day(index), "a"),
+            pa.Table.from_pandas(served, preserve_index=False),
+        )
+    champion, day = ModelVersionRef("m", "4", "run"), feed.day(2)
+
+    online = measure_online(storage, settings, champion, day, feed.day(1), [feed.day(1)])
+
+    assert (online.rows_scored, online.scored_by, online.drift_rows) == (50, "4", 100)
+    assert online.drift_partitions == [feed.day(1).isoformat(), day.isoformat()]
+    assert online.drift_verdict == (
+        f"too few rows (100 < 200 in 2 partitions {feed.day(1)}..{day}; "
+        f"{feed.day(0)} was scored by another version)"
+    )

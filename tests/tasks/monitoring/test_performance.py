@@ -125,7 +125,7 @@ def test_a_feed_with_its_own_text_ids_is_imported_scored_and_measured(spec, sett
 
     days = [config.day(i) for i in range(config.days)]
     window, _ = gate_training_window.fn(storage, spec, days[0], days[2], settings.gate)
-    model = fit_model.fn(window, spec, settings.training, threshold=0.5).model
+    model = fit_model.fn(window, spec, settings.training, settings.scoring, "roc_auc").model
     ref = ModelVersionRef(name=MODEL, version="1", run_id="run-1")
     manifest = score_partition.fn(
         storage, spec, model, ref, days[3], "flow-run", settings.scoring, settings.gate

@@ -25,7 +25,7 @@ def scored_setup(settings):
     spec = settings.dataset
     days = write_synthetic_feed.fn(storage, spec, GeneratorConfig(days=4, rows_per_day=2_500))
     frame, _ = gate_training_window.fn(storage, spec, days[0], days[2], settings.gate)
-    model = fit_model.fn(frame, spec, settings.training, threshold=0.5).model
+    model = fit_model.fn(frame, spec, settings.training, settings.scoring, "roc_auc").model
     return storage, spec, model, days[3]
 
 
@@ -53,6 +53,15 @@ def test_every_row_is_scored_with_lineage(scored_setup):
     data_file = catalog.predictions_file(REF.name, REF.version, day)
     checksum, size = storage.sha256(data_file)  # the manifest describes the file as written
     assert manifest.files == [{"path": storage.uri(data_file), "bytes": size, "sha256": checksum}]
+
+
+def test_a_version_labels_rows_at_its_own_threshold_not_the_settings_one(scored_setup):
+    storage, spec, model, day = scored_setup
+    own = ModelVersionRef(name="m", version="5", run_id="run-5", decision_threshold=0.02)
+    score(storage, spec, model, day, ref=own)
+    output = storage.read_table(catalog.predictions(own.name, own.version, day)).to_pandas()
+    assert (output["predicted_label"] == (output["score"] >= 0.02)).all()
+    assert (output["predicted_label"] != (output["score"] >= 0.5)).any()  # the setting's 0.5 differs
 
 
 def test_rescoring_the_same_version_is_a_no_op(scored_setup):

@@ -32,7 +32,7 @@ def setup(settings, tmp_path):
     spec = settings.dataset
     days = write_synthetic_feed.fn(storage, spec, GeneratorConfig(days=4, rows_per_day=1_500))
     frame, _ = gate_training_window.fn(storage, spec, days[0], days[2], settings.gate)
-    pipeline = fit_model.fn(frame, spec, settings.training, threshold=0.5).model
+    pipeline = fit_model.fn(frame, spec, settings.training, settings.scoring, "roc_auc").model
     compiled = CompiledModel(build_library(pipeline, tmp_path / "optimised", threads=2).path)
     return storage, spec, pipeline, OptimisedPipeline(pipeline, compiled), days[3]
 
