@@ -19,14 +19,25 @@ from inferloop.tasks.scoring.batch_scoring import already_scored, score_partitio
 REF = ModelVersionRef(name="m", version="3", run_id="run-abc")
 
 
-@pytest.fixture
-def scored_setup(settings):
-    storage = lake_storage(settings.lake)
-    spec = settings.dataset
-    days = write_synthetic_feed.fn(storage, spec, GeneratorConfig(days=4, rows_per_day=2_500))
+FEED = GeneratorConfig(days=4, rows_per_day=2_500)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    """Fitted once per module on the feed's first 3 days (gating and fitting them took most of
+    each test's time); the feed is deterministic, so every test's lake holds the same days."""
+    settings = load_settings(storage_uri=tmp_path_factory.mktemp("training-lake").as_uri())
+    storage, spec = lake_storage(settings.lake), settings.dataset
+    days = write_synthetic_feed.fn(storage, spec, FEED)
     frame, _ = gate_training_window.fn(storage, spec, days[0], days[2], settings.gate)
-    model = fit_model.fn(frame, spec, settings.training, settings.scoring, "roc_auc").model
-    return storage, spec, model, days[3]
+    return fit_model.fn(frame, spec, settings.training, settings.scoring, "roc_auc").model
+
+
+@pytest.fixture
+def scored_setup(settings, model):
+    storage = lake_storage(settings.lake)
+    days = write_synthetic_feed.fn(storage, settings.dataset, FEED)
+    return storage, settings.dataset, model, days[3]
 
 
 def score(storage, spec, model, day, ref=REF):
