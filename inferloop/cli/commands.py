@@ -6,7 +6,7 @@ import os
 import sys
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from inferloop.core.offline import check_state_dir, prepare_process
 from inferloop.runtime.debris import mark_children, sweep
@@ -21,6 +21,7 @@ from rich.table import Table
 from inferloop.cli.tables import rich_table
 from inferloop.core import catalog
 from inferloop.core.errors import InferloopError
+from inferloop.runtime.terminal_logs import VERBOSE
 
 app = typer.Typer(
     help="inferloop: data gate, registry, batch inference and retraining.",
@@ -38,8 +39,6 @@ serve_app.add_typer(serve_keys_app, name="keys")
 # Logs and CI are not terminals: rich would wrap tables at 80 columns there.
 console = Console(width=None if sys.stdout.isatty() else 160)
 warnings_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
-
-VERBOSE = "INFERLOOP_VERBOSE"
 
 
 @app.callback()
@@ -269,7 +268,10 @@ def expectations_suggest(
 @app.command()
 def validate(
     date_: Annotated[date, typer.Option("--date", **PARTITION, help="Partition")],
-    purpose: Annotated[str, typer.Option(help="inference | training")] = "inference",
+    # A choice: any other word would start a flow only to look for a suite of that name.
+    purpose: Annotated[
+        Literal["inference", "training"], typer.Option(help="The suite applied")
+    ] = "inference",
 ):
     """Run the data-quality gate alone on one partition."""
 
@@ -310,8 +312,9 @@ def promote(
     ] = None,
     start: DateOption = None,
     end: DateOption = None,
+    # A choice: a misspelt "approve" would otherwise run as auto and move @champion unasked.
     mode: Annotated[
-        str | None, typer.Option(help="auto | approve (default: INFERLOOP_PROMOTION_MODE)")
+        Literal["auto", "approve"] | None, typer.Option(help="Default: INFERLOOP_PROMOTION_MODE")
     ] = None,
 ):
     """Promote @challenger if it beats @champion on recent labelled data, or --version N by hand."""

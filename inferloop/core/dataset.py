@@ -121,6 +121,22 @@ class DatasetSpec(BaseModel):
         "or month; every window, delay and cooldown counts these partitions",
     )
 
+    @field_validator("time_format")
+    @classmethod
+    def _time_format_parses(cls, value: str | None) -> str | None:
+        """A format pandas cannot use (an unknown directive such as %Q) fails here, not as a
+        traceback in the middle of an import."""
+        if value is not None:
+            sample = datetime(2001, 2, 3, 4, 5, 6).strftime(value)
+            try:
+                pd.to_datetime(pd.Series([sample]), format=value, errors="coerce")
+            except (ValueError, KeyError) as error:
+                raise ValueError(
+                    f"{value!r} is not a strftime format pandas can parse ({error}): "
+                    "use directives such as %Y-%m-%d %H:%M:%S, or leave time_format out for ISO-8601"
+                ) from None
+        return value
+
     @field_validator("pii", mode="before")
     @classmethod
     def _pii_shorthand(cls, value: object) -> object:
@@ -209,9 +225,10 @@ class DatasetSpec(BaseModel):
 def load_dataset_spec(path: Path) -> DatasetSpec:
     try:
         raw = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError as error:
+    except (FileNotFoundError, IsADirectoryError) as error:
+        what = "is a directory" if isinstance(error, IsADirectoryError) else "does not exist"
         raise DatasetSpecError(
-            f"Dataset spec {path} does not exist: set INFERLOOP_DATASET_SPEC to a YAML file "
+            f"Dataset spec {path} {what}: point --spec or INFERLOOP_DATASET_SPEC at a YAML file "
             "such as datasets/transactions.yaml"
         ) from error
     except yaml.YAMLError as error:

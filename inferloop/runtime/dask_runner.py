@@ -1,8 +1,25 @@
 """prefect-dask's task runner, with Dask workers that report to the flow's own Prefect API."""
 
+import os
+
+from distributed.diagnostics.plugin import WorkerPlugin
 from prefect.server.api.server import SubprocessASGIServer
 from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED, temporary_settings
 from prefect_dask import DaskTaskRunner
+
+
+class TerminalForPeople(WorkerPlugin):
+    """The workers of a local cluster write to the command's terminal: each keeps its console
+    to what the command itself shows (`inferloop.runtime.terminal_logs`; `--verbose` reaches
+    them through the inherited environment). Without it every task printed Prefect's
+    "Finished in state Completed()"; the Prefect API still gets every record."""
+
+    name = "inferloop-terminal"
+
+    def setup(self, worker) -> None:
+        from inferloop.runtime.terminal_logs import VERBOSE, configure_terminal
+
+        configure_terminal(verbose=os.environ.get(VERBOSE) == "1")
 
 
 class FlowApiDaskTaskRunner(DaskTaskRunner):
@@ -22,4 +39,6 @@ class FlowApiDaskTaskRunner(DaskTaskRunner):
             server = SubprocessASGIServer()  # the process's one temporary server (port chosen once)
             server.start()  # a no-op: the flow run's client already started it
             self._exit_stack.enter_context(temporary_settings({PREFECT_API_URL: server.api_url}))
+        if not self.address:  # a cluster of this command's own: a scheduler's workers log elsewhere
+            self.client.register_plugin(TerminalForPeople())
         return self

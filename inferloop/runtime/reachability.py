@@ -24,7 +24,12 @@ class ServiceUnreachable(InferloopError, ConnectionError):
 
 def check_answers(name: str, url: str, what_to_do: str, timeout: float = TIMEOUT_SECONDS) -> None:
     """Raise ServiceUnreachable when `url` refuses the connection, cannot be resolved, or gives
-    no answer within `timeout` seconds."""
+    no answer within `timeout` seconds, or is no http(s) URL at all."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ServiceUnreachable(
+            f"{name} at {url!r} cannot be asked: that is no http:// or https:// URL; {what_to_do}"
+        )
     try:
         with urllib.request.urlopen(url, timeout=timeout):
             return
@@ -82,8 +87,18 @@ def check_dask_scheduler(runner: RunnerSettings, timeout: float = TIMEOUT_SECOND
             "DASK_DISTRIBUTED__COMM__TLS__*), or use --runner thread"
         )
     try:
-        with socket.create_connection((address.hostname, address.port or 8786), timeout=timeout):
-            return
+        host, port = address.hostname, address.port or 8786
+    except ValueError as error:  # a port that is no number
+        raise ServiceUnreachable(
+            f"The Dask scheduler address {runner.dask_address!r} is not like tcp://host:port ({error}): "
+            "fix --dask-address (INFERLOOP_DASK_ADDRESS), or use --runner thread"
+        ) from error
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as comm:
+            # Over tcp:// a scheduler greets first (its handshake); a port that only accepts would
+            # hold the run for minutes. Over tls:// the client speaks first: the connection is all.
+            if address.scheme == "tcp" and not comm.recv(1):
+                raise ConnectionAbortedError("closed the connection without a word")
     except (TimeoutError, ConnectionError, socket.gaierror) as error:
         why = f"no answer within {timeout:g} s" if isinstance(error, TimeoutError) else str(error)
         raise ServiceUnreachable(

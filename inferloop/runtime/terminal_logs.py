@@ -47,6 +47,8 @@ class _ForPeople(logging.Filter):
         return record.levelno >= logging.WARNING or record.pathname.startswith(self.own_dirs)
 
 
+VERBOSE = "INFERLOOP_VERBOSE"  # `inferloop --verbose`, for this process and the ones it starts
+
 # The libraries' own chatter, for commands run without --verbose (set before they are imported).
 QUIET_LIBRARIES = {
     "MLFLOW_LOGGING_LEVEL": "WARNING",

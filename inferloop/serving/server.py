@@ -3,8 +3,11 @@ certificate and key are configured)."""
 
 import logging
 import os
+import ssl
 import sys
+from pathlib import Path
 
+from inferloop.core.errors import InferloopError
 from inferloop.core.settings import Settings
 from inferloop.serving.app import create_app
 
@@ -20,6 +23,7 @@ def serve(settings: Settings) -> None:
     tls = {}
     if serving.serve_tls_cert is not None:
         tls = {"ssl_certfile": str(serving.serve_tls_cert), "ssl_keyfile": str(serving.serve_tls_key)}
+        _check_tls_files(serving.serve_tls_cert, serving.serve_tls_key)
     uvicorn.run(
         create_app(settings),
         host=serving.serve_host,
@@ -28,6 +32,17 @@ def serve(settings: Settings) -> None:
         timeout_graceful_shutdown=30,
         **tls,
     )
+
+
+def _check_tls_files(cert: Path, key: Path) -> None:
+    """Load them once before uvicorn does: uvicorn would print the ssl module's traceback."""
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as error:
+        raise InferloopError(
+            f"Cannot load the TLS certificate {cert} with the key {key} ({error}): point "
+            "INFERLOOP_SERVE_TLS_CERT and INFERLOOP_SERVE_TLS_KEY at a PEM certificate and its private key"
+        ) from error
 
 
 def _log_to_stderr() -> None:

@@ -96,6 +96,24 @@ def test_a_partition_that_is_neither_a_day_nor_an_hour_is_refused_with_both_form
     )
 
 
+def test_an_unknown_suite_purpose_is_refused_before_any_flow(workdir):
+    """It used to start a flow (over a minute on a busy machine) and then ask for a suite
+    named after the typo."""
+    result = CliRunner().invoke(app, ["validate", "--date", "2026-01-02", "--purpose", "bogus"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    words = " ".join(word for word in result.output.split() if word != "│")  # the box's borders
+    assert "Invalid value for '--purpose'" in words
+    assert "'bogus' is not one of 'inference', 'training'" in words
+
+
+def test_a_misspelt_promotion_mode_is_refused_not_run_as_auto(workdir):
+    """`--mode aprove` used to run as auto: the gates alone would have moved @champion."""
+    result = CliRunner().invoke(app, ["promote", "--mode", "aprove"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    words = " ".join(word for word in result.output.split() if word != "│")
+    assert "Invalid value for '--mode'" in words and "'aprove' is not one of 'auto', 'approve'" in words
+
+
 def test_square_brackets_in_a_message_are_printed_as_they_are(workdir):
     """rich markup reads `[ns, UTC]` and `[bold]` as tags and drops them; messages are data."""
     source = workdir / "feed.csv"
@@ -118,6 +136,15 @@ def test_a_misspelt_setting_is_a_warning_with_the_knob_it_probably_means(workdir
         for line in lines(result.output)
     )
     assert "Wrote 1 days" in result.output
+
+
+def test_a_tls_certificate_that_is_no_pem_is_one_line_before_serving(workdir, monkeypatch):
+    not_pem = workdir / "cert.pem"
+    not_pem.write_text("transaction_id,amount\n1,2\n")
+    monkeypatch.setenv("INFERLOOP_SERVE_TLS_CERT", str(not_pem))
+    monkeypatch.setenv("INFERLOOP_SERVE_TLS_KEY", str(not_pem))
+    result = CliRunner().invoke(app, ["serve", "--port", "1"])  # refused before any port is bound
+    assert_one_clear_line(result, f"Cannot load the TLS certificate {not_pem}", "INFERLOOP_SERVE_TLS_KEY")
 
 
 def closed_port() -> int:
@@ -147,6 +174,12 @@ def test_a_prefect_api_that_never_answers_is_one_line(workdir, monkeypatch, sile
     assert_one_clear_line(result, "The Prefect API at", "no answer within 5 s")
 
 
+def test_a_prefect_api_url_that_is_no_url_is_one_line(workdir, monkeypatch):
+    monkeypatch.setenv("PREFECT_API_URL", "not a url")
+    result = CliRunner().invoke(app, ["validate", "--date", "2026-01-02"])
+    assert_one_clear_line(result, "'not a url/health'", "no http:// or https:// URL", "unset PREFECT_API_URL")
+
+
 def test_a_closed_mlflow_port_is_one_line_before_training(workdir, monkeypatch):
     monkeypatch.setenv("INFERLOOP_TRACKING_URI", f"http://127.0.0.1:{closed_port()}")
     result = CliRunner().invoke(app, ["train"])
@@ -165,6 +198,20 @@ def test_a_dead_dask_scheduler_is_one_line_before_any_flow(workdir):
     command = ["infer", "--date", "2026-01-02", "--runner", "dask", "--dask-address", address]
     result = CliRunner().invoke(app, command)
     assert_one_clear_line(result, f"The Dask scheduler at {address} does not answer", "--runner thread")
+
+
+def test_a_dask_scheduler_port_that_never_answers_is_one_line(workdir, silent_port):
+    """It accepted the connection, so the run waited for its handshake for minutes."""
+    address = f"tcp://127.0.0.1:{silent_port}"
+    command = ["infer", "--date", "2026-01-02", "--runner", "dask", "--dask-address", address]
+    result = CliRunner().invoke(app, command)
+    assert_one_clear_line(result, f"The Dask scheduler at {address} does not answer (no answer within 5 s)")
+
+
+def test_a_dask_address_that_is_no_address_is_one_line(workdir):
+    command = ["infer", "--date", "2026-01-02", "--runner", "dask", "--dask-address", "::not an address::"]
+    result = CliRunner().invoke(app, command)
+    assert_one_clear_line(result, "'::not an address::' is not like tcp://host:port", "--dask-address")
 
 
 def test_a_tls_dask_scheduler_without_the_cluster_key_is_one_line(workdir):

@@ -47,6 +47,7 @@ def test_shipped_spec_describes_the_generator():
             "partition: Input should be 'hour', 'day', 'week' or 'month'",
         ),
         (lambda raw: raw.update(time_format="%Y", time_from_row_order=ROW_ORDER), "give one of them"),
+        (lambda raw: raw.update(time_format="%Q %Y"), "time_format: .*'%Q %Y' is not a strftime format"),
         (lambda raw: raw.update(time_from_row_order={"start": "2026-01-01"}), "time_from_row_order.step"),
         (
             lambda raw: raw.update(time_from_row_order=ROW_ORDER | {"step": "soon"}),
@@ -69,8 +70,13 @@ def test_a_mistake_fails_naming_the_field(tmp_path, change, field):
 
 
 def test_missing_spec_file_says_which_setting_to_fix(tmp_path):
-    with pytest.raises(DatasetSpecError, match="INFERLOOP_DATASET_SPEC"):
+    with pytest.raises(DatasetSpecError, match="does not exist: point --spec or INFERLOOP_DATASET_SPEC"):
         load_dataset_spec(tmp_path / "nope.yaml")
+
+
+def test_a_spec_path_that_is_a_folder_says_so(tmp_path):
+    with pytest.raises(DatasetSpecError, match="is a directory: point --spec or INFERLOOP_DATASET_SPEC"):
+        load_dataset_spec(tmp_path)
 
 
 def test_elec2_spec_rebuilds_time_and_id_from_the_row_order():

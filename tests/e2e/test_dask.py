@@ -60,6 +60,22 @@ def test_existing_dask_scheduler_via_address(champion, dask_cluster):
     assert all(m.reused for m in again)
 
 
+def test_local_cluster_workers_print_only_what_the_command_would(champion, workdir):
+    """The workers write to the command's terminal: without --verbose, no task bookkeeping
+    (the test below shows the same run prints it with --verbose)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "INFERLOOP_VERBOSE")}
+    env["PREFECT_HOME"] = str(workdir / "prefect")
+    first, last = champion[0], champion[1]
+    command = ["infer", "--from", str(first), "--to", str(last), "--runner", "dask"]
+    result = subprocess.run(
+        [str(BIN / "inferloop"), *command], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("│ scored") == 2, result.stdout[-3000:]
+    assert "Task run" not in result.stderr, result.stderr[-3000:]
+    assert result.stderr.count("rows scored, 0 quarantined") == 2, result.stderr[-3000:]
+
+
 def test_local_cluster_workers_report_to_the_flows_temporary_api(champion, workdir):
     """On embedded defaults (no PREFECT_API_URL) the CLI starts one temporary Prefect API; the
     Dask workers report their task runs to it instead of each starting a server of their own."""
