@@ -6,6 +6,10 @@ the slot; a command's temporary Prefect server runs no repossessor and its lease
 so the slot would stay taken for good. So each holder also records who it is (host, pid,
 since, command) in a Prefect variable: a waiter that finds that process gone on its own host
 frees the slot at once, and one that gives up names the holder and how to free the lock.
+A holder killed between taking the slot and recording itself leaves a taken slot with no
+record: a slot that stays so for `UNRECORDED_GRACE_SECONDS` (recording takes one API call) is
+freed too. Its record is cleared only after the slot is given back, and only if it is still
+its own, so a kill between the two leaves a record of a dead process, not an untraceable slot.
 """
 
 import os
@@ -20,6 +24,7 @@ from inferloop.core.errors import InferloopError
 
 LEASE_SECONDS = 60  # renewed by Prefect while held; how long a dead holder keeps the stack's slot
 POLL_SECONDS = 5  # how often a waiter looks at the holder again
+UNRECORDED_GRACE_SECONDS = 60  # a taken slot nobody recorded for this long: its holder died
 
 
 class LockHeldError(InferloopError):
@@ -39,9 +44,10 @@ def global_lock(name: str, timeout_seconds: float = 300) -> Iterator[None]:
     from prefect.concurrency.sync import concurrency
 
     deadline = time.monotonic() + timeout_seconds
+    unrecorded_since = None  # when this waiter first saw the slot taken with no holder recorded
     while True:
         if _free_slots(name) > 0:
-            acquired = False
+            acquired, mine = False, None
             try:
                 with concurrency(
                     name,
@@ -51,19 +57,27 @@ def global_lock(name: str, timeout_seconds: float = 300) -> Iterator[None]:
                     lease_duration=LEASE_SECONDS,
                 ):
                     acquired = True
-                    _set_holder(name)
-                    try:
-                        yield
-                    finally:
-                        _clear_holder(name)
-                    return
+                    mine = _set_holder(name)
+                    yield
+                return
             except AcquireConcurrencySlotTimeoutError:
                 if acquired:  # raised by something inside the lock, not by this wait
                     raise
+            finally:
+                if mine is not None:
+                    _clear_holder(name, mine)
         holder = _read_holder(name)
         if holder is not None and _is_dead_here(holder):
             free_lock(name)
             continue
+        if holder is None:
+            unrecorded_since = unrecorded_since or time.monotonic()
+            if time.monotonic() - unrecorded_since >= UNRECORDED_GRACE_SECONDS:
+                free_lock(name)
+                unrecorded_since = None
+                continue
+        else:
+            unrecorded_since = None
         if time.monotonic() >= deadline:
             raise LockHeldError(_held_message(name, holder, timeout_seconds))
         # Waiting here rather than inside Prefect's acquisition lets a dead holder be seen.
@@ -109,7 +123,7 @@ def _free_slots(name: str) -> int:
     return limit.limit - limit.active_slots
 
 
-def _set_holder(name: str) -> None:
+def _set_holder(name: str) -> dict:
     from prefect.variables import Variable
 
     holder = {
@@ -119,6 +133,7 @@ def _set_holder(name: str) -> None:
         "command": " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]])[:200],
     }
     Variable.set(holder_variable(name), holder, overwrite=True)
+    return holder
 
 
 def _read_holder(name: str) -> dict | None:
@@ -128,9 +143,12 @@ def _read_holder(name: str) -> dict | None:
     return holder if isinstance(holder, dict) else None
 
 
-def _clear_holder(name: str) -> None:
+def _clear_holder(name: str, only: dict | None = None) -> None:
+    """Forget the holder; with `only`, just that holder (the next one may have recorded itself)."""
     from prefect.variables import Variable
 
+    if only is not None and _read_holder(name) != only:
+        return
     with suppress(ValueError):  # already gone
         Variable.unset(holder_variable(name))
 

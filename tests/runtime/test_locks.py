@@ -51,6 +51,39 @@ def test_a_holder_killed_inside_the_lock_does_not_keep_it(lock_name):
     assert lock_holder(lock_name) is None
 
 
+def test_a_slot_taken_by_a_holder_killed_before_it_recorded_itself_is_freed(lock_name, monkeypatch):
+    from prefect import get_client
+
+    from inferloop.runtime import locks
+
+    holder = start_holder(lock_name)
+    holder.kill()
+    holder.wait()
+    # As if killed between taking the slot and recording itself: a taken slot, no record.
+    locks._clear_holder(lock_name)
+    with get_client(sync_client=True) as client:
+        assert client.read_global_concurrency_limit_by_name(lock_name).active_slots == 1
+    monkeypatch.setattr(locks, "UNRECORDED_GRACE_SECONDS", 2)
+    monkeypatch.setattr(locks, "POLL_SECONDS", 0.5)
+    with global_lock(lock_name, timeout_seconds=30):
+        assert lock_holder(lock_name)["pid"] == os.getpid()
+    assert lock_holder(lock_name) is None
+
+
+def test_a_holder_clears_only_its_own_record(lock_name):
+    from prefect.variables import Variable
+
+    from inferloop.runtime import locks
+
+    mine = locks._set_holder(lock_name)
+    theirs = {**mine, "pid": mine["pid"] + 1}  # the next holder recorded itself meanwhile
+    Variable.set(locks.holder_variable(lock_name), theirs, overwrite=True)
+    locks._clear_holder(lock_name, mine)
+    assert lock_holder(lock_name) == theirs
+    locks._clear_holder(lock_name, theirs)
+    assert lock_holder(lock_name) is None
+
+
 def test_a_waiter_that_gives_up_names_the_live_holder_and_how_to_free_the_lock(lock_name):
     holder = start_holder(lock_name)
     try:
