@@ -3,6 +3,7 @@ certificate and key are configured)."""
 
 import logging
 import os
+import socket
 import ssl
 import sys
 from pathlib import Path
@@ -24,6 +25,7 @@ def serve(settings: Settings) -> None:
     if serving.serve_tls_cert is not None:
         tls = {"ssl_certfile": str(serving.serve_tls_cert), "ssl_keyfile": str(serving.serve_tls_key)}
         _check_tls_files(serving.serve_tls_cert, serving.serve_tls_key)
+    check_port_free(serving.serve_host, serving.serve_port)
     uvicorn.run(
         create_app(settings),
         host=serving.serve_host,
@@ -32,6 +34,20 @@ def serve(settings: Settings) -> None:
         timeout_graceful_shutdown=30,
         **tls,
     )
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Bind once before loading a model: uvicorn would find the port taken only after that, and
+    say so without naming the option that moves it."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise InferloopError(
+                f"Cannot listen on {host}:{port} ({error.strerror}): another process holds the port; "
+                "stop it, or pass --port (INFERLOOP_SERVE_PORT) with a free one"
+            ) from None
 
 
 def _check_tls_files(cert: Path, key: Path) -> None:
