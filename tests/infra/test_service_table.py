@@ -269,6 +269,7 @@ def test_mlflow_grants_no_permission_unless_granted_in_both_places(prod_settings
         assert read.default_permission == "NO_PERMISSIONS", path
         assert read.authorization_function == BASIC_AUTH["authorization_function"], path
         assert read.grant_default_workspace_access is False, path
+        assert read.auth_cache_ttl_seconds == 60, path
         config = configparser.ConfigParser()
         config.read(path)
         assert {k: v for k, v in config["mlflow"].items() if k != "database_uri"} == BASIC_AUTH, path
