@@ -525,8 +525,7 @@ class Registry:
                     pip_requirements=record.pip_requirements,
                 )
             version = str(info.registered_model_version)
-            for key, value in record.version_tags.items():
-                client.set_model_version_tag(self.model_name, version, key, value)
+            self.tag_version(version, record.version_tags)
             client.set_registered_model_alias(self.model_name, alias, version)
         return ModelVersionRef(
             name=self.model_name,
