@@ -16,6 +16,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from inferloop.core import catalog
 from inferloop.core.dataset import DatasetSpec
 from inferloop.core.periods import parse_key
 from inferloop.core.settings import TrainingSettings
@@ -163,13 +164,23 @@ class LabelledDays:
         needed = [*self.spec.feature_columns, self.spec.label.column]
         return frame if set(needed) <= set(frame.columns) else None
 
-    def window(self, first: date, last: date) -> tuple[pd.DataFrame | None, int]:
-        """All labelled rows of `first`..`last` (None if none) and how many days held some."""
-        for day in [d for d in self.days if d < first]:
-            del self.days[day]
+    def window(
+        self, first: date, last: date, min_rows: int = 0, earliest: date | None = None
+    ) -> tuple[pd.DataFrame | None, int, date]:
+        """All labelled rows of `first`..`last` (None if none), how many days held some, and the
+        window's first day: earlier days are taken back, down to `earliest`, until the window holds
+        `min_rows` (the loop's own training windows widen the same way)."""
         frames = [self.day(key) for key in self.spec.partitioning.keys(first, last)]
         frames = [f for f in frames if f is not None and not f.empty]
-        return (pd.concat(frames, ignore_index=True) if frames else None), len(frames)
+        rows = sum(len(f) for f in frames)
+        while rows < min_rows and earliest is not None and first > earliest:
+            first = self.spec.partitioning.shift(first, -1)
+            if (earlier := self.day(first)) is not None and not earlier.empty:
+                frames.insert(0, earlier)
+                rows += len(earlier)
+        for day in [d for d in self.days if d < first]:
+            del self.days[day]
+        return (pd.concat(frames, ignore_index=True) if frames else None), len(frames), first
 
 
 def periodic_baselines(
@@ -196,13 +207,16 @@ def periodic_baselines(
     """
     runs = [BaselineRun(k, first_model) for k in every]
     labelled = LabelledDays(storage, spec)
+    stored = storage.list_partitions(catalog.features_table(spec.name))
+    earliest = stored[0] if stored else None
+    min_rows = training.min_train_rows if training is not None else 0
     loop_days = {day: rows for day, rows in loop.groupby("event_day")}
     for index, day in enumerate(days):
         due = [run for run in runs if index > 0 and index % run.every == 0]
         if due:
             last = spec.partitioning.shift(day, -(1 + spec.label.delay_days))
             first = spec.partitioning.shift(last, -(train_window_days - 1))
-            frame, days_used = labelled.window(first, last)
+            frame, days_used, first = labelled.window(first, last, min_rows, earliest)
             target = positive_target(frame, spec) if frame is not None else None
             if target is not None and target.nunique() == 2:
                 started = time.perf_counter()
