@@ -18,6 +18,7 @@ from pathlib import Path
 
 from inferloop.core.errors import InferloopError
 from inferloop.core.owners import pid_alive
+from inferloop.core.periods import Partitioning
 from inferloop.core.settings import REPO_ROOT, Settings
 from inferloop.stack import mlflow_roles, postgres
 from inferloop.stack.alerts import AppliedAlerts, apply_alerts_file
@@ -117,10 +118,25 @@ def _prefect(args: list[str], env: dict[str, str]) -> None:
         raise StackError(f"`prefect {' '.join(args)}` failed:\n{result.stdout}\n{result.stderr}")
 
 
+def deployment_crons(partitioning: Partitioning) -> dict[str, str]:
+    """The crons prefect.yaml's scheduled deployments take (`{{ $NAME }}` there): scoring, then
+    monitoring, once per partition of the feed, after it ends (UTC). A daily cron on a monthly
+    feed would rescore the same month every day; on an hourly one it would score one hour a day."""
+    if partitioning.unit == "hour":
+        return {"SCORING_CRON": "10 * * * *", "MONITORING_CRON": "40 * * * *"}
+    day_of_month = "1" if partitioning.unit == "month" else "*"
+    day_of_week = "1" if partitioning.unit == "week" else "*"  # an ISO week starts on Monday
+    return {
+        name: f"30 {hour} {day_of_month} * {day_of_week}"
+        for name, hour in (("SCORING_CRON", 2), ("MONITORING_CRON", 3))
+    }
+
+
 def deploy(settings: Settings) -> AppliedAlerts | None:
-    """Create the process work pool, register every deployment in prefect.yaml and apply
-    alerts.yaml (when the repository has one; it is checked before anything is registered)."""
-    env = {**os.environ, **stack_env(settings)}
+    """Create the process work pool, register every deployment in prefect.yaml (its schedules
+    follow the dataset's partitions) and apply alerts.yaml (when the repository has one; it is
+    checked before anything is registered)."""
+    env = {**os.environ, **stack_env(settings), **deployment_crons(settings.dataset.partitioning)}
     alerts = load_alerts(ALERTS_FILE) if ALERTS_FILE.exists() else None
     _prefect(["work-pool", "create", WORK_POOL, "--type", "process", "--overwrite"], env)
     _prefect(["deploy", "--all"], env)

@@ -10,7 +10,6 @@ import getpass
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 
-import pandas as pd
 from prefect import task
 
 from inferloop.core.errors import InferloopError
@@ -242,7 +241,8 @@ def challenger_decision(
     # Each version labels rows at its own threshold, as it would in production.
     challenger_threshold = challenger.threshold(default)
     target = positive_target(frame, spec).to_numpy()
-    days = pd.to_datetime(frame[spec.time_column]).dt.date.to_numpy()
+    # Bootstrap blocks are the feed's partitions: a month's days are not independent evidence.
+    partitions = spec.partitioning.keys_of(frame[spec.time_column]).to_numpy()
     challenger_scores = (
         held_out_scores(holdout, frame, spec.id_column)
         if holdout is not None
@@ -258,7 +258,7 @@ def challenger_decision(
             target,
             challenger_scores,
             champion_scores,
-            days,
+            partitions,
             challenger_threshold,
             threshold_b=champion.threshold(default),
         )

@@ -18,7 +18,10 @@ from typing import NamedTuple
 import pytest
 import yaml
 from playwright.sync_api import expect, sync_playwright
+from prefect.utilities.templating import apply_values
 
+from inferloop.core.periods import Partitioning
+from inferloop.stack.control import deployment_crons
 from tests.e2e.conftest import api, emit_degraded, wait_for_deployment_run, wait_for_run
 
 pytestmark = pytest.mark.slow
@@ -94,7 +97,7 @@ def deployment_link(page, name: str):
     return page.locator(DEPLOYMENT_LINK).get_by_text(name, exact=True)
 
 
-def test_deployments_page_lists_prefect_yaml_with_schedules(browser, stack, page):
+def test_deployments_page_lists_prefect_yaml_with_schedules(browser, stack, page, monkeypatch):
     ports, _, _ = stack
     declared = declared_deployments()
     page.goto(f"http://127.0.0.1:{ports['PREFECT']}/deployments")
@@ -103,6 +106,10 @@ def test_deployments_page_lists_prefect_yaml_with_schedules(browser, stack, page
     expect(page.get_by_text(f"{len(declared)} Deployments", exact=True)).to_be_visible()
     for name in declared:
         expect(deployment_link(page, name)).to_be_visible()
+    # The stack's feed is daily: `inferloop deploy` set the templated crons for that.
+    for name, cron in deployment_crons(Partitioning("day")).items():
+        monkeypatch.setenv(name, cron)
+    declared = apply_values(declared, {})
     assert declared["batch-inference-daily"]["schedules"][0]["cron"] == "30 2 * * *"
     for name, deployment in declared.items():
         row = page.get_by_role("row").filter(has=deployment_link(page, name))
