@@ -27,6 +27,7 @@ from inferloop.tasks.promotion.decision import (
     get_version,
     manual_decision,
     promotion_window,
+    rollback_target,
 )
 from inferloop.tasks.promotion.record import record_decision
 from inferloop.tasks.reports import promotion_markdown, publish_promotion_report
@@ -146,12 +147,7 @@ def rollback(decided_by: str = "rollback flow", overrides: dict[str, Any] | None
             see the README's Settings table.
     """
     settings = load_settings(**(overrides or {}))
-    previous = find_alias(settings.registry, settings.registry.previous_champion_alias)
-    if previous is None:
-        raise UnsafePromotionError(
-            f"No version has @{settings.registry.previous_champion_alias}: nothing to roll back to "
-            f"(use `inferloop promote --version N` to pick one)"
-        )
+    previous = rollback_target(settings)
     champion = find_alias(settings.registry, settings.registry.champion_alias)
     decision = record_decision(
         settings.registry, manual_decision(settings, previous, champion, "rollback", decided_by)

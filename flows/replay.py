@@ -17,7 +17,7 @@ from inferloop.core.storage import lake_storage
 from inferloop.flows.monitor import monitor
 from inferloop.flows.train import train
 from inferloop.runtime.alert_events import alerts_muted
-from inferloop.tasks.data.feeds import MissingDataError
+from inferloop.tasks.data.feeds import stored_partitions_in
 from inferloop.tasks.gate.validation import BatchRefusedError
 from inferloop.tasks.model.registry import find_alias, load_model, model_registry, resolve_alias
 from inferloop.tasks.monitoring.comparison_report import save_comparison
@@ -107,12 +107,9 @@ def replay(start: PartitionKey, end: PartitionKey, overrides: dict[str, Any] | N
     spec = settings.dataset
     storage = lake_storage(settings.lake)
     start, end = spec.partitioning.floor(start), spec.partitioning.floor(end)
-    stored = set(storage.list_partitions(catalog.features_table(spec.name)))
-    if not any(key in stored for key in spec.partitioning.keys(start, end)):
-        raise MissingDataError(
-            f"No {spec.name} partition from {start} to {end} in "
-            f"{storage.uri(catalog.features_table(spec.name))}: replay days the lake holds, or import them"
-        )
+    stored = set(
+        stored_partitions_in(storage, spec, start, end, "replay days the lake holds, or import them")
+    )
     first_day = start
     if find_alias(settings.registry, settings.registry.champion_alias) is None:
         first_day = train_first_champion(settings, start, end, overrides)

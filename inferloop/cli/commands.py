@@ -86,6 +86,18 @@ GxScopeOption = Annotated[
 ]
 
 
+def _require_partitions(first: date, last: date | None, hint: str, settings=None) -> None:
+    """Days the lake does not hold fail here, in a second, rather than once a flow (and its
+    temporary Prefect API) has started to find the same."""
+    from inferloop.core.storage import lake_storage
+    from inferloop.tasks.data.feeds import stored_partitions_in
+
+    settings = settings or _settings()
+    spec = settings.dataset
+    first, last = spec.partitioning.floor(first), spec.partitioning.floor(last or first)
+    stored_partitions_in(lake_storage(settings.lake), spec, first, last, hint)
+
+
 def _fail(error: Exception) -> None:
     # The message is data, not rich markup (markup would eat "[ns, UTC]" of datetime64[ns, UTC]),
     # and one line however long: a terminal wraps it, a log keeps it whole.
@@ -276,6 +288,7 @@ def validate(
     """Run the data-quality gate alone on one partition."""
 
     def body():
+        _require_partitions(date_, None, "validate a partition the lake holds, or import it")
         from inferloop.flows.validate import validate as validate_flow
         from inferloop.tasks.report_tables import validation_table
 
@@ -320,11 +333,14 @@ def promote(
     """Promote @challenger if it beats @champion on recent labelled data, or --version N by hand."""
 
     def body():
-        from inferloop.flows.promote import promote as promote_flow
-        from inferloop.tasks.promotion.decision import decided_by_person
-        from inferloop.tasks.report_tables import promotion_table
+        from inferloop.tasks.promotion.decision import decided_by_person, get_version
 
         _ordered(start, end, "--start/--end")
+        if version:
+            get_version(_settings(), version)  # an unknown version fails before a flow starts
+        from inferloop.flows.promote import promote as promote_flow
+        from inferloop.tasks.report_tables import promotion_table
+
         if version:
             decision = promote_flow(challenger_version=version, mode="manual", decided_by=decided_by_person())
         else:
@@ -339,8 +355,10 @@ def rollback():
     """Restore @previous_champion as @champion."""
 
     def body():
+        from inferloop.tasks.promotion.decision import decided_by_person, rollback_target
+
+        rollback_target(_settings())  # nothing to roll back to fails before a flow starts
         from inferloop.flows.promote import rollback as rollback_flow
-        from inferloop.tasks.promotion.decision import decided_by_person
         from inferloop.tasks.report_tables import promotion_table
 
         console.print(rich_table(promotion_table(rollback_flow(decided_by=decided_by_person()))))
@@ -388,6 +406,8 @@ def infer(
         overrides = {name: value for name, value in given.items() if value is not None}
         settings = load_settings(**overrides)
         check_dask_scheduler(settings.runner)  # in seconds, before Prefect and Dask are imported
+        if date_ is not None:
+            _require_partitions(date_, to, "score partitions the lake holds, or import them", settings)
 
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

@@ -145,6 +145,21 @@ def write_synthetic_feed(storage: Storage, spec: DatasetSpec, config: GeneratorC
     return written
 
 
+def stored_partitions_in(
+    storage: Storage, spec: DatasetSpec, start: date, end: date, hint: str
+) -> list[date]:
+    """The feature partitions of `start`..`end` the lake holds (a missing one is a gap in the
+    feed); none at all is a MissingDataError that ends with `hint`, what the user can do."""
+    stored = set(storage.list_partitions(catalog.features_table(spec.name)))
+    keys = [key for key in spec.partitioning.keys(start, end) if key in stored]
+    if not keys:
+        raise MissingDataError(
+            f"No {spec.name} partition from {start} to {end} in "
+            f"{storage.uri(catalog.features_table(spec.name))}: {hint}"
+        )
+    return keys
+
+
 def feature_partition_days(storage: Storage, spec: DatasetSpec) -> list[date]:
     try:
         return storage.list_partitions(catalog.features_table(spec.name))

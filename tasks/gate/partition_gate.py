@@ -26,7 +26,7 @@ from inferloop.core.periods import DAILY, Partitioning
 from inferloop.core.personal_data import Pseudonymiser
 from inferloop.core.settings import GateSettings, ScoringSettings
 from inferloop.core.storage import Storage
-from inferloop.tasks.data.feeds import MissingDataError, load_labelled_day, partition_files
+from inferloop.tasks.data.feeds import load_labelled_day, partition_files, stored_partitions_in
 from inferloop.tasks.gate.expectations import Purpose, gx_lock, load_suite, open_gx_context, suite_name
 from inferloop.tasks.gate.id_uniqueness import IdTally
 from inferloop.tasks.gate.row_checks import (
@@ -328,13 +328,7 @@ def gate_training_window(
     Refuses the whole window (BatchRefusedError) if any day is refused: no model is trained
     on a broken feed.
     """
-    stored = set(storage.list_partitions(catalog.features_table(spec.name)))
-    days = [day for day in spec.partitioning.keys(start, end) if day in stored]  # the rest are gaps
-    if not days:
-        raise MissingDataError(
-            f"No {spec.name} partition from {start} to {end} in "
-            f"{storage.uri(catalog.features_table(spec.name))}: import or generate it first"
-        )
+    days = stored_partitions_in(storage, spec, start, end, "import or generate it first")
     passed, reports = [], []
     for day in days:
         gate = PartitionGate(storage, spec, "training", day, gate_settings)

@@ -17,7 +17,7 @@ from inferloop.core.periods import parse_key
 from inferloop.core.registry import ModelNotFound, ModelVersionRef
 from inferloop.core.settings import PromotionSettings, Settings
 from inferloop.tasks.model.comparison import MetricDifference, paired_difference
-from inferloop.tasks.model.registry import model_registry
+from inferloop.tasks.model.registry import find_alias, model_registry
 
 HELD_OUT_DAYS = "the challenger's held-out days"
 FLOOR_METRIC = "roc_auc"  # a model below `min_roc_auc` never becomes champion, whatever it is compared with
@@ -168,6 +168,17 @@ def get_version(settings: Settings, version: str) -> ModelVersionRef:
         raise UnsafePromotionError(
             f"{name} has no version {version}: pick one listed in the MLflow UI (Models > {name})"
         ) from error
+
+
+def rollback_target(settings: Settings) -> ModelVersionRef:
+    """The version a rollback restores: the one with @previous_champion."""
+    previous = find_alias(settings.registry, settings.registry.previous_champion_alias)
+    if previous is None:
+        raise UnsafePromotionError(
+            f"No version has @{settings.registry.previous_champion_alias}: nothing to roll back to "
+            f"(use `inferloop promote --version N` to pick one)"
+        )
+    return previous
 
 
 def data_gate_passed(settings: Settings, ref: ModelVersionRef) -> bool:

@@ -50,6 +50,36 @@ def test_infer_without_a_champion_says_what_to_do(workdir, prefect_harness):
     assert "has the alias @champion: train one" in result.output
 
 
+@pytest.mark.parametrize(
+    ("command", "hint"),
+    [
+        (["infer", "--date", "2030-01-01"], "score partitions the lake holds"),
+        (["infer", "--from", "2030-01-01", "--to", "2030-01-03"], "score partitions the lake holds"),
+        (["validate", "--date", "2030-01-01"], "validate a partition the lake holds"),
+    ],
+)
+def test_a_partition_the_lake_lacks_fails_before_any_flow_starts(workdir, command, hint):
+    CliRunner().invoke(app, ["data", "generate", "--days", "2", "--rows-per-day", "100"])
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 1
+    assert "No transactions partition from 2030-01-01" in result.output and hint in result.output
+    assert "Traceback" not in result.output and "Flow run" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (["promote", "--version", "999"], "has no version 999: pick one listed in the MLflow UI"),
+        (["rollback"], "nothing to roll back to (use `inferloop promote --version N`"),
+    ],
+)
+def test_a_version_the_registry_lacks_fails_before_any_flow_starts(workdir, command, message):
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 1
+    assert message in result.output.replace("\n", " ")
+    assert "Traceback" not in result.output and "Flow run" not in result.output
+
+
 def import_into_lake(source) -> object:
     return CliRunner().invoke(
         app, ["data", "import", "--spec", "datasets/elec2.yaml", "--source", str(source)]
