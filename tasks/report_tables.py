@@ -283,6 +283,10 @@ def replay_table(summary: ReplaySummary) -> ReportTable:
 SHOWN_METRICS = {"accuracy": "accuracy", "roc_auc": "ROC AUC", "balanced_accuracy": "balanced accuracy"}
 
 
+def widened_to(rows: int) -> str:
+    return f" or more, to {rows:,} rows" if rows else ""
+
+
 def comparison_table(comparison: PolicyComparison) -> ReportTable:
     """The loop against its baselines on the same rows: metrics, retrains, promotions, compute;
     the verdict is the caption."""
@@ -294,7 +298,7 @@ def comparison_table(comparison: PolicyComparison) -> ReportTable:
         title=f"{comparison.dataset} replay {comparison.start}..{comparison.end}: the loop against "
         f"its baselines on the same {rows} labelled rows (labels {comparison.label_delay_days} "
         f"{comparison.partition}(s) late, models trained on {comparison.train_window_days} "
-        f"{comparison.partition}s)",
+        f"{comparison.partition}s{widened_to(comparison.train_window_rows)})",
         columns=columns(
             "policy",
             "rows",

@@ -188,6 +188,15 @@ class TrainingSettings(Group):
         description="Labelled rows a window needs to train on; a window that holds fewer (or too few "
         "to hold out min_holdout_rows) takes back the newest earlier partitions until it has them",
     )
+    # A boosted model fitted on a few hundred rows changes a lot from one fit to the next; a few
+    # thousand steady it. Only feeds of small partitions reach further back than
+    # train_window_days for it (measured on Elec2's 48-row days: docs/benchmarks.md).
+    train_window_rows: int = Field(
+        2000,
+        ge=0,
+        description="Labelled rows a window widens to: while its train_window_days hold fewer, it takes "
+        "back earlier partitions as far as the feed goes (unlike min_train_rows, fewer still trains)",
+    )
     holdout_days: int = Field(1, ge=1, description="Latest days of the window held out for metrics")
     min_holdout_rows: int = Field(
         200, ge=0, description="Hold out more days (up to half the window) until they hold this many rows"

@@ -153,15 +153,20 @@ def held_out_partitions(rows_per_partition: list[int], holdout_days: int, min_ho
     return held
 
 
+def window_rows_wanted(training: TrainingSettings) -> int:
+    """Labelled rows a training window takes back earlier partitions for."""
+    return max(training.min_train_rows, training.train_window_rows)
+
+
 def earlier_partitions_needed(frame: pd.DataFrame, spec: DatasetSpec, training: TrainingSettings) -> int:
     """How many earlier partitions, at the window's mean rows per partition, `frame` needs to hold
-    `min_train_rows` and a holdout of `min_holdout_rows` (0: it does)."""
+    `window_rows_wanted` and a holdout of `min_holdout_rows` (0: it does)."""
     counts = spec.partitioning.floor_times(frame[spec.time_column]).value_counts().sort_index().tolist()
     mean = max(1, round(sum(counts) / max(1, len(counts))))
 
     def enough(rows: list[int]) -> bool:
         held = held_out_partitions(rows, training.holdout_days, training.min_holdout_rows)
-        return sum(rows) >= training.min_train_rows and sum(rows[-held:]) >= training.min_holdout_rows
+        return sum(rows) >= window_rows_wanted(training) and sum(rows[-held:]) >= training.min_holdout_rows
 
     needed = 0
     while not enough([mean] * needed + counts):

@@ -24,7 +24,7 @@ from inferloop.core.storage import Storage
 from inferloop.tasks.data.feeds import MissingDataError, load_labelled_day, positive_target, prepare_features
 from inferloop.tasks.gate.partition_gate import gate_refused
 from inferloop.tasks.model.comparison import MetricDifference, paired_difference
-from inferloop.tasks.model.training import fitted, positive_scores
+from inferloop.tasks.model.training import fitted, positive_scores, window_rows_wanted
 from inferloop.tasks.monitoring.performance import label_metrics
 from inferloop.tasks.monitoring.replay import (
     ReplayDay,
@@ -71,6 +71,7 @@ class PolicyComparison:
     over_time: list[dict]  # {period, policy, value (of monitor_metric), rows}
     verdict: str
     partition: str = "day"  # the unit of the label delay and the training window
+    train_window_rows: int = 0  # the rows windows widen to (0: not widened)
     saved_to: dict[str, str] = field(default_factory=dict)  # table, json, chart -> URI
 
     def to_dict(self) -> dict:
@@ -197,7 +198,8 @@ def periodic_baselines(
 
     Day index 0 (and every day before its first retrain) is scored by `first_model`, the loop's
     first champion. At day indices k, 2k, ... it fits the project's pipeline on all rows of the
-    `train_window_days` labelled days ending at d - 1 - delay: what the loop knew when it scored
+    `train_window_days` labelled days ending at d - 1 - delay, widened like the loop's windows to
+    `train_window_rows` (`training`; None: not widened): what the loop knew when it scored
     d (the monitor of d - 1 saw the labels that had arrived by then). Days that are missing or
     refused are skipped; a window with no rows or a single class keeps the previous model (only
     fits count as retrains). The rows the loop did not train on because the gate quarantined
@@ -209,7 +211,7 @@ def periodic_baselines(
     labelled = LabelledDays(storage, spec)
     stored = storage.list_partitions(catalog.features_table(spec.name))
     earliest = stored[0] if stored else None
-    min_rows = training.min_train_rows if training is not None else 0
+    min_rows = window_rows_wanted(training) if training is not None else 0
     loop_days = {day: rows for day, rows in loop.groupby("event_day")}
     for index, day in enumerate(days):
         due = [run for run in runs if index > 0 and index % run.every == 0]
@@ -388,6 +390,7 @@ def compare_policies(
         over_time=[],
         verdict="",
         partition=spec.partition,
+        train_window_rows=window_rows_wanted(training) if training is not None else 0,
     )
     if loop.empty:
         refused = sum(d.refused for d in replayed)

@@ -103,7 +103,7 @@ def test_tracking_uris_mlflow_accepts_load(monkeypatch, value):
 
 def test_unknown_inferloop_variables_are_reported_with_the_closest_knob():
     environ = {
-        "INFERLOOP_TRAIN_WINDOW": "3",  # INFERLOOP_TRAIN_WINDOW_DAYS misspelt
+        "INFERLOOP_TRAIN_WINDOW_DAY": "3",  # INFERLOOP_TRAIN_WINDOW_DAYS misspelt
         "INFERLOOP_MIN_ROCAUC": "0.7",
         "INFERLOOP_WHATEVER": "1",
         "INFERLOOP_MIN_ROC_AUC": "0.7",  # a knob
@@ -113,7 +113,7 @@ def test_unknown_inferloop_variables_are_reported_with_the_closest_knob():
     assert unknown_settings(environ) == [
         "INFERLOOP_MIN_ROCAUC is not an inferloop setting and is ignored: did you mean "
         "INFERLOOP_MIN_ROC_AUC?",
-        "INFERLOOP_TRAIN_WINDOW is not an inferloop setting and is ignored: did you mean "
+        "INFERLOOP_TRAIN_WINDOW_DAY is not an inferloop setting and is ignored: did you mean "
         "INFERLOOP_TRAIN_WINDOW_DAYS?",
         "INFERLOOP_WHATEVER is not an inferloop setting and is ignored (see the settings table in README.md)",
     ]

@@ -99,6 +99,7 @@ def test_a_window_cut_to_too_few_rows_takes_back_the_newest_earlier_days_and_an_
     from inferloop.tasks.model.training import TrainingDataError
 
     monkeypatch.setenv("INFERLOOP_TRAIN_WINDOW_DAYS", "5")
+    monkeypatch.setenv("INFERLOOP_TRAIN_WINDOW_ROWS", "0")  # the minimum alone widens the window here
     monkeypatch.setenv("INFERLOOP_MIN_TRAIN_ROWS", str(3 * ROWS_PER_DAY))
     end = feed[5]
     # Cut at a change two days before the end: 2 days of rows, fewer than the 3 days' worth needed.

@@ -119,12 +119,17 @@ def test_a_window_of_small_partitions_needs_earlier_ones_to_hold_out_enough(sett
     spec = settings.dataset
     day = pd.Timestamp("2026-01-01")
     frame = pd.DataFrame({"event_time": [day + pd.Timedelta(days=d) for d in range(7) for _ in range(48)]})
-    training = settings.training.model_copy(update={"min_train_rows": 200, "min_holdout_rows": 200})
+    training = settings.training.model_copy(
+        update={"min_train_rows": 200, "train_window_rows": 0, "min_holdout_rows": 200}
+    )
     # 7 days of 48 rows hold out at most 3 (144 rows); 10 days hold out 5 (240).
     assert earlier_partitions_needed(frame, spec, training) == 3
     big = training.model_copy(update={"min_train_rows": 1000})
     assert earlier_partitions_needed(frame, spec, big) == 14  # 21 days: 1,008 rows
     assert earlier_partitions_needed(frame, spec, training.model_copy(update={"min_holdout_rows": 100})) == 0
+    # The rows a window widens to count like the minimum, but are only a target (fewer still trains).
+    steady = training.model_copy(update={"train_window_rows": 1000})
+    assert earlier_partitions_needed(frame, spec, steady) == 14
 
 
 def test_an_unseen_category_scores_as_a_missing_one_and_nulls_still_score(labelled, fitted, settings):

@@ -127,19 +127,19 @@ def test_the_model_of_day_d_knows_only_labels_that_arrived_by_d_minus_1(lake, sp
     assert scores != pytest.approx(positive_scores(peeking, prepared))
 
 
-def test_a_baselines_window_widens_to_the_loops_minimum_training_rows(lake, spec, first_model):
-    """A cron on fewer rows than the loop may train on would be a straw man: its windows take
-    back earlier days, as the loop's do, until they hold `min_train_rows` (and stop at the
-    lake's first day)."""
+def test_a_baselines_window_widens_to_the_loops_training_rows(lake, spec, first_model):
+    """A cron on fewer rows than the loop trains on would be a straw man: its windows take back
+    earlier days, as the loop's do, until they hold `train_window_rows` (and stop at the lake's
+    first day)."""
     loop = loop_frame(lake, spec, REPLAYED[:2])
-    training = TrainingSettings(min_train_rows=3 * CONFIG.rows_per_day)
+    training = TrainingSettings(train_window_rows=3 * CONFIG.rows_per_day)
     run = periodic_baselines(lake, spec, first_model, loop, REPLAYED[:2], [1], 1, training)[0]
     (window,) = run.windows
     last = date.fromisoformat(window.last_day)
     assert (window.days_used, window.rows) == (3, 3 * CONFIG.rows_per_day)
     assert date.fromisoformat(window.first_day) == last - timedelta(days=2)
 
-    everything = TrainingSettings(min_train_rows=100 * CONFIG.rows_per_day)
+    everything = TrainingSettings(train_window_rows=100 * CONFIG.rows_per_day)
     run = periodic_baselines(lake, spec, first_model, loop, REPLAYED[:2], [1], 1, everything)[0]
     assert run.windows[0].first_day == DAYS[0].isoformat()
 
