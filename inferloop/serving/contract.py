@@ -4,11 +4,12 @@ rejected rows (with the checks they failed) out, as batch scoring applies it.
 - The columns and types come from the dataset spec (`inference_columns`): id, event time and
   every feature, nothing else. A missing or unknown column, or a value of the wrong type, is a
   `SchemaError` (HTTP 400) naming the column: the request as a whole cannot be read.
-- The row-level checks are the committed inference suite's `row` expectations, evaluated by the
-  gate's own vectorised functions (`tasks/gate/row_checks.py`): a failing row is rejected with the
-  names of the expectations it failed, the other rows are scored. Online rows land in the lake
-  partition of their own event day, so the suite's partition bounds on the event time do not
-  apply online (its not-null check does).
+- The row-level checks are the committed inference suite's `row` expectations, with the gate's
+  verdicts (`tasks/gate/row_checks.py`), compiled once into a few NumPy operations
+  (`compiled_checks.py`; the gate's own functions where a check does not compile): a failing row
+  is rejected with the names of the expectations it failed, the other rows are scored. Online
+  rows land in the lake partition of their own event day, so the suite's partition bounds on
+  the event time do not apply online (its not-null check does).
 - rows in = rows passed + rows rejected, for every request.
 """
 
@@ -23,8 +24,9 @@ import pyarrow as pa
 from inferloop.core.dataset import DatasetSpec
 from inferloop.core.errors import InferloopError
 from inferloop.core.settings import GateSettings
+from inferloop.serving.compiled_checks import compile_row_checks
 from inferloop.tasks.gate.expectations import gx_lock, load_suite, open_gx_context
-from inferloop.tasks.gate.row_checks import any_failed, describe_failed_rows, expectation_name, row_failures
+from inferloop.tasks.gate.row_checks import describe_failed_rows, expectation_name, row_failures
 
 FORMATS = ("dataframe_split", "dataframe_records", "inputs")
 MAX_STRING_CHARS = 1_000  # a category, an id: longer strings are a client bug, not data
@@ -172,6 +174,7 @@ class RequestContract:
                 ],
             ]
         )
+        self.compiled = compile_row_checks(self.expectations, self.schema, ONLINE_PARAMETERS)
 
     def typed(self, columns: dict[str, list]) -> pa.Table:
         """The request's rows as a table of the spec's columns and types; SchemaError naming the
@@ -193,24 +196,33 @@ class RequestContract:
         return pa.Table.from_arrays(arrays, schema=self.schema)
 
     def row_verdicts(self, table: pa.Table) -> RowVerdicts:
-        """The inference suite's row checks on `table` (one request, or a coalesced batch)."""
-        masks = row_failures(table, self.expectations, ONLINE_PARAMETERS)
-        bad = any_failed(masks, table.num_rows)
-        bad_rows = bad.to_numpy(zero_copy_only=False)
+        """The inference suite's row checks on `table` (one request, or a coalesced batch):
+        compiled where the suite allows (`compiled_checks.py`), else the gate's own."""
+        masks = self.failures(table)
+        bad_rows = np.logical_or.reduce(list(masks.values())) if masks else np.zeros(table.num_rows, bool)
         failed: dict[int, list[str]] = {}
-        if bad_rows.any():
-            described = describe_failed_rows(table, self.configs, masks, bad)
+        if bad_rows.any():  # rare: the Arrow masks the gate's description takes
+            arrow_masks = {name: pa.array(mask) for name, mask in masks.items()}
+            described = describe_failed_rows(table, self.configs, arrow_masks, pa.array(bad_rows))
             positions = np.flatnonzero(bad_rows)
             for position, names in zip(positions, described["_failed_expectations"], strict=True):
                 failed[int(position)] = names.split("; ")
         return RowVerdicts(bad_rows, failed)
 
+    def failures(self, table: pa.Table) -> dict[str, np.ndarray]:
+        """Per row check, the rows of `table` failing it."""
+        if self.compiled is not None:
+            return self.compiled.failures(table)
+        masks = row_failures(table, self.expectations, ONLINE_PARAMETERS)
+        return {name: mask.to_numpy(zero_copy_only=False) for name, mask in masks.items()}
+
     def model_input(self, passed: pa.Table) -> pd.DataFrame:
         """The model's input of the passed rows: what `prepare_features` makes of them (spec
         order, float64 numerics, str categoricals), which the typed columns already are, so
         they go to pandas as they are (`prepare_features` took 9 ms on one row on a busy machine;
-        tests/serving/test_contract.py holds the two equal)."""
-        return passed.select(self.spec.feature_columns).to_pandas()
+        tests/serving/test_contract.py holds the two equal). A frame of the columns' NumPy
+        arrays: `Table.to_pandas` costs twice as much on a few rows."""
+        return pd.DataFrame({name: passed.column(name).to_numpy() for name in self.spec.feature_columns})
 
 
 def _type_error(column: str, position: int, value, expected: str) -> SchemaError:
