@@ -170,7 +170,12 @@ def booster_of(pipeline):
 
 def prepared_features(pipeline, features: pd.DataFrame) -> np.ndarray:
     """The float64 matrix the booster sees: every pipeline step but the last applied."""
-    matrix = pipeline[:-1].transform(features) if len(pipeline.steps) > 1 else features
+    # Step by step, as Pipeline.transform does: the sub-pipeline, its fitted check and metadata
+    # routing cost ~0.1 ms per call, a third of a single row's encoding.
+    matrix = features
+    for _, step in pipeline.steps[:-1]:
+        if step is not None and step != "passthrough":
+            matrix = step.transform(matrix)
     return np.ascontiguousarray(matrix, dtype=np.float64)
 
 
