@@ -123,12 +123,12 @@ def test_square_brackets_in_a_message_are_printed_as_they_are(workdir):
 
 
 def test_a_misspelt_setting_is_a_warning_with_the_knob_it_probably_means(workdir, monkeypatch):
-    monkeypatch.setenv("INFERLOOP_TRAIN_WINDOW", "3")
+    monkeypatch.setenv("INFERLOOP_TRAIN_WINDOW_DAY", "3")
     monkeypatch.setenv("INFERLOOP_COMPLETELY_UNKNOWN", "1")
     result = CliRunner().invoke(app, ["data", "generate", "--days", "1", "--rows-per-day", "100"])
     assert result.exit_code == 0, result.output  # a warning, not a failure
     assert (
-        "warning: INFERLOOP_TRAIN_WINDOW is not an inferloop setting and is ignored: "
+        "warning: INFERLOOP_TRAIN_WINDOW_DAY is not an inferloop setting and is ignored: "
         "did you mean INFERLOOP_TRAIN_WINDOW_DAYS?" in lines(result.output)
     )
     assert any(
