@@ -12,7 +12,7 @@ Any other row check makes `compile_row_checks` return None, and the suite is eva
 tests/serving/test_compiled_checks.py holds the two evaluators equal.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -38,6 +38,8 @@ class _Check:
     strict_min: bool = False
     strict_max: bool = False
     allowed: frozenset[str] = frozenset()
+    # The same set as Arrow takes it, made once here rather than on every large request.
+    allowed_array: pa.Array | None = field(default=None, compare=False)
 
 
 class CompiledRowChecks:
@@ -89,8 +91,7 @@ def _not_in_set(column: pa.ChunkedArray, check: _Check, missing: np.ndarray) -> 
         return np.fromiter(
             (value is not None and value not in allowed for value in values), bool, len(values)
         )
-    allowed_array = pa.array(sorted(check.allowed), pa.string())
-    return ~missing & ~pc.is_in(column, value_set=allowed_array).to_numpy(zero_copy_only=False)
+    return ~missing & ~pc.is_in(column, value_set=check.allowed_array).to_numpy(zero_copy_only=False)
 
 
 def _missing(column: pa.ChunkedArray, numbers: dict, name: str) -> np.ndarray:
@@ -143,7 +144,10 @@ def _compiled(config, column: str, column_type: pa.DataType, parameters: dict) -
             return None
         if not all(value is None or isinstance(value, str) for value in value_set):
             return None
-        return _Check(name, column, "not_in_set", allowed=frozenset(v for v in value_set if v is not None))
+        allowed = frozenset(v for v in value_set if v is not None)
+        return _Check(
+            name, column, "not_in_set", allowed=allowed, allowed_array=pa.array(sorted(allowed), pa.string())
+        )
     return None
 
 
