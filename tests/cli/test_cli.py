@@ -50,6 +50,28 @@ def test_infer_without_a_champion_says_what_to_do(workdir, prefect_harness):
     assert "has the alias @champion: train one" in result.output
 
 
+class NoFlow:
+    """Stands in for a flow the command must not reach: any use of it fails the command."""
+
+    def __getattr__(self, name):
+        raise AssertionError("a flow was started")
+
+    def __call__(self, *args, **kwargs):
+        raise AssertionError("a flow was started")
+
+
+@pytest.fixture
+def no_flows(monkeypatch):
+    import inferloop.flows.batch_inference
+    import inferloop.flows.promote
+    import inferloop.flows.validate
+
+    monkeypatch.setattr(inferloop.flows.batch_inference, "batch_inference", NoFlow())
+    monkeypatch.setattr(inferloop.flows.validate, "validate", NoFlow())
+    monkeypatch.setattr(inferloop.flows.promote, "promote", NoFlow())
+    monkeypatch.setattr(inferloop.flows.promote, "rollback", NoFlow())
+
+
 @pytest.mark.parametrize(
     ("command", "hint"),
     [
@@ -58,7 +80,7 @@ def test_infer_without_a_champion_says_what_to_do(workdir, prefect_harness):
         (["validate", "--date", "2030-01-01"], "validate a partition the lake holds"),
     ],
 )
-def test_a_partition_the_lake_lacks_fails_before_any_flow_starts(workdir, command, hint):
+def test_a_partition_the_lake_lacks_fails_before_any_flow_starts(workdir, no_flows, command, hint):
     CliRunner().invoke(app, ["data", "generate", "--days", "2", "--rows-per-day", "100"])
     result = CliRunner().invoke(app, command)
     assert result.exit_code == 1
@@ -73,7 +95,7 @@ def test_a_partition_the_lake_lacks_fails_before_any_flow_starts(workdir, comman
         (["rollback"], "nothing to roll back to (use `inferloop promote --version N`"),
     ],
 )
-def test_a_version_the_registry_lacks_fails_before_any_flow_starts(workdir, command, message):
+def test_a_version_the_registry_lacks_fails_before_any_flow_starts(workdir, no_flows, command, message):
     result = CliRunner().invoke(app, command)
     assert result.exit_code == 1
     assert message in result.output.replace("\n", " ")
