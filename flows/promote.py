@@ -26,6 +26,7 @@ from inferloop.tasks.promotion.decision import (
     challenger_decision,
     get_version,
     manual_decision,
+    no_unseen_rows_decision,
     promotion_window,
     rollback_target,
 )
@@ -112,18 +113,21 @@ def promote(
                 if as_of
                 else latest_labelled_day(storage, settings.dataset)
             )
-            start, end, evaluation = promotion_window(settings, challenger, latest)
+            start, end, evaluation = promotion_window(settings, challenger, latest, champion)
         else:
             evaluation = "the requested window"
-        frame, _ = gate_training_window(storage, settings.dataset, start, end, settings.gate)
-        holdout = (
-            load_holdout_predictions(storage, settings.dataset, challenger)
-            if evaluation == HELD_OUT_DAYS
-            else None
-        )
-        decision = challenger_decision(
-            settings, challenger, champion, frame, f"{evaluation}: {start}..{end}", mode, holdout
-        )
+        if champion and start > end:  # every day to judge on was in the champion's training window
+            decision = no_unseen_rows_decision(settings, challenger, champion, evaluation, mode)
+        else:
+            frame, _ = gate_training_window(storage, settings.dataset, start, end, settings.gate)
+            holdout = (
+                load_holdout_predictions(storage, settings.dataset, challenger)
+                if evaluation == HELD_OUT_DAYS
+                else None
+            )
+            decision = challenger_decision(
+                settings, challenger, champion, frame, f"{evaluation}: {start}..{end}", mode, holdout
+            )
         if mode == "approve" and decision.verdict == "promote":
             alert_decision(decision, settings.registry.tracking_uri, PROMOTION_AWAITING_APPROVAL)
             decision = request_approval(decision, settings.promotion.approval_timeout_seconds)

@@ -193,23 +193,61 @@ def decided_by_person() -> str:
 
 
 def promotion_window(
-    settings: Settings, challenger: ModelVersionRef, latest_labelled: date
+    settings: Settings,
+    challenger: ModelVersionRef,
+    latest_labelled: date,
+    champion: ModelVersionRef | None = None,
 ) -> tuple[date, date, str]:
     """Recent labelled partitions the challenger was not fitted on: those after its training
-    window (at most `promotion_window_days`), else its own held-out ones."""
-    params = model_registry(settings.registry).run(challenger.run_id).params
+    window (at most `promotion_window_days`), else its own held-out ones; and never one the
+    champion was fitted on (it would score its own training rows: a challenger held out on days
+    that overlap the champion's window looked clearly worse than a stale champion). The window is
+    empty (start after end) while no such partition is labelled yet."""
+    registry = model_registry(settings.registry)
+    params = registry.run(challenger.run_id).params
     window_end = parse_key(params["window_end"])
     partitioning = settings.dataset.partitioning
     if latest_labelled > window_end:
+        end, evaluation = latest_labelled, "labelled days after the challenger's training window"
         start = max(
             partitioning.shift(window_end, 1),
             partitioning.shift(latest_labelled, -(settings.promotion.promotion_window_days - 1)),
         )
-        return start, latest_labelled, "labelled days after the challenger's training window"
-    if "holdout_start" in params:
-        return parse_key(params["holdout_start"]), window_end, HELD_OUT_DAYS
-    holdout = int(params.get("holdout_days", settings.training.holdout_days))
-    return partitioning.shift(window_end, -(holdout - 1)), window_end, HELD_OUT_DAYS
+    else:
+        end, evaluation = window_end, HELD_OUT_DAYS
+        held = int(params.get("holdout_days", settings.training.holdout_days))
+        start = (
+            parse_key(params["holdout_start"])
+            if "holdout_start" in params
+            else partitioning.shift(window_end, -(held - 1))
+        )
+    champion_fitted_until = champion and registry.run(champion.run_id).params.get("window_end")
+    if champion_fitted_until and start <= parse_key(champion_fitted_until):
+        start = partitioning.shift(parse_key(champion_fitted_until), 1)
+    return start, end, evaluation
+
+
+def no_unseen_rows_decision(
+    settings: Settings, challenger: ModelVersionRef, champion: ModelVersionRef, window: str, mode: str
+) -> PromotionDecision:
+    """Every partition the challenger could be judged on was in the champion's training window:
+    nothing fair to compare on yet, so no promotion (the next retrain has more)."""
+    check = GateCheck(
+        "enough_evidence",
+        False,
+        f"0 compared rows: {window} were all in @{settings.registry.champion_alias} "
+        f"v{champion.version}'s training window",
+    )
+    return _decision(
+        challenger,
+        champion,
+        logged_holdout_metrics(settings, challenger),
+        None,
+        ("reject", f"{check.name}: {check.detail}", [check]),
+        mode=mode,
+        evaluation=window,
+        decided_by="promote flow",
+    )
 
 
 def held_out_scores(holdout, frame, id_column: str):
@@ -338,13 +376,17 @@ def bootstrap_decision(
     )
 
 
+def logged_holdout_metrics(settings: Settings, ref: ModelVersionRef) -> dict[str, float]:
+    logged = model_registry(settings.registry).run(ref.run_id).metrics
+    return {k.removeprefix("holdout_"): v for k, v in logged.items() if k.startswith("holdout_")}
+
+
 def manual_decision(
     settings: Settings, target: ModelVersionRef, champion: ModelVersionRef | None, mode: str, decided_by: str
 ) -> PromotionDecision:
     """A person's move of @champion (promote --version N, rollback): only safety is checked
     (signature, data gate); an unsafe move is a rejection the caller records and reports."""
-    logged = model_registry(settings.registry).run(target.run_id).metrics
-    metrics = {k.removeprefix("holdout_"): v for k, v in logged.items() if k.startswith("holdout_")}
+    metrics = logged_holdout_metrics(settings, target)
     compatible = champion is None or signature_compatible(
         input_schema(settings, target), input_schema(settings, champion)
     )

@@ -9,7 +9,7 @@ from mlflow import MlflowClient
 
 from inferloop.flows.promote import promote, rollback
 from inferloop.tasks.promotion.decision import UnsafePromotionError
-from tests.flows.conftest import AFTER_BOTH, aliases, register
+from tests.flows.conftest import AFTER, AFTER_BOTH, aliases, register
 
 
 def decision_tags(tracking_uri: str, name: str, version: str) -> dict[str, str]:
@@ -57,6 +57,23 @@ def test_a_worse_challenger_is_refused_and_recorded_and_champion_stays(pool, lak
     with pytest.raises(UnsafePromotionError, match="nothing to roll back to"):
         rollback()  # nothing moved: no previous champion
     assert aliases(lake) == {"champion": champion, "challenger": worse}
+
+
+def test_days_the_champion_was_fitted_on_are_never_compared_on(pool, lake, feed):
+    """As of AFTER's last day, every day the challenger could be judged on (those after its own
+    window, promotion_window_days of them) lies in the champion's training window: the champion
+    would score its own training rows. No rows to compare on: rejected, recorded, nothing moves."""
+    champion = register(lake, pool.after, "champion")
+    challenger = register(lake, pool.before, "challenger")
+
+    decision = promote(as_of=AFTER[1])
+    assert decision.verdict == "reject" and decision.comparison is None
+    assert decision.reason == (
+        f"enough_evidence: 0 compared rows: labelled days after the challenger's training window were "
+        f"all in @champion v{champion}'s training window"
+    )
+    assert aliases(lake) == {"champion": champion, "challenger": challenger}
+    assert decision_tags(lake, decision.model_name, challenger)["verdict"] == "reject"
 
 
 def test_a_person_moves_champion_by_hand_with_only_safety_checked(pool, lake):
