@@ -121,6 +121,15 @@ def prepare(rows: int) -> dict[str, str]:
     return env
 
 
+def _with_run_lines(env: dict[str, str]) -> dict[str, str]:
+    """`env` for a timed run: Prefect's "Beginning flow run" / "Finished in state" lines reach the
+    terminal (`timed_cli` times the flow by them; without --verbose the CLI keeps them off it),
+    and the libraries stay as quiet as without --verbose, so the run does the same work."""
+    from inferloop.runtime.terminal_logs import QUIET_LIBRARIES, VERBOSE
+
+    return {**QUIET_LIBRARIES, **env, VERBOSE: "1"}
+
+
 def _stack_env(env: dict[str, str]) -> dict[str, str]:
     """`env` plus what `source <state_dir>/stack/stack.env` would export."""
     text = (Path(env["INFERLOOP_STATE_DIR"]) / "stack" / "stack.env").read_text()
@@ -209,8 +218,11 @@ def run(rows: int, repeats: int) -> tuple[list[dict], float]:
             int(p.read_text()) for p in (Path(env["INFERLOOP_STATE_DIR"]) / "stack").glob("*.pid")
         )
         modes = {
-            "embedded defaults (temporary Prefect API, MLflow on SQLite)": (env, frozenset()),
-            "stack up (Prefect + MLflow servers)": (_stack_env(env), stack_sessions),
+            "embedded defaults (temporary Prefect API, MLflow on SQLite)": (
+                _with_run_lines(env),
+                frozenset(),
+            ),
+            "stack up (Prefect + MLflow servers)": (_with_run_lines(_stack_env(env)), stack_sessions),
         }
         runs = {mode: [] for mode in modes}
         for _ in range(repeats):
