@@ -18,6 +18,9 @@ def loop_env(request, prefect_harness, mlflow_server, workdir, monkeypatch):
     """Settings for one loop: its own model name on the shared MLflow server, its own lake."""
     monkeypatch.setenv("INFERLOOP_TRACKING_URI", mlflow_server)
     monkeypatch.setenv("INFERLOOP_MODEL_NAME", f"fraud-{request.param}-{uuid.uuid4().hex[:8]}")
+    # GX's own verdict once per file schema (the row checks still cover every row): this test is
+    # about the loop on both lake kinds; tests/tasks/gate covers GX on every partition.
+    monkeypatch.setenv("INFERLOOP_GX_SCOPE", "schema")
     if request.param == "s3":
         bucket = request.getfixturevalue("s3_bucket")
         monkeypatch.setenv("INFERLOOP_STORAGE_URI", f"s3://{bucket}/lake")
