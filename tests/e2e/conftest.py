@@ -13,9 +13,19 @@ from pathlib import Path
 
 import pytest
 
+from inferloop.core.owners import pid_alive
 from tests.conftest import free_port
 
 BIN = Path(sys.executable).parent
+# For a stack under test, as for the rest of the suite (tests/conftest.py, tests/flows/conftest.py):
+# GX's own verdict once per file schema (row checks still cover every row) and no compiled model
+# per training run, whose own tests turn them on; and a worker that polls for runs every 2 s, not
+# 10. The stack's processes inherit them from `inferloop up`.
+STACK_TEST_ENV = {
+    "INFERLOOP_GX_SCOPE": "schema",
+    "INFERLOOP_OPTIMISED_ARTIFACT": "false",
+    "PREFECT_WORKER_QUERY_SECONDS": "2",
+}
 
 
 def api(
@@ -70,13 +80,14 @@ def wait_for_deployment_run(prefect: str, deployment_id: str, timeout: float = 1
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    """`inferloop up` on 9 generated days; yields (ports, cli, state_dir) and runs `inferloop down`."""
+    """`inferloop up` on 9 generated days; yields (ports, cli, state_dir). At the end, checks that
+    `inferloop down` stops exactly what `up` started: its four processes."""
     root = tmp_path_factory.mktemp("stack")
     ports = {"PREFECT": free_port(), "MLFLOW": free_port(), "S3": free_port()}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INFERLOOP_", "PREFECT_"))}
     env.update({f"INFERLOOP_{name}_PORT": str(port) for name, port in ports.items()})
     env["INFERLOOP_STATE_DIR"] = str(root / "state")
-    env["PREFECT_WORKER_QUERY_SECONDS"] = "2"  # the worker polls for runs every 10 s by default
+    env.update(STACK_TEST_ENV)
 
     def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -93,7 +104,11 @@ def stack(tmp_path_factory):
         # Shown by pytest only when a test fails: the servers' own account of what went wrong.
         for log in sorted((root / "state" / "stack").glob("*.log")):
             print(f"--- {log.name} (last 40 lines)", *log.read_text().splitlines()[-40:], sep="\n")
-        cli("down")
+        pids = [int(p.read_text()) for p in (root / "state" / "stack").glob("*.pid")]
+        down = cli("down")
+    assert down.returncode == 0, down.stderr
+    assert "prefect" in down.stdout
+    assert len(pids) == 4 and not [pid for pid in pids if pid_alive(pid)], pids
 
 
 def emit_degraded(prefect: str, model_name: str, day: str) -> None:
