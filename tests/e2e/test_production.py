@@ -17,7 +17,7 @@ from inferloop.stack.credentials import read_env_file
 from inferloop.stack.mlflow_roles import ADMIN_USER, READER_USER
 from inferloop.stack.postgres import PostgresError, server_bin_dir
 from tests.conftest import free_port
-from tests.e2e.conftest import BIN, api, wait_for_run
+from tests.e2e.conftest import BIN, STACK_TEST_ENV, api, wait_for_run
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +45,7 @@ def prod(tmp_path_factory):
     }
     env.update({f"INFERLOOP_{name}_PORT": str(port) for name, port in ports.items()})
     env["INFERLOOP_STATE_DIR"] = str(root / "state")
-    env["PREFECT_WORKER_QUERY_SECONDS"] = "2"
+    env.update(STACK_TEST_ENV)
 
     def cli(*args: str, client: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
         return subprocess.run(
