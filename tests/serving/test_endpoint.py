@@ -30,7 +30,8 @@ def endpoint(pool, mlflow_server, tmp_path_factory):
     version = register(mlflow_server, pool.before, "champion", model_name=name)
     # A threshold of the version's own, far from the settings' 0.5: the endpoint labels with it.
     MlflowClient(mlflow_server).set_model_version_tag(name, version, THRESHOLD_TAG, str(OWN_THRESHOLD))
-    served = start_endpoint(tmp_path_factory.mktemp("serve"), mlflow_server, name)
+    # --verbose: uvicorn's line per request is on, for test_nothing_secret_reaches_the_log to read
+    served = start_endpoint(tmp_path_factory.mktemp("serve"), mlflow_server, name, {"INFERLOOP_VERBOSE": "1"})
     served.version = version
     wait_ready(served, version)
     yield served
@@ -208,6 +209,7 @@ def test_health_and_openapi(endpoint):
     spec = endpoint.get("/openapi.json").json()
     assert "/invocations" in spec["paths"]
     assert "dataframe_split" in str(spec["paths"]["/invocations"]["post"]["requestBody"])
+    assert spec["paths"]["/invocations"]["post"]["security"] == [{"HTTPBearer": []}]
     assert endpoint.get("/docs").status_code == 200
 
 
@@ -217,6 +219,7 @@ def test_concurrent_requests_are_coalesced_and_metrics_count_them(endpoint):
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
         answers = list(pool.map(lambda r: endpoint.post({"dataframe_records": [r]}), records))
     assert all(a.status_code == 200 for a in answers)
+    assert endpoint.post({"dataframe_records": records[:1]}, key=None).status_code == 401
     after = _metrics(endpoint)
     requests = after["inferloop_serve_batch_requests_count"] - before.get(
         "inferloop_serve_batch_requests_count", 0
@@ -236,7 +239,11 @@ def test_concurrent_requests_are_coalesced_and_metrics_count_them(endpoint):
         == 1
     )
     assert after["inferloop_serve_request_seconds_count"] >= 64
-    assert after['inferloop_serve_requests_total{status="401"}'] >= 1  # from the auth tests, if run first
+    assert (
+        after['inferloop_serve_requests_total{status="401"}']
+        - before.get('inferloop_serve_requests_total{status="401"}', 0)
+        == 1
+    )
 
 
 def _metrics(endpoint) -> dict[str, float]:
@@ -280,7 +287,7 @@ def test_scored_rows_reach_the_lake_with_their_version_and_request(endpoint):
 def test_nothing_secret_reaches_the_log(endpoint):
     endpoint.post({"dataframe_records": _row(country="SECRET-COUNTRY-VALUE")})
     log = endpoint.log.read_text()
-    assert "POST /invocations" in log  # the access log is on
+    assert "POST /invocations" in log  # the access log is on (--verbose)
     for secret in (endpoint.score_key, endpoint.admin_key, "SECRET-COUNTRY-VALUE", "Bearer"):
         assert secret not in log
 
