@@ -139,6 +139,8 @@ def cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
 def prediction_threads() -> int:
     """Threads a prediction may use here: inside a Dask worker its own thread count (its other
     threads score other partitions), else the CPUs available to the process."""
+    if "distributed" not in sys.modules:  # not a Dask worker: no need to import Dask to ask
+        return available_cpus()
     try:
         from distributed import get_worker
 
