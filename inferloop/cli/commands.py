@@ -430,6 +430,13 @@ def infer(
                 )
         console.print(rich_table(scoring_table(manifests)))
 
+    # Here, before Prefect (run_cli_command imports it), though scikit-learn imports it anyway:
+    # loading the model imports skops, which finds each scipy ufunc's module by asking every
+    # module imported before scipy's, in import order. After Prefect and its dependencies (dozens
+    # of modules with a lazy __getattr__, where each miss runs Python code) that scan was ~60 %
+    # of the skops import (`-X importtime`: 10.4 s of 17.3 s self time on a load of 9; 3.4 here).
+    import scipy.special  # noqa: F401
+
     run_cli_command(body)
 
 
