@@ -10,12 +10,15 @@ from pathlib import Path
 
 from inferloop.core.errors import InferloopError
 from inferloop.core.settings import Settings
+from inferloop.runtime.terminal_logs import VERBOSE
 from inferloop.serving.app import create_app
 
 
 def serve(settings: Settings) -> None:
     """Serve until SIGINT or SIGTERM; at shutdown, requests in flight finish and every scored row
-    is written to the lake."""
+    is written to the lake. uvicorn runs on httptools and uvloop (dependencies: its "auto"
+    picks them). Its line per request only with `inferloop --verbose serve`: it cost about
+    0.2 ms of server CPU per request, and /metrics counts the requests by status."""
     import uvicorn
 
     _log_to_stderr()
@@ -31,6 +34,7 @@ def serve(settings: Settings) -> None:
         host=serving.serve_host,
         port=serving.serve_port,
         log_level="info",
+        access_log=os.environ.get(VERBOSE) == "1",
         timeout_graceful_shutdown=30,
         **tls,
     )
