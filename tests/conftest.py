@@ -182,6 +182,9 @@ def champion(pool, mlflow_server, workdir, monkeypatch) -> list:
 
     monkeypatch.setenv("INFERLOOP_TRACKING_URI", mlflow_server)
     monkeypatch.setenv("INFERLOOP_MODEL_NAME", f"champion-{uuid.uuid4().hex[:8]}")
+    # GX's own verdict once per file schema, as in tests/flows (row checks still cover every row):
+    # its users test where and how scoring runs; tests/tasks/gate covers GX on every partition.
+    monkeypatch.setenv("INFERLOOP_GX_SCOPE", "schema")
     write_feed()
     register(mlflow_server, pool.before, "champion")
     return TO_SCORE

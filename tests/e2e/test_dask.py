@@ -1,4 +1,5 @@
-"""Batch inference on Dask: a local cluster, and a separately started scheduler + workers."""
+"""Batch inference on Dask: a local cluster (started by the CLI), and a separately started
+scheduler + workers."""
 
 import os
 import subprocess
@@ -45,13 +46,6 @@ def score_on(runner_settings, days):
     return scoring(partition_date=days[0], end_date=days[-1])
 
 
-def test_local_dask_cluster_scores_every_partition(champion):
-    manifests = score_on(load_settings(task_runner="dask"), champion)
-    assert [m.rows_scored for m in manifests] == [ROWS_PER_DAY] * 3
-    assert not any(m.reused for m in manifests)
-    assert len({m.model_version for m in manifests}) == 1
-
-
 def test_existing_dask_scheduler_via_address(champion, dask_cluster):
     manifests = score_on(load_settings(task_runner="dask", dask_address=dask_cluster), champion)
     assert [m.rows_scored for m in manifests] == [ROWS_PER_DAY] * 3
@@ -61,8 +55,9 @@ def test_existing_dask_scheduler_via_address(champion, dask_cluster):
 
 
 def test_local_cluster_workers_print_only_what_the_command_would(champion, workdir):
-    """The workers write to the command's terminal: without --verbose, no task bookkeeping
-    (the test below shows the same run prints it with --verbose)."""
+    """A local Dask cluster scores every partition, and its workers write to the command's
+    terminal: without --verbose, no task bookkeeping (the test below shows the same run prints it
+    with --verbose)."""
     env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "INFERLOOP_VERBOSE")}
     env["PREFECT_HOME"] = str(workdir / "prefect")
     first, last = champion[0], champion[1]
@@ -73,7 +68,7 @@ def test_local_cluster_workers_print_only_what_the_command_would(champion, workd
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("│ scored") == 2, result.stdout[-3000:]
     assert "Task run" not in result.stderr, result.stderr[-3000:]
-    assert result.stderr.count("rows scored, 0 quarantined") == 2, result.stderr[-3000:]
+    assert result.stderr.count(f"{ROWS_PER_DAY} rows scored, 0 quarantined") == 2, result.stderr[-3000:]
 
 
 def test_local_cluster_workers_report_to_the_flows_temporary_api(champion, workdir):
