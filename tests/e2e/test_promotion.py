@@ -32,6 +32,9 @@ def registry(pool, mlflow_server, drift_lake, monkeypatch):
     monkeypatch.setenv("INFERLOOP_STORAGE_URI", drift_lake)
     monkeypatch.setenv("INFERLOOP_TRACKING_URI", mlflow_server)
     monkeypatch.setenv("INFERLOOP_MODEL_NAME", f"promo-{uuid.uuid4().hex[:8]}")
+    # GX's own verdict once per file schema, as in tests/flows (row checks still cover every row):
+    # tests/tasks/gate covers GX on every partition.
+    monkeypatch.setenv("INFERLOOP_GX_SCOPE", "schema")
     settings = load_settings()
     return settings, MlflowClient(mlflow_server)
 
