@@ -31,6 +31,7 @@ from typing import Any
 import pyarrow as pa
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
@@ -58,6 +59,15 @@ class ServingError(Exception):
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status, self.message, self.headers = status, message, headers or {}
+
+
+class RequestOnlyRoute(APIRoute):
+    """A route whose endpoint takes the request alone and checks its key itself. FastAPI
+    documents it from its declaration (security, body, responses) like any other route, but
+    solves no dependencies per request (0.1-0.2 ms of CPU a request, measured on a stand-in app)."""
+
+    def get_route_handler(self):
+        return self.endpoint
 
 
 @dataclass
@@ -163,39 +173,43 @@ def create_app(settings: Settings) -> FastAPI:
     )
     bearer = HTTPBearer(auto_error=False, description="An API key: `inferloop serve keys add NAME`")
 
+    def key_with(scope: str, credentials: HTTPAuthorizationCredentials | None) -> ApiKey:
+        """The key the request presented, when it has `scope` and is within its rate limit."""
+        if credentials is None or credentials.scheme.lower() != "bearer":
+            raise ServingError(
+                401,
+                "No API key: send the header 'Authorization: Bearer KEY' "
+                "(create a key with `inferloop serve keys add NAME`)",
+                {"WWW-Authenticate": "Bearer"},
+            )
+        key = runtime.keys.find(credentials.credentials)
+        if key is None:
+            raise ServingError(
+                401,
+                "The API key is not valid: use a key `inferloop serve keys add` printed",
+                {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+        if scope not in key.scopes:
+            raise ServingError(
+                403,
+                f"The key {key.name!r} lacks the {scope!r} scope: use a key created with --scope {scope}",
+            )
+        if (wait := runtime.rate_limiter.retry_after(key.sha256)) is not None:
+            runtime.metrics.rate_limited.labels(key.name).inc()
+            serving = settings.serving
+            raise ServingError(
+                429,
+                f"The key {key.name!r} sent more than {serving.serve_rate_per_second:g} requests/s "
+                f"(burst {serving.serve_rate_burst}): retry after {wait} s, send more rows per request, "
+                "or raise INFERLOOP_SERVE_RATE_PER_SECOND",
+                {"Retry-After": str(wait)},
+            )
+        return key
+
     def require(scope: str):
         # async: a plain function would run in a worker thread, a thread hop per request for a hash.
         async def check(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> ApiKey:
-            if credentials is None or credentials.scheme.lower() != "bearer":
-                raise ServingError(
-                    401,
-                    "No API key: send the header 'Authorization: Bearer KEY' "
-                    "(create a key with `inferloop serve keys add NAME`)",
-                    {"WWW-Authenticate": "Bearer"},
-                )
-            key = runtime.keys.find(credentials.credentials)
-            if key is None:
-                raise ServingError(
-                    401,
-                    "The API key is not valid: use a key `inferloop serve keys add` printed",
-                    {"WWW-Authenticate": 'Bearer error="invalid_token"'},
-                )
-            if scope not in key.scopes:
-                raise ServingError(
-                    403,
-                    f"The key {key.name!r} lacks the {scope!r} scope: use a key created with --scope {scope}",
-                )
-            if (wait := runtime.rate_limiter.retry_after(key.sha256)) is not None:
-                runtime.metrics.rate_limited.labels(key.name).inc()
-                serving = settings.serving
-                raise ServingError(
-                    429,
-                    f"The key {key.name!r} sent more than {serving.serve_rate_per_second:g} requests/s "
-                    f"(burst {serving.serve_rate_burst}): retry after {wait} s, send more rows per request, "
-                    "or raise INFERLOOP_SERVE_RATE_PER_SECOND",
-                    {"Retry-After": str(wait)},
-                )
-            return key
+            return key_with(scope, credentials)
 
         return check
 
@@ -210,19 +224,25 @@ def create_app(settings: Settings) -> FastAPI:
             headers=error.headers | ({"X-Request-ID": request_id} if request_id else {}),
         )
 
-    @app.post(
-        "/invocations",
-        response_model=InvocationResponse,
-        responses=ERRORS,
-        openapi_extra={"requestBody": REQUEST_BODY},
-        summary="Score rows with the model behind @champion",
-    )
-    async def invocations(request: Request, key: ApiKey = Depends(require("score"))) -> Response:
+    async def invocations(request: Request) -> Response:
+        key_with("score", await bearer(request))
         max_rows = settings.serving.serve_max_request_rows
         _, scored, ids = await score(
             request, lambda body: parse_body(body, max_rows), lambda columns: columns
         )
         return answered(request, _answer(scored, ids, request.state.request_id), scored, len(ids))
+
+    app.router.add_api_route(
+        "/invocations",
+        invocations,
+        methods=["POST"],
+        route_class_override=RequestOnlyRoute,
+        dependencies=[Depends(bearer)],  # for the OpenAPI page: the endpoint checks the key itself
+        response_model=InvocationResponse,
+        responses=ERRORS,
+        openapi_extra={"requestBody": REQUEST_BODY},
+        summary="Score rows with the model behind @champion",
+    )
 
     @app.post(
         "/v2/models/{model_name}/infer",
