@@ -20,6 +20,7 @@ from inferloop.core.settings import load_settings
 from inferloop.core.storage import Storage, StorageError, lake_storage
 from tests.conftest import BIN, free_port, start_server, stop_server
 from tests.faults.switchable_endpoint import SwitchableEndpoint
+from tests.fixtures.pool import TO_SCORE
 
 pytestmark = pytest.mark.slow
 BUCKET = "outage"
@@ -34,9 +35,9 @@ class Outage:
 
 
 @pytest.fixture
-def outage(tmp_path, workdir, monkeypatch, request):
-    """A lake on this test's own moto server, reached through an endpoint that can go away, and
-    a champion trained on it (the 3 days after its window are left to score)."""
+def endpoint_to_lake(tmp_path, workdir, monkeypatch):
+    """An empty lake on this test's own moto server, reached through an endpoint that can go
+    away; `days` are the 3 days the `outage` fixture's champion leaves to score."""
     port = free_port()
     moto = start_server(
         [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
@@ -48,10 +49,17 @@ def outage(tmp_path, workdir, monkeypatch, request):
     behind.create_bucket(Bucket=BUCKET)
     monkeypatch.setenv("INFERLOOP_STORAGE_URI", f"s3://{BUCKET}/lake")
     monkeypatch.setenv("INFERLOOP_S3_ENDPOINT_URL", endpoint.url)
-    yield Outage(endpoint, behind, request.getfixturevalue("champion"), moto)
+    yield Outage(endpoint, behind, TO_SCORE, moto)
     endpoint.down()
     if moto.poll() is None:
         stop_server(moto)
+
+
+@pytest.fixture
+def outage(endpoint_to_lake, request) -> Outage:
+    """`endpoint_to_lake`, with the feed written to the lake and a champion to score it."""
+    assert request.getfixturevalue("champion") == endpoint_to_lake.days
+    return endpoint_to_lake
 
 
 def outage_at_manifest(monkeypatch, endpoint: SwitchableEndpoint, nth: int, back_after: float | None):
@@ -170,9 +178,12 @@ def test_retries_with_backoff_ride_out_a_short_outage(outage, monkeypatch, attem
     assert max(took.values()) >= outage_seconds
 
 
-def test_infer_with_the_server_gone_exits_1_naming_the_endpoint_after_retries(outage):
+def test_infer_with_the_server_gone_exits_1_naming_the_endpoint_after_retries(
+    endpoint_to_lake, prefect_harness
+):
     from prefect.settings import PREFECT_API_URL
 
+    outage = endpoint_to_lake  # no feed or champion: the command fails before it needs them
     outage.endpoint.down()
     stop_server(outage.moto)  # the server itself is gone too: nothing listens at the endpoint
     env = {
