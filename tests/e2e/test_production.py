@@ -4,6 +4,7 @@ After the loop, no credential may appear in a log, artifact, param, tag, object 
 
 import os
 import secrets
+import shutil
 import stat
 import subprocess
 import tempfile
@@ -73,6 +74,7 @@ def prod(tmp_path_factory):
         for log in sorted(stack_dir.glob("*.log")):
             print(f"--- {log.name} (last 30 lines)", *log.read_text().splitlines()[-30:], sep="\n")
         cli("down")
+        shutil.rmtree(root, ignore_errors=True)  # outside pytest's temporary root: nothing else removes it
 
 
 def _http_status(
