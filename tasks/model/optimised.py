@@ -422,9 +422,6 @@ def arrived(pipeline, library: bytes):
         logger.warning("The compiled model does not load here (%s): scoring with scikit-learn", error)
         return pipeline
 
-    def __getitem__(self, index):  # pipeline[-1], pipeline[:-1] as on the scikit-learn pipeline
-        return self.pipeline[index]
-
 
 def runtime_of(model) -> str:
     """What scores with `model`: "treelite" for a compiled one, "sklearn" for a pipeline."""
