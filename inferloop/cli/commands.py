@@ -148,7 +148,7 @@ def _warn_about_unknown_settings() -> None:
 
 def run_cli_command(fn):
     """Run a command body; known errors print their message (no traceback) and exit 1."""
-    from inferloop.runtime.terminal_logs import configure_terminal
+    from inferloop.runtime.terminal_logs import configure_terminal, verbose_requested
 
     try:
         _warn_about_unknown_settings()
@@ -160,7 +160,7 @@ def run_cli_command(fn):
         mark_children()
         # The command is the function that defined `fn` (its body): `infer.<locals>.body`.
         _check_settings(fn.__qualname__.split(".")[0])
-        configure_terminal(verbose=os.environ.get(VERBOSE) == "1")
+        configure_terminal(verbose=verbose_requested())
         return fn()
     except InferloopError as error:
         _fail(error)
@@ -434,7 +434,7 @@ def infer(
     # loading the model imports skops, which finds each scipy ufunc's module by asking every
     # module imported before scipy's, in import order. After Prefect and its dependencies (dozens
     # of modules with a lazy __getattr__, where each miss runs Python code) that scan was ~60 %
-    # of the skops import (`-X importtime`: 10.4 s of 17.3 s self time on a load of 9; 3.4 here).
+    # of the skops import (`-X importtime` at a load of 9: 10.4 s of its 17.3 s; 3.4 s after this).
     import scipy.special  # noqa: F401
 
     run_cli_command(body)

@@ -1,7 +1,5 @@
 """prefect-dask's task runner, with Dask workers that report to the flow's own Prefect API."""
 
-import os
-
 from distributed.diagnostics.plugin import WorkerPlugin
 from prefect.server.api.server import SubprocessASGIServer
 from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED, temporary_settings
@@ -17,9 +15,9 @@ class TerminalForPeople(WorkerPlugin):
     name = "inferloop-terminal"
 
     def setup(self, worker) -> None:
-        from inferloop.runtime.terminal_logs import VERBOSE, configure_terminal
+        from inferloop.runtime.terminal_logs import configure_terminal, verbose_requested
 
-        configure_terminal(verbose=os.environ.get(VERBOSE) == "1")
+        configure_terminal(verbose=verbose_requested())
 
 
 class FlowApiDaskTaskRunner(DaskTaskRunner):

@@ -49,6 +49,12 @@ class _ForPeople(logging.Filter):
 
 VERBOSE = "INFERLOOP_VERBOSE"  # `inferloop --verbose`, for this process and the ones it starts
 
+
+def verbose_requested() -> bool:
+    """`inferloop --verbose` was given to this process or the command that started it."""
+    return os.environ.get(VERBOSE) == "1"
+
+
 # The libraries' own chatter, for commands run without --verbose (set before they are imported).
 QUIET_LIBRARIES = {
     "MLFLOW_LOGGING_LEVEL": "WARNING",

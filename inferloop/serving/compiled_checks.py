@@ -12,7 +12,8 @@ Any other row check makes `compile_row_checks` return None, and the suite is eva
 tests/serving/test_compiled_checks.py holds the two evaluators equal.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
@@ -38,8 +39,11 @@ class _Check:
     strict_min: bool = False
     strict_max: bool = False
     allowed: frozenset[str] = frozenset()
-    # The same set as Arrow takes it, made once here rather than on every large request.
-    allowed_array: pa.Array | None = field(default=None, compare=False)
+
+    @cached_property
+    def allowed_array(self) -> pa.Array:
+        """`allowed` as Arrow takes it, made once rather than on every large request."""
+        return pa.array(sorted(self.allowed), pa.string())
 
 
 class CompiledRowChecks:
@@ -144,10 +148,7 @@ def _compiled(config, column: str, column_type: pa.DataType, parameters: dict) -
             return None
         if not all(value is None or isinstance(value, str) for value in value_set):
             return None
-        allowed = frozenset(v for v in value_set if v is not None)
-        return _Check(
-            name, column, "not_in_set", allowed=allowed, allowed_array=pa.array(sorted(allowed), pa.string())
-        )
+        return _Check(name, column, "not_in_set", allowed=frozenset(v for v in value_set if v is not None))
     return None
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from inferloop.core.errors import InferloopError
 from inferloop.core.settings import Settings
-from inferloop.runtime.terminal_logs import VERBOSE
+from inferloop.runtime.terminal_logs import verbose_requested
 from inferloop.serving.app import create_app
 
 
@@ -34,7 +34,7 @@ def serve(settings: Settings) -> None:
         host=serving.serve_host,
         port=serving.serve_port,
         log_level="info",
-        access_log=os.environ.get(VERBOSE) == "1",
+        access_log=verbose_requested(),
         timeout_graceful_shutdown=30,
         **tls,
     )
