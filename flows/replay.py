@@ -1,5 +1,6 @@
 """Replay history day by day as if it were live: score, monitor, retrain and promote when triggered."""
 
+import functools
 from datetime import date
 from typing import Any
 
@@ -22,13 +23,19 @@ from inferloop.tasks.gate.validation import BatchRefusedError
 from inferloop.tasks.model.registry import find_alias, load_model, model_registry, resolve_alias
 from inferloop.tasks.monitoring.comparison_report import save_comparison
 from inferloop.tasks.monitoring.daily_report import load_history
-from inferloop.tasks.monitoring.policy_comparison import compare_policies, loop_effort
+from inferloop.tasks.monitoring.policy_comparison import (
+    compare_policies,
+    loop_effort,
+    rejected_challengers,
+    rejections_in_hindsight,
+)
 from inferloop.tasks.monitoring.replay import (
     ReplaySummary,
     loop_predictions,
     prequential_metrics,
     replay_day,
     static_predictions,
+    version_scores_of,
 )
 from inferloop.tasks.monitoring.retrain_policy import load_ledger
 from inferloop.tasks.report_tables import comparison_over_time_table, comparison_table
@@ -146,7 +153,15 @@ def replay(start: PartitionKey, end: PartitionKey, overrides: dict[str, Any] | N
     loop = loop_predictions(storage, spec, first.name, rows, thresholds)
     static = static_predictions(storage, spec, models[first.version], loop, thresholds[first.version])
     ledger = [d for d in load_ledger(storage, spec.name, start) if d.day <= end.isoformat()]
-    effort = loop_effort(ledger, judged)
+    rejections = rejections_in_hindsight(
+        loop,
+        rejected_challengers(ledger),
+        functools.partial(version_scores_of, storage, settings),
+        settings.promotion.min_promotion_rows,
+        settings.monitoring.monitor_metric,
+        default,
+    )
+    effort = loop_effort(ledger, judged, rejections)
     comparison = compare_policies(
         storage,
         spec,

@@ -307,6 +307,7 @@ def comparison_table(comparison: PolicyComparison) -> ReportTable:
             "promotions",
             Column("compute_seconds", "compute s"),
             Column("hindsight", "promotions in hindsight"),
+            Column("rejections", "rejected challengers in hindsight"),
         ),
         rows=tuple(
             (
@@ -317,6 +318,7 @@ def comparison_table(comparison: PolicyComparison) -> ReportTable:
                 p.promotions,
                 f"{p.compute_seconds:.1f}",
                 p.hindsight,
+                p.rejections,
             )
             for p in comparison.policies
         ),

@@ -17,7 +17,16 @@ METRICS = ("accuracy", "roc_auc", "balanced_accuracy", "pr_auc", "f1", "log_loss
 
 def comparison_frame(comparison: PolicyComparison) -> pd.DataFrame:
     """One row per policy, its metrics flattened into columns (missing ones are NaN)."""
-    columns = ["policy", "rows", "retrains", "promotions", "compute_seconds", "hindsight", *METRICS]
+    columns = [
+        "policy",
+        "rows",
+        "retrains",
+        "promotions",
+        "compute_seconds",
+        "hindsight",
+        "rejections",
+        *METRICS,
+    ]
     rows = [
         {
             "policy": p.policy,
@@ -26,6 +35,7 @@ def comparison_frame(comparison: PolicyComparison) -> pd.DataFrame:
             "promotions": p.promotions,
             "compute_seconds": p.compute_seconds,
             "hindsight": p.hindsight,
+            "rejections": p.rejections,
             **{metric: p.metrics.get(metric, float("nan")) for metric in METRICS},
         }
         for p in comparison.policies

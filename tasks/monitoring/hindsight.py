@@ -80,11 +80,11 @@ def judge(
     groups: np.ndarray,
     metric: str,
     threshold: float,
-    replaced_threshold: float | None = None,
+    replaced_threshold: float | np.ndarray | None = None,
 ) -> tuple[str, dict]:
     """The verdict on the same rows (champion minus replaced, each labelling rows at its own
     threshold: the champion's `threshold`, the replaced version's `replaced_threshold`, default
-    the same), and the comparison behind it."""
+    the same; one per row where several versions scored them), and the comparison behind it."""
     difference = paired_difference(
         metric, target, champion_scores, replaced_scores, groups, threshold, threshold_b=replaced_threshold
     )

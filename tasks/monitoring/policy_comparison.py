@@ -8,8 +8,10 @@ indistinguishable, by a paired day-block bootstrap.
 """
 
 import math
+import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date
 
@@ -25,6 +27,7 @@ from inferloop.tasks.data.feeds import MissingDataError, load_labelled_day, posi
 from inferloop.tasks.gate.partition_gate import gate_refused
 from inferloop.tasks.model.comparison import MetricDifference, paired_difference
 from inferloop.tasks.model.training import fitted, positive_scores, window_rows_wanted
+from inferloop.tasks.monitoring.hindsight import judge
 from inferloop.tasks.monitoring.performance import label_metrics
 from inferloop.tasks.monitoring.replay import (
     ReplayDay,
@@ -57,6 +60,7 @@ class PolicyResult:
     promotions: int = 0
     compute_seconds: float = 0.0  # spent fitting (and, for the loop, promoting) models
     hindsight: str = ""  # the loop's promotions judged on the rows that followed them
+    rejections: str = ""  # the challengers the loop rejected, judged on the rows that followed
 
 
 @dataclass
@@ -89,18 +93,73 @@ class Effort:
     promotions: int
     compute_seconds: float
     hindsight: str = ""
+    rejections: str = ""
 
 
-def loop_effort(ledger: list[RetrainDecision], judged: dict[str, str] | None = None) -> Effort:
-    """The loop's effort, from its retrain ledger over the replay, and how its promotions did in
-    hindsight (`judged`: champion version -> verdict)."""
+def loop_effort(
+    ledger: list[RetrainDecision],
+    judged: dict[str, str] | None = None,
+    rejections_judged: list[str] | None = None,
+) -> Effort:
+    """The loop's effort, from its retrain ledger over the replay, how its promotions did in
+    hindsight (`judged`: champion version -> verdict) and how the challengers it rejected would
+    have done (`rejections_judged`: their verdicts, `rejections_in_hindsight`)."""
     return Effort(
         retrains=sum(d.action == "retrain" for d in ledger),
         promotions=sum(" promote:" in d.outcome for d in ledger),
         # Recorded by the retrain flow (training and promotion); older ledgers read as 0.
         compute_seconds=sum(d.compute_seconds for d in ledger),
         hindsight=hindsight_summary(list((judged or {}).values())),
+        rejections=hindsight_summary(rejections_judged or []),
     )
+
+
+REJECTED_OUTCOME = re.compile(r"^v(\d+) reject:")  # how the retrain flow records a rejection
+
+
+def rejected_challengers(ledger: list[RetrainDecision]) -> list[tuple[str, date]]:
+    """(version, partition of the retrain) of every challenger promotion rejected, from the ledger."""
+    return [
+        (match.group(1), parse_key(d.day)) for d in ledger if (match := REJECTED_OUTCOME.match(d.outcome))
+    ]
+
+
+def rejections_in_hindsight(
+    loop: pd.DataFrame,
+    rejected: list[tuple[str, date]],
+    challenger_scores: Callable[[str, pd.DataFrame], tuple[np.ndarray, float]],
+    min_rows: int,
+    metric: str,
+    threshold: float,
+) -> list[str]:
+    """Would each rejected challenger have done better than the models that served instead?
+
+    Judged as a promotion is in hindsight (`judge`, the same paired bootstrap): on the loop's
+    labelled rows (`loop`) of the partitions after the one it was rejected on, the fewest whole
+    partitions that hold `min_rows`; a challenger with fewer rows after it by the end is not
+    judged. `challenger_scores(version, rows)` gives the version's scores of `rows`, in their
+    order, and its decision threshold; the loop's rows keep their own (`row_thresholds`).
+    "better": the challenger would have done clearly better, the rejection cost the loop."""
+    verdicts = []
+    for version, day in rejected:
+        after = loop[loop["event_day"] > day]
+        rows_by_day = after.groupby("event_day", sort=True).size()
+        enough = rows_by_day.cumsum().searchsorted(min_rows)  # the partition that reaches min_rows
+        if enough >= len(rows_by_day):
+            continue
+        rows = after[after["event_day"] <= rows_by_day.index[enough]]
+        scores, challenger_threshold = challenger_scores(version, rows)
+        verdict, _ = judge(
+            rows["target"].to_numpy(),
+            scores,
+            rows["score"].to_numpy(np.float64),
+            rows["event_day"].astype(str).to_numpy(),
+            metric,
+            challenger_threshold,
+            row_thresholds(rows, threshold),
+        )
+        verdicts.append(verdict)
+    return verdicts
 
 
 def hindsight_summary(verdicts: list[str]) -> str:
@@ -427,6 +486,7 @@ def compare_policies(
             effort_of[policy].promotions,
             effort_of[policy].compute_seconds,
             effort_of[policy].hindsight,
+            effort_of[policy].rejections,
         )
         for policy, frame in predictions.items()
     ]

@@ -17,6 +17,7 @@ import pandas as pd
 
 from inferloop.core.dataset import DatasetSpec
 from inferloop.core.periods import parse_key
+from inferloop.core.settings import Settings
 from inferloop.core.storage import Storage
 from inferloop.tasks.data.feeds import join_on_ids, prepare_features, read_feature_partition
 from inferloop.tasks.model.training import positive_scores
@@ -142,6 +143,21 @@ def static_predictions(
         frames.append(scored(spec, features, positive_scores(model, prepare_features(features, spec))))
     static = pd.concat(frames, ignore_index=True) if frames else no_predictions(spec)
     return static if threshold is None else static.assign(threshold=threshold)
+
+
+def version_scores_of(
+    storage: Storage, settings: Settings, version: str, rows: pd.DataFrame
+) -> tuple[np.ndarray, float]:
+    """`version`'s scores of the loop's labelled `rows` (in their order) and its decision threshold."""
+    from inferloop.tasks.model.registry import load_model, model_registry
+
+    ref = model_registry(settings.registry).get_version(version)
+    spec = settings.dataset
+    scores = static_predictions(storage, spec, load_model(settings.registry, ref), rows)
+    aligned = rows[[spec.id_column]].merge(
+        scores[[spec.id_column, "score"]], on=spec.id_column, how="left", validate="one_to_one"
+    )
+    return aligned["score"].to_numpy(np.float64), ref.threshold(settings.scoring.decision_threshold)
 
 
 def prequential_metrics(predictions: pd.DataFrame, threshold: float) -> dict[str, float]:

@@ -16,6 +16,7 @@ from inferloop.core.settings import load_settings
 from inferloop.core.storage import lake_storage
 from inferloop.flows.replay import replay
 from inferloop.tasks.data.synthetic import GeneratorConfig
+from inferloop.tasks.monitoring.replay import loop_predictions, version_scores_of
 from tests.flows.conftest import DAYS, ROWS_PER_DAY, register, write_feed
 
 
@@ -69,6 +70,15 @@ def test_replay_returns_a_row_per_day_and_prequential_metrics(pool, lake, feed, 
     document = storage.read_json(catalog.replay_comparison_json(dataset, start, end))
     assert document["verdict"] == comparison.verdict and len(document["over_time"]) == 3 * 4
     assert storage.read_bytes(catalog.replay_comparison_chart(dataset, start, end)).startswith(b"\x89PNG")
+    assert comparison.policy("inferloop loop").rejections == "none judged"  # it rejected no challenger
+
+    # How a rejected challenger is judged: a version's scores of the loop's rows, in their order
+    # (here the champion's, which scored them all).
+    loop = loop_predictions(storage, settings.dataset, settings.registry.model_name, summary.days)
+    shuffled = loop.sample(frac=1, random_state=0)
+    scores, threshold = version_scores_of(storage, settings, champion, shuffled)
+    assert scores == pytest.approx(shuffled["score"].to_numpy(float))
+    assert threshold == settings.scoring.decision_threshold
 
 
 # The producer renamed `amount` on days 1 and 2: the gate refuses both.

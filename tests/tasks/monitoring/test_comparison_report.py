@@ -32,6 +32,7 @@ def comparison(monitor_metric: str = "f1", policies: bool = True) -> PolicyCompa
             promotions=1,
             compute_seconds=2.25,
             hindsight="1 better",
+            rejections="2 no clear difference",
         ),
         PolicyResult("first model kept", 120, {"accuracy": 0.85, "calibration_error": 0.02}),
     ]
@@ -65,6 +66,7 @@ def test_a_comparison_is_saved_as_a_row_per_policy_its_json_and_a_chart(lake):
     assert table["policy"].tolist() == ["inferloop loop", "first model kept"]
     assert table["rows"].tolist() == [120, 120] and table["compute_seconds"].tolist() == [2.25, 0.0]
     assert table["hindsight"].tolist() == ["1 better", ""]
+    assert table["rejections"].tolist() == ["2 no clear difference", ""]
     assert table["roc_auc"].iloc[0] == 0.8 and table["roc_auc"].isna().iloc[1]  # not measured: NaN
     document = lake.read_json(catalog.replay_comparison_json("transactions", START, END))
     assert document["verdict"] == VERDICT and document["policies"][0]["metrics"]["f1"] == 0.4
@@ -108,10 +110,11 @@ def test_the_table_shows_the_monitored_metric_once_and_the_verdict(metric, headi
         "promotions",
         "compute s",
         "promotions in hindsight",
+        "rejected challengers in hindsight",
     ]
     assert table.rows[0][:5] == ("inferloop loop", 120, "0.900", "0.800", "0.700")
     assert table.rows[1][3] == ""  # not measured
-    assert table.rows[0][-4:] == (1, 1, "2.2", "1 better")
+    assert table.rows[0][-5:] == (1, 1, "2.2", "1 better", "2 no clear difference")
     assert table.caption.startswith(VERDICT)
 
 

@@ -33,6 +33,8 @@ from inferloop.tasks.monitoring.policy_comparison import (
     periodic_baseline,
     periodic_baselines,
     periods,
+    rejected_challengers,
+    rejections_in_hindsight,
 )
 from inferloop.tasks.monitoring.replay import ReplayDay, no_predictions, static_predictions
 from inferloop.tasks.monitoring.retrain_policy import RetrainDecision
@@ -175,9 +177,11 @@ def test_the_loops_effort_comes_from_its_ledger():
     ]
     ledger[0].compute_seconds = 2.5  # recorded by the retrain flow (older ledgers have none)
     assert loop_effort(ledger) == Effort(
-        retrains=2, promotions=1, compute_seconds=2.5, hindsight="none judged"
+        retrains=2, promotions=1, compute_seconds=2.5, hindsight="none judged", rejections="none judged"
     )
     assert loop_effort(ledger, {"3": "worse", "5": "better"}).hindsight == "1 better, 1 worse"
+    assert loop_effort(ledger, rejections_judged=["better"]).rejections == "1 better"
+    assert rejected_challengers(ledger) == [("3", date(2026, 1, 9))]
 
 
 def test_the_comparison_holds_every_policy_on_the_same_rows_with_a_verdict(lake, spec, first_model):
@@ -281,3 +285,24 @@ def test_hindsight_counts_final_verdicts_in_a_fixed_order():
 
     assert hindsight_summary(["worse", "better", "better"]) == "2 better, 1 worse"
     assert hindsight_summary([]) == "none judged"
+
+
+def test_a_rejected_challenger_is_judged_on_the_partitions_after_its_rejection_that_hold_enough_rows():
+    # The loop's rows carry no signal; challenger "2" would have scored with a strong one.
+    challenger, loop = two_policies(good_signal=0.6, days=30, rows=40)
+    loop = loop.assign(threshold=0.5)  # each row at the threshold of the version that scored it
+    asked = {}
+
+    def challenger_scores(version: str, rows: pd.DataFrame) -> tuple[np.ndarray, float]:
+        asked[version] = sorted(set(rows["event_day"]))
+        source = challenger if version == "2" else loop
+        return source.loc[rows.index, "score"].to_numpy(), 0.5
+
+    rejected = [("2", DAYS[0] + timedelta(days=3)), ("3", DAYS[0]), ("4", DAYS[0] + timedelta(days=25))]
+    verdicts = rejections_in_hindsight(loop, rejected, challenger_scores, 400, "accuracy", threshold=0.5)
+
+    # 400 rows: the 10 partitions after the rejection's; "4" has only 4 partitions after it.
+    assert asked["2"] == [DAYS[0] + timedelta(days=i) for i in range(4, 14)]
+    assert "4" not in asked and len(verdicts) == 2
+    assert verdicts[0] == "better"  # rejecting "2" cost the loop
+    assert verdicts[1] == "no clear difference"  # "3" scores as the loop did
