@@ -20,6 +20,7 @@ bodies and keys are never logged.
 """
 
 import asyncio
+import gc
 import logging
 import time
 import uuid
@@ -82,6 +83,23 @@ class Runtime:
     rate_limiter: RateLimiter
 
 
+YOUNG_COLLECTION_OBJECTS = 10_000
+
+
+def settle_heap() -> None:
+    """Once the first model is loaded (the libraries it and the registry client import are in by
+    then), take what the endpoint keeps for its whole life out of the cyclic garbage collector's
+    view (`gc.freeze`), and collect the youngest objects every `YOUNG_COLLECTION_OBJECTS`
+    allocations instead of 700. Under 32 clients on 2 cores, full collections over the 480-565k
+    start-up objects took 270-430 ms every few seconds, stalling every request in flight; frozen,
+    1.3-7 ms. The freeze alone measured fewer requests/s; with the young threshold, the p99 was
+    lower in all 6 runs (45-218 vs 123-250 ms) and requests/s as high or higher (3 interleaved
+    pairs, docs/benchmarks.md)."""
+    gc.collect()  # start-up garbage is collected, not frozen
+    gc.freeze()
+    gc.set_threshold(YOUNG_COLLECTION_OBJECTS, *gc.get_threshold()[1:])
+
+
 def build_runtime(settings: Settings) -> Runtime:
     """Every part of the endpoint, not started."""
     spec, registry_settings, serving = settings.dataset, settings.registry, settings.serving
@@ -91,6 +109,8 @@ def build_runtime(settings: Settings) -> Runtime:
 
     def swapped(old: ServedModel | None, new: ServedModel) -> None:
         metrics.swapped(new.ref.name, old.ref.version if old else None, new.ref.version)
+        if old is None:
+            settle_heap()
 
     follower = ChampionFollower(
         registry,

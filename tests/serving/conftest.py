@@ -1,6 +1,7 @@
 """`inferloop serve` as a real process on a loopback port, in front of the session's MLflow server,
 with its own lake, keys file and registered model (copies of the pool's versions: no training)."""
 
+import gc
 import json
 import os
 import signal
@@ -169,7 +170,16 @@ def in_process_endpoint(root: Path, monkeypatch, loaded: bool = True, **knobs: s
     for name, value in (settings | {"SERVE_POLL_SECONDS": "1"} | knobs).items():
         monkeypatch.setenv(f"INFERLOOP_{name.upper()}", value)
     monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # as `inferloop serve` sets it
-    with TestClient(create_app(load_settings())) as client:
-        if loaded:
-            wait_until(lambda: client.get("/health/ready").status_code == 200, 120, what="a model loaded")
-        yield client
+    # The app freezes the heap and raises the young collection threshold once its first model
+    # is loaded (`settle_heap`), as a server process should: undone around each app here, so
+    # each starts unfrozen and the test process keeps its own settings.
+    threshold = gc.get_threshold()
+    gc.unfreeze()
+    try:
+        with TestClient(create_app(load_settings())) as client:
+            if loaded:
+                wait_until(lambda: client.get("/health/ready").status_code == 200, 120, what="a model loaded")
+            yield client
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)

@@ -4,6 +4,7 @@ the real app in front of the session's MLflow server: the V2 health API before a
 is loaded, its keys, and a batch with bad rows answered in position.
 (tests/serving/test_endpoint.py sends V2 requests to the endpoint as a process.)"""
 
+import gc
 import json
 from dataclasses import dataclass
 
@@ -155,6 +156,7 @@ class Served:
     version: str
     keys: dict[str, str]  # scope -> a key with only that scope
     before_load: dict[str, object]  # path -> the answer before any champion existed
+    frozen_before_load: int  # objects out of the garbage collector's view before a model loaded
 
     def infer(self, payload: dict, key: str | None = "score"):
         headers = {"Authorization": f"Bearer {self.keys[key]}"} if key else {}
@@ -186,11 +188,12 @@ def served(pool, mlflow_server, tmp_path_factory):
         patch.setenv("INFERLOOP_MODEL_NAME", name)
         with in_process_endpoint(root, patch, loaded=False) as client:
             before_load = {path: client.get(path) for path in health_paths(name)}
+            frozen_before_load = gc.get_freeze_count()
             version = register(mlflow_server, pool.before, "champion", model_name=name)
             wait_until(
                 lambda: client.get("/v2/health/ready").status_code == 200, 120, what="the champion loaded"
             )
-            yield Served(client, name, version, keys, before_load)
+            yield Served(client, name, version, keys, before_load, frozen_before_load)
 
 
 @pytest.mark.slow
@@ -212,6 +215,15 @@ def test_v2_health_is_live_at_once_and_ready_once_a_model_is_loaded(served):
     another = served.client.get(f"/v2/models/{name}/versions/2/ready")
     assert another.status_code == 503
     assert another.json()["error"] == "Version 2 is not served here: version 1 is (@champion)"
+
+
+@pytest.mark.slow
+def test_once_the_first_model_is_loaded_the_heap_is_frozen_and_young_collections_are_rarer(served):
+    from inferloop.serving.app import YOUNG_COLLECTION_OBJECTS
+
+    assert served.frozen_before_load == 0
+    wait_until(lambda: gc.get_freeze_count() > 0, 60, what="the heap frozen after the first load")
+    assert gc.get_threshold()[0] == YOUNG_COLLECTION_OBJECTS
 
 
 @pytest.mark.slow
