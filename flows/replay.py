@@ -160,6 +160,7 @@ def replay(start: PartitionKey, end: PartitionKey, overrides: dict[str, Any] | N
         settings.promotion.min_promotion_rows,
         settings.monitoring.monitor_metric,
         default,
+        settings.training.min_class_rows,
     )
     effort = loop_effort(ledger, judged, rejections)
     comparison = compare_policies(

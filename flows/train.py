@@ -15,6 +15,7 @@ from inferloop.core.storage import lake_storage
 from inferloop.tasks.data.feeds import latest_labelled_day
 from inferloop.tasks.gate.partition_gate import gate_training_window
 from inferloop.tasks.gate.validation import BatchRefusedError
+from inferloop.tasks.model.comparison import rarer_class_rows
 from inferloop.tasks.model.model_card import publish_model_card
 from inferloop.tasks.model.registry import find_alias, log_and_register, save_holdout_predictions
 from inferloop.tasks.model.training import check_training_rows, earlier_partitions_needed, fit_model
@@ -38,10 +39,10 @@ def gated_window(storage, settings, start: date, end: date):
 
 def widened_to_evidence(storage, settings, frame: pd.DataFrame, reports: list, start: date, end: date):
     """The window with earlier partitions taken back, as far as the feed goes, until it holds
-    `train_window_rows` (at least `min_train_rows`) and a holdout of `min_holdout_rows` that
-    promotion can decide on. A window cut at a detected change, or a few small partitions, holds
-    too few rows otherwise: a model that varies from fit to fit, and challengers refused for want
-    of evidence."""
+    `train_window_rows` (at least `min_train_rows`) and a holdout of `min_holdout_rows`, with
+    `min_class_rows` of each class, that promotion can decide on. A window cut at a detected
+    change, or a few small partitions, holds too few rows otherwise: a model that varies from fit
+    to fit, and challengers refused for want of evidence."""
     spec = settings.dataset
     stored = storage.list_partitions(catalog.features_table(spec.name))
     asked = start
@@ -59,7 +60,8 @@ def widened_to_evidence(storage, settings, frame: pd.DataFrame, reports: list, s
         print(
             f"{asked}..{end} holds too few labelled rows to fit and hold out "
             f"(INFERLOOP_TRAIN_WINDOW_ROWS={settings.training.train_window_rows}, "
-            f"INFERLOOP_MIN_HOLDOUT_ROWS={settings.training.min_holdout_rows}); "
+            f"INFERLOOP_MIN_HOLDOUT_ROWS={settings.training.min_holdout_rows}, "
+            f"INFERLOOP_MIN_CLASS_ROWS={settings.training.min_class_rows}); "
             f"training on {start}..{end} ({len(frame)} rows)"
         )
     return frame, reports, start
@@ -104,7 +106,8 @@ def train(
     save_holdout_predictions(storage, spec, ref, result)
     publish_model_card(settings.registry, ref.name, ref.version)
     if find_alias(settings.registry, settings.registry.champion_alias) is None:
-        decision = record_decision(settings.registry, bootstrap_decision(settings, ref, result.metrics))
+        first = bootstrap_decision(settings, ref, result.metrics, rarer_class_rows(result.holdout_target))
+        decision = record_decision(settings.registry, first)
         publish_promotion_report(decision)
         if decision.promoted:
             ref = replace(ref, alias=settings.registry.champion_alias)

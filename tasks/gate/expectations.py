@@ -102,6 +102,19 @@ def load_suite(context, spec: DatasetSpec, purpose: Purpose):
         ) from error
 
 
+def load_checkpoint(context, spec: DatasetSpec, purpose: Purpose):
+    name = suite_name(spec, purpose)
+    try:
+        return context.checkpoints.get(name)
+    except Exception as error:  # GX raises its own DataContextError family
+        checkpoint = committed_suite_path(context, name).parent.parent / "checkpoints" / f"{name}.json"
+        raise SuiteMissingError(
+            f"No GX checkpoint '{name}': {checkpoint} does not exist (suites and their checkpoints are "
+            "committed together). Propose both with `inferloop expectations suggest --from D1..D2`, "
+            "review them and commit them"
+        ) from error
+
+
 def committed_suite_path(context, name: str) -> Path:
     """Where the suite `name` of `context` is committed: in the project the user edits (e.g.
     `expectations/gx/expectations/NAME.json`), not the run's private copy; relative to the

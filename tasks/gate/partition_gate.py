@@ -27,7 +27,14 @@ from inferloop.core.personal_data import Pseudonymiser
 from inferloop.core.settings import GateSettings, ScoringSettings
 from inferloop.core.storage import Storage
 from inferloop.tasks.data.feeds import load_labelled_day, partition_files, stored_partitions_in
-from inferloop.tasks.gate.expectations import Purpose, gx_lock, load_suite, open_gx_context, suite_name
+from inferloop.tasks.gate.expectations import (
+    Purpose,
+    gx_lock,
+    load_checkpoint,
+    load_suite,
+    open_gx_context,
+    suite_name,
+)
 from inferloop.tasks.gate.id_uniqueness import IdTally
 from inferloop.tasks.gate.row_checks import (
     Columnar,
@@ -74,7 +81,7 @@ class PartitionGate:
         with gx_lock:
             self.context = open_gx_context(gate)
             self.expectations = load_suite(self.context, spec, purpose).expectation_configurations
-            self.checkpoint = self.context.checkpoints.get(self.suite_name)
+            self.checkpoint = load_checkpoint(self.context, spec, purpose)
             if spec.personal_columns:  # GX's results and Data Docs hold counts, never sample values
                 self.checkpoint.result_format = COUNTS_ONLY
                 self.checkpoint.save()  # into this process's private copy (GX refuses to run it unsaved)

@@ -14,7 +14,12 @@ import numpy as np
 RESAMPLES = 400
 MIN_BLOCKS = 10  # fewer partitions than this: their spread says little, resample rows within each
 SEED = 0
-METRICS = ("accuracy", "balanced_accuracy", "f1", "roc_auc", "pr_auc")
+# One minus the Brier score: a proper score of the probabilities on every row, higher is better.
+PROBABILITY_SCORE = "1-brier"
+METRICS = ("accuracy", "balanced_accuracy", "f1", "roc_auc", "pr_auc", PROBABILITY_SCORE)
+# Metrics that weigh each class on its own: their evidence is the rarer class's rows (a ROC AUC
+# on 3 positives is a coin flip however many negatives surround them).
+CLASS_METRICS = frozenset({"balanced_accuracy", "f1", "roc_auc", "pr_auc"})
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,7 @@ class MetricDifference:
     confidence: float
     rows: int
     groups: int  # partitions resampled
+    rarer_class_rows: int = -1  # rows of the rarer class among `rows` (-1: not counted)
 
     @property
     def verdict(self) -> str:
@@ -48,8 +54,24 @@ class MetricDifference:
         return (
             f"{self.metric} {self.a:.4f} vs {self.b:.4f} ({self.difference:+.4f}, "
             f"{self.confidence:.0%} interval {self.lower:+.4f}..{self.upper:+.4f}, "
-            f"{self.rows} rows in {self.groups} partitions)"
+            f"{self.rows} rows in {self.groups} partitions"
+            + (f", {self.rarer_class_rows} of the rarer class)" if self.rarer_class_rows >= 0 else ")")
         )
+
+
+def comparable_metric(metric: str, target: np.ndarray, min_class_rows: int) -> str:
+    """`metric`, or the probability score when `metric` weighs each class and `target` holds
+    fewer than `min_class_rows` of the rarer class: then it would rest on a handful of rows,
+    while the probabilities' score rests on all of them."""
+    if metric in CLASS_METRICS and rarer_class_rows(target) < min_class_rows:
+        return PROBABILITY_SCORE
+    return metric
+
+
+def rarer_class_rows(target: np.ndarray) -> int:
+    """Rows of the rarer class among 0/1 `target`."""
+    positives = int(np.count_nonzero(target))
+    return min(positives, len(target) - positives)
 
 
 class WeightedScores:
@@ -59,6 +81,7 @@ class WeightedScores:
     def __init__(self, target: np.ndarray, scores: np.ndarray, threshold: float | np.ndarray):
         scores = np.asarray(scores, dtype=np.float64)
         self.positive = np.asarray(target).astype(bool)
+        self.squared_error = (scores - self.positive) ** 2
         self.predicted = scores >= threshold
         self.order = np.argsort(-scores, kind="stable")  # highest score first
         ranked = scores[self.order]
@@ -74,6 +97,8 @@ class WeightedScores:
             return float("nan")
         if name == "accuracy":
             return float(np.sum(weights * (self.predicted == self.positive)) / total)
+        if name == PROBABILITY_SCORE:
+            return 1.0 - float(np.sum(weights * self.squared_error) / total)
         positives = float(np.sum(weights[self.positive]))
         negatives = float(np.sum(weights[~self.positive]))
         if name in ("balanced_accuracy", "f1"):
@@ -157,5 +182,14 @@ def paired_difference(
     tail = (1 - confidence) / 2
     lower, upper = np.quantile(differences, [tail, 1 - tail]) if len(differences) else (np.nan, np.nan)
     return MetricDifference(
-        metric, a, b, a - b, float(lower), float(upper), confidence, len(target), len(members)
+        metric,
+        a,
+        b,
+        a - b,
+        float(lower),
+        float(upper),
+        confidence,
+        len(target),
+        len(members),
+        rarer_class_rows(target),
     )

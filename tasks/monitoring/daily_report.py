@@ -22,6 +22,7 @@ from inferloop.core.settings import MonitoringSettings, RegistrySettings, Settin
 from inferloop.core.storage import Storage
 from inferloop.tasks.data.feeds import join_on_ids, read_feature_partition
 from inferloop.tasks.gate.partition_gate import gate_refused
+from inferloop.tasks.model.comparison import CLASS_METRICS
 from inferloop.tasks.model.registry import load_reference_profile, model_registry, version_threshold
 from inferloop.tasks.monitoring.change_detection import (
     ChangeVerdict,
@@ -129,18 +130,14 @@ def build_report(
         settings.registry, champion.run_id, settings.monitoring.monitor_metric
     )
     _measure_change(storage, settings, report, champion, event_day, window)
-    report.breaches = breaches(
-        report, settings.monitoring, settings.promotion.min_roc_auc, set(spec.expected_drift)
-    )
+    floor, min_class_rows = settings.promotion.min_roc_auc, settings.training.min_class_rows
+    report.breaches = breaches(report, settings.monitoring, floor, set(spec.expected_drift), min_class_rows)
     report.online = measure_online(storage, settings, champion, day, event_day, window)
     if report.online is not None:  # the same thresholds on the online traffic, its breaches named so
         report.breaches += online_named(
             breaches(
-                online_view(report),
-                settings.monitoring,
-                settings.promotion.min_roc_auc,
-                set(spec.expected_drift),
-            )
+                online_view(report), settings.monitoring, floor, set(spec.expected_drift), min_class_rows
+            ),
         )
     return report
 
@@ -232,16 +229,19 @@ def breaches(
     monitoring: MonitoringSettings,
     roc_auc_floor: float,
     expected_drift: frozenset[str] | set[str] = frozenset(),
+    min_class_rows: int = 0,
 ) -> list[str]:
     """Thresholds this day's report crosses (each one a sentence a person can act on);
     `roc_auc_floor` is promotion's `min_roc_auc`: a champion below it is a breach too. Drift of
     the spec's `expected_drift` features is reported (flagged) but is not a breach, and neither
-    is any drift while labels give a performance verdict (`drift_trigger` until_labelled)."""
+    is any drift while labels give a performance verdict (`drift_trigger` until_labelled). A
+    class-weighing metric gives one only on `min_class_rows` of the rarer class."""
     rolling, metric = report.rolling_performance, monitoring.monitor_metric
     labels_decide = (
         rolling is not None
         and rolling.labelled_rows >= monitoring.min_labelled_rows
         and metric in rolling.metrics
+        and (metric not in CLASS_METRICS or not 0 <= rolling.rarer_class_rows < min_class_rows)
     )
     drift_acts = monitoring.drift_trigger == "always" or not labels_decide
     found = [

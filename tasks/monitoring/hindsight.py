@@ -31,7 +31,7 @@ from inferloop.tasks.data.feeds import (
     prepare_features,
     read_feature_partition,
 )
-from inferloop.tasks.model.comparison import paired_difference
+from inferloop.tasks.model.comparison import comparable_metric, paired_difference
 from inferloop.tasks.model.registry import load_model, model_registry
 from inferloop.tasks.model.training import positive_scores
 
@@ -81,10 +81,14 @@ def judge(
     metric: str,
     threshold: float,
     replaced_threshold: float | np.ndarray | None = None,
+    min_class_rows: int = 0,
 ) -> tuple[str, dict]:
     """The verdict on the same rows (champion minus replaced, each labelling rows at its own
     threshold: the champion's `threshold`, the replaced version's `replaced_threshold`, default
-    the same; one per row where several versions scored them), and the comparison behind it."""
+    the same; one per row where several versions scored them), and the comparison behind it:
+    on `metric`, or on the probabilities' score where `metric` would rest on fewer than
+    `min_class_rows` of the rarer class (`comparable_metric`, as promotion decides)."""
+    metric = comparable_metric(metric, target, min_class_rows)
     difference = paired_difference(
         metric, target, champion_scores, replaced_scores, groups, threshold, threshold_b=replaced_threshold
     )
@@ -155,6 +159,7 @@ def promotion_hindsight(
             settings.monitoring.monitor_metric,
             champion.threshold(default),
             replaced.threshold(default),
+            settings.training.min_class_rows,
         )
     registry.tag_version(champion.version, {f"{TAG}.verdict": json.dumps(verdict.to_dict())})
     return verdict

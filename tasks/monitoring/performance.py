@@ -10,6 +10,7 @@ from inferloop.core import catalog
 from inferloop.core.dataset import DatasetSpec
 from inferloop.core.storage import Storage
 from inferloop.tasks.data.feeds import MissingDataError, join_on_ids, positive_target, read_labels
+from inferloop.tasks.model.comparison import rarer_class_rows
 from inferloop.tasks.model.training import classification_metrics
 
 
@@ -22,6 +23,7 @@ class PerformanceSnapshot:
     last_event_day: str
     labelled_rows: int
     metrics: dict[str, float] = field(default_factory=dict)
+    rarer_class_rows: int = -1  # of `labelled_rows` (-1: not counted)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -95,4 +97,5 @@ def snapshot_of(joined: pd.DataFrame, version: str, threshold: float) -> Perform
         last_event_day=max(joined["event_day"]).isoformat(),
         labelled_rows=len(joined),
         metrics=label_metrics(joined["target"].to_numpy(), joined["score"].to_numpy(float), threshold),
+        rarer_class_rows=rarer_class_rows(joined["target"].to_numpy()),
     )

@@ -131,6 +131,7 @@ def rejections_in_hindsight(
     min_rows: int,
     metric: str,
     threshold: float,
+    min_class_rows: int = 0,
 ) -> list[str]:
     """Would each rejected challenger have done better than the models that served instead?
 
@@ -157,6 +158,7 @@ def rejections_in_hindsight(
             metric,
             challenger_threshold,
             row_thresholds(rows, threshold),
+            min_class_rows,
         )
         verdicts.append(verdict)
     return verdicts

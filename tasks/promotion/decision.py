@@ -15,8 +15,14 @@ from prefect import task
 from inferloop.core.errors import InferloopError
 from inferloop.core.periods import parse_key
 from inferloop.core.registry import ModelNotFound, ModelVersionRef
-from inferloop.core.settings import PromotionSettings, Settings
-from inferloop.tasks.model.comparison import MetricDifference, paired_difference
+from inferloop.core.settings import Settings
+from inferloop.tasks.model.comparison import (
+    CLASS_METRICS,
+    MetricDifference,
+    comparable_metric,
+    paired_difference,
+    rarer_class_rows,
+)
 from inferloop.tasks.model.registry import find_alias, model_registry
 
 HELD_OUT_DAYS = "the challenger's held-out days"
@@ -34,6 +40,7 @@ class PromotionGates:
     min_improvement: float  # the challenger's metric minus the champion's, on the same rows, at least
     max_metric_regression: float  # the comparison interval's lower end may not fall below minus this
     min_rows: int  # fewer compared rows: no decision on so little evidence
+    min_class_rows: int = 0  # fewer of the rarer class: no ROC AUC floor, no class-weighing comparison
 
 
 @dataclass
@@ -77,6 +84,7 @@ def decide_promotion(
     signature_compatible: bool,
     gates: PromotionGates,
     failed_in_hindsight: list[str] | None = None,
+    floor_rarer_class_rows: int | None = None,
 ) -> tuple[str, str, list[GateCheck]]:
     """The verdict ("promote" or "reject"), its reason and every check, from the evidence alone.
     `difference` is challenger minus champion on the same rows (None: no champion yet).
@@ -85,9 +93,25 @@ def decide_promotion(
     `min_improvement` better on them (so it never decreases through an automatic promotion) and
     not clearly worse (the interval's lower end above `-max_metric_regression`). While recent
     promotions failed in hindsight (`failed_in_hindsight`, their descriptions), the bar is raised:
-    the challenger must be clearly better (the interval's lower end above 0).
+    the challenger must be clearly better (the interval's lower end above 0). The ROC AUC floor
+    needs `min_class_rows` of the rarer class (`floor_rarer_class_rows`: how many the challenger's
+    ROC AUC rests on; None: not counted): with fewer, a first champion waits, and a challenger is
+    left to the comparison (made on the probabilities' score when the monitored metric weighs
+    each class and the rows hold too few of the rarer one: `comparable_metric`).
     """
     floor = challenger[FLOOR_METRIC]
+    floor_judged = floor_rarer_class_rows is None or floor_rarer_class_rows >= gates.min_class_rows
+    if floor_judged:
+        detail = f"ROC AUC {floor:.4f} vs minimum {gates.min_roc_auc:.4f}"
+        floor_check = GateCheck("min_roc_auc", floor >= gates.min_roc_auc, detail)
+    else:  # a champion exists: the comparison on every row keeps the model no worse than it
+        floor_check = GateCheck(
+            "min_roc_auc",
+            difference is not None,
+            f"ROC AUC {floor:.4f} rests on {floor_rarer_class_rows} rows of the rarer class, fewer than "
+            f"INFERLOOP_MIN_CLASS_ROWS={gates.min_class_rows}: too few to judge, "
+            + ("the comparison with the champion decides" if difference else "waiting for more labels"),
+        )
     checks = [
         GateCheck(
             "data_gate",
@@ -99,22 +123,12 @@ def decide_promotion(
             signature_compatible,
             "accepts the champion's inputs" if signature_compatible else "input schema differs",
         ),
-        GateCheck(
-            "min_roc_auc",
-            floor >= gates.min_roc_auc,
-            f"ROC AUC {floor:.4f} vs minimum {gates.min_roc_auc:.4f}",
-        ),
+        floor_check,
     ]
     if difference is None:
         checks.append(GateCheck("beats_champion", True, "no champion yet"))
     else:
-        checks.append(
-            GateCheck(
-                "enough_evidence",
-                difference.rows >= gates.min_rows,
-                f"{difference.rows} compared rows vs minimum {gates.min_rows} (INFERLOOP_MIN_PROMOTION_ROWS)",
-            )
-        )
+        checks.append(enough_evidence(difference, gates))
         checks.append(
             GateCheck(
                 "beats_champion",
@@ -139,13 +153,28 @@ def decide_promotion(
     return "promote", "passed every gate" + ("" if difference else " (first champion)"), checks
 
 
-def gates_from(promotion: PromotionSettings, metric: str) -> PromotionGates:
+def enough_evidence(difference: MetricDifference, gates: PromotionGates) -> GateCheck:
+    """Enough compared rows, and for a class-weighing metric enough of the rarer class."""
+    detail = f"{difference.rows} compared rows vs minimum {gates.min_rows} (INFERLOOP_MIN_PROMOTION_ROWS)"
+    passed = difference.rows >= gates.min_rows
+    if difference.metric in CLASS_METRICS and difference.rarer_class_rows >= 0:
+        passed = passed and difference.rarer_class_rows >= gates.min_class_rows
+        detail += (
+            f", {difference.rarer_class_rows} of the rarer class vs minimum {gates.min_class_rows} "
+            "(INFERLOOP_MIN_CLASS_ROWS)"
+        )
+    return GateCheck("enough_evidence", passed, detail)
+
+
+def gates_from(settings: Settings) -> PromotionGates:
+    promotion = settings.promotion
     return PromotionGates(
-        metric,
+        settings.monitoring.monitor_metric,
         promotion.min_roc_auc,
         promotion.min_improvement,
         promotion.max_metric_regression,
         promotion.min_promotion_rows,
+        settings.training.min_class_rows,
     )
 
 
@@ -303,7 +332,7 @@ def challenger_decision(
         champion_scores = version_scores(settings, champion, frame)
         champion_metrics = classification_metrics(target, champion_scores, champion.threshold(default))
         difference = paired_difference(
-            settings.monitoring.monitor_metric,
+            comparable_metric(settings.monitoring.monitor_metric, target, settings.training.min_class_rows),
             target,
             challenger_scores,
             champion_scores,
@@ -319,8 +348,9 @@ def challenger_decision(
         difference,
         data_gate_passed(settings, challenger),
         compatible,
-        gates_from(settings.promotion, settings.monitoring.monitor_metric),
+        gates_from(settings),
         [v.describe() for v in recent_failures(settings.registry, challenger.version)] if champion else None,
+        rarer_class_rows(target),
     )
     decision = _decision(
         challenger,
@@ -359,11 +389,11 @@ def _decision(
 
 
 def bootstrap_decision(
-    settings: Settings, ref: ModelVersionRef, holdout_metrics: dict[str, float]
+    settings: Settings, ref: ModelVersionRef, holdout_metrics: dict[str, float], holdout_rarer_class_rows: int
 ) -> PromotionDecision:
     """No champion yet: the first version that clears the absolute gates becomes champion."""
-    gates = gates_from(settings.promotion, settings.monitoring.monitor_metric)
-    outcome = decide_promotion(holdout_metrics, None, True, True, gates)
+    gates = gates_from(settings)
+    outcome = decide_promotion(holdout_metrics, None, True, True, gates, None, holdout_rarer_class_rows)
     return _decision(
         ref,
         None,

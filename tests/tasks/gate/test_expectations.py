@@ -11,6 +11,7 @@ from inferloop.tasks.data.synthetic import GeneratorConfig, generate_day
 from inferloop.tasks.gate.expectations import (
     SuiteMissingError,
     committed_suite_path,
+    load_checkpoint,
     load_suite,
     open_gx_context,
     open_gx_project_for_edit,
@@ -60,6 +61,16 @@ def test_a_missing_suite_says_how_to_propose_one(spec, project):
     (folder / "gx" / "expectations" / "transactions_training.json").unlink()
     with pytest.raises(SuiteMissingError, match="inferloop expectations suggest"):
         load_suite(open_gx_context(settings.gate), spec, "training")
+
+
+def test_a_suite_without_its_checkpoint_names_the_missing_file(spec, project):
+    folder, settings = project
+    (folder / "gx" / "checkpoints" / "transactions_training.json").unlink()
+    with pytest.raises(SuiteMissingError) as missing:
+        load_checkpoint(open_gx_context(settings.gate), spec, "training")
+    message = str(missing.value)
+    assert f"{folder}/gx/checkpoints/transactions_training.json does not exist" in message
+    assert "inferloop expectations suggest" in message
 
 
 def test_a_folder_without_a_gx_project_names_the_setting(settings, tmp_path):

@@ -4,11 +4,18 @@ metrics under weights exactly as scikit-learn computes them."""
 
 import numpy as np
 import pytest
-from sklearn.metrics import average_precision_score, balanced_accuracy_score, f1_score, roc_auc_score
+from sklearn.metrics import (
+    average_precision_score,
+    balanced_accuracy_score,
+    brier_score_loss,
+    f1_score,
+    roc_auc_score,
+)
 
 from inferloop.tasks.model.comparison import (
     METRICS,
     MIN_BLOCKS,
+    PROBABILITY_SCORE,
     MetricDifference,
     WeightedScores,
     paired_difference,
@@ -55,9 +62,13 @@ def test_a_planted_difference_is_clear_and_none_is_not(metric):
 
 def test_the_point_estimates_are_the_metrics_on_all_rows():
     target, a, b, days = two_models(good_signal=0.3)
+
+    def expected(scores):
+        return label_metrics(target, scores, 0.5) | {PROBABILITY_SCORE: 1 - brier_score_loss(target, scores)}
+
     for metric in METRICS:
         compared = paired_difference(metric, target, a, b, days, threshold=0.5)
-        expected_a, expected_b = label_metrics(target, a, 0.5)[metric], label_metrics(target, b, 0.5)[metric]
+        expected_a, expected_b = expected(a)[metric], expected(b)[metric]
         assert (compared.a, compared.b) == pytest.approx((expected_a, expected_b))
         assert compared.difference == pytest.approx(expected_a - expected_b)
 

@@ -2,6 +2,7 @@
 (tasks/monitoring.py: breaches, metric_rows, to_dict/from_dict). No I/O."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -195,6 +196,18 @@ def test_a_missing_monitored_metric_is_not_a_breach():
         )
         == []
     )
+
+
+def test_a_roc_auc_on_a_few_positives_is_no_verdict_and_drift_decides_instead(profile):
+    # 4 positives among 500 rows: a ROC AUC of 0.3 there is noise, not a model below the floor.
+    few = replace(snapshot(0.3), rarer_class_rows=4)
+    drift = feature_drift(toy_frame(10_000, 1, 12.0), profile, SPEC, SETTINGS.monitoring.drift_psi_threshold)
+    floor = SETTINGS.promotion.min_roc_auc
+    found = breaches(report(rolling_performance=few, drift=drift), SETTINGS.monitoring, floor, set(), 20)
+    assert found and all(b.startswith("drift: ") for b in found)
+    enough = replace(few, rarer_class_rows=20)
+    found = breaches(report(rolling_performance=enough), SETTINGS.monitoring, floor, set(), 20)
+    assert found == [f"performance: roc_auc 0.300 below the floor {floor}"]
 
 
 def full_report() -> MonitoringReport:

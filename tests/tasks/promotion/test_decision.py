@@ -1,8 +1,15 @@
+from dataclasses import replace
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inferloop.tasks.model.comparison import MetricDifference, paired_difference
+from inferloop.tasks.model.comparison import (
+    PROBABILITY_SCORE,
+    MetricDifference,
+    comparable_metric,
+    paired_difference,
+)
 from inferloop.tasks.promotion.decision import (
     FLOOR_METRIC,
     PromotionGates,
@@ -105,6 +112,46 @@ def test_after_a_promotion_failed_in_hindsight_only_a_clearly_better_challenger_
     assert verdict == "reject" and "clearly_better_after_failures" in reason and "v3 over v2" in reason
     clearly = compared(0.85, days=10)
     assert decide_promotion({"roc_auc": 0.8}, clearly, True, True, GATES, failures)[0] == "promote"
+
+
+def test_a_class_weighing_metric_decides_nothing_on_a_few_rows_of_the_rarer_class():
+    gates = replace(GATES, metric="roc_auc", min_class_rows=20)
+    rng = np.random.default_rng(1)
+    target = (rng.random(1_000) < 0.01).astype(int)  # about 10 positives in 1,000 rows
+    champion, challenger = rng.random(1_000), np.where(target == 1, 0.9, rng.random(1_000))
+    difference = paired_difference("roc_auc", target, challenger, champion, np.arange(1_000) // 50, 0.5)
+    assert difference.rows == 1_000 and difference.rarer_class_rows == target.sum() < 20
+    verdict, reason, _ = decide_promotion({"roc_auc": 0.9}, difference, True, True, gates, None, target.sum())
+    assert verdict == "reject" and "of the rarer class vs minimum 20 (INFERLOOP_MIN_CLASS_ROWS)" in reason
+    # Accuracy counts every row: the same rows are evidence enough for it.
+    accuracy = paired_difference("accuracy", target, challenger, champion, np.arange(1_000) // 50, 0.5)
+    checks = decide_promotion({"roc_auc": 0.9}, accuracy, True, True, replace(gates, metric="accuracy"))[2]
+    assert next(c for c in checks if c.name == "enough_evidence").passed
+
+
+def test_with_too_few_of_the_rarer_class_the_probabilities_decide_on_every_row():
+    # Positives all but vanished (10 in 1,000): the champion still predicts 40 % of them, the
+    # challenger has learnt the new rate. ROC AUC on 10 rows says nothing; the Brier score does.
+    gates = replace(GATES, metric="roc_auc", min_class_rows=20)
+    rng = np.random.default_rng(2)
+    target = (rng.random(1_000) < 0.01).astype(int)
+    champion, challenger = np.full(1_000, 0.4), np.full(1_000, 0.02)
+    metric = comparable_metric("roc_auc", target, 20)
+    assert metric == PROBABILITY_SCORE and comparable_metric("roc_auc", target, 5) == "roc_auc"
+    assert comparable_metric("accuracy", target, 20) == "accuracy"
+    difference = paired_difference(metric, target, challenger, champion, np.arange(1_000) // 50, 0.5)
+    assert difference.lower > 0
+    verdict, reason, checks = decide_promotion({"roc_auc": 0.5}, difference, True, True, gates, None, 10)
+    assert verdict == "promote", reason
+    floor = next(c for c in checks if c.name == "min_roc_auc")
+    assert "too few to judge, the comparison with the champion decides" in floor.detail
+
+
+def test_a_first_champion_is_not_judged_on_a_roc_auc_of_a_few_positives():
+    gates = replace(GATES, min_class_rows=20)
+    verdict, reason, _ = decide_promotion({"roc_auc": 0.95}, None, True, True, gates, None, 4)
+    assert verdict == "reject" and "rests on 4 rows of the rarer class" in reason and "waiting" in reason
+    assert decide_promotion({"roc_auc": 0.95}, None, True, True, gates, None, 20)[0] == "promote"
 
 
 COLUMNS = [
