@@ -39,10 +39,10 @@ def gated_window(storage, settings, start: date, end: date):
 
 def widened_to_evidence(storage, settings, frame: pd.DataFrame, reports: list, start: date, end: date):
     """The window with earlier partitions taken back, as far as the feed goes, until it holds
-    `train_window_rows` (at least `min_train_rows`) and a holdout of `min_holdout_rows`, with
-    `min_class_rows` of each class, that promotion can decide on. A window cut at a detected
-    change, or a few small partitions, holds too few rows otherwise: a model that varies from fit
-    to fit, and challengers refused for want of evidence."""
+    `train_window_rows` (at least `min_train_rows`) and a holdout of `min_holdout_rows` that
+    promotion can decide on. A window cut at a detected change, or a few small partitions, holds
+    too few rows otherwise: a model that varies from fit to fit, and challengers refused for want
+    of evidence."""
     spec = settings.dataset
     stored = storage.list_partitions(catalog.features_table(spec.name))
     asked = start
@@ -60,8 +60,7 @@ def widened_to_evidence(storage, settings, frame: pd.DataFrame, reports: list, s
         print(
             f"{asked}..{end} holds too few labelled rows to fit and hold out "
             f"(INFERLOOP_TRAIN_WINDOW_ROWS={settings.training.train_window_rows}, "
-            f"INFERLOOP_MIN_HOLDOUT_ROWS={settings.training.min_holdout_rows}, "
-            f"INFERLOOP_MIN_CLASS_ROWS={settings.training.min_class_rows}); "
+            f"INFERLOOP_MIN_HOLDOUT_ROWS={settings.training.min_holdout_rows}); "
             f"training on {start}..{end} ({len(frame)} rows)"
         )
     return frame, reports, start

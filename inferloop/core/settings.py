@@ -201,16 +201,17 @@ class TrainingSettings(Group):
     min_holdout_rows: int = Field(
         200, ge=0, description="Hold out more days (up to half the window) until they hold this many rows"
     )
-    # A ROC AUC on 3 positives is a coin flip however many negatives surround them: the class-
-    # weighing metrics rest on the rarer class's rows, so a few percent of positives in small
-    # partitions needs more of them than min_holdout_rows alone asks for. A guard against the
-    # degenerate case, not a precision target: the paired bootstrap carries the rest.
+    # A ROC AUC on 3 positives is a coin flip however many negatives surround them. Holdouts do
+    # not grow for the rarer class: where it has all but vanished (a label that stopped being
+    # used), a holdout grown to half the window left the validation fit only the old concept and
+    # every challenger lost (measured: docs/benchmarks.md, Seattle weather by week).
     min_class_rows: int = Field(
         10,
         ge=0,
-        description="Rows of the rarer class a holdout takes more days for (and a window more partitions), "
-        "and that promotion's ROC AUC floor and a comparison on a class-weighing monitored metric "
-        "(roc_auc, pr_auc, balanced_accuracy, f1) need to decide",
+        description="Rows of the rarer class the ROC AUC floor and a class-weighing monitored metric "
+        "(roc_auc, pr_auc, balanced_accuracy, f1) need: fewer, and the floor is not judged (a first "
+        "champion waits), the monitor gives no verdict on that metric, and promotion and hindsight "
+        "compare on the probabilities' score (1 - Brier) on every row",
     )
     refit_on_full_window: bool = Field(
         True, description="After validation, refit on the whole window so the model sees the newest labels"

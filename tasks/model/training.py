@@ -128,50 +128,28 @@ def evaluate(
 
 
 def split_by_time(
-    frame: pd.DataFrame,
-    spec: DatasetSpec,
-    holdout_days: int,
-    min_holdout_rows: int = 0,
-    min_class_rows: int = 0,
+    frame: pd.DataFrame, spec: DatasetSpec, holdout_days: int, min_holdout_rows: int = 0
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train on earlier days, hold out the latest days (no look-ahead): at least `holdout_days`
-    of them, more until they hold `min_holdout_rows` rows and `min_class_rows` of each class (a
-    comparison on a few dozen rows, or a few positives, is noise), but never more than half the
-    window."""
+    of them, more until they hold `min_holdout_rows` rows (a comparison on a few dozen rows is
+    noise), but never more than half the window."""
     event_day = spec.partitioning.floor_times(frame[spec.time_column])
-    per_day = positive_target(frame, spec).groupby(event_day).agg(["size", "sum"]).sort_index()
-    days = per_day.index.to_numpy()
+    rows_per_day = event_day.value_counts().sort_index()
+    days = rows_per_day.index.to_numpy()
     if len(days) <= holdout_days:
         raise TrainingDataError(
             f"The window has {len(days)} {spec.partition}(s); it needs more than holdout_days={holdout_days}"
         )
-    held = held_out_partitions(
-        per_day["size"].tolist(), holdout_days, min_holdout_rows, per_day["sum"].tolist(), min_class_rows
-    )
-    holdout_start = days[-held]
+    holdout_start = days[-held_out_partitions(rows_per_day.tolist(), holdout_days, min_holdout_rows)]
     return frame[event_day < holdout_start], frame[event_day >= holdout_start]
 
 
-def held_out_partitions(
-    rows_per_partition: list[int],
-    holdout_days: int,
-    min_holdout_rows: int,
-    positives_per_partition: list[float] | None = None,
-    min_class_rows: int = 0,
-) -> int:
+def held_out_partitions(rows_per_partition: list[int], holdout_days: int, min_holdout_rows: int) -> int:
     """How many of the newest partitions (rows per partition, oldest first) are held out: at least
-    `holdout_days`, more until they hold `min_holdout_rows` rows and (given the positives per
-    partition) `min_class_rows` of each class, never more than half."""
+    `holdout_days`, more until they hold `min_holdout_rows` rows, never more than half."""
     held = holdout_days
     rows_from_end = np.cumsum(rows_per_partition[::-1])
-    positives = positives_per_partition if positives_per_partition is not None else rows_per_partition
-    positives_from_end = np.cumsum(positives[::-1])
-
-    def short(held: int) -> bool:
-        rows, positive = rows_from_end[held - 1], positives_from_end[held - 1]
-        return rows < min_holdout_rows or min(positive, rows - positive) < min_class_rows
-
-    while held < len(rows_per_partition) // 2 and short(held):
+    while held < len(rows_per_partition) // 2 and rows_from_end[held - 1] < min_holdout_rows:
         held += 1
     return held
 
@@ -182,31 +160,17 @@ def window_rows_wanted(training: TrainingSettings) -> int:
 
 
 def earlier_partitions_needed(frame: pd.DataFrame, spec: DatasetSpec, training: TrainingSettings) -> int:
-    """How many earlier partitions, at the window's mean rows and positive rate per partition,
-    `frame` needs to hold `window_rows_wanted` and a holdout of `min_holdout_rows` with
-    `min_class_rows` of each class (0: it does)."""
-    partition = spec.partitioning.floor_times(frame[spec.time_column])
-    per_partition = positive_target(frame, spec).groupby(partition).agg(["size", "sum"])
-    counts, positives = per_partition["size"].tolist(), per_partition["sum"].tolist()
+    """How many earlier partitions, at the window's mean rows per partition, `frame` needs to hold
+    `window_rows_wanted` and a holdout of `min_holdout_rows` (0: it does)."""
+    counts = spec.partitioning.floor_times(frame[spec.time_column]).value_counts().sort_index().tolist()
     mean = max(1, round(sum(counts) / max(1, len(counts))))
-    mean_positives = mean * sum(positives) / max(1, sum(counts))
-    # With a single class so far, more partitions like these would never hold the other one.
-    min_class_rows = training.min_class_rows if 0 < mean_positives < mean else 0
 
-    def enough(extra: int) -> bool:
-        rows, positive = [mean] * extra + counts, [mean_positives] * extra + positives
-        held = held_out_partitions(
-            rows, training.holdout_days, training.min_holdout_rows, positive, min_class_rows
-        )
-        held_rows, held_positives = sum(rows[-held:]), sum(positive[-held:])
-        return (
-            sum(rows) >= window_rows_wanted(training)
-            and held_rows >= training.min_holdout_rows
-            and min(held_positives, held_rows - held_positives) >= min_class_rows
-        )
+    def enough(rows: list[int]) -> bool:
+        held = held_out_partitions(rows, training.holdout_days, training.min_holdout_rows)
+        return sum(rows) >= window_rows_wanted(training) and sum(rows[-held:]) >= training.min_holdout_rows
 
     needed = 0
-    while not enough(needed):
+    while not enough([mean] * needed + counts):
         needed += 1
     return needed
 
@@ -245,9 +209,7 @@ def fit_model(
     fit again on the whole window, so the deployed model has seen the newest labels. The held-out
     metrics, scores and threshold stay those of the validation fit: the refitted model has no
     honest holdout."""
-    train, holdout = split_by_time(
-        frame, spec, training.holdout_days, training.min_holdout_rows, training.min_class_rows
-    )
+    train, holdout = split_by_time(frame, spec, training.holdout_days, training.min_holdout_rows)
     model = fitted(train, spec, training)
     holdout_target = positive_target(holdout, spec).to_numpy()
     holdout_scores = positive_scores(model, prepare_features(holdout, spec))

@@ -212,11 +212,24 @@ def _measure_change(
     threshold = champion.threshold(settings.scoring.decision_threshold)
     report.changes = performance_changes(frame, monitoring.monitor_metric, threshold, monitoring.change_delta)
     report.hindsight = promotion_hindsight(storage, settings, champion, frame)
-    recent = frame[frame["event_day"] >= window[0]] if not frame.empty else frame
+    recent = newest_partitions_holding(frame, window[0], monitoring.min_labelled_rows)
     if len(recent) >= monitoring.min_labelled_rows:
         report.calibration = calibration_gap(
             recent["target"].to_numpy(), recent["score"].to_numpy(float), monitoring.calibration_alpha
         )
+
+
+def newest_partitions_holding(frame: pd.DataFrame, start: date, rows: int) -> pd.DataFrame:
+    """The rows of `frame` (labelled predictions in event order) from `start`, or from as far
+    back as it takes to hold `rows` of them: on a feed of a few rows a partition, the rolling
+    window alone never holds enough, however wrong the probabilities are."""
+    if frame.empty:
+        return frame
+    days = frame["event_day"]
+    per_day = days.value_counts().sort_index(ascending=False).cumsum()
+    enough = per_day[per_day >= rows]
+    first = min(start, enough.index[0]) if len(enough) else per_day.index[-1]
+    return frame[days >= first]
 
 
 @cache

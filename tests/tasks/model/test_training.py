@@ -118,12 +118,7 @@ def test_the_holdout_grows_by_partitions_until_it_holds_enough_rows(rows, min_ho
 def test_a_window_of_small_partitions_needs_earlier_ones_to_hold_out_enough(settings):
     spec = settings.dataset
     day = pd.Timestamp("2026-01-01")
-    frame = pd.DataFrame(
-        {
-            "event_time": [day + pd.Timedelta(days=d) for d in range(7) for _ in range(48)],
-            spec.label.column: [1, 0] * (7 * 24),  # half positives: the rows bind, not the classes
-        }
-    )
+    frame = pd.DataFrame({"event_time": [day + pd.Timedelta(days=d) for d in range(7) for _ in range(48)]})
     training = settings.training.model_copy(
         update={"min_train_rows": 200, "train_window_rows": 0, "min_holdout_rows": 200}
     )
@@ -135,40 +130,6 @@ def test_a_window_of_small_partitions_needs_earlier_ones_to_hold_out_enough(sett
     # The rows a window widens to count like the minimum, but are only a target (fewer still trains).
     steady = training.model_copy(update={"train_window_rows": 1000})
     assert earlier_partitions_needed(frame, spec, steady) == 14
-
-
-@pytest.mark.parametrize(
-    ("positives", "held"),
-    [
-        ([24] * 10, 2),  # balanced: 200 rows decide
-        ([5] * 10, 4),  # 5 % positives: 20 positives take 4 partitions
-        ([1] * 10, 5),  # never 20 positives: capped at half the window
-        ([95] * 10, 4),  # the rarer class may be the negatives
-    ],
-)
-def test_the_holdout_grows_until_it_holds_enough_of_the_rarer_class(positives, held):
-    assert held_out_partitions([100] * 10, 1, 200, positives, min_class_rows=20) == held
-
-
-def test_a_window_of_rare_positives_widens_until_its_holdout_can_hold_enough_of_them(settings):
-    spec = settings.dataset
-    day = pd.Timestamp("2026-01-01")
-    labels = ([1] + [0] * 19) * 5  # 100 rows a day, 5 % positives
-    frame = pd.DataFrame(
-        {
-            "event_time": [day + pd.Timedelta(days=d) for d in range(4) for _ in range(100)],
-            spec.label.column: labels * 4,
-        }
-    )
-    training = settings.training.model_copy(
-        update={"min_train_rows": 0, "train_window_rows": 0, "min_holdout_rows": 200, "min_class_rows": 20}
-    )
-    # 20 positives take 4 held-out days, which is half a window of 8.
-    assert earlier_partitions_needed(frame, spec, training) == 4
-    assert earlier_partitions_needed(frame, spec, training.model_copy(update={"min_class_rows": 0})) == 0
-    # A window without a single positive yet would never get one from more days like it.
-    negatives = frame.assign(**{spec.label.column: 0})
-    assert earlier_partitions_needed(negatives, spec, training) == 0
 
 
 def test_an_unseen_category_scores_as_a_missing_one_and_nulls_still_score(labelled, fitted, settings):

@@ -3,6 +3,7 @@
 
 import json
 from dataclasses import replace
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,12 @@ from inferloop.core.dataset import DatasetSpec
 from inferloop.core.settings import load_settings
 from inferloop.tasks.model.evaluation import reference_profile
 from inferloop.tasks.monitoring.change_detection import ChangeVerdict
-from inferloop.tasks.monitoring.daily_report import MonitoringReport, breaches, metric_rows
+from inferloop.tasks.monitoring.daily_report import (
+    MonitoringReport,
+    breaches,
+    metric_rows,
+    newest_partitions_holding,
+)
 from inferloop.tasks.monitoring.drift import FeatureDrift, feature_drift
 from inferloop.tasks.monitoring.performance import PerformanceSnapshot
 
@@ -262,3 +268,16 @@ def test_the_change_trigger_breaches_on_a_detected_rise_and_on_calibration_not_o
         "900 labelled rows since deployment)",
     ]
     assert breaches(report(changes=[rose]), SETTINGS.monitoring, 0.5) == []  # drop rule: not used
+
+
+def test_calibration_looks_back_as_far_as_it_takes_to_hold_enough_rows():
+    days = [date(2026, 1, d) for d in range(1, 11)]  # 10 partitions of 7 rows
+    frame = pd.DataFrame({"event_day": [d for d in days for _ in range(7)], "target": 0, "score": 0.5})
+
+    def first_day(rows: int):
+        return newest_partitions_holding(frame, days[7], rows)["event_day"].min()
+
+    assert first_day(14) == days[7]  # the rolling window holds enough
+    assert first_day(30) == days[5]  # 5 partitions: 35 rows
+    assert len(newest_partitions_holding(frame, days[7], 100)) == 70  # all there is, still too few
+    assert newest_partitions_holding(frame.head(0), days[7], 30).empty
