@@ -547,7 +547,7 @@ def status():
         from inferloop.tasks.reports import recent_flow_runs
 
         settings = _settings()
-        services = Table(title=f"Stack ({started_profile(settings).stack_profile} profile)")
+        services = Table(title=f"Stack ({started_profile(settings).stack.stack_profile} profile)")
         services.add_column("service")
         services.add_column("state")
         for name, state in stack_status(settings).items():

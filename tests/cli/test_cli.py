@@ -143,3 +143,12 @@ def test_expectations_suggest_writes_the_suites_and_prints_what_to_review(workdi
     assert f"Proposed {project}/gx/expectations/transactions_training.json" in output
     assert "- rows: At least 1 row (an empty partition is refused)" in output
     assert "set min_value to 0 where the column's meaning forbids negatives" in output
+
+
+def test_status_shows_the_stack_profile_and_the_aliases(workdir, prefect_harness, mlflow_server, monkeypatch):
+    monkeypatch.setenv("INFERLOOP_TRACKING_URI", mlflow_server)
+    monkeypatch.setenv("INFERLOOP_MODEL_NAME", "status-without-versions")
+    result = CliRunner().invoke(app, ["status"])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"Stack \((local|prod)\s+profile\)", result.output)  # the title wraps
+    assert "status-without-versions@champion: none" in result.output
