@@ -104,7 +104,7 @@ def decide_promotion(
     if floor_judged:
         detail = f"ROC AUC {floor:.4f} vs minimum {gates.min_roc_auc:.4f}"
         floor_check = GateCheck("min_roc_auc", floor >= gates.min_roc_auc, detail)
-    else:  # a champion exists: the comparison on every row keeps the model no worse than it
+    else:  # with a champion, the comparison on every row keeps the model no worse than it; else wait
         floor_check = GateCheck(
             "min_roc_auc",
             difference is not None,
