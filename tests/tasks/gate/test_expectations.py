@@ -71,6 +71,14 @@ def test_a_suite_without_its_checkpoint_names_the_missing_file(spec, project):
     message = str(missing.value)
     assert f"{folder}/gx/checkpoints/transactions_training.json does not exist" in message
     assert "inferloop expectations suggest" in message
+    # The gate itself meets it as that error, not as GX's traceback.
+    from datetime import date
+
+    from inferloop.core.storage import lake_storage
+    from inferloop.tasks.gate.partition_gate import PartitionGate
+
+    with pytest.raises(SuiteMissingError, match="No GX checkpoint 'transactions_training'"):
+        PartitionGate(lake_storage(settings.lake), spec, "training", date(2026, 1, 1), settings.gate)
 
 
 def test_a_folder_without_a_gx_project_names_the_setting(settings, tmp_path):

@@ -29,6 +29,18 @@ def test_the_verdict_is_clear_only_when_the_interval_is(right_new, right_old, ex
     )
 
 
+def test_on_a_handful_of_positives_the_verdict_rests_on_the_probabilities_of_every_row():
+    rng = np.random.default_rng(4)
+    target = (rng.random(800) < 0.005).astype(int)  # about 4 positives
+    calibrated, stale = np.full(800, 0.01), np.full(800, 0.4)  # the old model predicts 40 % positives
+    groups = np.repeat(np.arange(8), 100)
+    verdict, comparison = judge(target, calibrated, stale, groups, "roc_auc", 0.5, min_class_rows=10)
+    assert comparison["metric"] == "1-brier" and comparison["rarer_class_rows"] == target.sum()
+    assert verdict == "better"
+    # With the guard off, the same rows are judged on ROC AUC, as before.
+    assert judge(target, calibrated, stale, groups, "roc_auc", 0.5)[1]["metric"] == "roc_auc"
+
+
 def test_the_description_says_what_was_compared_and_what_is_awaited():
     pending = HindsightVerdict("4", "3", "pending", 120, 200)
     assert pending.describe() == "promotion of v4 over v3: judged after 200 labelled rows (120 so far)"
