@@ -15,7 +15,7 @@ from inferloop.flows.promote import rollback
 from inferloop.flows.retrain import alert_retrain_suppressed, retrain
 from inferloop.runtime.alert_events import BREACH_CONFIRMED, emit_alert
 from inferloop.runtime.locks import global_lock
-from inferloop.tasks.model.registry import find_alias
+from inferloop.tasks.model.registry import find_alias, record_breach_state
 from inferloop.tasks.monitoring.daily_report import MonitoringReport, monitor_day
 from inferloop.tasks.monitoring.history_chart import save_history_chart
 from inferloop.tasks.monitoring.retrain_policy import RETRAIN_LOCK, RetrainDecision, record, retrain_verdict
@@ -65,6 +65,14 @@ def monitor(
         print(f"Rolled back to v{rolled_back.challenger_version}: {report.hindsight.describe()}")
         return RetrainDecision(day.isoformat(), "none", [f"rolled back: {report.hindsight.describe()}"])
     decision = retrain_verdict(storage, settings, day)
+    # A confirmed breach opens it on the champion, for inferloop serve's degraded-model policy;
+    # a day without any breach closes it; a breach still confirming leaves it as it is.
+    if decision.action != "none" or not decision.reasons:
+        breached = decision.action != "none"
+        if change := record_breach_state(
+            settings.registry, champion, day.isoformat(), breached, decision.reasons
+        ):
+            print(f"{champion.name} v{champion.version}: breach {change}")
     if decision.action == "suppressed":
         with global_lock(RETRAIN_LOCK):
             record(storage, settings.dataset.name, decision)

@@ -31,6 +31,8 @@ NOT_FOUND_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"})
 PERMISSION_CODES = frozenset({"PERMISSION_DENIED", "UNAUTHENTICATED", "CUSTOMER_UNAUTHORIZED"})
 UNAVAILABLE_CODES = frozenset({"TEMPORARILY_UNAVAILABLE", "DEADLINE_EXCEEDED"})
 THRESHOLD_TAG = "inferloop.decision_threshold"  # the version tag holding its decision threshold
+# The version tag holding the monitor's open breach of it (JSON: since, reasons); absent: none open.
+BREACH_TAG = "inferloop.breach"
 
 
 class RegistryError(InferloopError, RuntimeError):
@@ -60,6 +62,8 @@ class ModelVersionRef:
     alias: str | None = None
     # Chosen at training (version tag THRESHOLD_TAG); None for versions registered without one.
     decision_threshold: float | None = None
+    # The monitor's confirmed breach of this version, while open (BREACH_TAG), described.
+    open_breach: str | None = None
 
     @property
     def uri(self) -> str:
@@ -69,6 +73,15 @@ class ModelVersionRef:
         """The score at or above which this version labels a row positive: its own threshold,
         or `default` (the settings' decision_threshold) for a version registered without one."""
         return default if self.decision_threshold is None else self.decision_threshold
+
+
+def recorded_breach(tags: dict[str, str]) -> str | None:
+    """The open breach a version's tags record, described, if any."""
+    value = tags.get(BREACH_TAG)
+    if not value:
+        return None
+    breach = json.loads(value)
+    return f"breach confirmed on {breach['since']}: {'; '.join(breach['reasons']) or 'no reason recorded'}"
 
 
 def recorded_threshold(tags: dict[str, str]) -> float | None:
@@ -301,6 +314,7 @@ class Registry:
             run_id=found.run_id,
             alias=alias,
             decision_threshold=recorded_threshold(found.tags),
+            open_breach=recorded_breach(found.tags),
         )
 
     def get_version(self, version: str) -> ModelVersionRef:
@@ -313,6 +327,7 @@ class Registry:
             version=str(found.version),
             run_id=found.run_id,
             decision_threshold=recorded_threshold(found.tags),
+            open_breach=recorded_breach(found.tags),
         )
 
     def version_tags(self, version: str) -> dict[str, str]:
@@ -332,6 +347,10 @@ class Registry:
         with self.translated(f"tag {self.model_name} v{version}"):
             for key, value in tags.items():
                 self.client.set_model_version_tag(self.model_name, str(version), key, value)
+
+    def untag_version(self, version: str, key: str) -> None:
+        with self.translated(f"untag {self.model_name} v{version}"):
+            self.client.delete_model_version_tag(self.model_name, str(version), key)
 
     def _download(self, artifact_uri: str, destination: str | None = None) -> str:
         """A local path of the artifact (in a local store itself, unless `destination`)."""

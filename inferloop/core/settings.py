@@ -428,6 +428,11 @@ class ServingSettings(Group):
     serve_rate_burst: int = Field(
         400, ge=1, description="Requests one API key may make at once, above serve_rate_per_second"
     )
+    serve_degraded_policy: Literal["serve", "fallback", "reject"] = Field(
+        "serve",
+        description="While the monitor's confirmed breach of @champion is open: serve (the champion scores, "
+        "responses carry `degraded`), fallback (@previous_champion scores) or reject (503 with the reason)",
+    )
     serve_tls_cert: Path | None = Field(None, description="PEM certificate: the endpoint speaks HTTPS")
     serve_tls_key: Path | None = Field(
         None, validate_default=True, description="PEM private key of serve_tls_cert"

@@ -47,7 +47,7 @@ from inferloop.serving.metrics import ServingMetrics
 from inferloop.serving.online_log import OnlineLog
 from inferloop.serving.openapi import ERRORS, REQUEST_BODY, ErrorResponse, InvocationResponse
 from inferloop.serving.rate_limit import RateLimiter
-from inferloop.serving.stale_alert import StaleAlert
+from inferloop.serving.stale_alert import DegradedAlert, StaleAlert
 from inferloop.serving.v2 import infer_answer, model_metadata, parse_infer_request, readiness, server_metadata
 
 log = logging.getLogger("inferloop.serve")
@@ -118,6 +118,12 @@ def build_runtime(settings: Settings) -> Runtime:
         serving.serve_poll_seconds,
         on_swap=swapped,
         on_check=lambda ok: checked(ok),
+        degraded_policy=serving.serve_degraded_policy,
+        fallback_alias=registry_settings.previous_champion_alias,
+        on_degraded=lambda served: degraded_alert(served),
+    )
+    degraded_alert = DegradedAlert(
+        registry_settings.model_name, metrics.degraded, registry_settings.tracking_uri
     )
     stale_alert = StaleAlert(
         registry_settings.model_name,
@@ -321,8 +327,17 @@ def create_app(settings: Settings) -> FastAPI:
                     parsed, rows = await run_in_threadpool(read, body)
             except RequestError as error:
                 raise ServingError(error.status, str(error)) from None
-            if runtime.follower.current is None:
+            served = runtime.follower.current
+            if served is None:
                 raise ServingError(503, "No model is loaded yet: see /health/ready", {"Retry-After": "5"})
+            if served.degraded and serving.serve_degraded_policy == "reject":
+                raise ServingError(
+                    503,
+                    f"{served.ref.name} v{served.ref.version} is degraded, {served.degraded}: no row is "
+                    "scored until a new champion is promoted or the breach closes "
+                    "(INFERLOOP_SERVE_DEGRADED_POLICY=reject)",
+                    {"Retry-After": str(max(1, round(serving.serve_poll_seconds)))},
+                )
             if not runtime.online_log.reserve(rows.num_rows):
                 raise ServingError(
                     503,
@@ -440,4 +455,5 @@ def _answer(scored: ScoredRequest, ids: list, request_id: str) -> dict[str, Any]
         rows_in=len(ids),
         rows_scored=k,
         rows_rejected=len(verdicts.failed),
+        **({"degraded": scored.degraded} if scored.degraded else {}),
     )

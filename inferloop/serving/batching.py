@@ -49,6 +49,7 @@ class ScoredRequest:
     verdicts: RowVerdicts
     scores: np.ndarray
     labels: np.ndarray
+    degraded: str | None = None  # the champion's open breach, when the model scores under it
 
 
 @dataclass
@@ -173,6 +174,7 @@ class Coalescer:
                     RowVerdicts(bad, failed),
                     scores[scored_start : scored_start + k],
                     labels[scored_start : scored_start + k],
+                    served.degraded,
                 )
             )
             passed_per_job.append(k)

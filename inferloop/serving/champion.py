@@ -5,13 +5,19 @@ The swap replaces one reference (`ServedModel`, model and version together), so 
 that took the old reference finishes on the old model and names the old version; the next one
 takes the new. With the registry unreachable, the loaded version keeps serving and the state
 says since when the alias could not be checked (`stale`).
+
+While the monitor's confirmed breach of the champion is open (the version's `inferloop.breach`
+tag, read with the alias), the degraded-model policy applies: `serve` keeps the champion and
+flags every response, `fallback` scores with @previous_champion (loaded the same way), `reject`
+has the endpoint answer 503 with the reason. Each change of that state calls `on_degraded`.
 """
 
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal
 
 from inferloop.core.registry import ModelVersionRef, Registry, RegistryError
 from inferloop.tasks.model.optimised import runtime_of
@@ -26,6 +32,7 @@ class ServedModel:
 
     ref: ModelVersionRef
     model: object
+    degraded: str | None = None  # the champion's open breach this model serves under, described
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,7 @@ class FollowerState:
     stale: bool
     seconds_since_check: float | None  # since the registry last answered
     problem: str | None  # why the alias could not be followed, last time it was tried
+    degraded: str | None = None  # the champion's open breach and what the policy does about it
 
 
 class ChampionFollower:
@@ -49,10 +57,16 @@ class ChampionFollower:
         poll_seconds: float,
         on_swap: Callable[[ServedModel | None, ServedModel], None] = lambda old, new: None,
         on_check: Callable[[bool], None] = lambda ok: None,
+        degraded_policy: Literal["serve", "fallback", "reject"] = "serve",
+        fallback_alias: str = "previous_champion",
+        on_degraded: Callable[[ServedModel], None] = lambda served: None,
     ):
         self.registry, self.alias, self.poll_seconds = registry, alias, poll_seconds
-        self.on_swap, self.on_check = on_swap, on_check
-        self.current: ServedModel | None = None
+        self.on_swap, self.on_check, self.on_degraded = on_swap, on_check, on_degraded
+        self.degraded_policy, self.fallback_alias = degraded_policy, fallback_alias
+        self.champion: ServedModel | None = None  # the version behind the alias, loaded
+        self._fallback: ServedModel | None = None  # @fallback_alias's, loaded while it scores
+        self.current: ServedModel | None = None  # what scores: the champion, or the fallback
         self._last_ok: float | None = None
         self._problem: str | None = f"starting: @{alias} was not resolved yet"
         self._stop = threading.Event()
@@ -67,15 +81,12 @@ class ChampionFollower:
                     f"{self.registry.model_name}@{self.alias} does not exist: train and promote a "
                     "model (inferloop train) or set INFERLOOP_MODEL_NAME"
                 )
-            elif self.current is None or self.current.ref.version != ref.version:
-                log.info("loading %s v%s (@%s)", ref.name, ref.version, self.alias)
-                # The compiled library where the version's parity gate passed, else sklearn.
-                loaded = ServedModel(ref, scoring_model(self.registry, ref))
-                old, self.current = self.current, loaded  # the swap: one reference
-                log.info("now serving %s v%s (%s)", ref.name, ref.version, runtime_of(loaded.model))
-                self.on_swap(old, loaded)
-                self._problem = None
             else:
+                if self.champion is None or self.champion.ref.version != ref.version:
+                    self.champion = self._load(ref)
+                else:  # the same version; its breach may have opened or closed
+                    self.champion = replace(self.champion, ref=ref)
+                self._serve(self._under_policy(ref.open_breach))
                 self._problem = None
             self._last_ok = time.monotonic()
             self.on_check(True)
@@ -83,6 +94,38 @@ class ChampionFollower:
             self._problem = str(error)
             log.warning("could not follow @%s: %s", self.alias, error)
             self.on_check(False)
+
+    def _load(self, ref: ModelVersionRef) -> ServedModel:
+        log.info("loading %s v%s", ref.name, ref.version)
+        # The compiled library where the version's parity gate passed, else sklearn.
+        return ServedModel(ref, scoring_model(self.registry, ref))
+
+    def _under_policy(self, breach: str | None) -> ServedModel:
+        """What scores while the champion's breach is `breach` (None: none open)."""
+        champion = self.champion
+        if breach is None or self.degraded_policy != "fallback":
+            self._fallback = None
+            return replace(champion, degraded=breach and f"{breach} (policy {self.degraded_policy})")
+        previous = self.registry.find_alias(self.fallback_alias)
+        if previous is None or previous.version == champion.ref.version:
+            self._fallback = None
+            return replace(
+                champion,
+                degraded=f"{breach} (policy fallback, but no @{self.fallback_alias}: the champion scores)",
+            )
+        if self._fallback is None or self._fallback.ref.version != previous.version:
+            self._fallback = self._load(previous)
+        return replace(self._fallback, degraded=f"{breach} (policy fallback: @{self.fallback_alias} scores)")
+
+    def _serve(self, served: ServedModel) -> None:
+        """The swap: one reference."""
+        old, self.current = self.current, served
+        if old is None or old.ref.version != served.ref.version:
+            log.info("now serving %s v%s (%s)", served.ref.name, served.ref.version, runtime_of(served.model))
+            self.on_swap(old, served)
+        if ((old.degraded if old else None) is None) != (served.degraded is None):
+            log.warning("%s v%s: %s", served.ref.name, served.ref.version, served.degraded or "breach closed")
+            self.on_degraded(served)
 
     def state(self) -> FollowerState:
         since = None if self._last_ok is None else time.monotonic() - self._last_ok
@@ -97,6 +140,7 @@ class ChampionFollower:
             stale=stale,
             seconds_since_check=None if since is None else round(since, 3),
             problem=self._problem,
+            degraded=current.degraded if current else None,
         )
 
     def start(self) -> None:

@@ -57,6 +57,11 @@ class ServingMetrics:
             "Seconds since the registry last answered",
             registry=r,
         )
+        self.degraded = Gauge(
+            "inferloop_serve_degraded",
+            "1 while the champion's confirmed breach is open and the degraded-model policy applies",
+            registry=r,
+        )
         self.queue_rows = Gauge(
             "inferloop_serve_online_queue_rows", "Scored rows waiting to be written to the lake", registry=r
         )

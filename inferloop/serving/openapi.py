@@ -22,6 +22,12 @@ class InvocationResponse(BaseModel):
     rows_in: int
     rows_scored: int
     rows_rejected: int
+    degraded: str | None = Field(
+        None,
+        description="Set while the monitor's confirmed breach of @champion is open: the breach, and "
+        "what INFERLOOP_SERVE_DEGRADED_POLICY does about it (serve: the champion scored; fallback: "
+        "@previous_champion did, named by model_version)",
+    )
 
 
 class ErrorResponse(BaseModel):

@@ -1,5 +1,6 @@
 """Tell people when the online endpoint starts serving a model it can no longer check against
-@champion (the registry stopped answering): the `inferloop.serving.stale` alert event.
+@champion (the registry stopped answering): the `inferloop.serving.stale` alert event; and when
+its degraded-model policy takes effect or ends: `inferloop.serving.degraded` / `.recovered`.
 
 Sent once per outage (on the change from following to stale, not on every failed poll), and only
 when the process is pointed at a Prefect server (PREFECT_API_URL): without one, Prefect's client
@@ -9,7 +10,7 @@ would start a temporary server inside the endpoint to receive the event.
 import os
 from collections.abc import Callable
 
-from inferloop.runtime.alert_events import SERVING_STALE, emit_alert
+from inferloop.runtime.alert_events import SERVING_DEGRADED, SERVING_RECOVERED, SERVING_STALE, emit_alert
 
 
 class StaleAlert:
@@ -44,5 +45,31 @@ class StaleAlert:
             "it may be serving a stale model",
             version=version,
             reasons=[self.problem() or "the registry did not answer"],
+            tracking_uri=self.tracking_uri,
+        )
+
+
+class DegradedAlert:
+    """An `on_degraded` callback for ChampionFollower: every change between serving normally and
+    serving under the degraded-model policy is an event (with a Prefect server to receive it)
+    and the `inferloop_serve_degraded` gauge."""
+
+    def __init__(self, model: str, gauge, tracking_uri: str = "", emit: Callable[..., object] = emit_alert):
+        self.model, self.gauge = model, gauge
+        self.tracking_uri, self.emit = tracking_uri, emit
+
+    def __call__(self, served) -> None:
+        self.gauge.set(1 if served.degraded else 0)
+        if not os.environ.get("PREFECT_API_URL"):
+            return
+        version = served.ref.version
+        self.emit(
+            SERVING_DEGRADED if served.degraded else SERVING_RECOVERED,
+            self.model,
+            f"The online endpoint serves {self.model} v{version} degraded: {served.degraded}"
+            if served.degraded
+            else f"The online endpoint serves {self.model} v{version} normally again: the breach closed",
+            version=version,
+            reasons=[served.degraded] if served.degraded else [],
             tracking_uri=self.tracking_uri,
         )

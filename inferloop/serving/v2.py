@@ -148,7 +148,8 @@ def infer_answer(scored: ScoredRequest, ids: list, request: InferenceRequest, re
             "rows_in": len(ids),
             "rows_scored": len(ids) - len(failed),
             "rows_rejected": len(failed),
-        },
+        }
+        | ({"degraded": scored.degraded} if scored.degraded else {}),
         "outputs": [
             {"name": name, "datatype": OUTPUTS[name], "shape": [len(ids)], "data": values[name]}
             for name in request.outputs

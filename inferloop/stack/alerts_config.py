@@ -15,10 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from inferloop.core.errors import InferloopError
 from inferloop.core.settings import REPO_ROOT
-from inferloop.runtime.alert_events import ALERT_EVENTS, DEGRADED
+from inferloop.runtime.alert_events import ALERT_EVENTS, DEGRADED, SERVING_DEGRADED, SERVING_RECOVERED
 
 ALERTS_FILE = REPO_ROOT / "alerts.yaml"
-KNOWN_EVENTS = (*ALERT_EVENTS, DEGRADED)
+KNOWN_EVENTS = (*ALERT_EVENTS, DEGRADED, SERVING_DEGRADED, SERVING_RECOVERED)
 
 DEFAULT_SUBJECT = "[inferloop] TITLE: {{ event.payload.model }}"
 DEFAULT_BODY = """{{ event.payload.summary }}

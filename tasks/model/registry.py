@@ -17,6 +17,7 @@ from prefect import task
 from inferloop.core import catalog
 from inferloop.core.dataset import DatasetSpec
 from inferloop.core.registry import (
+    BREACH_TAG,
     THRESHOLD_TAG,
     ModelNotFound,
     ModelRecord,
@@ -182,6 +183,23 @@ def resolve_alias(registry: RegistrySettings, alias: str) -> ModelVersionRef:
             f"(inferloop train) or set the alias in the MLflow UI"
         )
     return ref
+
+
+def record_breach_state(
+    registry: RegistrySettings, champion: ModelVersionRef, day: str, breached: bool, reasons: list[str]
+) -> str:
+    """Keep the champion's open breach on the version (BREACH_TAG), where `inferloop serve`
+    reads it with the alias to apply its degraded-model policy: opened by the first confirmed
+    breach (`breached`), closed by the first day without one; a new champion starts without.
+    Returns "opened", "closed" or "" (no change)."""
+    models = model_registry(registry)
+    if breached and champion.open_breach is None:
+        models.tag_version(champion.version, {BREACH_TAG: json.dumps({"since": day, "reasons": reasons})})
+        return "opened"
+    if not breached and champion.open_breach is not None:
+        models.untag_version(champion.version, BREACH_TAG)
+        return "closed"
+    return ""
 
 
 def version_threshold(

@@ -1,6 +1,7 @@
 """The monitor flow: measure a scored day and the labels that arrived, save the report (lake and
 chart), return the retrain verdict; a confirmed breach raises `inferloop.model.degraded` (the
-retrain deployment's trigger), and a trigger the storm guard blocks is recorded in the ledger.
+retrain deployment's trigger) and stays open on the champion's version, and a trigger the storm
+guard blocks is recorded in the ledger.
 (tests/e2e/test_monitoring.py covers the scenarios over weeks of history.)"""
 
 import time
@@ -13,6 +14,7 @@ from inferloop.core.settings import load_settings
 from inferloop.core.storage import lake_storage
 from inferloop.flows.batch_inference import batch_inference
 from inferloop.flows.monitor import DEGRADED_EVENT, monitor
+from inferloop.tasks.model.registry import find_alias
 from inferloop.tasks.monitoring.retrain_policy import RetrainDecision, load_ledger, record
 from tests.flows.conftest import DAYS, register
 
@@ -52,6 +54,9 @@ def test_a_confirmed_breach_saves_the_report_and_asks_for_a_retrain(degraded):
     assert any(reason.startswith("performance: roc_auc") for reason in decision.reasons), decision.reasons
     assert decision.train_from == CHANGED.isoformat()  # a retrain learns from the change on
     assert load_ledger(storage, settings.dataset.name, DAY) == []  # the retrain flow records it
+    # Open on the champion until a day without a breach: inferloop serve's degraded-model policy.
+    breach = find_alias(settings.registry, "champion").open_breach
+    assert breach.startswith(f"breach confirmed on {DAY.isoformat()}: ") and decision.reasons[0] in breach
 
     dataset = settings.dataset.name
     report = storage.read_json(catalog.monitoring_report(dataset, DAY))

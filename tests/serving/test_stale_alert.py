@@ -3,8 +3,10 @@ and only to a configured Prefect server."""
 
 import pytest
 
-from inferloop.runtime.alert_events import SERVING_STALE
-from inferloop.serving.stale_alert import StaleAlert
+from inferloop.core.registry import ModelVersionRef
+from inferloop.runtime.alert_events import SERVING_DEGRADED, SERVING_RECOVERED, SERVING_STALE
+from inferloop.serving.champion import ServedModel
+from inferloop.serving.stale_alert import DegradedAlert, StaleAlert
 
 
 @pytest.fixture
@@ -43,3 +45,26 @@ def test_without_a_prefect_server_nothing_is_sent(monkeypatch):
     sent = []
     watcher(sent)(False)
     assert sent == []
+
+
+class Gauge:
+    value = None
+
+    def set(self, value):
+        self.value = value
+
+
+def test_each_change_of_the_degraded_state_is_an_event_and_the_gauge(sent):
+    gauge = Gauge()
+    alert = DegradedAlert("fraud", gauge, emit=lambda *args, **kwargs: sent.append((args, kwargs)))
+    ref = ModelVersionRef("fraud", "4", "run")
+    alert(ServedModel(ref, None, "breach confirmed on 2026-03-14: drift (policy fallback)"))
+    assert gauge.value == 1
+    alert(ServedModel(ref, None))
+    assert gauge.value == 0
+    (entered, model, summary), details = sent[0]
+    assert (entered, model, details["version"]) == (SERVING_DEGRADED, "fraud", "4")
+    assert "policy fallback" in summary and details["reasons"] == [
+        "breach confirmed on 2026-03-14: drift (policy fallback)"
+    ]
+    assert sent[1][0][0] == SERVING_RECOVERED and sent[1][1]["reasons"] == []
