@@ -47,7 +47,7 @@ from inferloop.serving.metrics import ServingMetrics
 from inferloop.serving.online_log import OnlineLog
 from inferloop.serving.openapi import ERRORS, REQUEST_BODY, ErrorResponse, InvocationResponse
 from inferloop.serving.rate_limit import RateLimiter
-from inferloop.serving.stale_alert import DegradedAlert, StaleAlert
+from inferloop.serving.stale_alert import DegradedAlert, StaleAlert, VersionChangedEvent
 from inferloop.serving.v2 import infer_answer, model_metadata, parse_infer_request, readiness, server_metadata
 
 log = logging.getLogger("inferloop.serve")
@@ -107,8 +107,11 @@ def build_runtime(settings: Settings) -> Runtime:
     contract = RequestContract(spec, inference_expectations(spec, settings.gate))
     registry = Registry(registry_settings.tracking_uri, registry_settings.model_name)
 
+    version_changed = VersionChangedEvent(registry_settings.model_name, registry_settings.tracking_uri)
+
     def swapped(old: ServedModel | None, new: ServedModel) -> None:
         metrics.swapped(new.ref.name, old.ref.version if old else None, new.ref.version)
+        version_changed(old, new)
         if old is None:
             settle_heap()
 

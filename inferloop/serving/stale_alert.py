@@ -1,6 +1,7 @@
 """Tell people when the online endpoint starts serving a model it can no longer check against
-@champion (the registry stopped answering): the `inferloop.serving.stale` alert event; and when
-its degraded-model policy takes effect or ends: `inferloop.serving.degraded` / `.recovered`.
+@champion (the registry stopped answering): the `inferloop.serving.stale` alert event; when its
+degraded-model policy takes effect or ends: `inferloop.serving.degraded` / `.recovered`; and
+when it starts serving another version: `inferloop.serving.version-changed`.
 
 Sent once per outage (on the change from following to stale, not on every failed poll), and only
 when the process is pointed at a Prefect server (PREFECT_API_URL): without one, Prefect's client
@@ -10,7 +11,13 @@ would start a temporary server inside the endpoint to receive the event.
 import os
 from collections.abc import Callable
 
-from inferloop.runtime.alert_events import SERVING_DEGRADED, SERVING_RECOVERED, SERVING_STALE, emit_alert
+from inferloop.runtime.alert_events import (
+    SERVING_DEGRADED,
+    SERVING_RECOVERED,
+    SERVING_STALE,
+    SERVING_VERSION_CHANGED,
+    emit_alert,
+)
 
 
 class StaleAlert:
@@ -71,5 +78,26 @@ class DegradedAlert:
             else f"The online endpoint serves {self.model} v{version} normally again: the breach closed",
             version=version,
             reasons=[served.degraded] if served.degraded else [],
+            tracking_uri=self.tracking_uri,
+        )
+
+
+class VersionChangedEvent:
+    """An `on_swap` callback for ChampionFollower: another version now scores (a move of
+    @champion, or the fallback policy), told to the Prefect server if there is one."""
+
+    def __init__(self, model: str, tracking_uri: str = "", emit: Callable[..., object] = emit_alert):
+        self.model, self.tracking_uri, self.emit = model, tracking_uri, emit
+
+    def __call__(self, old, new) -> None:
+        if not os.environ.get("PREFECT_API_URL"):
+            return
+        before = f"v{old.ref.version}" if old else "nothing (start-up)"
+        self.emit(
+            SERVING_VERSION_CHANGED,
+            self.model,
+            f"The online endpoint now serves {self.model} v{new.ref.version} (before: {before})",
+            version=new.ref.version,
+            reasons=[new.degraded] if new.degraded else [],
             tracking_uri=self.tracking_uri,
         )

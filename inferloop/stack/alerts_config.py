@@ -15,10 +15,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from inferloop.core.errors import InferloopError
 from inferloop.core.settings import REPO_ROOT
-from inferloop.runtime.alert_events import ALERT_EVENTS, DEGRADED, SERVING_DEGRADED, SERVING_RECOVERED
+from inferloop.runtime.alert_events import (
+    ALERT_EVENTS,
+    DEGRADED,
+    SERVING_DEGRADED,
+    SERVING_RECOVERED,
+    SERVING_VERSION_CHANGED,
+)
 
 ALERTS_FILE = REPO_ROOT / "alerts.yaml"
-KNOWN_EVENTS = (*ALERT_EVENTS, DEGRADED, SERVING_DEGRADED, SERVING_RECOVERED)
+KNOWN_EVENTS = (*ALERT_EVENTS, DEGRADED, SERVING_DEGRADED, SERVING_RECOVERED, SERVING_VERSION_CHANGED)
 
 DEFAULT_SUBJECT = "[inferloop] TITLE: {{ event.payload.model }}"
 DEFAULT_BODY = """{{ event.payload.summary }}

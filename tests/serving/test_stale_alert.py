@@ -4,9 +4,14 @@ and only to a configured Prefect server."""
 import pytest
 
 from inferloop.core.registry import ModelVersionRef
-from inferloop.runtime.alert_events import SERVING_DEGRADED, SERVING_RECOVERED, SERVING_STALE
+from inferloop.runtime.alert_events import (
+    SERVING_DEGRADED,
+    SERVING_RECOVERED,
+    SERVING_STALE,
+    SERVING_VERSION_CHANGED,
+)
 from inferloop.serving.champion import ServedModel
-from inferloop.serving.stale_alert import DegradedAlert, StaleAlert
+from inferloop.serving.stale_alert import DegradedAlert, StaleAlert, VersionChangedEvent
 
 
 @pytest.fixture
@@ -68,3 +73,21 @@ def test_each_change_of_the_degraded_state_is_an_event_and_the_gauge(sent):
         "breach confirmed on 2026-03-14: drift (policy fallback)"
     ]
     assert sent[1][0][0] == SERVING_RECOVERED and sent[1][1]["reasons"] == []
+
+
+def test_a_change_of_the_served_version_is_an_event(sent, monkeypatch):
+    changed = VersionChangedEvent("fraud", emit=lambda *args, **kwargs: sent.append((args, kwargs)))
+    first, second = (
+        ServedModel(ModelVersionRef("fraud", "4", "a"), None),
+        ServedModel(ModelVersionRef("fraud", "5", "b"), None),
+    )
+    changed(None, first)
+    changed(first, second)
+    assert [(args[0], kwargs["version"]) for args, kwargs in sent] == [
+        (SERVING_VERSION_CHANGED, "4"),
+        (SERVING_VERSION_CHANGED, "5"),
+    ]
+    assert "now serves fraud v5 (before: v4)" in sent[1][0][2]
+    monkeypatch.delenv("PREFECT_API_URL")  # no Prefect server: nothing to tell
+    changed(second, first)
+    assert len(sent) == 2
