@@ -115,7 +115,16 @@ def mlflow_server() -> str:
         root / "server.log",
         # MLflow's job runner (8 more processes) serves features inferloop does not use; off, the
         # server is healthy in less than half the time.
-        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        # Webhooks to the endpoints the tests start on loopback over plain HTTP (MLflow allows
+        # only public https URLs by default), seen within a second of their registration (the
+        # server caches the webhook list for 60 s by default).
+        env={
+            **os.environ,
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+            "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
+            "MLFLOW_WEBHOOK_CACHE_TTL": "1",
+        },
     )
     yield f"http://127.0.0.1:{port}"
     stop_server(process)

@@ -428,6 +428,15 @@ class ServingSettings(Group):
     serve_rate_burst: int = Field(
         400, ge=1, description="Requests one API key may make at once, above serve_rate_per_second"
     )
+    serve_webhook_url: str | None = Field(
+        None,
+        description="URL MLflow's webhook calls on this endpoint (http://HOST:8080/hooks/mlflow): with "
+        "serve_webhook_secret, inferloop serve registers it at start and follows an alias move at once",
+    )
+    serve_webhook_secret: SecretStr | None = Field(
+        None,
+        description="Secret MLflow signs its webhook calls with (HMAC-SHA256); none: /hooks/mlflow is off",
+    )
     serve_degraded_policy: Literal["serve", "fallback", "reject"] = Field(
         "serve",
         description="While the monitor's confirmed breach of @champion is open: serve (the champion scores, "

@@ -1,5 +1,6 @@
 """Follows @champion: a background thread asks the registry where the alias points every
-`serve_poll_seconds`, loads a new version while the old one keeps serving, then swaps.
+`serve_poll_seconds` (at once when MLflow's webhook says the alias or a tag moved), loads a new
+version while the old one keeps serving, then swaps.
 
 The swap replaces one reference (`ServedModel`, model and version together), so a predict call
 that took the old reference finishes on the old model and names the old version; the next one
@@ -70,6 +71,7 @@ class ChampionFollower:
         self._last_ok: float | None = None
         self._problem: str | None = f"starting: @{alias} was not resolved yet"
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set by stop() and wake(): ends the wait between polls
         self._thread: threading.Thread | None = None
 
     def check_once(self) -> None:
@@ -147,17 +149,23 @@ class ChampionFollower:
         self._thread = threading.Thread(target=self._run, name="follow-champion", daemon=True)
         self._thread.start()
 
+    def wake(self) -> None:
+        """Check the alias now rather than at the next poll (MLflow's webhook said it moved)."""
+        self._wake.set()
+
     def _run(self) -> None:
         while not self._stop.is_set():
             started = time.monotonic()
+            self._wake.clear()
             try:
                 self.check_once()
             except Exception:  # a model that cannot load must not end the following
                 log.exception("following @%s failed", self.alias)
                 self._problem = f"loading the new version of @{self.alias} failed: see the server log"
-            self._stop.wait(max(0.0, self.poll_seconds - (time.monotonic() - started)))
+            self._wake.wait(max(0.0, self.poll_seconds - (time.monotonic() - started)))
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=60)

@@ -57,7 +57,12 @@ class Endpoint:
 
 
 def start_endpoint(
-    root: Path, tracking_uri: str, model_name: str, extra_env: dict[str, str] | None = None, scheme="http"
+    root: Path,
+    tracking_uri: str,
+    model_name: str,
+    extra_env: dict[str, str] | None = None,
+    scheme="http",
+    port: int | None = None,
 ) -> Endpoint:
     """`inferloop serve` on a free port; returns once /health/live answers (the model may still load)."""
     from inferloop.serving.keys import add_key
@@ -66,7 +71,7 @@ def start_endpoint(
     keys_file = root / "keys.json"
     score_key = add_key(keys_file, "client", ["score"])
     admin_key = add_key(keys_file, "operator", ["admin"])
-    port = free_port()
+    port = port or free_port()
     env = {
         **os.environ,
         "INFERLOOP_STORAGE_URI": (root / "lake").as_uri(),

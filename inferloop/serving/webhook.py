@@ -1,0 +1,67 @@
+"""MLflow's registry webhook: the endpoint follows a move of @champion (or a breach opened or
+closed on the champion's version) at once instead of at the next poll.
+
+MLflow (3.3+, SQL backends) POSTs an event to the URL registered for it, signed with the shared
+secret: `v1,` + base64 HMAC-SHA256 of `<delivery id>.<timestamp>.<body>`. A call whose signature
+does not verify, or whose timestamp is more than `MAX_AGE_SECONDS` away, is refused; a verified
+one only wakes the alias check, which asks the registry itself: nothing in the body is trusted.
+Polling stays on: a webhook that is lost (or a backend without webhooks) delays, never stops,
+following the alias.
+"""
+
+import base64
+import hashlib
+import hmac
+import logging
+import time
+
+from inferloop.core.registry import Registry, RegistryError
+
+log = logging.getLogger("inferloop.serve")
+PATH = "/hooks/mlflow"
+EVENTS = [
+    "model_version_alias.created",
+    "model_version_alias.deleted",
+    "model_version_tag.set",
+    "model_version_tag.deleted",
+]
+MAX_AGE_SECONDS = 300
+SIGNATURE_HEADER, DELIVERY_HEADER, TIMESTAMP_HEADER = (
+    "X-MLflow-Signature",
+    "X-MLflow-Delivery-Id",
+    "X-MLflow-Timestamp",
+)
+
+
+def signature(secret: str, delivery_id: str, timestamp: str, body: bytes) -> str:
+    signed = f"{delivery_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(secret.encode(), signed, hashlib.sha256).digest()).decode()
+
+
+def verified(secret: str, headers, body: bytes, now: float | None = None) -> str | None:
+    """None when the call is MLflow's, signed with `secret` and recent; else why not."""
+    delivery, timestamp = headers.get(DELIVERY_HEADER, ""), headers.get(TIMESTAMP_HEADER, "")
+    if not timestamp.isdigit() or abs((now or time.time()) - int(timestamp)) > MAX_AGE_SECONDS:
+        return f"{TIMESTAMP_HEADER} is missing or more than {MAX_AGE_SECONDS} s away"
+    expected = signature(secret, delivery, timestamp, body)
+    if not hmac.compare_digest(expected.encode(), headers.get(SIGNATURE_HEADER, "").encode()):
+        return f"{SIGNATURE_HEADER} does not match INFERLOOP_SERVE_WEBHOOK_SECRET"
+    return None
+
+
+def register_webhook(registry: Registry, url: str, secret: str) -> str:
+    """Create (or point at `url` again) this model's webhook on the MLflow server; what happened,
+    for the log. A backend without webhooks (file store, older MLflow) or one refusing the URL
+    leaves the endpoint polling, and says so."""
+    name = f"inferloop-serve-{registry.model_name}"
+    try:
+        with registry.translated(f"register the webhook {name}"):
+            client = registry.client
+            existing = next((w for w in client.list_webhooks() if w.name == name), None)
+            if existing is None:
+                client.create_webhook(name, url, EVENTS, secret=secret, description="inferloop serve")
+            else:
+                client.update_webhook(existing.webhook_id, url=url, events=EVENTS, secret=secret)
+    except (RegistryError, NotImplementedError) as error:  # keep polling
+        return f"MLflow's webhook is not used ({error}); the endpoint polls @champion"
+    return f"MLflow calls {url} when an alias or tag of {registry.model_name} changes"
