@@ -7,7 +7,7 @@ from prefect.events import emit_event
 
 from inferloop.core import catalog
 from inferloop.core.periods import PartitionKey
-from inferloop.core.registry import ModelVersionRef
+from inferloop.core.registry import ModelVersionRef, RegistryError
 from inferloop.core.settings import load_settings
 from inferloop.core.storage import lake_storage
 from inferloop.flows.batch_inference import logical_partition
@@ -69,9 +69,13 @@ def monitor(
     # a day without any breach closes it; a breach still confirming leaves it as it is.
     if decision.action != "none" or not decision.reasons:
         breached = decision.action != "none"
-        if change := record_breach_state(
-            settings.registry, champion, day.isoformat(), breached, decision.reasons
-        ):
+        try:
+            change = record_breach_state(
+                settings.registry, champion, day.isoformat(), breached, decision.reasons
+            )
+        except RegistryError as error:  # the online policy waits for the next day; the retrain does not
+            change = f"not recorded ({error})"
+        if change:
             print(f"{champion.name} v{champion.version}: breach {change}")
     if decision.action == "suppressed":
         with global_lock(RETRAIN_LOCK):

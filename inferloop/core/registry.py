@@ -80,8 +80,13 @@ def recorded_breach(tags: dict[str, str]) -> str | None:
     value = tags.get(BREACH_TAG)
     if not value:
         return None
-    breach = json.loads(value)
-    return f"breach confirmed on {breach['since']}: {'; '.join(breach['reasons']) or 'no reason recorded'}"
+    try:
+        breach = json.loads(value)
+        return (
+            f"breach confirmed on {breach['since']}: {'; '.join(breach['reasons']) or 'no reason recorded'}"
+        )
+    except (ValueError, KeyError, TypeError):  # edited by hand: still a breach someone opened
+        return f"breach tag {BREACH_TAG} set by hand: {value[:200]}"
 
 
 def recorded_threshold(tags: dict[str, str]) -> float | None:

@@ -49,8 +49,9 @@ from inferloop.serving.openapi import ERRORS, REQUEST_BODY, ErrorResponse, Invoc
 from inferloop.serving.rate_limit import RateLimiter
 from inferloop.serving.stale_alert import DegradedAlert, StaleAlert, VersionChangedEvent
 from inferloop.serving.v2 import infer_answer, model_metadata, parse_infer_request, readiness, server_metadata
+from inferloop.serving.webhook import MAX_BYTES as WEBHOOK_MAX_BYTES
 from inferloop.serving.webhook import PATH as WEBHOOK_PATH
-from inferloop.serving.webhook import register_webhook
+from inferloop.serving.webhook import start_webhook_registration
 from inferloop.serving.webhook import verified as webhook_verified
 
 log = logging.getLogger("inferloop.serve")
@@ -190,13 +191,7 @@ def create_app(settings: Settings) -> FastAPI:
         runtime.online_log.start()
         runtime.coalescer.start()
         runtime.follower.start()
-        serving = settings.serving
-        if serving.serve_webhook_url and serving.serve_webhook_secret:
-            registry = runtime.follower.registry
-            secret = serving.serve_webhook_secret.get_secret_value()
-            log.info(
-                "%s", await run_in_threadpool(register_webhook, registry, serving.serve_webhook_url, secret)
-            )
+        start_webhook_registration(settings, runtime.follower.registry)
         yield
         # In-flight requests are done (uvicorn waits for them): stop following, score what is
         # queued, write every scored row.
@@ -380,9 +375,9 @@ def create_app(settings: Settings) -> FastAPI:
     @app.post(WEBHOOK_PATH, summary="MLflow's registry webhook: check @champion now (signed with the secret)")
     async def mlflow_webhook(request: Request) -> dict:
         secret = settings.serving.serve_webhook_secret
-        if secret is None:
+        if secret is None or not secret.get_secret_value():
             raise ServingError(404, "Webhooks are off here: set INFERLOOP_SERVE_WEBHOOK_SECRET (and _URL)")
-        body = await _read_body(request, settings.serving.serve_max_body_bytes)
+        body = await _read_body(request, WEBHOOK_MAX_BYTES)
         if problem := webhook_verified(secret.get_secret_value(), request.headers, body):
             raise ServingError(401, f"Not a call of MLflow's webhook: {problem}")
         runtime.follower.wake()

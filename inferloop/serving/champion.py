@@ -67,6 +67,7 @@ class ChampionFollower:
         self.degraded_policy, self.fallback_alias = degraded_policy, fallback_alias
         self.champion: ServedModel | None = None  # the version behind the alias, loaded
         self._fallback: ServedModel | None = None  # @fallback_alias's, loaded while it scores
+        self._fallback_failed: str | None = None  # a version that failed to load: not retried until restart
         self.current: ServedModel | None = None  # what scores: the champion, or the fallback
         self._last_ok: float | None = None
         self._problem: str | None = f"starting: @{alias} was not resolved yet"
@@ -109,14 +110,27 @@ class ChampionFollower:
             self._fallback = None
             return replace(champion, degraded=breach and f"{breach} (policy {self.degraded_policy})")
         previous = self.registry.find_alias(self.fallback_alias)
-        if previous is None or previous.version == champion.ref.version:
+        why_not = (
+            f"no @{self.fallback_alias}"
+            if previous is None or previous.version == champion.ref.version
+            else f"@{self.fallback_alias} v{previous.version} has an open breach too"
+            if previous.open_breach
+            else None
+        )
+        if why_not is None and (self._fallback is None or self._fallback.ref.version != previous.version):
+            if self._fallback_failed != previous.version:
+                try:
+                    self._fallback = self._load(previous)
+                except Exception:  # the champion keeps scoring; the state says why
+                    log.exception("loading @%s v%s failed", self.fallback_alias, previous.version)
+                    self._fallback_failed = previous.version
+            if self._fallback_failed == previous.version:
+                why_not = f"@{self.fallback_alias} v{previous.version} failed to load (see the log)"
+        if why_not is not None:
             self._fallback = None
             return replace(
-                champion,
-                degraded=f"{breach} (policy fallback, but no @{self.fallback_alias}: the champion scores)",
+                champion, degraded=f"{breach} (policy fallback, but {why_not}: the champion scores)"
             )
-        if self._fallback is None or self._fallback.ref.version != previous.version:
-            self._fallback = self._load(previous)
         return replace(self._fallback, degraded=f"{breach} (policy fallback: @{self.fallback_alias} scores)")
 
     def _serve(self, served: ServedModel) -> None:

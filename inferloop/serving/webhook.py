@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import threading
 import time
 
 from inferloop.core.registry import Registry, RegistryError
@@ -26,6 +27,7 @@ EVENTS = [
     "model_version_tag.deleted",
 ]
 MAX_AGE_SECONDS = 300
+MAX_BYTES = 64 * 1024  # an event is a few hundred bytes; nothing larger is read before it verifies
 SIGNATURE_HEADER, DELIVERY_HEADER, TIMESTAMP_HEADER = (
     "X-MLflow-Signature",
     "X-MLflow-Delivery-Id",
@@ -64,4 +66,24 @@ def register_webhook(registry: Registry, url: str, secret: str) -> str:
                 client.update_webhook(existing.webhook_id, url=url, events=EVENTS, secret=secret)
     except (RegistryError, NotImplementedError) as error:  # keep polling
         return f"MLflow's webhook is not used ({error}); the endpoint polls @champion"
-    return f"MLflow calls {url} when an alias or tag of {registry.model_name} changes"
+    # MLflow's webhooks are server-wide: any model's alias or tag change wakes one alias check.
+    return f"MLflow calls {url} when an alias or a version tag changes"
+
+
+def start_webhook_registration(settings, registry: Registry) -> None:
+    """Register the webhook in the background (a slow MLflow must not hold up start-up), when
+    both the URL and the secret are set; one without the other is said at start."""
+    serving = settings.serving
+    url, secret = serving.serve_webhook_url, serving.serve_webhook_secret
+    secret = secret.get_secret_value() if secret else ""
+    if bool(url) != bool(secret):
+        log.warning(
+            "MLflow's webhook is off: set both INFERLOOP_SERVE_WEBHOOK_URL and "
+            "INFERLOOP_SERVE_WEBHOOK_SECRET (one is empty); the endpoint polls @champion"
+        )
+    if url and secret:
+        threading.Thread(
+            target=lambda: log.info("%s", register_webhook(registry, url, secret)),
+            name="register-webhook",
+            daemon=True,
+        ).start()

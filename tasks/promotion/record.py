@@ -8,6 +8,7 @@ appended to the version's model card.
 import json
 from dataclasses import replace
 
+from inferloop.core.registry import BREACH_TAG
 from inferloop.core.settings import RegistrySettings
 from inferloop.runtime.locks import global_lock
 from inferloop.tasks.model.model_card import write_model_card
@@ -50,6 +51,9 @@ def _apply(registry_settings: RegistrySettings, decision: PromotionDecision) -> 
         if current_version and current_version != decision.challenger_version:
             registry.set_alias(registry_settings.previous_champion_alias, current_version)
         registry.set_alias(registry_settings.champion_alias, decision.challenger_version)
+        # A version's breach belongs to its last time as champion: a restored one starts without it.
+        if BREACH_TAG in registry.version_tags(decision.challenger_version):
+            registry.untag_version(decision.challenger_version, BREACH_TAG)
         if decision.mode != "rollback" and _alias_version(
             registry_settings, registry_settings.challenger_alias
         ) == (decision.challenger_version):

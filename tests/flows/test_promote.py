@@ -7,6 +7,7 @@ import json
 import pytest
 from mlflow import MlflowClient
 
+from inferloop.core.registry import BREACH_TAG
 from inferloop.flows.promote import promote, rollback
 from inferloop.tasks.promotion.decision import UnsafePromotionError
 from tests.flows.conftest import AFTER, AFTER_BOTH, aliases, register
@@ -32,9 +33,13 @@ def test_a_better_challenger_takes_champion_and_rollback_restores_the_previous_o
         decision.champion_metrics["roc_auc"], 5
     )
 
+    # The old champion left with its breach open; restored, it starts without it.
+    breach = json.dumps({"since": "2026-01-09", "reasons": ["drift"]})
+    MlflowClient(lake).set_model_version_tag(decision.model_name, old, BREACH_TAG, breach)
     restored = rollback(decided_by="on-call")
     assert (restored.verdict, restored.challenger_version) == ("rollback", old)
     assert aliases(lake) == {"champion": old, "previous_champion": new}
+    assert BREACH_TAG not in MlflowClient(lake).get_model_version(decision.model_name, old).tags
     recorded = decision_tags(lake, decision.model_name, old)
     assert (recorded["mode"], recorded["decided_by"], recorded["champion_before"]) == (
         "rollback",

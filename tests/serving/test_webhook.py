@@ -12,7 +12,12 @@ from mlflow.webhooks.delivery import _generate_hmac_signature
 from inferloop.serving.webhook import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verified
 from tests.conftest import free_port
 from tests.fixtures.pool import register
-from tests.serving.conftest import start_endpoint, unique_model_name, wait_ready
+from tests.serving.conftest import (
+    in_process_endpoint,
+    start_endpoint,
+    unique_model_name,
+    wait_ready,
+)
 
 SECRET = "webhook-secret-for-tests"
 
@@ -68,3 +73,16 @@ def test_an_alias_move_is_followed_at_once_through_the_webhook(pool, mlflow_serv
         assert SECRET not in endpoint.log.read_text()
     finally:
         endpoint.stop()
+
+
+@pytest.mark.parametrize("secret", [None, ""])
+def test_without_a_secret_the_webhook_is_off(secret, mlflow_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("INFERLOOP_STORAGE_URI", (tmp_path / "lake").as_uri())
+    monkeypatch.setenv("INFERLOOP_TRACKING_URI", mlflow_server)
+    monkeypatch.setenv("INFERLOOP_MODEL_NAME", unique_model_name("no-webhook"))
+    knobs = {} if secret is None else {"SERVE_WEBHOOK_SECRET": secret}
+    body = b'{"entity": "model_version_alias"}'
+    with in_process_endpoint(tmp_path, monkeypatch, loaded=False, **knobs) as client:
+        # signed with the empty key, as anyone could: still off
+        answer = client.post("/hooks/mlflow", content=body, headers=signed_headers(body, secret=""))
+    assert answer.status_code == 404 and "INFERLOOP_SERVE_WEBHOOK_SECRET" in answer.json()["error"]
