@@ -18,7 +18,13 @@ from inferloop.runtime.locks import global_lock
 from inferloop.tasks.model.registry import find_alias, record_breach_state
 from inferloop.tasks.monitoring.daily_report import MonitoringReport, monitor_day
 from inferloop.tasks.monitoring.history_chart import save_history_chart
-from inferloop.tasks.monitoring.retrain_policy import RETRAIN_LOCK, RetrainDecision, record, retrain_verdict
+from inferloop.tasks.monitoring.retrain_policy import (
+    RETRAIN_LOCK,
+    RetrainDecision,
+    breach_open,
+    record,
+    retrain_verdict,
+)
 from inferloop.tasks.report_tables import online_summary
 from inferloop.tasks.reports import publish_monitoring_report
 
@@ -65,10 +71,8 @@ def monitor(
         print(f"Rolled back to v{rolled_back.challenger_version}: {report.hindsight.describe()}")
         return RetrainDecision(day.isoformat(), "none", [f"rolled back: {report.hindsight.describe()}"])
     decision = retrain_verdict(storage, settings, day)
-    # A confirmed breach opens it on the champion, for inferloop serve's degraded-model policy;
-    # a day without any breach closes it; a breach still confirming leaves it as it is.
-    if decision.action != "none" or not decision.reasons:
-        breached = decision.action != "none"
+    # Kept on the champion's version for inferloop serve's degraded-model policy.
+    if (breached := breach_open(decision)) is not None:
         try:
             change = record_breach_state(
                 settings.registry, champion, day.isoformat(), breached, decision.reasons

@@ -82,6 +82,15 @@ def decide_retrain(
     return storm_guard(decision, ledger, policy, day, partitioning)
 
 
+def breach_open(decision: RetrainDecision) -> bool | None:
+    """Whether the champion's breach is open after `decision`: True from a confirmed breach
+    (retrain or suppressed), False on a day without any breach, None while one is still
+    confirming (it stays as it was)."""
+    if decision.action != "none":
+        return True
+    return None if decision.reasons else False
+
+
 def change_point(report: MonitoringReport, min_rows: int) -> str:
     """The event day of the latest detected rise in the champion's losses, when enough labelled
     rows followed it to train and hold out on ("" otherwise: keep the whole window)."""

@@ -11,7 +11,12 @@ from hypothesis import strategies as st
 from inferloop.core.settings import load_settings
 from inferloop.tasks.monitoring.daily_report import MonitoringReport
 from inferloop.tasks.monitoring.performance import PerformanceSnapshot
-from inferloop.tasks.monitoring.retrain_policy import RetrainDecision, decide_retrain, degradation_onset
+from inferloop.tasks.monitoring.retrain_policy import (
+    RetrainDecision,
+    breach_open,
+    decide_retrain,
+    degradation_onset,
+)
 
 START = date(2026, 3, 1)
 DRIFT = "drift: amount PSI 0.412 > 0.2"
@@ -260,3 +265,13 @@ def test_a_detected_change_with_enough_rows_after_it_is_where_the_retrain_starts
         decide([latest], [], change.retrain, change.monitoring, day(2), 100).train_from == day(-1).isoformat()
     )
     assert decide([latest], [], change.retrain, change.monitoring, day(2), 1_000).train_from == ""
+
+
+def test_the_breach_opens_when_confirmed_closes_on_a_clean_day_and_holds_while_confirming():
+    assert breach_open(RetrainDecision("2026-01-09", "retrain", ["performance: roc_auc"])) is True
+    assert breach_open(RetrainDecision("2026-01-09", "suppressed", ["drift"], "cooldown")) is True
+    assert breach_open(RetrainDecision("2026-01-09", "none")) is False
+    confirming = RetrainDecision(
+        "2026-01-09", "none", ["breach on 1 of 2 consecutive days: waiting to confirm"]
+    )
+    assert breach_open(confirming) is None
