@@ -109,7 +109,14 @@ class ChampionFollower:
         if breach is None or self.degraded_policy != "fallback":
             self._fallback = None
             return replace(champion, degraded=breach and f"{breach} (policy {self.degraded_policy})")
-        previous = self.registry.find_alias(self.fallback_alias)
+        try:
+            previous = self.registry.find_alias(self.fallback_alias)
+        except RegistryError as error:  # the champion was resolved: the follower is not stale
+            return replace(
+                champion,
+                degraded=f"{breach} (policy fallback, but @{self.fallback_alias} could not be "
+                f"resolved: {error}; the champion scores)",
+            )
         why_not = (
             f"no @{self.fallback_alias}"
             if previous is None or previous.version == champion.ref.version

@@ -4,7 +4,7 @@ breached leaves the champion scoring and says why; a hand-edited breach tag stil
 
 import pytest
 
-from inferloop.core.registry import BREACH_TAG, ModelVersionRef, recorded_breach
+from inferloop.core.registry import BREACH_TAG, ModelVersionRef, RegistryError, recorded_breach
 from inferloop.serving import champion as champion_module
 from inferloop.serving.champion import ChampionFollower
 
@@ -21,6 +21,8 @@ class StandInRegistry:
         }
 
     def find_alias(self, alias):
+        if isinstance(self.aliases.get(alias), RegistryError):
+            raise self.aliases[alias]
         return self.aliases.get(alias)
 
 
@@ -60,6 +62,7 @@ def test_the_fallback_is_loaded_once_and_scores_while_the_breach_is_open(loads):
         (ModelVersionRef("fraud", "3", "r3", "previous_champion"), "v3 failed to load"),
         (ModelVersionRef("fraud", "4", "r4", "previous_champion", None, BREACH), "v4 has an open breach too"),
         (None, "no @previous_champion"),
+        (RegistryError("MLflow did not answer"), "could not be resolved: MLflow did not answer"),
     ],
 )
 def test_without_a_usable_fallback_the_champion_scores_and_says_why(loads, previous, why):
@@ -68,7 +71,7 @@ def test_without_a_usable_fallback_the_champion_scores_and_says_why(loads, previ
     follower = ChampionFollower(registry, "champion", 1, degraded_policy="fallback")
     follower.check_once()
     follower.check_once()
-    assert follower.current.ref.version == "5"
+    assert follower.current.ref.version == "5" and follower.state().stale is False
     assert why in follower.current.degraded and "the champion scores" in follower.current.degraded
     assert loads.count("3") <= 1  # a version that failed is not retried on every poll
 
