@@ -59,7 +59,7 @@ def register_webhook(registry: Registry, url: str, secret: str) -> str:
     try:
         with registry.translated(f"register the webhook {name}"):
             client = registry.client
-            existing = next((w for w in client.list_webhooks() if w.name == name), None)
+            existing = _named_webhook(client, name)
             if existing is None:
                 client.create_webhook(name, url, EVENTS, secret=secret, description="inferloop serve")
             else:
@@ -68,6 +68,17 @@ def register_webhook(registry: Registry, url: str, secret: str) -> str:
         return f"MLflow's webhook is not used ({error}); the endpoint polls @champion"
     # MLflow's webhooks are server-wide: any model's alias or tag change wakes one alias check.
     return f"MLflow calls {url} when an alias or a version tag changes"
+
+
+def _named_webhook(client, name: str):
+    """The MLflow server's webhook called `name`, looked for on every page of the list."""
+    token = None
+    while True:
+        page = client.list_webhooks(page_token=token)
+        if found := next((w for w in page if w.name == name), None):
+            return found
+        if not (token := page.token):
+            return None
 
 
 def start_webhook_registration(settings, registry: Registry) -> None:
