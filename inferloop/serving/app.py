@@ -43,6 +43,7 @@ from inferloop.serving.batching import Coalescer, NoModelLoaded, ScoredRequest
 from inferloop.serving.champion import ChampionFollower, ServedModel
 from inferloop.serving.contract import RequestContract, RequestError, inference_expectations, parse_body
 from inferloop.serving.keys import ApiKey, KeyStore, read_keys
+from inferloop.serving.loader import ModelLoader
 from inferloop.serving.metrics import ServingMetrics
 from inferloop.serving.online_log import OnlineLog
 from inferloop.serving.openapi import ERRORS, REQUEST_BODY, ErrorResponse, InvocationResponse
@@ -81,6 +82,7 @@ class Runtime:
     contract: RequestContract
     keys: KeyStore
     follower: ChampionFollower
+    loader: ModelLoader
     online_log: OnlineLog
     coalescer: Coalescer
     metrics: ServingMetrics
@@ -110,6 +112,7 @@ def build_runtime(settings: Settings) -> Runtime:
     metrics = ServingMetrics()
     contract = RequestContract(spec, inference_expectations(spec, settings.gate))
     registry = Registry(registry_settings.tracking_uri, registry_settings.model_name)
+    loader = ModelLoader(registry)
 
     version_changed = VersionChangedEvent(registry_settings.model_name, registry_settings.tracking_uri)
 
@@ -128,6 +131,7 @@ def build_runtime(settings: Settings) -> Runtime:
         degraded_policy=serving.serve_degraded_policy,
         fallback_alias=registry_settings.previous_champion_alias,
         on_degraded=lambda served: degraded_alert(served),
+        load=loader,
     )
     degraded_alert = DegradedAlert(
         registry_settings.model_name, metrics.degraded, registry_settings.tracking_uri
@@ -168,6 +172,7 @@ def build_runtime(settings: Settings) -> Runtime:
         contract,
         KeyStore(serving.serve_keys_file),
         follower,
+        loader,
         online_log,
         coalescer,
         metrics,
@@ -196,6 +201,7 @@ def create_app(settings: Settings) -> FastAPI:
         # In-flight requests are done (uvicorn waits for them): stop following, score what is
         # queued, write every scored row.
         runtime.follower.stop()
+        runtime.loader.close()
         runtime.coalescer.stop()
         runtime.online_log.close()
         log.info("wrote %d online rows to the lake", runtime.online_log.rows_written)

@@ -61,8 +61,11 @@ class ChampionFollower:
         degraded_policy: Literal["serve", "fallback", "reject"] = "serve",
         fallback_alias: str = "previous_champion",
         on_degraded: Callable[[ServedModel], None] = lambda served: None,
+        load: Callable[[ModelVersionRef], object] | None = None,
     ):
         self.registry, self.alias, self.poll_seconds = registry, alias, poll_seconds
+        # What scores with a version (`scoring_model`); the endpoint loads in a helper process.
+        self.load = load or (lambda ref: scoring_model(registry, ref))
         self.on_swap, self.on_check, self.on_degraded = on_swap, on_check, on_degraded
         self.degraded_policy, self.fallback_alias = degraded_policy, fallback_alias
         self.champion: ServedModel | None = None  # the version behind the alias, loaded
@@ -100,8 +103,7 @@ class ChampionFollower:
 
     def _load(self, ref: ModelVersionRef) -> ServedModel:
         log.info("loading %s v%s", ref.name, ref.version)
-        # The compiled library where the version's parity gate passed, else sklearn.
-        return ServedModel(ref, scoring_model(self.registry, ref))
+        return ServedModel(ref, self.load(ref))
 
     def _under_policy(self, breach: str | None) -> ServedModel:
         """What scores while the champion's breach is `breach` (None: none open)."""

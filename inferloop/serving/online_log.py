@@ -15,6 +15,7 @@ rows stay queued and the next flush tries again.
 
 import logging
 import threading
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -35,6 +36,14 @@ SCORE_COLUMNS = [
     ("request_id", pa.string()),
     ("scored_at", pa.timestamp("us", tz="UTC")),
 ]
+
+
+JOIN_SECONDS = 0.5  # how often the writer joins the queued tables into one, between flushes
+
+
+def combined(tables: list[pa.Table]) -> pa.Table:
+    """The tables as one, each column in one chunk."""
+    return pa.concat_tables(tables).combine_chunks()
 
 
 def online_schema(request_schema: pa.Schema) -> pa.Schema:
@@ -60,6 +69,7 @@ class OnlineLog:
         self._lock = threading.Lock()
         self._flushing = threading.Lock()  # one flush at a time (the thread's and the final one)
         self._pending: list[pa.Table] = []
+        self._joined = 0  # the leading pending tables that are joins already
         self._held = 0  # rows reserved, queued or being written
         self.rows_written = 0
         self.files_written = 0
@@ -94,15 +104,15 @@ class OnlineLog:
         """Write the queued rows, one file per partition; returns the rows written."""
         with self._flushing:
             with self._lock:
-                taken, self._pending = self._pending, []
+                taken, self._pending, self._joined = self._pending, [], 0
             if not taken:
                 return 0
-            table = pa.concat_tables(taken)
+            table = combined(taken)
             try:
                 files = self._write(table)
             except Exception as error:  # the lake is away: keep the rows for the next flush
-                with self._lock:
-                    self._pending = taken + self._pending
+                with self._lock:  # joined already: the next joins leave it as it is
+                    self._pending, self._joined = [table, *self._pending], 1
                 self.last_error = str(error)
                 log.warning("could not write %d online rows, will retry: %s", table.num_rows, error)
                 return 0
@@ -131,9 +141,29 @@ class OnlineLog:
         self._thread = threading.Thread(target=self._run, name="online-log", daemon=True)
         self._thread.start()
 
+    def _join_queued(self) -> None:
+        """Join the tables queued since the last join into one. Under load the queue gets a table
+        of a few rows per predict call, ~600 in 5 s; joining them all at the flush took 90-150 ms
+        of CPU (unjoined, writing took ~600 ms) and stalled every request in flight on 2 cores
+        (p99 in the second of a flush 120-200 ms, 50-70 ms in the others). Joined every
+        JOIN_SECONDS, a step is a tenth of that."""
+        with self._flushing:
+            with self._lock:
+                done = self._joined
+                fresh, self._pending = self._pending[done:], self._pending[:done]
+            joined = [combined(fresh)] if fresh else []
+            with self._lock:  # tables appended meanwhile stay after the join
+                self._pending[done:done] = joined
+                self._joined = done + len(joined)
+
     def _run(self) -> None:
-        while not self._stop.wait(self.flush_seconds):
-            self.flush()
+        flushed = time.monotonic()
+        while not self._stop.wait(min(JOIN_SECONDS, self.flush_seconds)):
+            if time.monotonic() - flushed >= self.flush_seconds:
+                self.flush()
+                flushed = time.monotonic()
+            else:
+                self._join_queued()
 
     def close(self) -> None:
         """Stop the thread and write what is queued (at shutdown)."""

@@ -60,6 +60,25 @@ def test_a_flush_writes_one_file_per_event_day(storage):
     assert log.flush() == 0  # nothing queued: nothing written
 
 
+def test_joining_the_queue_between_flushes_keeps_every_row_in_order(storage):
+    log = OnlineLog(storage, "m", "event_time", capacity_rows=100, flush_seconds=60)
+    log.reserve(9)
+    for first in (1, 4, 7):  # one table per predict call
+        log.append(scored_rows([first, first + 1, first + 2], [date(2026, 1, 6)] * 3), reserved=3)
+    log._join_queued()
+    assert len(log._pending) == 1 and log._pending[0].column("transaction_id").num_chunks == 1
+    assert log.held_rows == 9  # joined, not written
+    log.reserve(2)
+    log.append(scored_rows([10], [date(2026, 1, 6)]), reserved=1)
+    log.append(scored_rows([11], [date(2026, 1, 6)]), reserved=1)
+    log._join_queued()  # joins the two new tables, not the first join again
+    assert [table.num_rows for table in log._pending] == [9, 2]
+    assert log.flush() == 11
+    written = storage.read_table(catalog.online_predictions("m", date(2026, 1, 6)))
+    assert written.column("transaction_id").to_pylist() == list(range(1, 12))
+    assert log.held_rows == 0
+
+
 def test_a_weekly_feed_gets_its_online_rows_in_week_partitions(storage):
     log = OnlineLog(storage, "m", "event_time", 100, 60, partitioning=Partitioning("week"))
     days = [date(2026, 1, 6), date(2026, 1, 11), date(2026, 1, 12)]  # Tue, Sun, next Mon

@@ -1,0 +1,52 @@
+"""Model versions load in a helper process once the first has loaded in the endpoint's: the model
+that comes back scores exactly as one loaded in place, and a helper that died is replaced."""
+
+import os
+import signal
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from inferloop.core.registry import Registry
+from inferloop.serving.loader import ModelLoader
+from inferloop.tasks.data.feeds import prepare_features
+from inferloop.tasks.model.optimised import runtime_of
+from inferloop.tasks.model.optimised_artifact import scoring_model
+from tests.fixtures.pool import register
+from tests.serving.conftest import feed_records, unique_model_name
+
+pytestmark = pytest.mark.slow  # starts a process that imports MLflow and scikit-learn
+
+
+def helper_pids(loader: ModelLoader) -> list[int]:
+    return list(loader._helper._processes) if loader._helper else []
+
+
+def test_versions_after_the_first_load_in_the_helper_and_score_as_loaded_in_place(
+    pool, mlflow_server, settings
+):
+    name = unique_model_name("loader")
+    first = register(mlflow_server, pool.before, "champion", model_name=name)
+    second = register(mlflow_server, pool.after, model_name=name)
+    registry = Registry(mlflow_server, name)
+    features = prepare_features(pd.DataFrame(feed_records(200)), settings.dataset)
+    loader = ModelLoader(registry)
+    try:
+        loader(registry.get_version(first))  # in this process; the helper starts beside it
+        assert len(helper_pids(loader)) == 1
+        for version in (second, first):
+            ref = registry.get_version(version)
+            loaded, in_place = loader(ref), scoring_model(registry, ref)
+            assert runtime_of(loaded) == runtime_of(in_place)
+            np.testing.assert_array_equal(loaded.predict_proba(features), in_place.predict_proba(features))
+
+        (dead,) = helper_pids(loader)
+        os.kill(dead, signal.SIGKILL)
+        ref = registry.get_version(second)
+        np.testing.assert_array_equal(
+            loader(ref).predict_proba(features), scoring_model(registry, ref).predict_proba(features)
+        )
+        assert helper_pids(loader) and dead not in helper_pids(loader)  # a new helper
+    finally:
+        loader.close()
