@@ -601,14 +601,23 @@ def up(
 
     def body():
         from inferloop.core.settings import load_settings
+        from inferloop.serving.keys import first_key
         from inferloop.stack.control import start_stack
-        from inferloop.stack.services import stack_env
+        from inferloop.stack.services import addresses, stack_env
 
         settings = load_settings(stack_profile=profile)
         console.print(f"Starting the {settings.stack.stack_profile} stack (first start takes about 30 s)...")
+        keys_file = settings.serving.serve_keys_file
+        serve_key = first_key(keys_file)
         for service in start_stack(settings, with_worker=worker):
             if service.ui_url:
                 console.print(f"  {service.name:14} {service.ui_url}")
+        if serve_key:  # its hash is all that is kept: this is the only time it can be shown
+            console.print(
+                f"API key of the online endpoint (scopes score, admin), shown this once: {serve_key}\n"
+                f"  curl -H 'Authorization: Bearer <key>' {addresses(settings)['serve']}/invocations ...; "
+                f"more keys: inferloop serve keys add NAME --scope score (kept in {keys_file})"
+            )
         stack = settings.state_dir / "stack"
         console.print(f"Point the CLI at it: source {stack}/stack.env")
         # Addresses only: the credentials stay in the 0600 files, never on a terminal or in a log.

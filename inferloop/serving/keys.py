@@ -53,6 +53,13 @@ def read_keys(path: Path) -> list[ApiKey]:
         ) from error
 
 
+def first_key(path: Path, name: str = "first") -> str | None:
+    """A key with every scope when `path` holds none (`inferloop up` shows it, once), else None."""
+    if read_keys(path):
+        return None
+    return add_key(path, name, list(SCOPES))
+
+
 def _write_keys(path: Path, keys: list[ApiKey]) -> None:
     """The whole file, replaced atomically, readable by its owner only."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,11 +6,13 @@ Each service runs in its own process group; its PID and log live under `<state_d
 (`inferloop.stack.services`), for the profile `INFERLOOP_STACK_PROFILE` names.
 """
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from contextlib import suppress
@@ -248,13 +250,31 @@ def _all_services(settings: Settings) -> list[Process]:
     return [service for stage in service_stages(started_profile(settings)) for service in stage]
 
 
+def served_version(url: str) -> str:
+    """What the online endpoint at `url` scores with, from its /health/ready (no key needed)."""
+    try:
+        with urllib.request.urlopen(f"{url}/health/ready", timeout=2) as response:
+            state = json.load(response)
+    except urllib.error.HTTPError as error:  # 503: no model loaded yet
+        state = json.load(error) if error.code == 503 else {}
+    except (OSError, ValueError):
+        state = {}
+    if not state.get("version"):
+        return "no model loaded yet" if "ready" in state else "what it serves is unknown"
+    stale = ", stale: the registry did not answer" if state.get("stale") else ""
+    return f"serving {state.get('model_name')} v{state['version']}{stale}"
+
+
 def stack_status(settings: Settings) -> dict[str, str]:
     status = {}
     for service in _all_services(settings):
         pid = _running_pid(service.pid_file(settings))
         healthy = _healthy(service.health_url) if service.health_url else bool(pid)
+        up = f"up at {service.ui_url}" if service.ui_url else f"running (pid {pid})"
+        if healthy and service.name == "serve":
+            up = f"{up}, {served_version(service.ui_url)}"
         status[service.name] = (
-            (f"up at {service.ui_url}" if service.ui_url else f"running (pid {pid})")
+            up
             if healthy and pid
             else "answering, not started by inferloop"
             if healthy

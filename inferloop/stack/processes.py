@@ -90,7 +90,7 @@ def _variables(settings: Settings, credentials: StackCredentials | None) -> dict
 def _processes(row: Service, settings: Settings, variables: dict[str, str]) -> list[Process]:
     address = addresses(settings).get(row.name, "")
     if row.health == "tcp":
-        health_url = f"tcp://{settings.stack.stack_host}:{getattr(settings.stack, row.port)}"
+        health_url = f"tcp://{settings.stack.stack_host}:{row.port_number(settings)}"
     else:
         health_url = f"{address}{row.health}" if row.health else ""
     if row.name == "postgres":
@@ -100,7 +100,7 @@ def _processes(row: Service, settings: Settings, variables: dict[str, str]) -> l
     env = {name: variables[name] for name in row.env_names(container=False) if name in variables}
     values = {
         "host": settings.stack.stack_host,
-        "port": str(getattr(settings.stack, row.port)) if row.port else "",
+        "port": str(row.port_number(settings)) if row.port else "",
         "scheduler": addresses(settings)["dask-scheduler"],
         "data_dir": str(postgres.data_dir(settings)),
     }

@@ -42,6 +42,7 @@ class Service:
     scheme: str = "http"  # of its address: scheme://host:port
     published: bool = False  # reached from outside the stack (compose publishes it on the host)
     health: str = ""  # HTTP path answered without credentials; "tcp": the port accepts; "": none
+    ready: str = ""  # HTTP path that says it takes traffic (Kubernetes' readiness), if not `health`
     env: tuple[str, ...] = ()  # variables it reads (prod profile and containers)
     local_env: tuple[str, ...] = ()  # ... set by `inferloop up` only
     container_env: tuple[str, ...] = ()  # ... set by compose and Kubernetes only
@@ -67,6 +68,13 @@ class Service:
 
     def env_names(self, container: bool) -> tuple[str, ...]:
         return (*self.env, *(self.container_env if container else self.local_env))
+
+    def port_number(self, settings: Settings) -> int | None:
+        """Its port on this machine: its Settings field (a stack or a serving setting)."""
+        if not self.port:
+            return None
+        group = settings.stack if hasattr(settings.stack, self.port) else settings.serving
+        return getattr(group, self.port)
 
 
 SERVICES: tuple[Service, ...] = (
@@ -166,6 +174,21 @@ SERVICES: tuple[Service, ...] = (
         kubernetes="dask-worker",
     ),
     Service(
+        "serve",
+        ("inferloop", "serve"),
+        ("--host", "{host}", "--port", "{port}"),
+        port="serve_port",
+        published=True,
+        health="/health/live",  # up before a champion exists; ready once one is loaded
+        ready="/health/ready",
+        # Its API keys (hashed): `inferloop up` makes one in the state dir; containers mount a Secret.
+        container_env=("INFERLOOP_SERVE_KEYS_FILE",),
+        client=True,  # follows @champion in MLflow, writes online rows to the lake
+        stage=2,
+        compose="inferloop-serve",
+        kubernetes="inferloop-serve",
+    ),
+    Service(
         "worker",
         ("prefect", "worker", "start"),
         ("--pool", WORK_POOL, "--type", "process", "--install-policy", "never"),
@@ -234,7 +257,7 @@ def client_env(addresses: dict[str, str], bucket: str) -> dict[str, str]:
 def addresses(settings: Settings) -> dict[str, str]:
     """Each row with a port at its address on this machine."""
     return {
-        row.name: f"{row.scheme}://{settings.stack.stack_host}:{getattr(settings.stack, row.port)}"
+        row.name: f"{row.scheme}://{settings.stack.stack_host}:{row.port_number(settings)}"
         for row in SERVICES
         if row.port
     }

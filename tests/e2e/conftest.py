@@ -81,9 +81,9 @@ def wait_for_deployment_run(prefect: str, deployment_id: str, timeout: float = 1
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     """`inferloop up` on 9 generated days; yields (ports, cli, state_dir). At the end, checks that
-    `inferloop down` stops exactly what `up` started: its four processes."""
+    `inferloop down` stops exactly what `up` started: its five processes."""
     root = tmp_path_factory.mktemp("stack")
-    ports = {"PREFECT": free_port(), "MLFLOW": free_port(), "S3": free_port()}
+    ports = {"PREFECT": free_port(), "MLFLOW": free_port(), "S3": free_port(), "SERVE": free_port()}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INFERLOOP_", "PREFECT_"))}
     env.update({f"INFERLOOP_{name}_PORT": str(port) for name, port in ports.items()})
     env["INFERLOOP_STATE_DIR"] = str(root / "state")
@@ -108,7 +108,7 @@ def stack(tmp_path_factory):
         down = cli("down")
     assert down.returncode == 0, down.stderr
     assert "prefect" in down.stdout
-    assert len(pids) == 4 and not [pid for pid in pids if pid_alive(pid)], pids
+    assert len(pids) == 5 and not [pid for pid in pids if pid_alive(pid)], pids
 
 
 def emit_degraded(prefect: str, model_name: str, day: str) -> None:

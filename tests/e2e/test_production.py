@@ -2,13 +2,16 @@
 authenticated APIs, started by `inferloop up --profile prod` as separate processes on loopback.
 After the loop, no credential may appear in a log, artifact, param, tag, object or command line."""
 
+import json
 import os
+import re
 import secrets
 import shutil
 import stat
 import subprocess
 import tempfile
 import urllib.error
+import urllib.request
 from pathlib import Path
 
 import boto3
@@ -19,6 +22,7 @@ from inferloop.stack.mlflow_roles import ADMIN_USER, READER_USER
 from inferloop.stack.postgres import PostgresError, server_bin_dir
 from tests.conftest import free_port
 from tests.e2e.conftest import BIN, STACK_TEST_ENV, api, wait_for_run
+from tests.serving.conftest import feed_records
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +42,7 @@ def prod(tmp_path_factory):
     # which pytest's private (0700) temporary root is not.
     root = Path(tempfile.mkdtemp(prefix="inferloop-prod-"))
     root.chmod(0o755)
-    ports = {name: free_port() for name in ("PREFECT", "MLFLOW", "S3", "POSTGRES", "DASK_SCHEDULER")}
+    ports = {name: free_port() for name in ("PREFECT", "MLFLOW", "S3", "POSTGRES", "DASK_SCHEDULER", "SERVE")}
     env = {
         k: v
         for k, v in os.environ.items()
@@ -87,6 +91,16 @@ def _http_status(
     return 200
 
 
+def _scoring_status(url: str, key: str | None) -> int:
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
+    body = json.dumps({"dataframe_records": feed_records(1)}).encode()
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, body, headers), timeout=30) as answer:
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
 def _listening_addresses(ports: set[int]) -> dict[int, str]:
     """Local address of each listening TCP socket on `ports` (IPv4 and IPv6), from /proc."""
     found = {}
@@ -119,6 +133,13 @@ def test_apis_refuse_unauthenticated_requests_and_bind_to_loopback(prod):
     with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
         psycopg2.connect(password="wrong-password", **connect)
     psycopg2.connect(password=credentials["PGPASSWORD"], **connect).close()
+
+    # The online endpoint takes only the key `up` showed, once; no log holds it.
+    serve = f"http://127.0.0.1:{prod['ports']['SERVE']}/invocations"
+    key = re.search(r"shown this once: (\S+)", prod["up"].stdout).group(1)
+    assert _scoring_status(serve, None) == 401 and _scoring_status(serve, "il_not-a-key") == 401
+    assert _scoring_status(serve, key) == 503  # taken; no model is loaded yet
+    assert not [log.name for log in prod["stack_dir"].glob("*.log") if key in log.read_text()]
 
     ports = set(prod["ports"].values())
     assert _listening_addresses(ports) == dict.fromkeys(ports, "127.0.0.1")

@@ -233,6 +233,21 @@ def test_runs_score_the_stacks_lake_and_the_degraded_event_starts_retrain(stack,
     assert finished["parameters"] == {"day": MONITORED_DAY}
 
 
+def test_status_shows_the_endpoint_up_and_the_version_it_serves(stack, monitored_day):
+    from inferloop.stack.control import served_version
+
+    ports, cli, _ = stack
+    endpoint = f"http://127.0.0.1:{ports['SERVE']}"
+    # It follows @champion (polling every 10 s by default); a retrain may have moved it since.
+    deadline = time.monotonic() + 90
+    while not (serving := served_version(endpoint)).startswith(f"serving {MODEL_NAME} v"):
+        assert time.monotonic() < deadline, serving
+        time.sleep(2)
+    status = cli("status")
+    assert status.returncode == 0, status.stderr
+    assert "serve" in status.stdout and "serving" in status.stdout, status.stdout
+
+
 def test_monitor_run_publishes_drift_table_in_prefect_artifacts(browser, stack, monitored_day, page):
     ports, _, _ = stack
     prefect = f"http://127.0.0.1:{ports['PREFECT']}"

@@ -21,6 +21,7 @@ from inferloop.core.settings import ALERT_URL_PREFIX, REPO_ROOT
 from inferloop.stack import dask_tls as dask_tls_files
 from inferloop.stack.services import SERVICES, WORK_POOL
 from tests.infra.infra_files import (
+    COMPOSE,
     COMPOSE_SERVICES,
     DEFAULTS,
     IMAGE,
@@ -33,6 +34,7 @@ from tests.infra.infra_files import (
     PYPROJECT,
     VERSION,
     committed_infra_files,
+    container,
     env_file,
     k8s,
     k8s_env,
@@ -141,6 +143,13 @@ def cli_flags(argv: list[str]) -> set[str]:
 
         click_command = {"scheduler": dask_scheduler.main, "worker": dask_worker.main}[argv[1]]
         return {opt for param in click_command.params for opt in param.opts + param.secondary_opts}
+    if argv[:2] == ["inferloop", "serve"]:
+        import typer.main
+
+        from inferloop.cli.commands import serve_app
+
+        command = typer.main.get_group(serve_app)
+        return {opt for param in command.params for opt in param.opts}
     raise AssertionError(f"no CLI definition known for {argv}")
 
 
@@ -186,6 +195,7 @@ def test_kubernetes_manifests_declare_the_expected_objects():
         ("Deployment", "dask-scheduler"), ("Service", "dask-scheduler"), ("Deployment", "dask-worker"),
         ("ServiceAccount", "prefect-worker"), ("Role", "prefect-worker"), ("RoleBinding", "prefect-worker"),
         ("Deployment", "prefect-worker"),
+        ("Deployment", "inferloop-serve"), ("Service", "inferloop-serve"),
     }  # fmt: skip
     assert set(KUSTOMIZATION["resources"]) == {path.name for path in K8S_MANIFESTS}
     assert KUSTOMIZATION["namespace"] == "inferloop"
@@ -206,6 +216,30 @@ def test_kubernetes_manifests_declare_the_expected_objects():
         spec = deployment["spec"]
         assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
         assert spec["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
+
+
+def test_the_endpoint_rolls_with_two_replicas_ready_only_with_a_model_and_its_keys_from_a_secret():
+    spec = k8s("Deployment", "inferloop-serve")["spec"]
+    assert spec["replicas"] == 2
+    rolling = {"maxUnavailable": 0, "maxSurge": 1}  # a new pod ready before an old one stops
+    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": rolling}
+    pod = spec["template"]["spec"]
+    runs = container("inferloop-serve")
+    assert runs["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+    assert runs["livenessProbe"]["httpGet"]["path"] == "/health/live"
+    keys_file = next(e["value"] for e in runs["env"] if e["name"] == "INFERLOOP_SERVE_KEYS_FILE")
+    (mount,) = runs["volumeMounts"]
+    (volume,) = pod["volumes"]
+    (item,) = volume["secret"]["items"]
+    assert keys_file == f"{mount['mountPath']}/{item['path']}" and mount["readOnly"] is True
+    secret = volume["secret"]["secretName"]
+    generator = next(g for g in KUSTOMIZATION["secretGenerator"] if g["name"] == secret)
+    assert generator["files"] == [item["key"]]
+    # compose: the same file, as a compose secret
+    serve = COMPOSE_SERVICES["inferloop-serve"]
+    (compose_secret,) = serve["secrets"]
+    assert serve["environment"]["INFERLOOP_SERVE_KEYS_FILE"] == f"/run/secrets/{compose_secret}"
+    assert (INFRA / f"{COMPOSE['secrets'][compose_secret]['file']}.example").exists()
 
 
 def test_prefect_worker_may_create_jobs_and_watch_their_pods():
@@ -273,7 +307,7 @@ def test_prefect_and_mlflow_variables_in_infra_exist():
 
 def test_commands_name_executables_and_flags_that_exist():
     commands = inferloop_commands()
-    assert {argv[0] for argv in commands} == {"prefect", "mlflow", "dask"}
+    assert {argv[0] for argv in commands} == {"prefect", "mlflow", "dask", "inferloop"}
     for argv in commands:
         assert (VENV_BIN / argv[0]).exists(), f"{argv[0]} is not installed in {VENV_BIN}"
         accepted = cli_flags(argv)
@@ -392,6 +426,9 @@ def test_compose_takes_credentials_from_the_environment_only():
                 assert re.search(r"\$\{[A-Z0-9_]+:\?[^}]+\}", value), f"{name}.{key} must be ${{VAR:?...}}"
                 assert ":-" not in value, f"{name}.{key}: a default would be a committed credential"
     for path in INFRA.glob("**/*.example"):
+        if path.name.endswith(".json.example"):  # the endpoint's keys files: none committed
+            assert json.loads(path.read_text()) == {"keys": []}, path.name
+            continue
         for key, value in env_file(path).items():
             assert PLACEHOLDER in value, f"{path.name}: {key} must be a {PLACEHOLDER} placeholder"
     example = env_file(INFRA / ".env.example")

@@ -159,7 +159,7 @@ def test_kubernetes_runs_the_row(row):
         assert ports[service_ports[default_port(row)]] == default_port(row)
     if row.health.startswith("/"):
         probe = runs["readinessProbe"]["httpGet"]
-        assert (probe["path"], ports[probe["port"]]) == (row.health, default_port(row))
+        assert (probe["path"], ports[probe["port"]]) == (row.ready or row.health, default_port(row))
     if row.replicas:
         assert spec["replicas"] == DEFAULTS[row.replicas]
 
@@ -223,7 +223,7 @@ def test_inferloop_up_runs_every_prod_row_on_the_stack_interface(prod_settings):
         for name in process.env.keys() & credentials.keys():
             assert process.env[name] == credentials[name]
         if row.port:
-            port = str(getattr(prod_settings.stack, row.port))
+            port = str(row.port_number(prod_settings))
             assert {"127.0.0.2", port} <= set(process.command), process.name
             assert urlsplit(process.ui_url).netloc == f"127.0.0.2:{port}"
             assert process.health_url.startswith("tcp://" if row.health == "tcp" else process.ui_url)

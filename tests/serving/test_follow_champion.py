@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from mlflow import MlflowClient
 
+from inferloop.stack.control import served_version
 from tests.faults.switchable_endpoint import SwitchableEndpoint
 from tests.fixtures.pool import register
 from tests.serving.conftest import (
@@ -114,6 +115,7 @@ def test_the_alias_moved_under_load_is_followed_without_a_failed_request(served,
     assert set(load.versions[switch:]) == {second}, "a response after the swap named the old version"
     ready = served.get("/health/ready").json()
     assert ready["version"] == second and ready["stale"] is False
+    assert served_version(served.url) == f"serving {served.model_name} v{second}"  # `inferloop status`
     metrics = served.get("/metrics", key="admin").text
     assert "inferloop_serve_model_swaps_total 1.0" in metrics
     assert f'version="{second}"' in metrics and f'version="{first}"' not in metrics
@@ -143,6 +145,11 @@ def test_with_the_registry_unreachable_it_keeps_serving_and_reports_stale(served
         assert "unreachable" in body["problem"]
         assert score(served, feed_records(2, first=60))["model_version"] == version
         assert "inferloop_serve_registry_stale 1.0" in served.get("/metrics", key="admin").text
+        # `inferloop status` says so, beside the version
+        assert (
+            served_version(served.url)
+            == f"serving {served.model_name} v{version}, stale: the registry did not answer"
+        )
     finally:
         served.registry.up()
     wait_until(lambda: not served.get("/health/ready").json()["stale"], 60, what="stale cleared")

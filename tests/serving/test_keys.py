@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from inferloop.cli.commands import app
-from inferloop.serving.keys import KeysFileError, KeyStore, add_key, read_keys
+from inferloop.serving.keys import KeysFileError, KeyStore, add_key, first_key, read_keys
 
 
 def test_a_key_is_stored_as_its_hash_with_its_scopes(tmp_path):
@@ -21,6 +21,14 @@ def test_a_key_is_stored_as_its_hash_with_its_scopes(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     [entry] = read_keys(path)
     assert (entry.name, entry.scopes) == ("reporting-app", ("score",))
+
+
+def test_inferloop_up_gets_a_first_key_with_every_scope_only_while_there_is_none(tmp_path):
+    path = tmp_path / "serving" / "keys.json"
+    key = first_key(path)
+    assert KeyStore(path).find(key).scopes == ("score", "admin")
+    assert first_key(path) is None  # shown once: the next `up` makes none
+    assert [k.name for k in read_keys(path)] == ["first"]
 
 
 def test_the_store_finds_a_key_by_its_value_and_sees_keys_added_later(tmp_path):
