@@ -609,15 +609,17 @@ def up(
         console.print(f"Starting the {settings.stack.stack_profile} stack (first start takes about 30 s)...")
         keys_file = settings.serving.serve_keys_file
         serve_key = first_key(keys_file)
-        for service in start_stack(settings, with_worker=worker):
-            if service.ui_url:
-                console.print(f"  {service.name:14} {service.ui_url}")
-        if serve_key:  # its hash is all that is kept: this is the only time it can be shown
-            console.print(
-                f"API key of the online endpoint (scopes score, admin), shown this once: {serve_key}\n"
-                f"  curl -H 'Authorization: Bearer <key>' {addresses(settings)['serve']}/invocations ...; "
-                f"more keys: inferloop serve keys add NAME --scope score (kept in {keys_file})"
-            )
+        try:
+            for service in start_stack(settings, with_worker=worker):
+                if service.ui_url:
+                    console.print(f"  {service.name:14} {service.ui_url}")
+        finally:  # its hash is all that is kept: shown now, even if a service failed to start
+            if serve_key:
+                console.print(
+                    f"API key of the online endpoint (scopes score, admin), shown this once: {serve_key}\n"
+                    f"  curl -H 'Authorization: Bearer <key>' {addresses(settings)['serve']}/invocations ...;"
+                    f" more keys: inferloop serve keys add NAME --scope score (kept in {keys_file})"
+                )
         stack = settings.state_dir / "stack"
         console.print(f"Point the CLI at it: source {stack}/stack.env")
         # Addresses only: the credentials stay in the 0600 files, never on a terminal or in a log.

@@ -201,9 +201,9 @@ def create_app(settings: Settings) -> FastAPI:
         # In-flight requests are done (uvicorn waits for them): stop following, score what is
         # queued, write every scored row.
         runtime.follower.stop()
-        runtime.loader.close()
         runtime.coalescer.stop()
         runtime.online_log.close()
+        runtime.loader.close()  # last: a load still running cannot hold up writing the rows
         log.info("wrote %d online rows to the lake", runtime.online_log.rows_written)
 
     app = FastAPI(

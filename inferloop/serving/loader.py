@@ -12,6 +12,7 @@ priority than the endpoint; if it dies, the load runs here and a new helper star
 import logging
 import multiprocessing
 import os
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -28,6 +29,7 @@ _registry: Registry | None = None  # the helper process's own client of the regi
 
 def _start_helper(tracking_uri: str, model_name: str) -> None:
     global _registry
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the endpoint, which ends the helper
     prepare_process()
     import mlflow.sklearn  # noqa: F401  (imported at full priority while the endpoint starts)
 
@@ -52,10 +54,13 @@ class ModelLoader:
     def __init__(self, registry: Registry):
         self.registry = registry
         self._helper: ProcessPoolExecutor | None = None
+        self._in_process_only = False  # no helper could start here: every load runs in this process
+        self._closed = False
 
     def __call__(self, ref: ModelVersionRef) -> object:
         if self._helper is None:
-            self._start(ref)
+            if not (self._in_process_only or self._closed):
+                self._start(ref)
             return scoring_model(self.registry, ref)
         try:
             return self._helper.submit(_load_in_helper, ref).result()
@@ -65,15 +70,23 @@ class ModelLoader:
             return self(ref)
 
     def _start(self, warm_with: ModelVersionRef) -> None:
-        self._helper = ProcessPoolExecutor(
-            1,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_helper,
-            initargs=(self.registry.tracking_uri, self.registry.model_name),
-        )
-        self._helper.submit(_warm_helper, warm_with)
+        try:
+            self._helper = ProcessPoolExecutor(
+                1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_helper,
+                initargs=(self.registry.tracking_uri, self.registry.model_name),
+            )
+            self._helper.submit(_warm_helper, warm_with)
+        except OSError as error:  # no semaphores or processes here (a sandbox): load in place
+            log.warning("no model loading process (%s): new versions load in the endpoint's process", error)
+            self._helper, self._in_process_only = None, True
 
     def close(self) -> None:
-        if self._helper is not None:
-            self._helper.shutdown(wait=True, cancel_futures=True)
-            self._helper = None
+        """End the helper now, even in the middle of a load (the endpoint is stopping)."""
+        self._closed = True
+        helper, self._helper = self._helper, None
+        if helper is not None:
+            for process in list(helper._processes.values()):  # no public handle on the workers
+                process.terminate()
+            helper.shutdown(wait=True, cancel_futures=True)

@@ -254,14 +254,18 @@ def served_version(url: str) -> str:
     """What the online endpoint at `url` scores with, from its /health/ready (no key needed)."""
     try:
         with urllib.request.urlopen(f"{url}/health/ready", timeout=2) as response:
-            state = json.load(response)
+            body = response.read()
     except urllib.error.HTTPError as error:  # 503: no model loaded yet
-        state = json.load(error) if error.code == 503 else {}
-    except (OSError, ValueError):
+        body = error.read()
+    except OSError:
+        body = b""
+    try:
+        state = json.loads(body)
+    except ValueError:
         state = {}
     if not state.get("version"):
         return "no model loaded yet" if "ready" in state else "what it serves is unknown"
-    stale = ", stale: the registry did not answer" if state.get("stale") else ""
+    stale = f", stale: {state.get('problem') or 'the registry did not answer'}" if state.get("stale") else ""
     return f"serving {state.get('model_name')} v{state['version']}{stale}"
 
 

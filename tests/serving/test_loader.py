@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from inferloop.core.owners import pid_alive
 from inferloop.core.registry import Registry
+from inferloop.serving import loader as loader_module
 from inferloop.serving.loader import ModelLoader
 from inferloop.tasks.data.feeds import prepare_features
 from inferloop.tasks.model.optimised import runtime_of
@@ -24,7 +26,7 @@ def helper_pids(loader: ModelLoader) -> list[int]:
 
 
 def test_versions_after_the_first_load_in_the_helper_and_score_as_loaded_in_place(
-    pool, mlflow_server, settings
+    pool, mlflow_server, settings, monkeypatch
 ):
     name = unique_model_name("loader")
     first = register(mlflow_server, pool.before, "champion", model_name=name)
@@ -35,6 +37,11 @@ def test_versions_after_the_first_load_in_the_helper_and_score_as_loaded_in_plac
     try:
         loader(registry.get_version(first))  # in this process; the helper starts beside it
         assert len(helper_pids(loader)) == 1
+
+        def not_here(registry, ref):
+            raise AssertionError("a load after the first ran in the endpoint's process")
+
+        monkeypatch.setattr(loader_module, "scoring_model", not_here)  # the helper has its own
         for version in (second, first):
             ref = registry.get_version(version)
             loaded, in_place = loader(ref), scoring_model(registry, ref)
@@ -43,6 +50,7 @@ def test_versions_after_the_first_load_in_the_helper_and_score_as_loaded_in_plac
 
         (dead,) = helper_pids(loader)
         os.kill(dead, signal.SIGKILL)
+        monkeypatch.undo()  # the load after the helper died runs here, and a new helper starts
         ref = registry.get_version(second)
         np.testing.assert_array_equal(
             loader(ref).predict_proba(features), scoring_model(registry, ref).predict_proba(features)
@@ -50,3 +58,16 @@ def test_versions_after_the_first_load_in_the_helper_and_score_as_loaded_in_plac
         assert helper_pids(loader) and dead not in helper_pids(loader)  # a new helper
     finally:
         loader.close()
+
+
+def test_closing_ends_the_helper_and_later_loads_run_here(pool, mlflow_server):
+    name = unique_model_name("loader-closed")
+    version = register(mlflow_server, pool.before, "champion", model_name=name)
+    registry = Registry(mlflow_server, name)
+    loader = ModelLoader(registry)
+    ref = registry.get_version(version)
+    loader(ref)
+    (helper,) = helper_pids(loader)
+    loader.close()  # as the endpoint stops: at once, even with a load running
+    assert not pid_alive(helper)
+    assert loader(ref) is not None and helper_pids(loader) == []  # no new helper after close
