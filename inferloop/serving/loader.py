@@ -4,9 +4,12 @@ Loading a version is Python from end to end (MLflow's downloads, skops rebuildin
 ~70 ms on a quiet machine, 190-360 ms under 32 clients, all of it holding the interpreter lock the
 request threads need. Measured with `benchmarks/serving.py`: the p99 of requests within 3 s of an
 alias move was ~100 ms against ~60 ms for the others. In the helper the endpoint pays only the
-unpickling of the loaded model (1.3-2 ms, measured). The helper starts with the first load, which
-runs here (nothing is served yet) while the helper imports its libraries, and runs at a lower CPU
-priority than the endpoint; if it dies, the load runs here and a new helper starts.
+unpickling of the loaded model (1.3-2 ms, measured). The first version loads here (nothing is
+served yet); the helper starts at the first swap (an endpoint that never swaps never pays for a
+second process with MLflow and scikit-learn imported, ~250 MB), imports and loads that version at
+normal priority, then lowers its CPU priority below the endpoint's for the loads after it (at low
+priority from the start, its imports under load took 7-10 s). If it dies, the load runs here and
+the next swap starts a new helper.
 """
 
 import logging
@@ -31,20 +34,14 @@ def _start_helper(tracking_uri: str, model_name: str) -> None:
     global _registry
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the endpoint, which ends the helper
     prepare_process()
-    import mlflow.sklearn  # noqa: F401  (imported at full priority while the endpoint starts)
-
     _registry = Registry(tracking_uri, model_name)
-    os.nice(HELPER_NICENESS)
 
 
 def _load_in_helper(ref: ModelVersionRef) -> object:
-    return scoring_model(_registry, ref)
-
-
-def _warm_helper(ref: ModelVersionRef) -> None:
-    """Load a version and drop it: the libraries a load imports on first use are in before the
-    first swap (at low priority under load, they took the first swap 7-10 s)."""
-    scoring_model(_registry, ref)
+    model = scoring_model(_registry, ref)
+    if os.getpriority(os.PRIO_PROCESS, 0) < HELPER_NICENESS:  # once, after the first load's imports
+        os.setpriority(os.PRIO_PROCESS, 0, HELPER_NICENESS)
+    return model
 
 
 class ModelLoader:
@@ -54,22 +51,26 @@ class ModelLoader:
     def __init__(self, registry: Registry):
         self.registry = registry
         self._helper: ProcessPoolExecutor | None = None
+        self._loaded_once = False
         self._in_process_only = False  # no helper could start here: every load runs in this process
         self._closed = False
 
     def __call__(self, ref: ModelVersionRef) -> object:
+        if not self._loaded_once or self._in_process_only or self._closed:
+            self._loaded_once = True
+            return scoring_model(self.registry, ref)
         if self._helper is None:
-            if not (self._in_process_only or self._closed):
-                self._start(ref)
+            self._start()
+        if self._helper is None:  # none could start
             return scoring_model(self.registry, ref)
         try:
             return self._helper.submit(_load_in_helper, ref).result()
         except BrokenProcessPool:
             log.warning("the model loading process ended; loading %s v%s here", ref.name, ref.version)
             self._helper = None
-            return self(ref)
+            return scoring_model(self.registry, ref)
 
-    def _start(self, warm_with: ModelVersionRef) -> None:
+    def _start(self) -> None:
         try:
             self._helper = ProcessPoolExecutor(
                 1,
@@ -77,7 +78,6 @@ class ModelLoader:
                 initializer=_start_helper,
                 initargs=(self.registry.tracking_uri, self.registry.model_name),
             )
-            self._helper.submit(_warm_helper, warm_with)
         except OSError as error:  # no semaphores or processes here (a sandbox): load in place
             log.warning("no model loading process (%s): new versions load in the endpoint's process", error)
             self._helper, self._in_process_only = None, True

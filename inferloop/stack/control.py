@@ -250,10 +250,10 @@ def _all_services(settings: Settings) -> list[Process]:
     return [service for stage in service_stages(started_profile(settings)) for service in stage]
 
 
-def served_version(url: str) -> str:
+def served_version(url: str, timeout: float = 5) -> str:
     """What the online endpoint at `url` scores with, from its /health/ready (no key needed)."""
     try:
-        with urllib.request.urlopen(f"{url}/health/ready", timeout=2) as response:
+        with urllib.request.urlopen(f"{url}/health/ready", timeout=timeout) as response:
             body = response.read()
     except urllib.error.HTTPError as error:  # 503: no model loaded yet
         body = error.read()

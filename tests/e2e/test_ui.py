@@ -240,7 +240,7 @@ def test_status_shows_the_endpoint_up_and_the_version_it_serves(stack, monitored
     endpoint = f"http://127.0.0.1:{ports['SERVE']}"
     # It follows @champion (polling every 10 s by default); a retrain may have moved it since.
     deadline = time.monotonic() + 90
-    while not (serving := served_version(endpoint)).startswith(f"serving {MODEL_NAME} v"):
+    while not (serving := served_version(endpoint, timeout=30)).startswith(f"serving {MODEL_NAME} v"):
         assert time.monotonic() < deadline, serving
         time.sleep(2)
     status = cli("status")

@@ -115,7 +115,9 @@ def test_the_alias_moved_under_load_is_followed_without_a_failed_request(served,
     assert set(load.versions[switch:]) == {second}, "a response after the swap named the old version"
     ready = served.get("/health/ready").json()
     assert ready["version"] == second and ready["stale"] is False
-    assert served_version(served.url) == f"serving {served.model_name} v{second}"  # `inferloop status`
+    assert (
+        served_version(served.url, timeout=30) == f"serving {served.model_name} v{second}"
+    )  # `inferloop status`
     metrics = served.get("/metrics", key="admin").text
     assert "inferloop_serve_model_swaps_total 1.0" in metrics
     assert f'version="{second}"' in metrics and f'version="{first}"' not in metrics
@@ -145,7 +147,7 @@ def test_with_the_registry_unreachable_it_keeps_serving_and_reports_stale(served
         assert "unreachable" in body["problem"]
         assert score(served, feed_records(2, first=60))["model_version"] == version
         assert "inferloop_serve_registry_stale 1.0" in served.get("/metrics", key="admin").text
-        shown = served_version(served.url)  # by `inferloop status`, beside the version
+        shown = served_version(served.url, timeout=30)  # by `inferloop status`, beside the version
         assert shown.startswith(f"serving {served.model_name} v{version}, stale: ") and "unreachable" in shown
     finally:
         served.registry.up()

@@ -1,4 +1,4 @@
-"""Model versions load in a helper process once the first has loaded in the endpoint's: the model
+"""Model versions after the first load in a helper process, started at the first swap: the model
 that comes back scores exactly as one loaded in place, and a helper that died is replaced."""
 
 import os
@@ -11,7 +11,7 @@ import pytest
 from inferloop.core.owners import pid_alive
 from inferloop.core.registry import Registry
 from inferloop.serving import loader as loader_module
-from inferloop.serving.loader import ModelLoader
+from inferloop.serving.loader import HELPER_NICENESS, ModelLoader
 from inferloop.tasks.data.feeds import prepare_features
 from inferloop.tasks.model.optimised import runtime_of
 from inferloop.tasks.model.optimised_artifact import scoring_model
@@ -35,8 +35,8 @@ def test_versions_after_the_first_load_in_the_helper_and_score_as_loaded_in_plac
     features = prepare_features(pd.DataFrame(feed_records(200)), settings.dataset)
     loader = ModelLoader(registry)
     try:
-        loader(registry.get_version(first))  # in this process; the helper starts beside it
-        assert len(helper_pids(loader)) == 1
+        loader(registry.get_version(first))  # in this process: nothing is served yet
+        assert helper_pids(loader) == []  # an endpoint that never swaps has no helper
 
         def not_here(registry, ref):
             raise AssertionError("a load after the first ran in the endpoint's process")
@@ -47,27 +47,30 @@ def test_versions_after_the_first_load_in_the_helper_and_score_as_loaded_in_plac
             loaded, in_place = loader(ref), scoring_model(registry, ref)
             assert runtime_of(loaded) == runtime_of(in_place)
             np.testing.assert_array_equal(loaded.predict_proba(features), in_place.predict_proba(features))
+        assert os.getpriority(os.PRIO_PROCESS, helper_pids(loader)[0]) == HELPER_NICENESS  # after its first
 
         (dead,) = helper_pids(loader)
         os.kill(dead, signal.SIGKILL)
-        monkeypatch.undo()  # the load after the helper died runs here, and a new helper starts
-        ref = registry.get_version(second)
-        np.testing.assert_array_equal(
-            loader(ref).predict_proba(features), scoring_model(registry, ref).predict_proba(features)
-        )
-        assert helper_pids(loader) and dead not in helper_pids(loader)  # a new helper
+        monkeypatch.undo()  # the load the helper died in runs here; the next one starts a new helper
+        for version in (second, first):
+            ref = registry.get_version(version)
+            np.testing.assert_array_equal(
+                loader(ref).predict_proba(features), scoring_model(registry, ref).predict_proba(features)
+            )
+        assert helper_pids(loader) and dead not in helper_pids(loader)
     finally:
         loader.close()
 
 
 def test_closing_ends_the_helper_and_later_loads_run_here(pool, mlflow_server):
     name = unique_model_name("loader-closed")
-    version = register(mlflow_server, pool.before, "champion", model_name=name)
+    versions = [register(mlflow_server, source, model_name=name) for source in (pool.before, pool.after)]
     registry = Registry(mlflow_server, name)
     loader = ModelLoader(registry)
-    ref = registry.get_version(version)
-    loader(ref)
+    first, second = (registry.get_version(version) for version in versions)
+    loader(first)
+    loader(second)  # the first swap: in the helper
     (helper,) = helper_pids(loader)
     loader.close()  # as the endpoint stops: at once, even with a load running
     assert not pid_alive(helper)
-    assert loader(ref) is not None and helper_pids(loader) == []  # no new helper after close
+    assert loader(first) is not None and helper_pids(loader) == []  # no new helper after close

@@ -9,7 +9,14 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.webhooks.delivery import _generate_hmac_signature
 
-from inferloop.serving.webhook import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verified
+from inferloop.core.registry import Registry
+from inferloop.serving.webhook import (
+    DELIVERY_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    register_webhook,
+    verified,
+)
 from tests.conftest import free_port
 from tests.fixtures.pool import register
 from tests.serving.conftest import (
@@ -86,3 +93,23 @@ def test_without_a_secret_the_webhook_is_off(secret, mlflow_server, tmp_path, mo
         # signed with the empty key, as anyone could: still off
         answer = client.post("/hooks/mlflow", content=body, headers=signed_headers(body, secret=""))
     assert answer.status_code == 404 and "INFERLOOP_SERVE_WEBHOOK_SECRET" in answer.json()["error"]
+
+
+def test_a_restart_at_another_address_points_the_one_webhook_there(mlflow_server):
+    registry = Registry(mlflow_server, unique_model_name("webhook-moved"))
+    name = f"inferloop-serve-{registry.model_name}"
+    for port in (8080, 8081):
+        said = register_webhook(registry, f"http://127.0.0.1:{port}/hooks/mlflow", SECRET)
+        assert (
+            said
+            == f"MLflow calls http://127.0.0.1:{port}/hooks/mlflow when an alias or a version tag changes"
+        )
+    ours = [hook for hook in MlflowClient(mlflow_server).list_webhooks(max_results=1000) if hook.name == name]
+    assert [hook.url for hook in ours] == ["http://127.0.0.1:8081/hooks/mlflow"]  # updated, not a second one
+
+
+def test_a_url_mlflow_refuses_leaves_the_endpoint_polling_and_says_why(mlflow_server):
+    registry = Registry(mlflow_server, unique_model_name("webhook-refused"))
+    said = register_webhook(registry, "ftp://127.0.0.1/hooks/mlflow", SECRET)  # not a scheme MLflow calls
+    assert said.startswith("MLflow's webhook is not used (") and said.endswith("the endpoint polls @champion")
+    assert "ftp" in said and SECRET not in said
