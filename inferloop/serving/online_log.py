@@ -101,29 +101,42 @@ class OnlineLog:
             self._held -= reserved - rows.num_rows
 
     def flush(self) -> int:
-        """Write the queued rows, one file per partition; returns the rows written."""
+        """Write the queued rows, one file per partition; returns the rows written. The rows a
+        write did not take (the lake is away) stay queued for the next flush, and only those."""
         with self._flushing:
             with self._lock:
                 taken, self._pending, self._joined = self._pending, [], 0
             if not taken:
                 return 0
-            table = combined(taken)
             try:
-                files = self._write(table)
-            except Exception as error:  # the lake is away: keep the rows for the next flush
-                with self._lock:  # joined already: the next joins leave it as it is
-                    self._pending, self._joined = [table, *self._pending], 1
-                self.last_error = str(error)
-                log.warning("could not write %d online rows, will retry: %s", table.num_rows, error)
-                return 0
-            with self._lock:
-                self._held -= table.num_rows
-            self.rows_written += table.num_rows
-            self.files_written += files
-            self.last_error = None
-            return table.num_rows
+                table = combined(taken)
+            except Exception as error:  # nothing written: every row stays queued, as it was
+                return self._written(taken, taken, 0, error, joined=False)
+            try:
+                files, left, error = self._write(table)
+            except Exception as failure:  # before any file was written
+                files, left, error = 0, table, failure
+            return self._written([table], [left] if left is not None else [], files, error, joined=True)
 
-    def _write(self, table: pa.Table) -> int:
+    def _written(self, taken, left, files, error, joined: bool) -> int:
+        """Account for a flush of `taken` that left `left` unwritten (queued again, first)."""
+        written = sum(t.num_rows for t in taken) - sum(t.num_rows for t in left)
+        with self._lock:
+            self._pending = [*left, *self._pending]
+            self._joined = len(left) if joined else 0  # a joined table stays one: joins leave it
+            self._held -= written
+        self.rows_written += written
+        self.files_written += files
+        self.last_error = str(error) if left else None
+        if left:
+            log.warning(
+                "could not write %d online rows, will retry: %s", sum(t.num_rows for t in left), error
+            )
+        return written
+
+    def _write(self, table: pa.Table) -> tuple[int, pa.Table | None, Exception | None]:
+        """Write `table`, one file per partition, until a write fails: the files written, and the
+        rows of the partitions not written with the error (None, None when all were)."""
         times = table.column(self.time_column)
         scored = pc.cast(table.column("scored_at"), pa.timestamp("us"))
         moments = pc.coalesce(times, scored)  # a row without a time: when it was scored
@@ -131,11 +144,15 @@ class OnlineLog:
         starts = pa.array(self.partitioning.floor_times(moments.to_pandas()), pa.timestamp("us"))
         part = f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}"
         partitions = pc.unique(starts).to_pylist()
-        for start in partitions:
+        for number, start in enumerate(partitions):
             rows = table.filter(pc.equal(starts, pa.scalar(start, pa.timestamp("us"))))
             key = self.partitioning.floor(start)
-            self.storage.write_table(catalog.online_predictions_file(self.model_name, key, part), rows)
-        return len(partitions)
+            try:
+                self.storage.write_table(catalog.online_predictions_file(self.model_name, key, part), rows)
+            except Exception as error:
+                not_written = pc.is_in(starts, pa.array(partitions[number:], pa.timestamp("us")))
+                return number, table.filter(not_written), error
+        return len(partitions), None, None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="online-log", daemon=True)
@@ -151,10 +168,14 @@ class OnlineLog:
             with self._lock:
                 done = self._joined
                 fresh, self._pending = self._pending[done:], self._pending[:done]
-            joined = [combined(fresh)] if fresh else []
+            try:
+                joined = [combined(fresh)] if fresh else []
+            except Exception:  # left as they were: the flush joins them or keeps them queued
+                log.exception("could not join %d queued online tables", len(fresh))
+                joined = fresh
             with self._lock:  # tables appended meanwhile stay after the join
                 self._pending[done:done] = joined
-                self._joined = done + len(joined)
+                self._joined = done + (len(joined) if joined is not fresh else 0)
 
     def _run(self) -> None:
         flushed = time.monotonic()

@@ -111,3 +111,21 @@ def test_rows_stay_queued_while_the_lake_is_away_and_are_written_when_it_is_back
     assert log.flush() == 2 and log.last_error is None and log.held_rows == 0
     stored = Storage(blocker.as_uri()).read_table(catalog.online_predictions("m", date(2026, 1, 6)))
     assert stored.num_rows == 2
+
+
+def test_a_flush_that_writes_some_partitions_keeps_only_the_others_queued(tmp_path):
+    storage = Storage((tmp_path / "lake").as_uri())
+    blocked = tmp_path / "lake" / catalog.online_predictions("m", date(2026, 1, 7))
+    blocked.parent.mkdir(parents=True)
+    blocked.write_text("not a directory")  # the second day's partition cannot be written
+    log = OnlineLog(storage, "m", "event_time", capacity_rows=10, flush_seconds=60)
+    log.reserve(3)
+    log.append(scored_rows([1, 2, 3], [date(2026, 1, 6), date(2026, 1, 7), date(2026, 1, 6)]), reserved=3)
+    assert log.flush() == 2 and log.last_error and log.held_rows == 1
+    blocked.unlink()
+    assert log.flush() == 1 and log.last_error is None and log.held_rows == 0
+    first = storage.read_table(catalog.online_predictions("m", date(2026, 1, 6)))
+    second = storage.read_table(catalog.online_predictions("m", date(2026, 1, 7)))
+    # each row once: the first day's rows were not written again by the second flush
+    assert sorted(first.column("transaction_id").to_pylist()) == [1, 3]
+    assert second.column("transaction_id").to_pylist() == [2]
