@@ -18,7 +18,7 @@ from typing import Literal
 from inferloop.core.dataset import DatasetSpec
 from inferloop.core.errors import InferloopError
 from inferloop.core.owners import owner_mark
-from inferloop.core.settings import GateSettings
+from inferloop.core.settings import REPO_ROOT, GateSettings
 from inferloop.runtime.debris import OWNER_FILE
 
 DATASOURCE, ASSET, BATCH_DEFINITION = "dataframes", "partition", "whole_partition"
@@ -86,9 +86,23 @@ def open_gx_context(gate: GateSettings):
 
 
 def open_gx_project_for_edit(gate: GateSettings):
-    """The committed GX project itself, for writing proposed suites into it."""
+    """The committed GX project itself, for writing proposed suites into it; in a folder without
+    one (a new feed's own expectations), a project like this repository's, without suites."""
+    if not (gate.expectations_dir / "gx").exists():
+        create_project(gate.expectations_dir)
     _check_project(gate.expectations_dir)
     return _file_context(gate.expectations_dir, gate)
+
+
+def create_project(project: Path) -> None:
+    """A GX project at `project`: this repository's configuration (the `dataframes` datasource
+    the gate validates through; results and Data Docs in the state dir), no suite yet."""
+    skeleton = REPO_ROOT / "expectations" / "gx" / "great_expectations.yml"
+    if not skeleton.exists():  # not run from the repository (or its image): nothing to copy
+        return
+    for folder in ("expectations", "checkpoints", "validation_definitions"):
+        (project / "gx" / folder).mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(skeleton, project / "gx" / "great_expectations.yml")
 
 
 def load_suite(context, spec: DatasetSpec, purpose: Purpose):

@@ -145,6 +145,19 @@ def test_expectations_suggest_writes_the_suites_and_prints_what_to_review(workdi
     assert "set min_value to 0 where the column's meaning forbids negatives" in output
 
 
+def test_expectations_suggest_into_an_empty_folder_makes_its_gx_project_and_the_gate_uses_it(
+    workdir, monkeypatch
+):
+    project = workdir / "my-feed-expectations"  # a new feed's own, not this repository's
+    monkeypatch.setenv("INFERLOOP_EXPECTATIONS_DIR", str(project))
+    CliRunner().invoke(app, ["data", "generate", "--days", "3", "--rows-per-day", "200"])
+    result = CliRunner().invoke(app, ["expectations", "suggest", "--from", "2026-01-01..2026-01-02"])
+    assert result.exit_code == 0, result.output
+    assert (project / "gx" / "expectations" / "transactions_inference.json").exists()
+    scored = CliRunner().invoke(app, ["validate", "--date", "2026-01-03"])
+    assert scored.exit_code == 0, scored.output
+
+
 def test_status_shows_the_stack_profile_and_the_aliases(workdir, prefect_harness, mlflow_server, monkeypatch):
     monkeypatch.setenv("INFERLOOP_TRACKING_URI", mlflow_server)
     monkeypatch.setenv("INFERLOOP_MODEL_NAME", "status-without-versions")
