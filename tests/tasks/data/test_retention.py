@@ -177,7 +177,7 @@ def test_a_retention_shorter_than_the_training_window_is_refused_naming_both_kno
         "INFERLOOP_RETAIN_FEATURES_DAYS=3 is shorter than INFERLOOP_TRAIN_WINDOW_DAYS=7: training "
         "finds no data; keep at least 7 days (or unset it: keep forever)"
     )
-    check_retention(load_settings(retain_features_days=7, retain_predictions_days=7, drift_pool_partitions=7))
+    check_retention(load_settings(retain_features_days=7, retain_predictions_days=7))
 
 
 def test_predictions_kept_shorter_than_the_performance_window_are_refused():
