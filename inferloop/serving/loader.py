@@ -6,7 +6,7 @@ request threads need. Measured with `benchmarks/serving.py`: the p99 of requests
 alias move was ~100 ms against ~60 ms for the others. In the helper the endpoint pays only the
 unpickling of the loaded model (1.3-2 ms, measured). The first version loads here (nothing is
 served yet); the helper starts at the first swap (an endpoint that never swaps never pays for a
-second process with MLflow and scikit-learn imported, ~250 MB), imports and loads that version at
+second process with MLflow and scikit-learn imported), imports and loads that version at
 normal priority, then lowers its CPU priority below the endpoint's for the loads after it (at low
 priority from the start, its imports under load took 7-10 s). If it dies, the load runs here and
 the next swap starts a new helper.
@@ -52,11 +52,10 @@ class ModelLoader:
         self.registry = registry
         self._helper: ProcessPoolExecutor | None = None
         self._loaded_once = False
-        self._in_process_only = False  # no helper could start here: every load runs in this process
-        self._closed = False
+        self._in_place_only = False  # closed, or no helper can start here: every load runs here
 
     def __call__(self, ref: ModelVersionRef) -> object:
-        if not self._loaded_once or self._in_process_only or self._closed:
+        if not self._loaded_once or self._in_place_only:
             self._loaded_once = True
             return scoring_model(self.registry, ref)
         if self._helper is None:
@@ -80,11 +79,11 @@ class ModelLoader:
             )
         except OSError as error:  # no semaphores or processes here (a sandbox): load in place
             log.warning("no model loading process (%s): new versions load in the endpoint's process", error)
-            self._helper, self._in_process_only = None, True
+            self._helper, self._in_place_only = None, True
 
     def close(self) -> None:
         """End the helper now, even in the middle of a load (the endpoint is stopping)."""
-        self._closed = True
+        self._in_place_only = True
         helper, self._helper = self._helper, None
         if helper is not None:
             for process in list(helper._processes.values()):  # no public handle on the workers
