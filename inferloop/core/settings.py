@@ -290,10 +290,13 @@ class MonitoringSettings(Group):
         description="Scored rows a drift verdict needs: a smaller partition is pooled with the recent "
         "ones the same version scored (at most drift_pool_partitions); fewer even then: no verdict",
     )
+    # A bound, not a size: a pool stops once it holds min_drift_rows. 30 lets feeds of 24-row days
+    # or 7-row weeks be measured at all (docs/benchmarks.md, session 15).
     drift_pool_partitions: int = Field(
-        7,
+        30,
         ge=1,
-        description="Most partitions a drift verdict pools, the monitored one included (1: never pool)",
+        description="Most partitions a drift verdict pools, the monitored one included (1: never pool); "
+        "never further back than INFERLOOP_RETAIN_FEATURES_DAYS keeps features",
     )
     # Real feeds drift all the time (Elec2's prices flag on 95 % of 5-day pools) while the model
     # keeps its accuracy; with enough labels the metric is the direct evidence, drift the proxy.

@@ -70,12 +70,6 @@ def check_retention(settings: Settings) -> None:
             "performance_window_days",
             "monitoring finds no predictions to judge",
         ),
-        (
-            FEATURES,
-            settings.monitoring.drift_pool_partitions,
-            "drift_pool_partitions",
-            "drift of a small partition finds no features to pool",
-        ),
     ]
     for table, needed, knob, consequence in needs:
         days = getattr(settings.lake, KNOB[table])

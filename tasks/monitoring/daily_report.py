@@ -172,14 +172,11 @@ def _measure_drift(storage: Storage, settings: Settings, report: MonitoringRepor
 
     latest = scored(day)
     report.rows_scored = len(latest)
-    pooled = pool_scored_rows(
-        latest,
-        day,
-        scored,
-        spec.partitioning,
-        monitoring.min_drift_rows,
-        monitoring.drift_pool_partitions,
-    )
+    bound, knob = monitoring.drift_pool_partitions, "INFERLOOP_DRIFT_POOL_PARTITIONS"
+    kept = settings.lake.retain_features_days
+    if kept is not None and kept < bound:  # never back into features the retention deleted
+        bound, knob = kept, "INFERLOOP_RETAIN_FEATURES_DAYS"
+    pooled = pool_scored_rows(latest, day, scored, spec.partitioning, monitoring.min_drift_rows, bound, knob)
     report.drift_partitions, report.drift_rows = pooled.keys(), len(pooled.rows)
     report.drift_verdict = pooled.verdict(monitoring.min_drift_rows)
     if not pooled.enough(monitoring.min_drift_rows):

@@ -42,6 +42,7 @@ class PooledRows:
     partitions: tuple[date, ...]  # those holding rows, oldest first
     bound: int  # most partitions the pool could span
     stopped_at: date | None = None  # the partition another version scored, where pooling stopped
+    bound_knob: str = "INFERLOOP_DRIFT_POOL_PARTITIONS"  # the setting the bound comes from
 
     def enough(self, min_rows: int) -> bool:
         return len(self.rows) >= min_rows
@@ -66,7 +67,7 @@ class PooledRows:
         if self.stopped_at is not None:
             counted += f"; {format_key(self.stopped_at)} was scored by another version"
         elif self.bound > 1:
-            counted += f"; pooled back at most {self.bound} partitions, INFERLOOP_DRIFT_POOL_PARTITIONS"
+            counted += f"; pooled back at most {self.bound} partitions, {self.bound_knob}"
         return f"too few rows ({counted})"
 
 
@@ -77,6 +78,7 @@ def pool_scored_rows(
     partitioning: Partitioning,
     min_rows: int,
     max_partitions: int,
+    bound_knob: str = PooledRows.bound_knob,
 ) -> PooledRows:
     """`latest` (the scored rows of `day`), pooled with those of the partitions before `day` while
     it holds fewer than `min_rows` rows, over at most `max_partitions` partitions in all.
@@ -95,4 +97,4 @@ def pool_scored_rows(
     held = {key: frame for key, frame in sorted(frames.items()) if len(frame)}
     # One partition is used as it is: no copy of a partition large enough on its own.
     rows = pd.concat(held.values(), ignore_index=True) if len(held) > 1 else next(iter(held.values()), latest)
-    return PooledRows(day, rows, tuple(held), max_partitions, stopped_at)
+    return PooledRows(day, rows, tuple(held), max_partitions, stopped_at, bound_knob)

@@ -55,3 +55,14 @@ def test_small_partitions_get_a_pooled_drift_verdict_that_flags_the_shifted_feat
     assert any(b.startswith("drift: amount PSI") for b in after["breaches"]), after["breaches"]
     # Days 12 and 13 both breach (their pools overlap, each holds its own new day): confirmed.
     assert decision.action == "retrain" and decision.reasons == after["breaches"]
+
+    # Features kept 2 partitions: a pool reaches no further back, whatever its bound (30 by default).
+    monkeypatch.setenv("INFERLOOP_RETAIN_FEATURES_DAYS", "2")
+    monkeypatch.setenv("INFERLOOP_MIN_DRIFT_ROWS", "300")
+    storage.delete_dir(catalog.features(dataset, DAYS[11]))  # as retention would have
+    monitor(day=DAYS[13], chart=False)
+    bounded = storage.read_json(catalog.monitoring_report(dataset, DAYS[13]))
+    assert bounded["drift_verdict"] == (
+        f"too few rows (200 < 300 in 2 partitions {DAYS[12]}..{DAYS[13]}; pooled back at most 2 "
+        "partitions, INFERLOOP_RETAIN_FEATURES_DAYS)"
+    )
