@@ -29,7 +29,6 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import pyarrow as pa
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
@@ -327,18 +326,18 @@ def create_app(settings: Settings) -> FastAPI:
         if media_type != "application/json":
             raise ServingError(415, f"Content-Type {media_type or '(none)'}: send application/json")
 
-        def read(body: bytes) -> tuple[Any, pa.Table]:
+        def read(body: bytes) -> tuple[Any, dict[str, list]]:
             parsed = parse(body)
-            return parsed, runtime.contract.typed(columns(parsed))
+            return parsed, runtime.contract.checked(columns(parsed))
 
         runtime.coalescer.active_requests += 1
         try:
             body = await _read_body(request, serving.serve_max_body_bytes)
             try:
                 if len(body) <= INLINE_BODY_BYTES:
-                    parsed, rows = read(body)
+                    parsed, checked = read(body)
                 else:
-                    parsed, rows = await run_in_threadpool(read, body)
+                    parsed, checked = await run_in_threadpool(read, body)
             except RequestError as error:
                 raise ServingError(error.status, str(error)) from None
             served = runtime.follower.current
@@ -352,18 +351,19 @@ def create_app(settings: Settings) -> FastAPI:
                     "(INFERLOOP_SERVE_DEGRADED_POLICY=reject)",
                     {"Retry-After": str(max(1, round(serving.serve_poll_seconds)))},
                 )
-            if not runtime.online_log.reserve(rows.num_rows):
+            ids = checked[settings.dataset.id_column]
+            if not runtime.online_log.reserve(len(ids)):
                 raise ServingError(
                     503,
                     "The online log's queue is full (the lake is slow or away): retry shortly",
                     {"Retry-After": "1"},
                 )
-            future = runtime.coalescer.submit(rows, request_id, rows.num_rows)
+            future = runtime.coalescer.submit(checked, len(ids), request_id, len(ids))
             try:
                 scored = await asyncio.wrap_future(future)
             except NoModelLoaded as error:
                 raise ServingError(503, str(error), {"Retry-After": "5"}) from None
-            return parsed, scored, rows.column(0).to_pylist()
+            return parsed, scored, ids
         finally:
             runtime.coalescer.active_requests -= 1
 

@@ -1,16 +1,16 @@
 """Concurrent requests coalesced into one predict call.
 
-Requests queue their typed rows; one thread takes what is queued (waiting at most
-`serve_max_wait_ms` for more, up to `serve_max_batch_rows` rows, and only while other requests
-are known to be on their way: a lone client never waits), runs the suite's row checks
-and one predict call on the whole batch with the model being served at that moment, and hands
-each request its own rows' verdicts and scores. Every row of a batch is scored by the same
-version, which the results name. Batches below `SMALL_BATCH_ROWS` predict on one OpenMP thread,
-as batch scoring does (`positive_scores`): waking the thread pool for every tree costs more than
-it saves there. The limit goes through one `ThreadpoolController` made once: building one per
-call (what `threadpool_limits` does) scans the loaded libraries: 6-10 ms a call measured on a
-busy 2-core machine, against 0.05 ms for `limit` on a kept controller. The scored rows go to
-the online log in the same step.
+Requests queue their checked columns (`RequestContract.checked`); one thread takes what is queued
+(waiting at most `serve_max_wait_ms` for more, up to `serve_max_batch_rows` rows, and only while
+other requests are known to be on their way: a lone client never waits), makes one Arrow table of
+it, runs the suite's row checks and one predict call on the whole batch with the model being
+served at that moment, and hands each request its own rows' verdicts and scores. Every row of a
+batch is scored by the same version, which the results name. Batches below `SMALL_BATCH_ROWS`
+predict on one OpenMP thread, as batch scoring does (`positive_scores`): waking the thread pool
+for every tree costs more than it saves there. The limit goes through one `ThreadpoolController`
+made once: building one per call (what `threadpool_limits` does) scans the loaded libraries: 6-10
+ms a call measured on a busy 2-core machine, against 0.05 ms for `limit` on a kept controller. The
+scored rows go to the online log in the same step.
 """
 
 import logging
@@ -54,7 +54,8 @@ class ScoredRequest:
 
 @dataclass
 class _Job:
-    rows: pa.Table
+    columns: dict[str, list]  # checked, in the spec's order
+    rows: int
     request_id: str
     reserved: int  # rows reserved in the online log
     result: Future
@@ -86,9 +87,10 @@ class Coalescer:
         # more only while it holds fewer than this.
         self.active_requests = 0
 
-    def submit(self, rows: pa.Table, request_id: str, reserved: int) -> Future:
-        """Queue a request's typed rows; the future resolves to its `ScoredRequest`."""
-        job = _Job(rows, request_id, reserved, Future())
+    def submit(self, columns: dict[str, list], rows: int, request_id: str, reserved: int) -> Future:
+        """Queue a request's checked columns of `rows` rows; the future resolves to its
+        `ScoredRequest`."""
+        job = _Job(columns, rows, request_id, reserved, Future())
         self._queue.put(job)
         return job.result
 
@@ -114,7 +116,7 @@ class Coalescer:
         self._held_over = None
         if first is _STOP:
             return None
-        batch, rows = [first], first.rows.num_rows
+        batch, rows = [first], first.rows
         deadline = time.monotonic() + self.max_wait
         while rows < self.max_batch_rows:
             try:
@@ -127,11 +129,11 @@ class Coalescer:
                     job = self._queue.get(timeout=remaining)
                 except queue.Empty:
                     break
-            if job is _STOP or rows + job.rows.num_rows > self.max_batch_rows:
+            if job is _STOP or rows + job.rows > self.max_batch_rows:
                 self._held_over = job  # the next batch starts with it
                 break
             batch.append(job)
-            rows += job.rows.num_rows
+            rows += job.rows
         return batch
 
     def _score(self, batch: list[_Job]) -> None:
@@ -151,7 +153,7 @@ class Coalescer:
         served = self.follower.current  # one version for the whole batch, even if a swap follows
         if served is None:
             raise NoModelLoaded("No model is loaded yet: see /health/ready")
-        table = batch[0].rows if len(batch) == 1 else pa.concat_tables([job.rows for job in batch])
+        table = self.contract.table([job.columns for job in batch])
         verdicts = self.contract.row_verdicts(table)
         passed = table.filter(pa.array(~verdicts.bad)) if verdicts.failed else table
         if passed.num_rows:
@@ -164,7 +166,7 @@ class Coalescer:
 
         results, start, scored_start, passed_per_job = [], 0, 0, []
         for job in batch:
-            n = job.rows.num_rows
+            n = job.rows
             bad = verdicts.bad[start : start + n]
             failed = {p - start: names for p, names in verdicts.failed.items() if start <= p < start + n}
             k = int(n - bad.sum())

@@ -176,9 +176,11 @@ class RequestContract:
         )
         self.compiled = compile_row_checks(self.expectations, self.schema, ONLINE_PARAMETERS)
 
-    def typed(self, columns: dict[str, list]) -> pa.Table:
-        """The request's rows as a table of the spec's columns and types; SchemaError naming the
-        column when one is missing, unknown or holds a value of the wrong type."""
+    def checked(self, columns: dict[str, list]) -> dict[str, list]:
+        """The request's columns in the spec's order, each value checked against its column's
+        type (event times parsed); SchemaError naming the column when one is missing, unknown or
+        holds a value of the wrong type. `table` makes Arrow columns of them: once per coalesced
+        batch, as building them per request was a fifth of the endpoint's CPU under 32 clients."""
         spec = self.spec
         expected = spec.inference_columns
         if unknown := [c for c in columns if c not in expected]:
@@ -188,12 +190,33 @@ class RequestContract:
             )
         if missing := [c for c in expected if c not in columns]:
             raise SchemaError(f"Missing column {missing[0]!r}: every row needs {expected}")
-        arrays = [_id_array(spec.id_column, columns[spec.id_column])]
-        arrays.append(_time_array(spec.time_column, columns[spec.time_column]))
+        checked = {
+            spec.id_column: _checked_ids(spec.id_column, columns[spec.id_column]),
+            spec.time_column: _parsed_times(spec.time_column, columns[spec.time_column]),
+        }
         for name, kind in spec.features.items():
-            typed = _numeric_array if kind == "numeric" else _string_array
-            arrays.append(typed(name, columns[name]))
+            checked[name] = (_checked_numbers if kind == "numeric" else _checked_strings)(name, columns[name])
+        return checked
+
+    def table(self, requests: list[dict[str, list]]) -> pa.Table:
+        """One table of the spec's columns and types holding the rows of `requests` (each what
+        `checked` returned), in order."""
+        names = self.schema.names
+        if len(requests) == 1:
+            values = [requests[0][name] for name in names]
+        else:
+            values = [[value for request in requests for value in request[name]] for name in names]
+        arrays = [
+            pa.array(np.array(column, dtype=np.float64), type=field.type, from_pandas=True)
+            if pa.types.is_floating(field.type)  # NaN is missing, as in the lake; ±inf stays
+            else pa.array(column, type=field.type)
+            for field, column in zip(self.schema, values, strict=True)
+        ]
         return pa.Table.from_arrays(arrays, schema=self.schema)
+
+    def typed(self, columns: dict[str, list]) -> pa.Table:
+        """One request's rows as a table (`checked`, then `table`)."""
+        return self.table([self.checked(columns)])
 
     def row_verdicts(self, table: pa.Table) -> RowVerdicts:
         """The inference suite's row checks on `table` (one request, or a coalesced batch):
@@ -231,7 +254,7 @@ def _type_error(column: str, position: int, value, expected: str) -> SchemaError
     return SchemaError(f"Column {column!r} holds {shown} (row {position}): expected {expected}")
 
 
-def _id_array(column: str, values: list) -> pa.Array:
+def _checked_ids(column: str, values: list) -> list:
     for position, value in enumerate(values):
         if value is None:
             raise SchemaError(f"Column {column!r} is empty in row {position}: every row needs an id")
@@ -241,10 +264,10 @@ def _id_array(column: str, values: list) -> pa.Array:
         seen = set()
         duplicated = next(v for v in values if v in seen or seen.add(v))
         raise SchemaError(f"Column {column!r} holds the id {duplicated!r} twice: ids must be unique")
-    return pa.array(values, type=pa.int64())
+    return values
 
 
-def _time_array(column: str, values: list) -> pa.Array:
+def _parsed_times(column: str, values: list) -> list:
     times = []
     for position, value in enumerate(values):
         if value is None:
@@ -259,19 +282,18 @@ def _time_array(column: str, values: list) -> pa.Array:
         if moment.tzinfo is not None:  # the lake keeps event times naive, in UTC, as feeds write them
             moment = moment.astimezone(UTC).replace(tzinfo=None)
         times.append(moment)
-    return pa.array(times, type=pa.timestamp("us"))
+    return times
 
 
-def _numeric_array(column: str, values: list) -> pa.Array:
+def _checked_numbers(column: str, values: list) -> list:
     for position, value in enumerate(values):
         if value is None or type(value) is float or (type(value) is int and abs(value) < 2**63):
             continue
         raise _type_error(column, position, value, "a number")
-    # NaN is missing (as in the lake); ±inf stays, and the suite's bounds reject it.
-    return pa.array(np.array(values, dtype=np.float64), type=pa.float64(), from_pandas=True)
+    return values
 
 
-def _string_array(column: str, values: list) -> pa.Array:
+def _checked_strings(column: str, values: list) -> list:
     for position, value in enumerate(values):
         if value is None:
             continue
@@ -282,7 +304,7 @@ def _string_array(column: str, values: list) -> pa.Array:
                 f"Column {column!r} holds a string of {len(value)} characters (row {position}): "
                 f"at most {MAX_STRING_CHARS}"
             )
-    return pa.array(values, type=pa.string())
+    return values
 
 
 def inference_expectations(spec: DatasetSpec, gate: GateSettings) -> list:
