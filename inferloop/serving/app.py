@@ -317,7 +317,8 @@ def create_app(settings: Settings) -> FastAPI:
         request: Request, parse: Callable[[bytes], Any], columns: Callable[[Any], dict[str, list]]
     ) -> tuple[Any, ScoredRequest, list]:
         """A scoring request: its body parsed (`parse`), the rows (`columns` of what it parsed to)
-        typed, checked and scored with the served model; the parsed body, the scores and the ids.
+        checked, then typed and scored in a batch with the served model; the parsed body, the scores
+        and the ids.
         ServingError when the request cannot be scored."""
         request.state.started = time.perf_counter()
         request.state.request_id = request_id = uuid.uuid4().hex
@@ -335,9 +336,9 @@ def create_app(settings: Settings) -> FastAPI:
             body = await _read_body(request, serving.serve_max_body_bytes)
             try:
                 if len(body) <= INLINE_BODY_BYTES:
-                    parsed, checked = read(body)
+                    parsed, request_columns = read(body)
                 else:
-                    parsed, checked = await run_in_threadpool(read, body)
+                    parsed, request_columns = await run_in_threadpool(read, body)
             except RequestError as error:
                 raise ServingError(error.status, str(error)) from None
             served = runtime.follower.current
@@ -351,14 +352,14 @@ def create_app(settings: Settings) -> FastAPI:
                     "(INFERLOOP_SERVE_DEGRADED_POLICY=reject)",
                     {"Retry-After": str(max(1, round(serving.serve_poll_seconds)))},
                 )
-            ids = checked[settings.dataset.id_column]
+            ids = request_columns[settings.dataset.id_column]
             if not runtime.online_log.reserve(len(ids)):
                 raise ServingError(
                     503,
                     "The online log's queue is full (the lake is slow or away): retry shortly",
                     {"Retry-After": "1"},
                 )
-            future = runtime.coalescer.submit(checked, len(ids), request_id, len(ids))
+            future = runtime.coalescer.submit(request_columns, len(ids), request_id)
             try:
                 scored = await asyncio.wrap_future(future)
             except NoModelLoaded as error:

@@ -55,9 +55,8 @@ class ScoredRequest:
 @dataclass
 class _Job:
     columns: dict[str, list]  # checked, in the spec's order
-    rows: int
+    rows: int  # as many as it reserved in the online log
     request_id: str
-    reserved: int  # rows reserved in the online log
     result: Future
 
 
@@ -87,10 +86,10 @@ class Coalescer:
         # more only while it holds fewer than this.
         self.active_requests = 0
 
-    def submit(self, columns: dict[str, list], rows: int, request_id: str, reserved: int) -> Future:
-        """Queue a request's checked columns of `rows` rows; the future resolves to its
-        `ScoredRequest`."""
-        job = _Job(columns, rows, request_id, reserved, Future())
+    def submit(self, columns: dict[str, list], rows: int, request_id: str) -> Future:
+        """Queue a request's checked columns of `rows` rows (reserved in the online log); the
+        future resolves to its `ScoredRequest`."""
+        job = _Job(columns, rows, request_id, Future())
         self._queue.put(job)
         return job.result
 
@@ -141,7 +140,7 @@ class Coalescer:
             results = self._predict(batch)
         except Exception as error:
             for job in batch:
-                self.online_log.release(job.reserved)
+                self.online_log.release(job.rows)
                 job.result.set_exception(error)
             if not isinstance(error, NoModelLoaded):
                 log.exception("predicting a batch of %d requests failed", len(batch))
@@ -213,4 +212,4 @@ class Coalescer:
             pa.array([scored_at] * rows, pa.timestamp("us", tz="UTC")),
         ]
         table = pa.Table.from_arrays(columns, schema=self.schema)
-        self.online_log.append(table, reserved=sum(job.reserved for job in batch))
+        self.online_log.append(table, reserved=sum(job.rows for job in batch))

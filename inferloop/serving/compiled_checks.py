@@ -1,5 +1,5 @@
 """The inference suite's row checks, compiled once for the endpoint: the verdicts of the gate's
-`row_failures` (`tasks/gate/row_checks.py`) on the request's typed columns, in a few NumPy
+`row_failures` (`tasks/gate/row_checks.py`) on a batch's typed columns, in a few NumPy
 operations per check.
 
 Why a second evaluator: `row_failures` makes about 90 Arrow compute calls per table whatever

@@ -1,9 +1,11 @@
-"""The data contract of one request: MLflow's request formats in, typed rows to score and
-rejected rows (with the checks they failed) out, as batch scoring applies it.
+"""The data contract of one request: MLflow's request formats in, checked columns to score
+(typed to Arrow a coalesced batch at a time) and rejected rows (with the checks they failed) out,
+as batch scoring applies it.
 
 - The columns and types come from the dataset spec (`inference_columns`): id, event time and
   every feature, nothing else. A missing or unknown column, or a value of the wrong type, is a
-  `SchemaError` (HTTP 400) naming the column: the request as a whole cannot be read.
+  `SchemaError` (HTTP 400) naming the column: the request as a whole cannot be read. Whatever
+  `checked` passes, `table` types: one request cannot fail the batch it is coalesced into.
 - The row-level checks are the committed inference suite's `row` expectations, with the gate's
   verdicts (`tasks/gate/row_checks.py`), compiled once into a few NumPy operations
   (`compiled_checks.py`; the gate's own functions where a check does not compile): a failing row
@@ -214,10 +216,6 @@ class RequestContract:
         ]
         return pa.Table.from_arrays(arrays, schema=self.schema)
 
-    def typed(self, columns: dict[str, list]) -> pa.Table:
-        """One request's rows as a table (`checked`, then `table`)."""
-        return self.table([self.checked(columns)])
-
     def row_verdicts(self, table: pa.Table) -> RowVerdicts:
         """The inference suite's row checks on `table` (one request, or a coalesced batch):
         compiled where the suite allows (`compiled_checks.py`), else the gate's own."""
@@ -275,12 +273,12 @@ def _parsed_times(column: str, values: list) -> list:
             continue
         try:
             moment = datetime.fromisoformat(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError) as error:
+            if moment.tzinfo is not None:  # the lake keeps event times naive, in UTC, as feeds write them
+                moment = moment.astimezone(UTC).replace(tzinfo=None)
+        except (TypeError, ValueError, OverflowError) as error:  # overflow: 0001-01-01T00:00+05:00
             raise _type_error(
                 column, position, value, "an ISO 8601 time such as 2026-01-06T12:00:00"
             ) from error
-        if moment.tzinfo is not None:  # the lake keeps event times naive, in UTC, as feeds write them
-            moment = moment.astimezone(UTC).replace(tzinfo=None)
         times.append(moment)
     return times
 
@@ -299,6 +297,11 @@ def _checked_strings(column: str, values: list) -> list:
             continue
         if not isinstance(value, str):
             raise _type_error(column, position, value, "a string")
+        if not value.isascii():  # JSON can carry a lone surrogate ("\ud800"), which UTF-8 cannot
+            try:
+                value.encode()
+            except UnicodeEncodeError as error:
+                raise _type_error(column, position, value, "text that UTF-8 can encode") from error
         if len(value) > MAX_STRING_CHARS:
             raise SchemaError(
                 f"Column {column!r} holds a string of {len(value)} characters (row {position}): "

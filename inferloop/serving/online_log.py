@@ -47,7 +47,7 @@ def combined(tables: list[pa.Table]) -> pa.Table:
 
 
 def online_schema(request_schema: pa.Schema) -> pa.Schema:
-    """The columns of an online predictions file: the request's typed columns, then the score."""
+    """The columns of an online predictions file: the batch's typed columns, then the score."""
     return pa.schema([*request_schema, *SCORE_COLUMNS])
 
 

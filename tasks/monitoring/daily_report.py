@@ -168,13 +168,15 @@ def _measure_drift(storage: Storage, settings: Settings, report: MonitoringRepor
     spec, monitoring = settings.dataset, settings.monitoring
 
     def scored(key: date) -> pd.DataFrame | None:
+        if not storage.exists(catalog.features(spec.name, key)):  # deleted by retention: adds nothing
+            return pd.DataFrame()
         return scored_partition(storage, spec, report.model_name, report.scored_by, key)
 
-    latest = scored(day)
+    latest = scored_partition(storage, spec, report.model_name, report.scored_by, day)
     report.rows_scored = len(latest)
     bound, knob = monitoring.drift_pool_partitions, "INFERLOOP_DRIFT_POOL_PARTITIONS"
     kept = settings.lake.retain_features_days
-    if kept is not None and kept < bound:  # never back into features the retention deleted
+    if kept is not None and kept < bound:  # the verdict names what bounds the pool
         bound, knob = kept, "INFERLOOP_RETAIN_FEATURES_DAYS"
     pooled = pool_scored_rows(latest, day, scored, spec.partitioning, monitoring.min_drift_rows, bound, knob)
     report.drift_partitions, report.drift_rows = pooled.keys(), len(pooled.rows)

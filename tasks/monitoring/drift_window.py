@@ -66,7 +66,7 @@ class PooledRows:
         counted = f"{rows} < {min_rows}" + (f" in {span}" if span else "")
         if self.stopped_at is not None:
             counted += f"; {format_key(self.stopped_at)} was scored by another version"
-        elif self.bound > 1:
+        elif self.bound > 1 or self.bound_knob != PooledRows.bound_knob:
             counted += f"; pooled back at most {self.bound} partitions, {self.bound_knob}"
         return f"too few rows ({counted})"
 

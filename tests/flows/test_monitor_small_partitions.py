@@ -59,10 +59,17 @@ def test_small_partitions_get_a_pooled_drift_verdict_that_flags_the_shifted_feat
     # Features kept 2 partitions: a pool reaches no further back, whatever its bound (30 by default).
     monkeypatch.setenv("INFERLOOP_RETAIN_FEATURES_DAYS", "2")
     monkeypatch.setenv("INFERLOOP_MIN_DRIFT_ROWS", "300")
-    storage.delete_dir(catalog.features(dataset, DAYS[11]))  # as retention would have
+    storage.delete_dir(catalog.features(dataset, DAYS[11]))  # as retention as of DAYS[14] would have
     monitor(day=DAYS[13], chart=False)
     bounded = storage.read_json(catalog.monitoring_report(dataset, DAYS[13]))
     assert bounded["drift_verdict"] == (
         f"too few rows (200 < 300 in 2 partitions {DAYS[12]}..{DAYS[13]}; pooled back at most 2 "
         "partitions, INFERLOOP_RETAIN_FEATURES_DAYS)"
     )
+
+    # Unbounded by retention (a monitor rerun after retention moved on): a deleted partition adds
+    # nothing and the pool goes on past it.
+    monkeypatch.delenv("INFERLOOP_RETAIN_FEATURES_DAYS")
+    monitor(day=DAYS[13], chart=False)
+    past = storage.read_json(catalog.monitoring_report(dataset, DAYS[13]))
+    assert past["drift_verdict"] == f"measured on 3 partitions {DAYS[10]}..{DAYS[13]}, 300 rows"

@@ -50,7 +50,9 @@ def test_tensors_become_the_same_rows_as_mlflow_records(contract):
 
     request = parse({"id": "req-7", "inputs": v2_inputs(RECORDS, contract)}, contract)
     as_records = parse_body(json.dumps({"dataframe_records": RECORDS}).encode(), 100)
-    assert contract.typed(request.columns).equals(contract.typed(as_records))
+    assert contract.table([contract.checked(request.columns)]).equals(
+        contract.table([contract.checked(as_records)])
+    )
     assert request.id == "req-7" and request.outputs == ["id", "score", "label", "error"]
 
 

@@ -88,6 +88,15 @@ def test_without_pooling_the_verdict_is_the_count_alone():
     assert asked == [] and pooled.verdict(MIN_ROWS) == "too few rows (60 < 200)"
 
 
+def test_a_bound_from_another_setting_is_named_even_when_it_stops_all_pooling():
+    scored_rows, asked = reader({0: 60, 1: 500})
+    kept = "INFERLOOP_RETAIN_FEATURES_DAYS"
+    pooled = pool_scored_rows(rows(60, DAY), DAY, scored_rows, DAILY, MIN_ROWS, 1, kept)
+    assert asked == [] and pooled.verdict(MIN_ROWS) == (
+        "too few rows (60 < 200; pooled back at most 1 partitions, INFERLOOP_RETAIN_FEATURES_DAYS)"
+    )
+
+
 def test_an_empty_monitored_partition_says_which_partition_the_verdict_rests_on():
     pooled, _ = pool({0: 0, 1: 250})
     assert pooled.keys() == ["2026-03-06"]
