@@ -123,7 +123,7 @@ def test_bad_rows_are_rejected_naming_the_check_while_the_others_are_scored(endp
     records[2]["country"] = "Atlantis"  # a category the suite has never seen
     records[3]["amount"] = None  # missing, where the suite expects a value
     body = endpoint.post(
-        content=_json_with_infinity({"dataframe_records": records}),
+        content=_python_json({"dataframe_records": records}),
         headers={"Content-Type": "application/json"},
     ).json()
     assert body["rows_in"] == 4 == body["rows_scored"] + body["rows_rejected"]
@@ -137,10 +137,11 @@ def test_bad_rows_are_rejected_naming_the_check_while_the_others_are_scored(endp
     assert [p["id"] for p in body["predictions"]] == [r["transaction_id"] for r in records]
 
 
-def _json_with_infinity(payload) -> bytes:
+def _python_json(payload) -> bytes:
     import json
 
-    return json.dumps(payload).encode()  # Python writes Infinity / NaN, as many JSON encoders do
+    # Python writes Infinity / NaN, as many JSON encoders do, and escapes a lone surrogate.
+    return json.dumps(payload).encode()
 
 
 def _row(**changes):
@@ -177,6 +178,16 @@ BAD_REQUESTS = {
     ),
     "huge string": ({"dataframe_records": _row(country="x" * 100_000)}, 400, "100000 characters"),
     "non-UTF-8 bytes": (b'{"dataframe_records": [{"country": "\xff\xfe"}]}', 400, "not UTF-8"),
+    "lone surrogate": (
+        _python_json({"dataframe_records": _row(device="\ud800")}),
+        400,
+        "Column 'device'",
+    ),
+    "time before year 1 in UTC": (
+        {"dataframe_records": _row(event_time="0001-01-01T00:00:00+05:00")},
+        400,
+        "Column 'event_time'",
+    ),
     "wrong content type": ("csv", 415, "send application/json"),
     "too many rows": ({"dataframe_records": _row() * 10_001}, 413, "INFERLOOP_SERVE_MAX_REQUEST_ROWS"),
     "too many bytes": (b"{" + b" " * (9 * 1024 * 1024) + b"}", 413, "INFERLOOP_SERVE_MAX_BODY_BYTES"),
