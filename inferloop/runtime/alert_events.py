@@ -44,7 +44,7 @@ _muted: ContextVar[str] = ContextVar("inferloop_alerts_muted", default="")
 # inferloop.model.degraded (flows/monitor.py) starts the retrain deployment; it can be alerted on too.
 DEGRADED = "inferloop.model.degraded"
 # The online endpoint's degraded-model policy took effect / ended, and it started serving another
-# version (inferloop/serving/stale_alert.py).
+# version (inferloop/serving/events.py).
 SERVING_DEGRADED = "inferloop.serving.degraded"
 SERVING_RECOVERED = "inferloop.serving.recovered"
 SERVING_VERSION_CHANGED = "inferloop.serving.version-changed"

@@ -41,13 +41,13 @@ from inferloop.core.storage import lake_storage
 from inferloop.serving.batching import Coalescer, NoModelLoaded, ScoredRequest
 from inferloop.serving.champion import ChampionFollower, ServedModel
 from inferloop.serving.contract import RequestContract, RequestError, inference_expectations, parse_body
+from inferloop.serving.events import DegradedAlert, StaleAlert, VersionChangedEvent
 from inferloop.serving.keys import ApiKey, KeyStore, read_keys
 from inferloop.serving.loader import ModelLoader
 from inferloop.serving.metrics import ServingMetrics
 from inferloop.serving.online_log import OnlineLog
 from inferloop.serving.openapi import ERRORS, REQUEST_BODY, ErrorResponse, InvocationResponse
 from inferloop.serving.rate_limit import RateLimiter
-from inferloop.serving.stale_alert import DegradedAlert, StaleAlert, VersionChangedEvent
 from inferloop.serving.v2 import infer_answer, model_metadata, parse_infer_request, readiness, server_metadata
 from inferloop.serving.webhook import MAX_BYTES as WEBHOOK_MAX_BYTES
 from inferloop.serving.webhook import PATH as WEBHOOK_PATH

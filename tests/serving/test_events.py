@@ -1,4 +1,4 @@
-"""The online endpoint's stale alert: once per registry outage, only while a model is served,
+"""The online endpoint's events: the stale alert once per registry outage, only while a model is served,
 and only to a configured Prefect server."""
 
 import pytest
@@ -11,7 +11,7 @@ from inferloop.runtime.alert_events import (
     SERVING_VERSION_CHANGED,
 )
 from inferloop.serving.champion import ServedModel
-from inferloop.serving.stale_alert import DegradedAlert, StaleAlert, VersionChangedEvent
+from inferloop.serving.events import DegradedAlert, StaleAlert, VersionChangedEvent
 
 
 @pytest.fixture
