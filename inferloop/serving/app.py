@@ -33,6 +33,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from starlette.concurrency import run_in_threadpool
 
 from inferloop.core.registry import Registry
@@ -212,16 +213,17 @@ def create_app(settings: Settings) -> FastAPI:
     )
     bearer = HTTPBearer(auto_error=False, description="An API key: `inferloop serve keys add NAME`")
 
-    def key_with(scope: str, credentials: HTTPAuthorizationCredentials | None) -> ApiKey:
-        """The key the request presented, when it has `scope` and is within its rate limit."""
-        if credentials is None or credentials.scheme.lower() != "bearer":
+    def key_with(scope: str, presented: str | None) -> ApiKey:
+        """The key the request presented (its bearer token), when it has `scope` and is within
+        its rate limit."""
+        if presented is None:
             raise ServingError(
                 401,
                 "No API key: send the header 'Authorization: Bearer KEY' "
                 "(create a key with `inferloop serve keys add NAME`)",
                 {"WWW-Authenticate": "Bearer"},
             )
-        key = runtime.keys.find(credentials.credentials)
+        key = runtime.keys.find(presented)
         if key is None:
             raise ServingError(
                 401,
@@ -248,7 +250,7 @@ def create_app(settings: Settings) -> FastAPI:
     def require(scope: str):
         # async: a plain function would run in a worker thread, a thread hop per request for a hash.
         async def check(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> ApiKey:
-            return key_with(scope, credentials)
+            return key_with(scope, credentials.credentials if credentials else None)
 
         return check
 
@@ -264,7 +266,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
 
     async def invocations(request: Request) -> Response:
-        key_with("score", await bearer(request))
+        key_with("score", bearer_token(request.headers.get("authorization")))
         max_rows = settings.serving.serve_max_request_rows
         _, scored, ids = await score(
             request, lambda body: parse_body(body, max_rows), lambda columns: columns
@@ -435,6 +437,13 @@ def create_app(settings: Settings) -> FastAPI:
         return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The key in an `Authorization: Bearer KEY` header, read as `HTTPBearer` reads it, without
+    building its pydantic model (2-4 % of a single-row request's server time, with the call)."""
+    scheme, credentials = get_authorization_scheme_param(authorization)
+    return credentials if scheme.lower() == "bearer" and credentials else None
 
 
 def _ready_answer(answer: dict) -> JSONResponse:

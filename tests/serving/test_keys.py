@@ -33,13 +33,22 @@ def test_inferloop_up_gets_a_first_key_with_every_scope_only_while_there_is_none
 
 def test_the_store_finds_a_key_by_its_value_and_sees_keys_added_later(tmp_path):
     path = tmp_path / "keys.json"
-    store = KeyStore(path)
+    store = KeyStore(path, recheck_seconds=0)
     assert store.find("il_anything") is None  # no file yet: no key is valid
     first = add_key(path, "a", ["score"])
     assert store.find(first).name == "a"
     second = add_key(path, "b", ["score", "admin"])  # no restart: the file is re-read
     assert store.find(second).scopes == ("score", "admin")
     assert store.find(first + "x") is None and store.find("") is None
+
+
+def test_the_file_is_looked_at_once_per_interval_at_most(tmp_path):
+    path = tmp_path / "keys.json"
+    store = KeyStore(path, recheck_seconds=3600)
+    assert store.find("il_anything") is None  # looked at: no file
+    added = add_key(path, "late", ["score"])
+    assert store.find(added) is None  # within the interval: not looked at again
+    assert KeyStore(path).find(added).name == "late"
 
 
 @pytest.mark.parametrize(
