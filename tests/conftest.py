@@ -2,6 +2,7 @@
 API (moto's server mode) on loopback ports, each started once and stopped at the end."""
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -44,10 +45,24 @@ from prefect.logging.configuration import setup_logging  # noqa: E402  (after in
 setup_logging()
 
 
+# Below Linux's ephemeral range (32768-60999 by default), which bind(0) and every outgoing
+# connection's local port are drawn from: a port picked here cannot be taken by another test's
+# connection in the tens of seconds before its server binds it (the stack starts serve last).
+SERVER_PORTS = range(20_000, 32_000)
+_ports = random.SystemRandom()  # not the `random` module: tests seed it, and xdist workers alike
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nobody listens on, for a server to bind later."""
+    for _ in range(100):
+        port = _ports.choice(SERVER_PORTS)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"No free port in {SERVER_PORTS} after 100 tries")
 
 
 def wait_for(url: str, process: subprocess.Popen, log: Path, timeout: float = 120) -> None:
