@@ -20,7 +20,7 @@ from inferloop.core.periods import parse_key
 from inferloop.core.registry import MetricPoint, ModelVersionRef
 from inferloop.core.settings import MonitoringSettings, RegistrySettings, Settings
 from inferloop.core.storage import Storage
-from inferloop.tasks.data.feeds import join_on_ids, read_feature_partition
+from inferloop.tasks.data.feeds import MissingDataError, join_on_ids, read_feature_partition
 from inferloop.tasks.gate.partition_gate import gate_refused
 from inferloop.tasks.model.comparison import CLASS_METRICS
 from inferloop.tasks.model.registry import load_reference_profile, model_registry, version_threshold
@@ -168,9 +168,10 @@ def _measure_drift(storage: Storage, settings: Settings, report: MonitoringRepor
     spec, monitoring = settings.dataset, settings.monitoring
 
     def scored(key: date) -> pd.DataFrame | None:
-        if not storage.exists(catalog.features(spec.name, key)):  # deleted by retention: adds nothing
+        try:
+            return scored_partition(storage, spec, report.model_name, report.scored_by, key)
+        except MissingDataError:  # its features deleted by retention: adds nothing
             return pd.DataFrame()
-        return scored_partition(storage, spec, report.model_name, report.scored_by, key)
 
     latest = scored_partition(storage, spec, report.model_name, report.scored_by, day)
     report.rows_scored = len(latest)
