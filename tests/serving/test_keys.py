@@ -51,6 +51,21 @@ def test_the_file_is_looked_at_once_per_interval_at_most(tmp_path):
     assert KeyStore(path).find(added).name == "late"
 
 
+def test_a_running_store_sees_a_change_once_its_interval_has_passed(tmp_path, monkeypatch):
+    import inferloop.serving.keys as keys
+
+    now = [1000.0]
+    monkeypatch.setattr(keys.time, "monotonic", lambda: now[0])
+    path = tmp_path / "keys.json"
+    store = KeyStore(path)  # the default interval, which the README promises: within a second
+    assert store.recheck_seconds == 1.0 and store.find("il_anything") is None
+    added = add_key(path, "late", ["score"])
+    now[0] += 0.5
+    assert store.find(added) is None
+    now[0] += 0.6
+    assert store.find(added).name == "late"
+
+
 @pytest.mark.parametrize(
     ("name", "scopes", "message"),
     [("a", ["root"], "Unknown scope"), ("a b", ["score"], "letters, digits"), ("dup", ["score"], "exists")],
