@@ -6,12 +6,13 @@ from prefect import flow
 from prefect.events import emit_event
 
 from inferloop.core import catalog
+from inferloop.core.errors import InferloopError
 from inferloop.core.periods import PartitionKey
 from inferloop.core.registry import ModelVersionRef, RegistryError
 from inferloop.core.settings import load_settings
 from inferloop.core.storage import lake_storage
 from inferloop.flows.batch_inference import logical_partition
-from inferloop.flows.promote import rollback
+from inferloop.flows.promote import promote, rollback
 from inferloop.flows.retrain import alert_retrain_suppressed, retrain
 from inferloop.runtime.alert_events import BREACH_CONFIRMED, emit_alert
 from inferloop.runtime.locks import global_lock
@@ -25,6 +26,7 @@ from inferloop.tasks.monitoring.retrain_policy import (
     record,
     retrain_verdict,
 )
+from inferloop.tasks.promotion.second_look import DECIDED_BY, SecondLook, record_second_look, second_look_due
 from inferloop.tasks.report_tables import online_summary
 from inferloop.tasks.reports import publish_monitoring_report
 
@@ -45,7 +47,9 @@ def monitor(
     instead (not both: a server's automation would start a second, suppressed, retrain).
     `chart`: also draw the recent history as a PNG next to the report (replays skip it).
     A champion whose promotion did clearly worse in hindsight than the version it replaced is
-    rolled back first (`hindsight_action`), and nothing is retrained that day.
+    rolled back first (`hindsight_action`), and nothing is retrained that day. A challenger
+    rejected by the comparison alone gets its second look once enough labelled rows follow it
+    (`second_look`; tasks/promotion/second_look.py); if it is promoted, nothing is retrained that day.
 
     Args:
         day: Day whose features and arrived labels are checked (default: the logical date).
@@ -70,6 +74,10 @@ def monitor(
         rolled_back = rollback(decided_by=f"hindsight: {report.hindsight.describe()}", overrides=overrides)
         print(f"Rolled back to v{rolled_back.challenger_version}: {report.hindsight.describe()}")
         return RetrainDecision(day.isoformat(), "none", [f"rolled back: {report.hindsight.describe()}"])
+    if settings.promotion.second_look and (look := second_look_due(storage, settings, champion, day)):
+        looked = take_second_look(storage, settings, champion, day, look, overrides)
+        if look.verdict == "promote":  # a new champion: its own monitoring starts tomorrow
+            return looked
     decision = retrain_verdict(storage, settings, day)
     # Kept on the champion's version for inferloop serve's degraded-model policy.
     if (breached := breach_open(decision)) is not None:
@@ -116,6 +124,36 @@ def monitor(
             },
         )
     return decision
+
+
+def take_second_look(
+    storage, settings, champion: ModelVersionRef, day, look: SecondLook, overrides: dict[str, Any] | None
+) -> RetrainDecision:
+    """Run promotion on the look's window, record its outcome on the version and in the retrain
+    ledger (a promotion the replay counts), and say what it decided."""
+    try:
+        decision = promote(
+            challenger_version=look.version,
+            start=look.start,
+            end=look.end,
+            decided_by=DECIDED_BY,
+            overrides=overrides,
+        )
+        look.verdict, look.reason = decision.verdict, decision.reason
+    except InferloopError as error:  # e.g. the gate refused a day of the window: recorded, not retried
+        look.verdict, look.reason = "not judged", str(error)
+    record_second_look(settings, look)
+    looked = RetrainDecision(
+        day.isoformat(),
+        "none",
+        [look.describe()],
+        champion_version=champion.version,
+        outcome=f"v{look.version} second look, {look.verdict}: {look.reason}",
+    )
+    with global_lock(RETRAIN_LOCK):
+        record(storage, settings.dataset.name, looked)
+    print(looked.reasons[0])
+    return looked
 
 
 def failed_in_hindsight(report: MonitoringReport, action: str) -> bool:

@@ -128,6 +128,7 @@ def promote(
             decision = challenger_decision(
                 settings, challenger, champion, frame, f"{evaluation}: {start}..{end}", mode, holdout
             )
+        decision.decided_by = decided_by
         if mode == "approve" and decision.verdict == "promote":
             alert_decision(decision, settings.registry.tracking_uri, PROMOTION_AWAITING_APPROVAL)
             decision = request_approval(decision, settings.promotion.approval_timeout_seconds)

@@ -277,6 +277,11 @@ class PromotionSettings(Group):
         description="A promotion that did clearly worse than the version it replaced, on the rows that "
         "followed: roll back, or only report it",
     )
+    second_look: bool = Field(
+        True,
+        description="A challenger rejected by the comparison alone is compared again, once, on the first "
+        "min_promotion_rows labelled rows after its window",
+    )
     approval_timeout_seconds: int = Field(3600, ge=10, description="How long approve mode waits")
 
 

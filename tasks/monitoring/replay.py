@@ -79,6 +79,8 @@ def replay_day(
         row.retrain = f"retrained: {decision.outcome.split(':')[0]}"  # e.g. "v2 promote"
     elif decision.action == "suppressed":
         row.retrain = f"suppressed: {decision.suppressed_because.split(':')[0]}"
+    elif decision.outcome:  # a second look at a rejected challenger, e.g. "v7 second look, promote"
+        row.retrain = decision.outcome.split(":")[0]
     return row
 
 

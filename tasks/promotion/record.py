@@ -75,6 +75,7 @@ def decision_tags(decision: PromotionDecision) -> dict[str, str]:
         "decided_at": decision.decided_at,
         "champion_before": decision.champion_version or "none",
         "evaluation": decision.evaluation,
+        "failed_checks": ",".join(c.name for c in decision.checks if not c.passed),
         "challenger_metrics": json.dumps({k: round(v, 5) for k, v in decision.challenger_metrics.items()}),
     }
     if decision.champion_metrics:

@@ -97,6 +97,7 @@ def test_the_tags_hold_every_field_of_the_decision_with_rounded_metrics():
             "decided_at",
             "champion_before",
             "evaluation",
+            "failed_checks",
             "challenger_metrics",
             "champion_metrics",
         )
@@ -105,6 +106,10 @@ def test_the_tags_hold_every_field_of_the_decision_with_rounded_metrics():
         len(tags["inferloop.decision.reason"]) == 4_000
     )  # cut, so that the registry does not refuse a long reason
     assert json.loads(tags["inferloop.decision.challenger_metrics"]) == {"roc_auc": 0.81235, "pr_auc": 0.2}
+    assert tags["inferloop.decision.failed_checks"] == ""  # what a second look reads
+    assert decision_tags(decision("m", "3", "1", verdict="reject"))["inferloop.decision.failed_checks"] == (
+        "beats_champion"
+    )
     first = decision_tags(decision("m", "1", None))
     assert first["inferloop.decision.champion_before"] == "none"
     assert "inferloop.decision.champion_metrics" not in first
