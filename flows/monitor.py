@@ -74,7 +74,7 @@ def monitor(
         rolled_back = rollback(decided_by=f"hindsight: {report.hindsight.describe()}", overrides=overrides)
         print(f"Rolled back to v{rolled_back.challenger_version}: {report.hindsight.describe()}")
         return RetrainDecision(day.isoformat(), "none", [f"rolled back: {report.hindsight.describe()}"])
-    if settings.promotion.second_look and (look := second_look_due(storage, settings, day)):
+    if settings.promotion.second_look and (look := second_look_due(storage, settings, champion, day)):
         looked = take_second_look(storage, settings, champion, day, look, overrides)
         if look.verdict == "promote":  # a new champion: its own monitoring starts tomorrow
             return looked

@@ -19,7 +19,6 @@ from inferloop.core.periods import DAILY, Partitioning, parse_key
 from inferloop.core.settings import MonitoringSettings, RetrainSettings, Settings
 from inferloop.core.storage import Storage
 from inferloop.tasks.monitoring.daily_report import MonitoringReport, load_history
-from inferloop.tasks.promotion.second_look import awaited_second_look
 
 Action = Literal["retrain", "suppressed", "none"]
 RETRAIN_LOCK = "inferloop-retrain"
@@ -179,13 +178,4 @@ def retrain_verdict(storage: Storage, settings: Settings, day: date) -> RetrainD
     ledger = load_ledger(storage, dataset, ledger_since(settings.retrain, day, partitioning))
     # enough after the change to fit on and to hold out `min_holdout_rows` for promotion
     min_rows = 2 * settings.training.min_holdout_rows
-    decision = decide_retrain(
-        history, ledger, settings.retrain, settings.monitoring, day, min_rows, partitioning
-    )
-    if (
-        decision.action == "retrain"
-        and settings.promotion.second_look
-        and (waiting := awaited_second_look(storage, settings, day))
-    ):
-        decision.action, decision.suppressed_because = "suppressed", waiting
-    return decision
+    return decide_retrain(history, ledger, settings.retrain, settings.monitoring, day, min_rows, partitioning)

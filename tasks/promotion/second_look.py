@@ -11,13 +11,12 @@ those rows, new to both models, with the same gates. Once: a challenger looked a
 favours it would promote noise. A newer challenger takes its place (and its second look).
 """
 
-import contextlib
 import json
-import math
 from dataclasses import asdict, dataclass
 from datetime import date
 
 from inferloop.core.periods import parse_key
+from inferloop.core.registry import ModelVersionRef
 from inferloop.core.settings import Settings
 from inferloop.core.storage import Storage
 from inferloop.tasks.data.feeds import MissingDataError, read_labels
@@ -58,62 +57,30 @@ def awaits_second_look(tags: dict[str, str]) -> bool:
     )
 
 
-@dataclass
-class _Evidence:
-    version: str
-    start: date
-    end: date
-    rows: int  # labelled rows after both models' windows, known on the day asked about
-    rows_per_partition: float  # of the challenger's held-out partitions: how fast more arrive
-
-
-def _evidence(storage: Storage, settings: Settings, day: date) -> _Evidence | None:
-    """The rows `@challenger`'s second look would rest on, known on `day`, if it awaits one."""
-    champion = find_alias(settings.registry, settings.registry.champion_alias)
+def second_look_due(
+    storage: Storage, settings: Settings, champion: ModelVersionRef, day: date
+) -> SecondLook | None:
+    """The second look to take on `day` (labels known then), if one is due: `@challenger` awaits
+    one and `min_promotion_rows` labelled rows exist after both models' training windows."""
     challenger = find_alias(settings.registry, settings.registry.challenger_alias)
-    if champion is None or challenger is None or challenger.version == champion.version:
+    if challenger is None or challenger.version == champion.version:
         return None
     registry = model_registry(settings.registry)
     if not awaits_second_look(registry.version_tags(challenger.version)):
         return None
     spec = settings.dataset
-    params = registry.run(challenger.run_id).params
-    fitted_until = [params.get("window_end"), registry.run(champion.run_id).params.get("window_end")]
+    fitted_until = [registry.run(ref.run_id).params.get("window_end") for ref in (challenger, champion)]
     start = spec.partitioning.shift(max(parse_key(d) for d in fitted_until if d), 1)
     end = spec.partitioning.shift(day, -spec.label.delay_days)
-    rows = 0
-    if start <= end:
-        with contextlib.suppress(MissingDataError):  # none arrived yet
-            rows = len(read_labels(storage, spec, start, end))
-    per_partition = int(params.get("holdout_rows", 0)) / max(1, int(params.get("holdout_days", 1)))
-    return _Evidence(challenger.version, start, end, rows, per_partition)
-
-
-def second_look_due(storage: Storage, settings: Settings, day: date) -> SecondLook | None:
-    """The second look to take on `day` (labels known then), if one is due: `@challenger` awaits
-    one and `min_promotion_rows` labelled rows exist after both models' training windows."""
-    evidence = _evidence(storage, settings, day)
-    if evidence is None or evidence.rows < settings.promotion.min_promotion_rows:
+    if start > end:
         return None
-    return SecondLook(evidence.version, evidence.start, evidence.end, evidence.rows)
-
-
-def awaited_second_look(storage: Storage, settings: Settings, day: date) -> str | None:
-    """Why a retrain on `day` waits, if it does: `@challenger` awaits its second look and the
-    rows it needs should arrive within `retrain_cooldown_days` more partitions (at the rate of
-    its held-out partitions). A retrain sooner would replace it unjudged (on Elec2, retrains
-    every 3 days replaced 6 of 10 rejected challengers before 5 days of rows had come in)."""
-    evidence = _evidence(storage, settings, day)
-    needed = settings.promotion.min_promotion_rows
-    if evidence is None or evidence.rows >= needed or evidence.rows_per_partition <= 0:
+    try:
+        rows = len(read_labels(storage, spec, start, end))
+    except MissingDataError:
         return None
-    partitions = math.ceil((needed - evidence.rows) / evidence.rows_per_partition)
-    if partitions > settings.retrain.retrain_cooldown_days:
+    if rows < settings.promotion.min_promotion_rows:
         return None
-    return (
-        f"v{evidence.version} awaits its second look: {evidence.rows} of {needed} labelled rows after "
-        f"its window, about {partitions} more partition(s) (INFERLOOP_SECOND_LOOK)"
-    )
+    return SecondLook(challenger.version, start, end, rows)
 
 
 def record_second_look(settings: Settings, look: SecondLook) -> None:
