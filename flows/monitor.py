@@ -48,8 +48,9 @@ def monitor(
     `chart`: also draw the recent history as a PNG next to the report (replays skip it).
     A champion whose promotion did clearly worse in hindsight than the version it replaced is
     rolled back first (`hindsight_action`), and nothing is retrained that day. A challenger
-    rejected by the comparison alone gets its second look once enough labelled rows follow it
-    (`second_look`; tasks/promotion/second_look.py); if it is promoted, nothing is retrained that day.
+    rejected by checks on its compared rows alone gets its second look once enough labelled
+    rows follow it (`second_look`; tasks/promotion/second_look.py); if it is promoted, nothing
+    is retrained that day.
 
     Args:
         day: Day whose features and arrived labels are checked (default: the logical date).

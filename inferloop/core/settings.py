@@ -279,8 +279,8 @@ class PromotionSettings(Group):
     )
     second_look: bool = Field(
         True,
-        description="A challenger rejected by the comparison alone is compared again, once, on the first "
-        "min_promotion_rows labelled rows after its window",
+        description="A challenger rejected by checks on its compared rows alone is compared again, once, "
+        "on the first min_promotion_rows labelled rows after its window",
     )
     approval_timeout_seconds: int = Field(3600, ge=10, description="How long approve mode waits")
 

@@ -4,11 +4,12 @@ labelled rows that came after it.
 A challenger is judged on its held-out partitions, which on a feed of small partitions are
 little evidence: on Elec2 the held-out difference predicted the next week's at a correlation of
 0.03, and 23 of 68 rejected challengers did clearly better than the champion on the rows after
-their rejection (docs/benchmarks.md). So a challenger rejected by the comparison alone (not by
-its data, its inputs or the ROC AUC floor) stays `@challenger` and, once `min_promotion_rows`
-labelled rows exist after both its window and the champion's, is compared again on exactly
-those rows, new to both models, with the same gates. Once: a challenger looked at until chance
-favours it would promote noise. A newer challenger takes its place (and its second look).
+their rejection (docs/benchmarks.md). So a challenger rejected by checks on the compared rows
+alone (the comparison, the evidence, the ROC AUC floor; not its data or its inputs) stays
+`@challenger` and, once `min_promotion_rows` labelled rows exist after both its window and the
+champion's, is compared again on exactly those rows, new to both models, with the same gates.
+Once: a challenger looked at until chance favours it would promote noise. A newer challenger
+takes its place (and its second look).
 """
 
 import json
@@ -24,8 +25,9 @@ from inferloop.tasks.model.registry import find_alias, model_registry
 
 TAG = "inferloop.second_look"
 DECIDED_BY = "second look (monitor flow)"
-# A rejection for these alone says the evidence did not favour the challenger, not that it is unfit.
-COMPARATIVE_CHECKS = frozenset({"enough_evidence", "beats_champion", "clearly_better_after_failures"})
+# Checks judged on the compared rows, which other rows may answer differently (the ROC AUC floor
+# too: held-out days hard for every model); a version's data or inputs do not change with rows.
+ROW_CHECKS = frozenset({"min_roc_auc", "enough_evidence", "beats_champion", "clearly_better_after_failures"})
 
 
 @dataclass
@@ -47,12 +49,12 @@ class SecondLook:
 
 
 def awaits_second_look(tags: dict[str, str]) -> bool:
-    """Rejected by the comparison alone (its recorded failed checks) and not looked at again yet."""
+    """Rejected by checks on the compared rows alone (its recorded failed checks), not looked at again yet."""
     failed = {c for c in tags.get("inferloop.decision.failed_checks", "").split(",") if c}
     return (
         tags.get("inferloop.decision.verdict") == "reject"
         and bool(failed)
-        and failed <= COMPARATIVE_CHECKS
+        and failed <= ROW_CHECKS
         and TAG not in tags
     )
 

@@ -1,4 +1,5 @@
-"""Which rejected challengers get a second look: those the comparison alone rejected, once."""
+"""Which rejected challengers get a second look: those rejected by checks on their compared rows
+alone, once."""
 
 import json
 
@@ -17,16 +18,22 @@ def rejected(failed_checks: str, **more: str) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     "failed_checks",
-    ["beats_champion", "enough_evidence", "enough_evidence,beats_champion", "clearly_better_after_failures"],
+    [
+        "beats_champion",
+        "enough_evidence",
+        "enough_evidence,beats_champion",
+        "clearly_better_after_failures",
+        "min_roc_auc",  # on held-out days hard for every model: the floor is checked again on new rows
+        "min_roc_auc,beats_champion",
+    ],
 )
-def test_a_challenger_the_comparison_alone_rejected_awaits_its_second_look(failed_checks):
+def test_a_challenger_rejected_by_checks_on_its_compared_rows_awaits_its_second_look(failed_checks):
     assert awaits_second_look(rejected(failed_checks))
 
 
 @pytest.mark.parametrize(
     ("tags", "why"),
     [
-        (rejected("min_roc_auc"), "below the ROC AUC floor: unfit whatever the champion does"),
         (rejected("beats_champion,data_gate"), "trained on data that was not gated"),
         (rejected("signature,beats_champion"), "does not accept the champion's inputs"),
         (rejected(""), "rejected by a person, or by a champion that moved: every gate had passed"),
