@@ -31,7 +31,7 @@ from inferloop.tasks.monitoring.change_detection import (
     since_deployment,
 )
 from inferloop.tasks.monitoring.drift import FeatureDrift, feature_drift, prediction_drift
-from inferloop.tasks.monitoring.drift_window import OTHER_VERSION, pool_scored_rows
+from inferloop.tasks.monitoring.drift_window import OTHER_VERSION, pool_bound, pool_scored_rows
 from inferloop.tasks.monitoring.hindsight import HindsightVerdict, promotion_hindsight
 from inferloop.tasks.monitoring.online import (
     SOURCE,
@@ -175,10 +175,9 @@ def _measure_drift(storage: Storage, settings: Settings, report: MonitoringRepor
 
     latest = scored_partition(storage, spec, report.model_name, report.scored_by, day)
     report.rows_scored = len(latest)
-    bound, knob = monitoring.drift_pool_partitions, "INFERLOOP_DRIFT_POOL_PARTITIONS"
-    kept = settings.lake.retain_features_days
-    if kept is not None and kept < bound:  # the verdict names what bounds the pool
-        bound, knob = kept, "INFERLOOP_RETAIN_FEATURES_DAYS"
+    bound, knob = pool_bound(
+        monitoring.drift_pool_partitions, settings.lake.retain_features_days, "INFERLOOP_RETAIN_FEATURES_DAYS"
+    )
     pooled = pool_scored_rows(latest, day, scored, spec.partitioning, monitoring.min_drift_rows, bound, knob)
     report.drift_partitions, report.drift_rows = pooled.keys(), len(pooled.rows)
     report.drift_verdict = pooled.verdict(monitoring.min_drift_rows)

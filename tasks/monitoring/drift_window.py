@@ -71,6 +71,15 @@ class PooledRows:
         return f"too few rows ({counted})"
 
 
+def pool_bound(max_partitions: int, kept: int | None, kept_knob: str) -> tuple[int, str]:
+    """How far a pool may reach back, and the setting that says so: `drift_pool_partitions`, or
+    the table's retention (`kept` partitions, by `kept_knob`) when that is shorter, so that a
+    verdict cut short by retention names it."""
+    if kept is not None and kept < max_partitions:
+        return kept, kept_knob
+    return max_partitions, PooledRows.bound_knob
+
+
 def pool_scored_rows(
     latest: pd.DataFrame,
     day: date,

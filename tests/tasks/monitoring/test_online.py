@@ -79,3 +79,26 @@ def test_a_small_online_partition_is_pooled_back_but_never_into_another_versions
         f"too few rows (100 < 200 in 2 partitions {feed.day(1)}..{day}; "
         f"{feed.day(0)} was scored by another version)"
     )
+
+
+def test_an_online_pool_reaches_no_further_back_than_online_rows_are_kept_and_says_so(tmp_path):
+    settings = load_settings(retain_online_days=2)
+    storage = Storage((tmp_path / "lake").as_uri())
+    feed = GeneratorConfig(days=4, rows_per_day=50)
+    for index in range(feed.days):
+        served = generate_day(feed, index)[0].assign(
+            score=0.1, model_version="4", scored_at=pd.Timestamp("2026-01-01", tz="UTC")
+        )
+        storage.write_table(
+            catalog.online_predictions_file("m", feed.day(index), "a"),
+            pa.Table.from_pandas(served, preserve_index=False),
+        )
+    day = feed.day(3)
+
+    online = measure_online(storage, settings, ModelVersionRef("m", "4", "run"), day, day, [day])
+
+    assert online.drift_partitions == [feed.day(2).isoformat(), day.isoformat()]
+    assert online.drift_verdict == (
+        f"too few rows (100 < 200 in 2 partitions {feed.day(2)}..{day}; pooled back at most 2 "
+        "partitions, INFERLOOP_RETAIN_ONLINE_DAYS)"
+    )
