@@ -16,6 +16,8 @@ from inferloop.flows.promote import promote, rollback
 from inferloop.flows.retrain import alert_retrain_suppressed, retrain
 from inferloop.runtime.alert_events import BREACH_CONFIRMED, emit_alert
 from inferloop.runtime.locks import global_lock
+from inferloop.tasks.data.feeds import MissingDataError
+from inferloop.tasks.gate.validation import BatchRefusedError
 from inferloop.tasks.model.registry import find_alias, record_breach_state
 from inferloop.tasks.monitoring.daily_report import MonitoringReport, monitor_day
 from inferloop.tasks.monitoring.history_chart import save_history_chart
@@ -26,11 +28,12 @@ from inferloop.tasks.monitoring.retrain_policy import (
     record,
     retrain_verdict,
 )
-from inferloop.tasks.promotion.second_look import DECIDED_BY, SecondLook, record_second_look, second_look_due
+from inferloop.tasks.promotion.second_look import DECIDED_BY, record_second_look, second_look_due
 from inferloop.tasks.report_tables import online_summary
 from inferloop.tasks.reports import publish_monitoring_report
 
 DEGRADED_EVENT = "inferloop.model.degraded"
+SECOND_LOOK_LOCK_SECONDS = 5
 
 
 @flow(name="monitor", log_prints=True)
@@ -75,10 +78,8 @@ def monitor(
         rolled_back = rollback(decided_by=f"hindsight: {report.hindsight.describe()}", overrides=overrides)
         print(f"Rolled back to v{rolled_back.challenger_version}: {report.hindsight.describe()}")
         return RetrainDecision(day.isoformat(), "none", [f"rolled back: {report.hindsight.describe()}"])
-    if settings.promotion.second_look and (look := second_look_due(storage, settings, champion, day)):
-        looked = take_second_look(storage, settings, champion, day, look, overrides)
-        if look.verdict == "promote":  # a new champion: its own monitoring starts tomorrow
-            return looked
+    if (looked := second_look(storage, settings, champion, day, overrides)) and " promote:" in looked.outcome:
+        return looked  # a new champion: its own monitoring starts with the next partition
     decision = retrain_verdict(storage, settings, day)
     # Kept on the champion's version for inferloop serve's degraded-model policy.
     if (breached := breach_open(decision)) is not None:
@@ -127,32 +128,42 @@ def monitor(
     return decision
 
 
-def take_second_look(
-    storage, settings, champion: ModelVersionRef, day, look: SecondLook, overrides: dict[str, Any] | None
-) -> RetrainDecision:
-    """Run promotion on the look's window, record its outcome on the version and in the retrain
-    ledger (a promotion the replay counts), and say what it decided."""
+def second_look(
+    storage, settings, champion: ModelVersionRef, day, overrides: dict[str, Any] | None
+) -> RetrainDecision | None:
+    """Take `@challenger`'s second look if one is due (`second_look_due`), under the retrain lock
+    (a running retrain would replace the challenger or the champion: the look waits a day), and
+    record it on the version and in the retrain ledger (a promotion the replay counts). Not in
+    approve mode: people decide there, and a monitor must not wait an hour for one."""
+    if not settings.promotion.second_look or settings.promotion.promotion_mode != "auto":
+        return None
     try:
-        decision = promote(
-            challenger_version=look.version,
-            start=look.start,
-            end=look.end,
-            decided_by=DECIDED_BY,
-            overrides=overrides,
-        )
-        look.verdict, look.reason = decision.verdict, decision.reason
-    except InferloopError as error:  # e.g. the gate refused a day of the window: recorded, not retried
-        look.verdict, look.reason = "not judged", str(error)
-    record_second_look(settings, look)
-    looked = RetrainDecision(
-        day.isoformat(),
-        "none",
-        [look.describe()],
-        champion_version=champion.version,
-        outcome=f"v{look.version} second look, {look.verdict}: {look.reason}",
-    )
-    with global_lock(RETRAIN_LOCK):
-        record(storage, settings.dataset.name, looked)
+        with global_lock(RETRAIN_LOCK, timeout_seconds=SECOND_LOOK_LOCK_SECONDS):
+            if (look := second_look_due(storage, settings, champion, day)) is None:
+                return None
+            try:
+                decision = promote(
+                    challenger_version=look.version,
+                    start=look.start,
+                    end=look.end,
+                    decided_by=DECIDED_BY,
+                    overrides=overrides,
+                )
+                look.verdict, look.reason = decision.verdict, decision.reason
+            except (BatchRefusedError, MissingDataError) as error:  # the same rows would fail again
+                look.verdict, look.reason = "not judged", str(error)
+            record_second_look(settings, look)
+            looked = RetrainDecision(
+                day.isoformat(),
+                "none",
+                [look.describe()],
+                champion_version=champion.version,
+                outcome=f"v{look.version} second look, {look.verdict}: {look.reason}",
+            )
+            record(storage, settings.dataset.name, looked)
+    except InferloopError as error:  # the lock held by a retrain, the registry or lake unreachable
+        print(f"{day}: the second look at @{settings.registry.challenger_alias} waits: {error}")
+        return None
     print(looked.reasons[0])
     return looked
 

@@ -36,7 +36,7 @@ from inferloop.core.storage import Storage
 from inferloop.tasks.data.feeds import MissingDataError, join_on_ids, positive_target, read_labels
 from inferloop.tasks.model.registry import load_reference_profile, model_registry, version_threshold
 from inferloop.tasks.monitoring.drift import FeatureDrift, feature_drift, prediction_drift
-from inferloop.tasks.monitoring.drift_window import OTHER_VERSION, pool_bound, pool_scored_rows
+from inferloop.tasks.monitoring.drift_window import OTHER_VERSION, PooledRows, pool_bound, pool_scored_rows
 from inferloop.tasks.monitoring.performance import PerformanceSnapshot, snapshot_of
 
 SOURCE = "online"
@@ -168,8 +168,8 @@ def _measure_drift(
     bound, knob = pool_bound(
         monitoring.drift_pool_partitions, settings.lake.retain_online_days, "INFERLOOP_RETAIN_ONLINE_DAYS"
     )
-    # A day nothing was served has no traffic of its own to judge: no pooling.
-    bound = bound if online.scored_by else 1
+    if not online.scored_by:  # a day nothing was served has no traffic of its own to judge: no pooling
+        bound, knob = 1, PooledRows.bound_knob
     pooled = pool_scored_rows(rows, day, scored, spec.partitioning, monitoring.min_drift_rows, bound, knob)
     online.drift_partitions, online.drift_rows = pooled.keys(), len(pooled.rows)
     online.drift_verdict = pooled.verdict(monitoring.min_drift_rows)

@@ -275,7 +275,6 @@ def no_unseen_rows_decision(
         ("reject", f"{check.name}: {check.detail}", [check]),
         mode=mode,
         evaluation=window,
-        decided_by="promote flow",
     )
 
 
@@ -360,7 +359,6 @@ def challenger_decision(
         outcome,
         mode=mode,
         evaluation=evaluation,
-        decided_by="promote flow",
     )
     decision.comparison = difference.to_dict() if difference else None
     return decision

@@ -12,6 +12,7 @@ Once: a challenger looked at until chance favours it would promote noise. A newe
 takes its place (and its second look).
 """
 
+import contextlib
 import json
 from dataclasses import asdict, dataclass
 from datetime import date
@@ -20,7 +21,7 @@ from inferloop.core.periods import parse_key
 from inferloop.core.registry import ModelVersionRef
 from inferloop.core.settings import Settings
 from inferloop.core.storage import Storage
-from inferloop.tasks.data.feeds import MissingDataError, read_labels
+from inferloop.tasks.data.feeds import MissingDataError, feature_partition_days, read_labels
 from inferloop.tasks.model.registry import find_alias, model_registry
 
 TAG = "inferloop.second_look"
@@ -48,41 +49,59 @@ class SecondLook:
         )
 
 
-def awaits_second_look(tags: dict[str, str]) -> bool:
-    """Rejected by checks on the compared rows alone (its recorded failed checks), not looked at again yet."""
+def awaits_second_look(tags: dict[str, str], champion_version: str) -> bool:
+    """Rejected by checks on the compared rows alone (its recorded failed checks), against the
+    champion of today (not one a person or a rollback has since replaced), not looked at again yet."""
     failed = {c for c in tags.get("inferloop.decision.failed_checks", "").split(",") if c}
     return (
         tags.get("inferloop.decision.verdict") == "reject"
+        and tags.get("inferloop.decision.champion_before") == champion_version
         and bool(failed)
         and failed <= ROW_CHECKS
         and TAG not in tags
     )
 
 
+def compared_until(evaluation: str) -> date | None:
+    """The last partition a recorded decision compared on ("<what>: <start>..<end>")."""
+    _, _, window = evaluation.rpartition(": ")
+    _, dots, end = window.partition("..")
+    try:
+        return parse_key(end) if dots else None
+    except ValueError:
+        return None
+
+
 def second_look_due(
     storage: Storage, settings: Settings, champion: ModelVersionRef, day: date
 ) -> SecondLook | None:
-    """The second look to take on `day` (labels known then), if one is due: `@challenger` awaits
-    one and `min_promotion_rows` labelled rows exist after both models' training windows."""
+    """The second look to take on `day`, if one is due: `@challenger` awaits one and the labels
+    known on `day` hold `min_promotion_rows` rows after every row either model was fitted on or
+    the challenger was compared on; the look's window ends at the partition that reaches them."""
     challenger = find_alias(settings.registry, settings.registry.challenger_alias)
     if challenger is None or challenger.version == champion.version:
         return None
     registry = model_registry(settings.registry)
-    if not awaits_second_look(registry.version_tags(challenger.version)):
-        return None
+    tags = registry.version_tags(challenger.version)
+    challenger_fitted_until = registry.run(challenger.run_id).params.get("window_end")
+    if not awaits_second_look(tags, champion.version) or not challenger_fitted_until:
+        return None  # a version without a recorded window: no rows are known to be new to it
     spec = settings.dataset
-    fitted_until = [registry.run(ref.run_id).params.get("window_end") for ref in (challenger, champion)]
-    start = spec.partitioning.shift(max(parse_key(d) for d in fitted_until if d), 1)
+    seen = [
+        parse_key(challenger_fitted_until),
+        *(parse_key(d) for d in [registry.run(champion.run_id).params.get("window_end")] if d),
+        *(d for d in [compared_until(tags.get("inferloop.decision.evaluation", ""))] if d),
+    ]
+    start = spec.partitioning.shift(max(seen), 1)
     end = spec.partitioning.shift(day, -spec.label.delay_days)
-    if start > end:
-        return None
-    try:
-        rows = len(read_labels(storage, spec, start, end))
-    except MissingDataError:
-        return None
-    if rows < settings.promotion.min_promotion_rows:
-        return None
-    return SecondLook(challenger.version, start, end, rows)
+    rows = 0
+    for partition in feature_partition_days(storage, spec):  # labels without features: not compared
+        if start <= partition <= end:
+            with contextlib.suppress(MissingDataError):  # none arrived for it
+                rows += len(read_labels(storage, spec, partition, partition))
+            if rows >= settings.promotion.min_promotion_rows:
+                return SecondLook(challenger.version, start, partition, rows)
+    return None
 
 
 def record_second_look(settings: Settings, look: SecondLook) -> None:

@@ -1,7 +1,8 @@
 """The monitor flow's second look at a rejected challenger: compared with the champion again,
-once, on the labelled rows after its window; promoted only if it wins there."""
+once, on labelled rows after everything it was fitted or compared on; promoted only if it wins."""
 
 import json
+from dataclasses import replace
 
 import pytest
 from mlflow import MlflowClient
@@ -13,21 +14,21 @@ from inferloop.flows.monitor import monitor
 from inferloop.flows.promote import promote
 from inferloop.tasks.monitoring.retrain_policy import load_ledger
 from inferloop.tasks.promotion.second_look import DECIDED_BY, TAG
-from tests.flows.conftest import AFTER_BOTH, DAYS, aliases, register
+from tests.flows.conftest import AFTER_BOTH, DAYS, FEED, aliases, register, write_feed
 from tests.flows.test_promote import decision_tags
-
-LOOKED_ON = AFTER_BOTH[1]  # labels known then: AFTER_BOTH[0], after both pool models' windows
-
-
-def second_looks(storage, dataset: str) -> list[str]:
-    return [d.outcome for d in load_ledger(storage, dataset, DAYS[0]) if " second look, " in d.outcome]
 
 
 @pytest.fixture(autouse=True)
 def comparison_alone(monkeypatch):
-    """Each pool model's ROC AUC on the other's pattern is ~0.45: under the default floor (0.6) a
-    rejection there would be for unfitness, which gets no second look."""
+    """Each pool model's ROC AUC on the other's pattern is ~0.45: the floor (0.6 by default) is
+    lowered so that the comparison decides, as it does between two fit models."""
     monkeypatch.setenv("INFERLOOP_MIN_ROC_AUC", "0.4")
+
+
+def second_looks() -> list[str]:
+    settings = load_settings()
+    ledger = load_ledger(lake_storage(settings.lake), settings.dataset.name, DAYS[0])
+    return [d.outcome for d in ledger if " second look, " in d.outcome]
 
 
 def test_a_challenger_rejected_on_days_it_was_not_made_for_wins_its_second_look(pool, lake, feed):
@@ -36,9 +37,12 @@ def test_a_challenger_rejected_on_days_it_was_not_made_for_wins_its_second_look(
     # Rejected on old-pattern days (the champion's): the comparison alone decided.
     first = promote(start=DAYS[5], end=DAYS[7])
     assert first.verdict == "reject" and first.reason.startswith("beats_champion")
-    batch_inference(partition_date=LOOKED_ON)  # the day the monitor looks at
+    batch_inference(partition_date=AFTER_BOTH[0], end_date=AFTER_BOTH[1])
 
-    decision = monitor(day=LOOKED_ON, chart=False)
+    monitor(day=AFTER_BOTH[0], chart=False)  # no labelled row after the challenger's window yet
+    assert second_looks() == [] and aliases(lake)["champion"] == old
+
+    decision = monitor(day=AFTER_BOTH[1], chart=False)
     window = f"{AFTER_BOTH[0]}..{AFTER_BOTH[0]}"
     assert decision.action == "none"  # the new champion's own monitoring starts from here
     assert decision.reasons[0].startswith(f"second look at v{new} on 500 labelled rows of {window}: promote")
@@ -56,20 +60,35 @@ def test_a_challenger_rejected_on_days_it_was_not_made_for_wins_its_second_look(
         *window.split(".."),
         500,
     )
-    settings = load_settings()
-    storage = lake_storage(settings.lake)
-    assert second_looks(storage, settings.dataset.name) == [f"v{new} second look, promote: passed every gate"]
+    assert second_looks() == [f"v{new} second look, promote: passed every gate"]
 
 
 def test_a_challenger_that_loses_again_is_not_looked_at_a_third_time(pool, lake, feed):
+    last = FEED.day(FEED.days)
+    write_feed(replace(FEED, days=FEED.days + 1))  # one more day of the new pattern
     champion = register(lake, pool.after, "champion")
     worse = register(lake, pool.before, "challenger")
-    assert promote(start=AFTER_BOTH[0], end=AFTER_BOTH[1]).verdict == "reject"
-    batch_inference(partition_date=LOOKED_ON)
+    assert promote(start=AFTER_BOTH[0], end=AFTER_BOTH[0]).verdict == "reject"
+    batch_inference(partition_date=AFTER_BOTH[1], end_date=last)
 
-    monitor(day=LOOKED_ON, chart=False)
-    monitor(day=LOOKED_ON, chart=False)  # a rerun of the day: the look is not taken again
+    monitor(day=AFTER_BOTH[1], chart=False)  # the only labelled day after its window: compared on
+    assert second_looks() == []
+    monitor(day=last, chart=False)  # the rows that followed: its second look
+    monitor(day=last, chart=False)  # a rerun of the day: the look is not taken again
     assert aliases(lake) == {"champion": champion, "challenger": worse}
-    settings = load_settings()
-    (outcome,) = second_looks(lake_storage(settings.lake), settings.dataset.name)
+    (outcome,) = second_looks()
     assert outcome.startswith(f"v{worse} second look, reject: beats_champion")
+    name = load_settings().registry.model_name
+    look = json.loads(MlflowClient(lake).get_model_version(name, worse).tags[TAG])
+    assert (look["start"], look["end"]) == (AFTER_BOTH[1].isoformat(), AFTER_BOTH[1].isoformat())
+
+
+def test_no_second_look_in_approve_mode_where_people_decide(pool, lake, feed, monkeypatch):
+    monkeypatch.setenv("INFERLOOP_PROMOTION_MODE", "approve")
+    register(lake, pool.before, "champion")
+    challenger = register(lake, pool.after, "challenger")
+    assert promote(start=DAYS[5], end=DAYS[7], mode="auto").verdict == "reject"
+    batch_inference(partition_date=AFTER_BOTH[1])
+
+    monitor(day=AFTER_BOTH[1], chart=False)
+    assert second_looks() == [] and aliases(lake)["challenger"] == challenger
