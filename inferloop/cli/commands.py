@@ -408,6 +408,9 @@ def infer(
         check_dask_scheduler(settings.runner)  # in seconds, before Prefect and Dask are imported
         if date_ is not None:
             _require_partitions(date_, to, "score partitions the lake holds, or import them", settings)
+        from inferloop.runtime.temporary_api import EarlyTemporaryApi
+
+        api = EarlyTemporaryApi()  # on embedded defaults it boots while the scoring stack imports
 
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -416,6 +419,9 @@ def infer(
         from inferloop.tasks.report_tables import scoring_table
         from inferloop.tasks.reports import listening_to_progress
 
+        if api.booting:
+            import great_expectations  # noqa: F401  (the gate's, imported while the API boots)
+        api.ready()
         scoring = batch_inference.with_options(task_runner=configured_task_runner(settings))
         columns = (TextColumn("Scoring partitions"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console) as bar:
