@@ -1,10 +1,13 @@
 """Batch scoring vs the model itself: the scoring task (read → gate → predict → write with
-lineage → manifest) against raw `predict_proba` on the same rows, and the default pipeline
-(native categorical splits) against one-hot encoding + the same booster."""
+lineage → manifest) against raw `predict_proba` on the same rows, with the scikit-learn pipeline
+and with its compiled booster (the optimised artifact); and the default pipeline (native
+categorical splits) against one-hot encoding + the same booster."""
 
 import statistics
+import tempfile
 import time
 from datetime import date
+from pathlib import Path
 
 import pyarrow as pa
 from sklearn.compose import ColumnTransformer
@@ -17,6 +20,7 @@ from benchmarks.common import bench_lake, bench_settings, labelled, scoring_seco
 from inferloop.core import catalog
 from inferloop.core.settings import Settings
 from inferloop.tasks.data.feeds import prepare_features
+from inferloop.tasks.model.optimised import CompiledModel, OptimisedPipeline, build_library
 from inferloop.tasks.model.training import MODEL_PARAMS, build_pipeline
 
 DAY = date(2026, 1, 1)
@@ -65,32 +69,43 @@ def pipelines(
     }
 
 
-def run(rows: int, model, repeats: int = 3) -> dict:
-    """Medians of `repeats` turns of raw predict_proba and of the scoring task (output removed
-    between runs). The baseline's rows are prepared as scoring prepares them (categoricals
-    as read from parquet, dictionary-encoded), so both predict the same input."""
+def run(rows: int, model, compiled, repeats: int = 3) -> dict:
+    """Medians of `repeats` turns of the raw prediction and of the scoring task (output removed
+    between runs), for the scikit-learn pipeline and for the same pipeline's compiled booster
+    (`compiled`: an OptimisedPipeline, as registration gives it). Each raw baseline predicts the
+    rows prepared as scoring prepares them (categoricals as read from parquet,
+    dictionary-encoded), in the task's chunks, from raw features: encoder and booster."""
     settings, storage, table = bench_lake(rows)
     spec = settings.dataset
     path = catalog.features_file(spec.name, DAY)
     batches = storage.iter_batches(path, settings.scoring.score_batch_rows, spec.categorical_features)
     features = prepare_features(pa.Table.from_batches(list(batches)).to_pandas(), spec)
     del table
-    predict, scoring = [], []
+    chunk = settings.scoring.score_batch_rows
+    seconds: dict[str, list[float]] = {"predict": [], "task": [], "compiled_predict": [], "compiled_task": []}
     for _ in range(repeats):
-        t: dict[str, float] = {}
-        with timed(t, "predict_proba"):
-            for start in range(0, rows, settings.scoring.score_batch_rows):
-                model.predict_proba(features.iloc[start : start + settings.scoring.score_batch_rows])
-        predict.append(t["predict_proba"])
-        storage.delete_dir(catalog.PREDICTIONS)
-        scoring.append(scoring_seconds(settings, storage, model))
-    predict_s, scoring_s = statistics.median(predict), statistics.median(scoring)
+        for name, scorer, predict in (
+            ("", model, model.predict_proba),
+            ("compiled_", compiled, compiled.positive_scores),
+        ):
+            t: dict[str, float] = {}
+            with timed(t, "predict"):
+                for start in range(0, rows, chunk):
+                    predict(features.iloc[start : start + chunk])
+            seconds[f"{name}predict"].append(t["predict"])
+            storage.delete_dir(catalog.PREDICTIONS)
+            seconds[f"{name}task"].append(scoring_seconds(settings, storage, scorer))
+    median = {name: statistics.median(values) for name, values in seconds.items()}
     return {
         "rows": rows,
-        "predict_s": predict_s,
-        "scoring_s": scoring_s,
-        "ratio": predict_s / scoring_s,
-        "rows_per_s": rows / scoring_s,
+        "predict_s": median["predict"],
+        "scoring_s": median["task"],
+        "ratio": median["predict"] / median["task"],
+        "rows_per_s": rows / median["task"],
+        "compiled_predict_s": median["compiled_predict"],
+        "compiled_scoring_s": median["compiled_task"],
+        "compiled_ratio": median["compiled_predict"] / median["compiled_task"],
+        "compiled_rows_per_s": rows / median["compiled_task"],
     }
 
 
@@ -112,6 +127,18 @@ def report(pipeline_results: dict, runs: list[dict]) -> str:
             f"| {r['rows']:,} | {r['predict_s']:.2f} | {r['scoring_s']:.2f} | {r['ratio']:.2f} | "
             f"{r['rows_per_s']:,.0f} |"
         )
+    lines += [
+        "\nWith the compiled booster (the optimised artifact), raw = encoder + compiled prediction:\n",
+        "| rows | raw compiled s | scoring task s | throughput ratio (raw/task) | task rows/s | "
+        "task vs the scikit-learn task |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        lines.append(
+            f"| {r['rows']:,} | {r['compiled_predict_s']:.2f} | {r['compiled_scoring_s']:.2f} | "
+            f"{r['compiled_ratio']:.2f} | {r['compiled_rows_per_s']:,.0f} | "
+            f"{r['scoring_s'] / r['compiled_scoring_s']:.2f}x |"
+        )
     return "\n".join(lines)
 
 
@@ -119,4 +146,6 @@ def main(rows: list[int]) -> str:
     settings = bench_settings()
     pipeline_results = pipelines(settings)
     model = train_model(settings)
-    return report(pipeline_results, [run(n, model) for n in rows])
+    with tempfile.TemporaryDirectory() as scratch:
+        compiled = OptimisedPipeline(model, CompiledModel(build_library(model, Path(scratch)).path))
+        return report(pipeline_results, [run(n, model, compiled) for n in rows])
