@@ -158,7 +158,7 @@ def second_look(
                 "none",
                 [look.describe()],
                 champion_version=champion.version,
-                outcome=f"v{look.version} second look, {look.verdict}: {look.reason}",
+                outcome=look.ledger_outcome(),
             )
             record(storage, settings.dataset.name, looked)
     except InferloopError as error:  # the lock held by a retrain, the registry or lake unreachable

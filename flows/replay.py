@@ -34,6 +34,7 @@ from inferloop.tasks.monitoring.replay import (
     loop_predictions,
     prequential_metrics,
     replay_day,
+    second_looks_on,
     static_predictions,
     version_scores_of,
 )
@@ -147,7 +148,8 @@ def replay(start: PartitionKey, end: PartitionKey, overrides: dict[str, Any] | N
                 manifest = None
             decision = monitor.fn(day=day, retrain_inline=True, chart=False, overrides=overrides)
             report = load_history(storage, spec.name, day, day)[-1]
-            rows.append(replay_day(day, champion.version, manifest, report, decision))
+            looks = second_looks_on(storage, spec.name, day)
+            rows.append(replay_day(day, champion.version, manifest, report, decision, looks))
             if report.hindsight and report.hindsight.verdict != "pending":
                 judged[report.hindsight.champion_version] = report.hindsight.verdict
     loop = loop_predictions(storage, spec, first.name, rows, thresholds)

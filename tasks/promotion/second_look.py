@@ -25,6 +25,7 @@ from inferloop.tasks.data.feeds import MissingDataError, feature_partition_days,
 from inferloop.tasks.model.registry import find_alias, model_registry
 
 TAG = "inferloop.second_look"
+IN_LEDGER = " second look, "  # how its retrain-ledger entry's outcome reads: "v7 second look, promote: ..."
 DECIDED_BY = "second look (monitor flow)"
 # Checks judged on the compared rows, which other rows may answer differently (the ROC AUC floor
 # too: held-out days hard for every model); a version's data or inputs do not change with rows.
@@ -41,6 +42,9 @@ class SecondLook:
     rows: int  # labelled rows in the window when the look was decided on
     verdict: str = ""  # the promotion verdict, or "not judged" with the error
     reason: str = ""
+
+    def ledger_outcome(self) -> str:
+        return f"v{self.version}{IN_LEDGER}{self.verdict}: {self.reason}"
 
     def describe(self) -> str:
         return (
