@@ -278,6 +278,13 @@ def translated_errors(tracking_uri: str, action: str, missing: frozenset[str] = 
         raise translated from error
 
 
+# One model load at a time in a process: skops rebuilds a model through `ast`, whose recursion
+# bookkeeping CPython 3.11 shares between threads (two promotions at once in one process failed
+# with "SystemError: AST constructor recursion depth mismatch", CPython gh-106905), and MLflow
+# edits sys.path while it loads. Loads hold the GIL anyway: nothing is lost by taking turns.
+MODEL_LOAD_LOCK = threading.Lock()
+
+
 @dataclass(frozen=True)
 class Registry:
     """The MLflow tracking server and model registry at `tracking_uri`, for the model `model_name`.
@@ -379,7 +386,9 @@ class Registry:
             # `inferloop.core.category_codes` alone) first on sys.path, and a lasting copy would
             # hide the installed inferloop from processes started later (Dask workers).
             location = self.client.get_model_version_download_uri(ref.name, ref.version)
-            return mlflow.sklearn.load_model(self._download(location, scratch))
+            path = self._download(location, scratch)
+            with MODEL_LOAD_LOCK:
+                return mlflow.sklearn.load_model(path)
 
     def input_schema(self, ref: ModelVersionRef) -> list[dict]:
         """The model's input signature as column dicts (empty when it was logged without one)."""

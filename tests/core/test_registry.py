@@ -4,6 +4,7 @@ MLflow call of the code base behind this one module."""
 
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pandas as pd
@@ -84,6 +85,34 @@ def test_a_logged_version_is_found_by_its_alias_and_read_back_without_the_proces
     assert [c["name"] for c in registry.input_schema(ref)] == ["amount", "age"]
     assert registry.load_model(ref).predict_proba(frame).shape == (6, 2)
     assert tracking_utils._tracking_uri == elsewhere  # reading changed nothing process-wide
+
+
+def test_models_load_one_at_a_time_in_a_process(logged, monkeypatch):
+    """Concurrent loads from threads take turns (CPython 3.11's `ast`, which skops rebuilds a
+    model through, is not safe across threads): the real loads, timed by a wrapper."""
+    import mlflow.sklearn
+
+    registry, ref, frame = logged
+    real_load, inside, most = mlflow.sklearn.load_model, [0], [0]
+
+    def counted_load(path):
+        inside[0] += 1
+        most[0] = max(most[0], inside[0])
+        try:
+            time.sleep(0.2)  # a slow load: another thread would get in now
+            return real_load(path)
+        finally:
+            inside[0] -= 1
+
+    monkeypatch.setattr(mlflow.sklearn, "load_model", counted_load)
+    loaded = []
+    threads = [threading.Thread(target=lambda: loaded.append(registry.load_model(ref))) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(loaded) == 3 and all(m.predict_proba(frame).shape == (6, 2) for m in loaded)
+    assert most[0] == 1
 
 
 def test_a_version_registered_without_a_threshold_uses_the_settings_one():
