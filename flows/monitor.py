@@ -78,8 +78,8 @@ def monitor(
         rolled_back = rollback(decided_by=f"hindsight: {report.hindsight.describe()}", overrides=overrides)
         print(f"Rolled back to v{rolled_back.challenger_version}: {report.hindsight.describe()}")
         return RetrainDecision(day.isoformat(), "none", [f"rolled back: {report.hindsight.describe()}"])
-    if (looked := second_look(storage, settings, champion, day, overrides)) and " promote:" in looked.outcome:
-        return looked  # a new champion: its own monitoring starts with the next partition
+    if (promoted := second_look(storage, settings, champion, day, overrides)) is not None:
+        return promoted  # a new champion: its own monitoring starts with the next partition
     decision = retrain_verdict(storage, settings, day)
     # Kept on the champion's version for inferloop serve's degraded-model policy.
     if (breached := breach_open(decision)) is not None:
@@ -133,8 +133,9 @@ def second_look(
 ) -> RetrainDecision | None:
     """Take `@challenger`'s second look if one is due (`second_look_due`), under the retrain lock
     (a running retrain would replace the challenger or the champion: the look waits a day), and
-    record it on the version and in the retrain ledger (a promotion the replay counts). Not in
-    approve mode: people decide there, and a monitor must not wait an hour for one."""
+    record it on the version and in the retrain ledger (a promotion the replay counts). Returns
+    that ledger entry when the look made the challenger champion, else None. Not in approve
+    mode: people decide there, and a monitor must not wait an hour for one."""
     if not settings.promotion.second_look or settings.promotion.promotion_mode != "auto":
         return None
     try:
@@ -165,7 +166,7 @@ def second_look(
         print(f"{day}: the second look at @{settings.registry.challenger_alias} waits: {error}")
         return None
     print(looked.reasons[0])
-    return looked
+    return looked if look.verdict == "promote" else None
 
 
 def failed_in_hindsight(report: MonitoringReport, action: str) -> bool:

@@ -34,7 +34,7 @@ from inferloop.tasks.monitoring.replay import (
     loop_predictions,
     prequential_metrics,
     replay_day,
-    second_looks_on,
+    show_second_looks,
     static_predictions,
     version_scores_of,
 )
@@ -148,13 +148,13 @@ def replay(start: PartitionKey, end: PartitionKey, overrides: dict[str, Any] | N
                 manifest = None
             decision = monitor.fn(day=day, retrain_inline=True, chart=False, overrides=overrides)
             report = load_history(storage, spec.name, day, day)[-1]
-            looks = second_looks_on(storage, spec.name, day)
-            rows.append(replay_day(day, champion.version, manifest, report, decision, looks))
+            rows.append(replay_day(day, champion.version, manifest, report, decision))
             if report.hindsight and report.hindsight.verdict != "pending":
                 judged[report.hindsight.champion_version] = report.hindsight.verdict
     loop = loop_predictions(storage, spec, first.name, rows, thresholds)
     static = static_predictions(storage, spec, models[first.version], loop, thresholds[first.version])
     ledger = [d for d in load_ledger(storage, spec.name, start) if d.day <= end.isoformat()]
+    show_second_looks(rows, ledger)
     rejections = rejections_in_hindsight(
         loop,
         rejected_challengers(ledger),

@@ -23,7 +23,7 @@ from inferloop.tasks.data.feeds import join_on_ids, prepare_features, read_featu
 from inferloop.tasks.model.training import positive_scores
 from inferloop.tasks.monitoring.daily_report import MonitoringReport
 from inferloop.tasks.monitoring.performance import label_metrics, labelled_predictions
-from inferloop.tasks.monitoring.retrain_policy import RetrainDecision, load_ledger
+from inferloop.tasks.monitoring.retrain_policy import RetrainDecision
 from inferloop.tasks.promotion.second_look import IN_LEDGER
 
 if TYPE_CHECKING:  # policy_comparison builds on this module
@@ -61,22 +61,13 @@ class ReplaySummary:
         return asdict(self)
 
 
-def second_looks_on(storage: Storage, dataset: str, day: date) -> tuple[RetrainDecision, ...]:
-    """The second looks the monitor took on `day`, from the retrain ledger."""
-    ledger = load_ledger(storage, dataset, day)
-    return tuple(d for d in ledger if d.day == day.isoformat() and IN_LEDGER in d.outcome)
-
-
 def replay_day(
     day: date,
     champion_version: str,
     manifest,
     report: MonitoringReport,
     decision: RetrainDecision,
-    second_looks: tuple[RetrainDecision, ...] = (),
 ) -> ReplayDay:
-    """The day's row; `second_looks`: the day's second looks from the ledger (the monitor
-    returns its retrain verdict, so a look that did not promote is only there)."""
     row = ReplayDay(day.isoformat(), champion_version, refused=manifest is None)
     if manifest is not None:
         row.rows_scored, row.rows_quarantined = manifest.rows_scored, manifest.rows_quarantined
@@ -89,9 +80,19 @@ def replay_day(
         row.retrain = f"retrained: {decision.outcome.split(':')[0]}"  # e.g. "v2 promote"
     elif decision.action == "suppressed":
         row.retrain = f"suppressed: {decision.suppressed_because.split(':')[0]}"
-    looks = [look.outcome.split(":")[0] for look in second_looks]  # e.g. "v7 second look, promote"
-    row.retrain = "; ".join([*looks, row.retrain] if row.retrain else looks)
     return row
+
+
+def show_second_looks(rows: list[ReplayDay], ledger: list[RetrainDecision]) -> None:
+    """Each day's second looks, from the replay's ledger, before its retrain verdict in the row
+    (the monitor returns that verdict: a look that did not promote is only in the ledger)."""
+    looks: dict[str, list[str]] = {}
+    for entry in ledger:
+        if IN_LEDGER in entry.outcome:
+            looks.setdefault(entry.day, []).append(entry.outcome.split(":")[0])  # "v7 second look, reject"
+    for row in rows:
+        if row.day in looks:
+            row.retrain = "; ".join([*looks[row.day], row.retrain] if row.retrain else looks[row.day])
 
 
 def loop_predictions(

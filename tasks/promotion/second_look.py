@@ -87,15 +87,17 @@ def second_look_due(
         return None
     registry = model_registry(settings.registry)
     tags = registry.version_tags(challenger.version)
+    if not awaits_second_look(tags, champion.version):
+        return None
     challenger_fitted_until = registry.run(challenger.run_id).params.get("window_end")
-    if not awaits_second_look(tags, champion.version) or not challenger_fitted_until:
+    if not challenger_fitted_until:
         return None  # a version without a recorded window: no rows are known to be new to it
+    seen = [parse_key(challenger_fitted_until)]
+    if champion_fitted_until := registry.run(champion.run_id).params.get("window_end"):
+        seen.append(parse_key(champion_fitted_until))
+    if compared := compared_until(tags.get("inferloop.decision.evaluation", "")):
+        seen.append(compared)
     spec = settings.dataset
-    seen = [
-        parse_key(challenger_fitted_until),
-        *(parse_key(d) for d in [registry.run(champion.run_id).params.get("window_end")] if d),
-        *(d for d in [compared_until(tags.get("inferloop.decision.evaluation", ""))] if d),
-    ]
     start = spec.partitioning.shift(max(seen), 1)
     end = spec.partitioning.shift(day, -spec.label.delay_days)
     rows = 0

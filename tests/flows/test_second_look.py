@@ -10,9 +10,11 @@ from mlflow import MlflowClient
 from inferloop.core.settings import load_settings
 from inferloop.core.storage import lake_storage
 from inferloop.flows.batch_inference import batch_inference
-from inferloop.flows.monitor import monitor
+from inferloop.flows.monitor import monitor, second_look
 from inferloop.flows.promote import promote
-from inferloop.tasks.monitoring.retrain_policy import load_ledger
+from inferloop.runtime.locks import global_lock
+from inferloop.tasks.model.registry import find_alias
+from inferloop.tasks.monitoring.retrain_policy import RETRAIN_LOCK, load_ledger
 from inferloop.tasks.promotion.second_look import DECIDED_BY, TAG
 from tests.flows.conftest import AFTER_BOTH, DAYS, FEED, aliases, register, write_feed
 from tests.flows.test_promote import decision_tags
@@ -92,3 +94,21 @@ def test_no_second_look_in_approve_mode_where_people_decide(pool, lake, feed, mo
 
     monitor(day=AFTER_BOTH[1], chart=False)
     assert second_looks() == [] and aliases(lake)["challenger"] == challenger
+
+
+def test_a_look_waits_while_a_retrain_holds_the_lock_and_is_taken_after(pool, lake, feed):
+    """A running retrain (the retrain lock held) would replace the challenger or the champion:
+    the look is not taken, nor spent, that day; it is taken once the lock is free."""
+    old = register(lake, pool.before, "champion")
+    new = register(lake, pool.after, "challenger")
+    assert promote(start=DAYS[5], end=DAYS[7]).verdict == "reject"
+    settings = load_settings()
+    storage, champion = lake_storage(settings.lake), find_alias(settings.registry, "champion")
+
+    with global_lock(RETRAIN_LOCK):
+        assert second_look(storage, settings, champion, AFTER_BOTH[1], None) is None
+    assert second_looks() == [] and aliases(lake) == {"champion": old, "challenger": new}
+
+    promoted = second_look(storage, settings, champion, AFTER_BOTH[1], None)
+    assert promoted is not None and promoted.outcome == f"v{new} second look, promote: passed every gate"
+    assert aliases(lake)["champion"] == new

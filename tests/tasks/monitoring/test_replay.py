@@ -23,10 +23,10 @@ from inferloop.tasks.monitoring.replay import (
     loop_predictions,
     prequential_metrics,
     replay_day,
-    second_looks_on,
+    show_second_looks,
     static_predictions,
 )
-from inferloop.tasks.monitoring.retrain_policy import RetrainDecision, record
+from inferloop.tasks.monitoring.retrain_policy import RetrainDecision
 
 MODEL = "fraud"
 CONFIG = GeneratorConfig(days=3, rows_per_day=300)
@@ -73,26 +73,24 @@ def test_a_refused_day_scores_nothing_and_a_suppressed_retrain_says_why():
     assert quiet.retrain == ""
 
 
-def test_a_days_second_looks_are_read_from_the_ledger(tmp_path):
-    storage, day = Storage((tmp_path / "lake").as_uri()), DAYS[1].isoformat()
-    look = RetrainDecision(day, "none", ["second look at v7"], outcome="v7 second look, promote: ok")
-    retrained = RetrainDecision(day, "retrain", outcome="v8 reject: beats_champion: ...")
-    next_day = RetrainDecision(DAYS[2].isoformat(), "none", outcome="v9 second look, reject: x")
-    for decision in (look, retrained, next_day):
-        record(storage, "transactions", decision)
-    assert second_looks_on(storage, "transactions", DAYS[1]) == (look,)
-
-
 def test_a_days_second_looks_show_beside_its_retrain_verdict():
-    look = RetrainDecision("2026-01-02", "none", outcome="v7 second look, reject: beats_champion: ...")
-    retrained = RetrainDecision("2026-01-02", "retrain", outcome="v8 promote: passed every gate")
-    row = replay_day(DAYS[1], "1", None, monitoring_report(DAYS[1]), retrained, (look,))
-    assert row.retrain == "v7 second look, reject; retrained: v8 promote"
-    promoted = RetrainDecision("2026-01-02", "none", outcome="v7 second look, promote: passed every gate")
-    quiet = RetrainDecision("2026-01-02", "none", [promoted.outcome], outcome=promoted.outcome)
-    assert replay_day(DAYS[1], "1", None, monitoring_report(DAYS[1]), quiet, (promoted,)).retrain == (
-        "v7 second look, promote"
+    day, next_day = DAYS[1].isoformat(), DAYS[2].isoformat()
+    ledger = [
+        RetrainDecision(
+            day, "none", ["second look at v7"], outcome="v7 second look, reject: beats_champion: ..."
+        ),
+        RetrainDecision(day, "retrain", outcome="v8 promote: passed every gate"),
+        RetrainDecision(next_day, "none", outcome="v9 second look, promote: passed every gate"),
+    ]
+    retrained, quiet = (
+        replay_day(DAYS[1], "1", None, monitoring_report(DAYS[1]), ledger[1]),
+        replay_day(DAYS[2], "1", None, monitoring_report(DAYS[2]), RetrainDecision(next_day, "none")),
     )
+    untouched = replay_day(DAYS[0], "1", None, monitoring_report(DAYS[0]), RetrainDecision("x", "none"))
+    show_second_looks([retrained, quiet, untouched], ledger)
+    assert retrained.retrain == "v7 second look, reject; retrained: v8 promote"
+    assert quiet.retrain == "v9 second look, promote"
+    assert untouched.retrain == ""  # only a look of its own day
 
 
 @pytest.fixture
