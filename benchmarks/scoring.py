@@ -20,7 +20,7 @@ from benchmarks.common import bench_lake, bench_settings, labelled, scoring_seco
 from inferloop.core import catalog
 from inferloop.core.settings import Settings
 from inferloop.tasks.data.feeds import prepare_features
-from inferloop.tasks.model.optimised import CompiledModel, OptimisedPipeline, build_library
+from inferloop.tasks.model.optimised import CompiledModel, OptimisedModel, build_library, encoder_of
 from inferloop.tasks.model.training import MODEL_PARAMS, build_pipeline
 
 DAY = date(2026, 1, 1)
@@ -72,7 +72,7 @@ def pipelines(
 def run(rows: int, model, compiled, repeats: int = 3) -> dict:
     """Medians of `repeats` turns of the raw prediction and of the scoring task (output removed
     between runs), for the scikit-learn pipeline and for the same pipeline's compiled booster
-    (`compiled`: an OptimisedPipeline, as registration gives it). Each raw baseline predicts the
+    (`compiled`: an OptimisedModel, as scoring loads it). Each raw baseline predicts the
     rows prepared as scoring prepares them (categoricals as read from parquet,
     dictionary-encoded), in the task's chunks, from raw features: encoder and booster."""
     settings, storage, table = bench_lake(rows)
@@ -147,5 +147,5 @@ def main(rows: list[int]) -> str:
     pipeline_results = pipelines(settings)
     model = train_model(settings)
     with tempfile.TemporaryDirectory() as scratch:
-        compiled = OptimisedPipeline(model, CompiledModel(build_library(model, Path(scratch)).path))
+        compiled = OptimisedModel(encoder_of(model), CompiledModel(build_library(model, Path(scratch)).path))
         return report(pipeline_results, [run(n, model, compiled) for n in rows])

@@ -64,8 +64,11 @@ def batch_inference(
         scorers["shadow"] = challenger
     days = spec.partitioning.keys(start, end_date or start)
     # A model is loaded only to score something: a rerun of scored partitions loads none.
+    # Compiled where its parity gate passed; for Dask workers with its pipeline, should the
+    # library not load there.
+    on_workers = settings.runner.task_runner == "dask"
     models = {
-        role: load_scoring_model(settings.registry, ref)  # compiled where its parity gate passed
+        role: load_scoring_model(settings.registry, ref, fallback=on_workers)
         for role, ref in scorers.items()
         if not all(already_scored(storage, spec, ref, day) for day in days)
     }

@@ -1,20 +1,14 @@
 """The model's categorical encoder: strings or pandas categoricals to the training categories' codes.
 
-Saved inside every model (MLflow `code_paths`), so this module imports nothing of inferloop.
+Saved inside every model (MLflow `code_paths`, with `feature_codes`, which does the encoding), so
+this module imports nothing of inferloop but that.
 """
-
-import hashlib
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
-# HistGradientBoosting takes category codes 0..254 (max_bins 255).
-PERSONAL_BUCKETS = 255
-# Up to this many values, a Python dict finds a column's codes faster than `Index.get_indexer`
-# (~0.1 ms of pandas overhead per call; per value, the dict costs ~0.1 us more: they meet near
-# 1,000 values).
-DICT_LOOKUP_MAX_VALUES = 500
+from inferloop.core.feature_codes import FeatureCodes
 
 
 class CategoryCodeEncoder(TransformerMixin, BaseEstimator):
@@ -52,39 +46,25 @@ class CategoryCodeEncoder(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
-        encoded = np.empty((len(X), len(self.categorical) + len(self.numeric)), dtype=np.float64)
-        for i, (column, lookup) in enumerate(zip(self.categorical, self._lookups(), strict=True)):
-            if lookup is None:
-                encoded[:, i] = self._buckets(X[column])
-            else:
-                encoded[:, i] = lookup.codes(X[column])
-        for i, column in enumerate(self.numeric, start=len(self.categorical)):
-            values = X[column]
-            if isinstance(values.dtype, np.dtype) and values.dtype.kind in "fiub":
-                # Already numeric: pd.to_numeric would return it as it is (and cost ~0.1 ms).
-                encoded[:, i] = values.to_numpy()
-            else:
-                encoded[:, i] = pd.to_numeric(values, errors="coerce")
-        return encoded
+        return self.codes().transform(X)
 
-    def _lookups(self) -> list["_CategoryLookup | None"]:
-        """Each categorical column's lookup (None: a personal column, hashed), built on first use
-        after fitting or loading and never saved (see `__getstate__`): a model saved without
-        them loads as before, and skops sees no type of ours but the encoder."""
-        cached = getattr(self, "_lookups_cache", None)
-        # Rebuilt when fitting (new categories_) or set_params (columns) changed what they hold.
-        key = (tuple(self.categorical), tuple(self._personal))
+    def codes(self) -> FeatureCodes:
+        """The fitted encoding (what a compiled model's artifact saves), built on first use after
+        fitting or loading and never saved (see `__getstate__`): a model saved without it loads as
+        before, and skops sees no type of ours but the encoder."""
+        cached = getattr(self, "_codes_cache", None)
+        # Rebuilt when fitting (new categories_) or set_params (columns) changed what it holds.
+        key = (tuple(self.categorical), tuple(self.numeric), tuple(self._personal))
         if cached is None or cached[0] is not self.categories_ or cached[1] != key:
-            lookups = [
-                None if column in self._personal else _CategoryLookup(categories)
-                for column, categories in zip(self.categorical, self.categories_, strict=True)
-            ]
-            cached = self._lookups_cache = (self.categories_, key, lookups)
+            codes = FeatureCodes(
+                self.categorical, self.numeric, [list(c) for c in self.categories_], self._personal
+            )
+            cached = self._codes_cache = (self.categories_, key, codes)
         return cached[2]
 
     def __getstate__(self):
         state = dict(super().__getstate__())
-        state.pop("_lookups_cache", None)
+        state.pop("_codes_cache", None)
         return state
 
     @property
@@ -92,49 +72,5 @@ class CategoryCodeEncoder(TransformerMixin, BaseEstimator):
         # getattr: models saved before `personal` existed load without the attribute.
         return getattr(self, "personal", None) or []
 
-    @staticmethod
-    def _buckets(values: pd.Series) -> np.ndarray:
-        """Each value's bucket, hashed once per distinct value; missing stays NaN."""
-        categorical = values if isinstance(values.dtype, pd.CategoricalDtype) else values.astype("category")
-        buckets = [_bucket(str(category)) for category in categorical.cat.categories]
-        return np.append(np.asarray(buckets, dtype=np.float64), np.nan)[categorical.cat.codes.to_numpy()]
-
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         return self.feature_names_in_.copy()
-
-
-class _CategoryLookup:
-    """One categorical column's training categories, ready to look values up in: the pandas
-    Index (hashing in C, for many values) and, when every category is a distinct str, a dict
-    (for a few values; it answers as the Index does: a str category equals only a str)."""
-
-    def __init__(self, categories: np.ndarray):
-        self.index = pd.Index(categories)
-        self.positions = (
-            {category: float(position) for position, category in enumerate(categories)}
-            if all(isinstance(c, str) for c in categories) and self.index.is_unique
-            else None
-        )
-
-    def codes(self, values: pd.Series) -> np.ndarray:
-        if isinstance(values.dtype, pd.CategoricalDtype):
-            # Decide once per distinct value; the last entry (code -1: missing) stays NaN.
-            table = np.append(self._positions(values.cat.categories.astype(str)), np.nan)
-            return table[values.cat.codes.to_numpy()]
-        if values.dtype != object:
-            values = values.astype(object).where(values.notna(), None).map(str, na_action="ignore")
-        return self._positions(values)
-
-    def _positions(self, values: pd.Index | pd.Series) -> np.ndarray:
-        """Each value's position among the categories; NaN for one not among them."""
-        if self.positions is not None and len(values) <= DICT_LOOKUP_MAX_VALUES:
-            get = self.positions.get
-            return np.array([get(value, np.nan) for value in values.to_numpy()], dtype=np.float64)
-        positions = self.index.get_indexer(values)
-        return np.where(positions >= 0, positions, np.nan)
-
-
-def _bucket(text: str) -> int:
-    """A hash that is the same in every process (Python's own `hash` of a str is salted)."""
-    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") % PERSONAL_BUCKETS

@@ -30,8 +30,8 @@ from inferloop.serving.champion import ChampionFollower
 from inferloop.serving.contract import RequestContract, RowVerdicts
 from inferloop.serving.metrics import ServingMetrics
 from inferloop.serving.online_log import OnlineLog, online_schema
-from inferloop.tasks.model.optimised import OptimisedPipeline, runtime_of
-from inferloop.tasks.model.training import SMALL_BATCH_ROWS
+from inferloop.tasks.model.optimised import OptimisedModel, runtime_of
+from inferloop.tasks.model.prediction import SMALL_BATCH_ROWS
 
 log = logging.getLogger("inferloop.serve")
 
@@ -187,7 +187,7 @@ class Coalescer:
         """`positive_scores`, with the thread pools' controller made once. A compiled model
         takes no limit: it predicts on one thread below its own SMALL_BATCH_ROWS, and setting
         and restoring the OpenMP limit cost 0.05-0.12 ms a call, as much as its prediction."""
-        if isinstance(model, OptimisedPipeline):
+        if isinstance(model, OptimisedModel):
             return model.positive_scores(features)
         if len(features) >= SMALL_BATCH_ROWS:
             return model.predict_proba(features)[:, 1]

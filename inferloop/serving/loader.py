@@ -1,6 +1,8 @@
 """Model versions load in a helper process, so that a swap under load does not stall requests.
 
-Loading a version is Python from end to end (MLflow's downloads, skops rebuilding the pipeline):
+Loading a version is Python from end to end (MLflow's downloads, skops rebuilding the pipeline
+of a version without a usable compiled library; the figures are from before compiled versions
+stopped loading it):
 ~70 ms on a quiet machine, 190-360 ms under 32 clients, all of it holding the interpreter lock the
 request threads need. Measured with `benchmarks/serving.py`: the p99 of requests within 3 s of an
 alias move was ~100 ms against ~60 ms for the others. In the helper the endpoint pays only the

@@ -2,8 +2,9 @@
 
 treelite imports the fitted HistGradientBoostingClassifier, tl2cgen generates C for its trees and
 a C compiler builds a shared library; `CompiledModel` loads it and predicts the positive-class
-probability of the same prepared feature matrix the booster sees (the pipeline's encoder stays
-Python). Whether a library may be used is decided by the parity gate (`tasks/model/parity.py`).
+probability of the same prepared feature matrix the booster sees; `OptimisedModel` puts the
+pipeline's encoding (`FeatureCodes`, Python, no scikit-learn) in front of it. Whether a library
+may be used is decided by the parity gate (`tasks/model/parity.py`).
 
 Why categorical splits are rewritten before compiling: scikit-learn routes a missing categorical
 value (NaN, a negative code, or a category the booster never saw) the way the node's
@@ -45,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from inferloop.core.errors import InferloopError
+from inferloop.core.feature_codes import FeatureCodes
 
 LIBRARY_FILE = "optimised_model.so"
 # Below this many rows one thread predicts faster: waking a second one costs more than it saves
@@ -392,35 +394,54 @@ def prune_library_cache(cache: Path, keep: Path, days: float = LIBRARY_CACHE_DAY
     return removed
 
 
-class OptimisedPipeline:
-    """A pipeline's encoder (Python) in front of its compiled booster: `predict_proba` of raw
-    features, like the pipeline's, where scoring code calls it. `runtime` names what scored."""
+def encoder_of(pipeline) -> FeatureCodes:
+    """The pipeline's fitted encoding (its one step before the booster), which a compiled model
+    uses in place of the pipeline."""
+    steps = [step for _, step in pipeline.steps[:-1] if step is not None and step != "passthrough"]
+    if len(steps) != 1 or not callable(getattr(steps[0], "codes", None)):
+        raise OptimisedArtifactUnavailable(
+            f"Only pipelines that encode with CategoryCodeEncoder compile, not {steps}: "
+            "the version is served by scikit-learn"
+        )
+    return steps[0].codes()
+
+
+class OptimisedModel:
+    """The version's encoding (`FeatureCodes`) in front of its compiled booster: `predict_proba` of
+    raw features, like the pipeline's, without scikit-learn. `runtime` names what scored.
+
+    `fallback` (the pipeline, where a Dask worker receives the model) scores instead when the
+    library does not load where the model is unpickled."""
 
     runtime = RUNTIME
 
-    def __init__(self, pipeline, compiled: CompiledModel):
-        self.pipeline = pipeline
+    def __init__(self, codes: FeatureCodes, compiled: CompiledModel, fallback=None):
+        self.codes = codes
         self.compiled = compiled
+        self.fallback = fallback
 
     def positive_scores(self, features: pd.DataFrame) -> np.ndarray:
-        return self.compiled.positive_scores(prepared_features(self.pipeline, features))
+        return self.compiled.positive_scores(self.codes.transform(features))
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
-        return self.compiled.predict_proba(prepared_features(self.pipeline, features))
+        return self.compiled.predict_proba(self.codes.transform(features))
 
     def __reduce__(self):
-        return (arrived, (self.pipeline, self.compiled.library_bytes()))
+        return (arrived, (self.codes, self.compiled.library_bytes(), self.fallback))
 
 
-def arrived(pipeline, library: bytes):
-    """An OptimisedPipeline shipped to another process (a Dask worker). A library that does not
-    load there is scored by the pipeline itself (manifests then say "sklearn"): failing while a
-    task's arguments are unpacked would take the worker down, not just the task."""
+def arrived(codes: FeatureCodes, library: bytes, fallback=None):
+    """An OptimisedModel shipped to another process (a Dask worker, the endpoint's loader). A
+    library that does not load there is scored by the fallback pipeline (manifests then say
+    "sklearn"): failing while a task's arguments are unpacked would take the worker down, not
+    just the task. Without a fallback the error says so."""
     try:
-        return OptimisedPipeline(pipeline, CompiledModel.from_bytes(library))
+        return OptimisedModel(codes, CompiledModel.from_bytes(library), fallback)
     except OptimisedArtifactUnavailable as error:
+        if fallback is None:
+            raise
         logger.warning("The compiled model does not load here (%s): scoring with scikit-learn", error)
-        return pipeline
+        return fallback
 
 
 def runtime_of(model) -> str:

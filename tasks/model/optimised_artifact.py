@@ -3,6 +3,9 @@ for scoring only where its parity gate passed.
 
 What a version carries (artifacts of its run, tags on the version):
 - `optimised/optimised_model.so`: the compiled booster (whenever it could be built);
+- `optimised/feature_codes.json`: the pipeline's encoding (`FeatureCodes`), which scores in front
+  of the library without loading the pipeline (versions registered before it load the pipeline
+  for its encoder);
 - `optimised/parity_report.json`: the gate's `ParityReport`;
 - tag `inferloop.optimised.runtime`: `treelite` (passed: usable), `failed parity: <why>` or
   `unavailable: <why>` (never used: scikit-learn scores it);
@@ -21,19 +24,22 @@ from pathlib import Path
 import pandas as pd
 
 from inferloop.core.errors import InferloopError
+from inferloop.core.feature_codes import FeatureCodes
 from inferloop.core.registry import ModelVersionRef, Registry
 from inferloop.tasks.model.optimised import (
     LIBRARY_FILE,
     RUNTIME,
     CompiledModel,
     OptimisedArtifactUnavailable,
-    OptimisedPipeline,
+    OptimisedModel,
     build_library,
+    encoder_of,
 )
 from inferloop.tasks.model.parity import ParityReport, check_parity
 
 ARTIFACT_DIR = "optimised"
 PARITY_FILE = "parity_report.json"
+CODES_FILE = "feature_codes.json"
 RUNTIME_TAG = "inferloop.optimised.runtime"
 PLATFORM_TAG = "inferloop.optimised.platform"
 PARITY_TAG = "inferloop.optimised.parity"
@@ -78,7 +84,11 @@ def attach_optimised_artifact(
         directory = Path(scratch) / ARTIFACT_DIR
         try:
             built = build_library(pipeline, directory)
-            report = check_parity(pipeline, CompiledModel(built.path), holdout, decision_threshold)
+            (directory / CODES_FILE).write_text(json.dumps(encoder_of(pipeline).to_dict()))
+            saved = FeatureCodes.from_dict(json.loads((directory / CODES_FILE).read_text()))
+            report = check_parity(
+                pipeline, CompiledModel(built.path), holdout, decision_threshold, codes=saved
+            )
         except Exception as error:  # the optional artifact never fails a registration
             why = str(error) if isinstance(error, OptimisedArtifactUnavailable) else repr(error)
             outcome = OptimisedOutcome(runtime_tag=_short(f"unavailable: {why}"))
@@ -106,9 +116,16 @@ class NotUsable(InferloopError):
     """The version has no optimised artifact this process may use (the message says why)."""
 
 
-def load_optimised(registry: Registry, ref: ModelVersionRef, threads: int | None = None) -> CompiledModel:
-    """The version's compiled library, loaded on at most `threads` threads; NotUsable when the
-    version has none that passed its parity gate for this platform (score with scikit-learn)."""
+@dataclass(frozen=True)
+class LoadedArtifact:
+    compiled: CompiledModel
+    codes: FeatureCodes | None  # None: registered before the encoding was saved with the library
+
+
+def load_optimised(registry: Registry, ref: ModelVersionRef, threads: int | None = None) -> LoadedArtifact:
+    """The version's compiled library, loaded on at most `threads` threads, and its saved
+    encoding; NotUsable when the version has none that passed its parity gate for this
+    platform (score with scikit-learn)."""
     tags = registry.version_tags(ref.version)
     runtime = tags.get(RUNTIME_TAG)
     if runtime != RUNTIME:
@@ -119,23 +136,32 @@ def load_optimised(registry: Registry, ref: ModelVersionRef, threads: int | None
             f"this is {this_platform()}"
         )
     with tempfile.TemporaryDirectory() as scratch:
-        path = registry.download_run_file(ref.run_id, f"{ARTIFACT_DIR}/{LIBRARY_FILE}", Path(scratch))
-        library = path.read_bytes()
+        directory = registry.download_run_file(ref.run_id, ARTIFACT_DIR, Path(scratch))
+        library = (directory / LIBRARY_FILE).read_bytes()
+        codes_file = directory / CODES_FILE
+        codes = FeatureCodes.from_dict(json.loads(codes_file.read_text())) if codes_file.exists() else None
     try:
-        return CompiledModel.from_bytes(library, threads)
+        return LoadedArtifact(CompiledModel.from_bytes(library, threads), codes)
     except OptimisedArtifactUnavailable as error:
         raise NotUsable(str(error)) from error
 
 
-def scoring_model(registry: Registry, ref: ModelVersionRef):
-    """What scores with a version: its compiled library behind the pipeline's encoder
-    (`OptimisedPipeline`, runtime "treelite") where its parity gate passed and it loads here,
-    else the scikit-learn pipeline (runtime "sklearn"). The same `predict_proba` either way."""
-    pipeline = registry.load_model(ref)
+def scoring_model(registry: Registry, ref: ModelVersionRef, fallback: bool = False):
+    """What scores with a version: its compiled library behind its saved encoding
+    (`OptimisedModel`, runtime "treelite"; the pipeline is not loaded) where its parity gate
+    passed and it loads here, else the scikit-learn pipeline (runtime "sklearn"). The same
+    `predict_proba` either way. With `fallback` (a model for Dask workers) the pipeline comes
+    along, to score where the library does not load."""
     try:
-        return OptimisedPipeline(pipeline, load_optimised(registry, ref))
+        artifact = load_optimised(registry, ref)
     except NotUsable:
+        return registry.load_model(ref)
+    pipeline = registry.load_model(ref) if fallback or artifact.codes is None else None
+    try:
+        codes = artifact.codes or encoder_of(pipeline)
+    except OptimisedArtifactUnavailable:
         return pipeline
+    return OptimisedModel(codes, artifact.compiled, pipeline if fallback else None)
 
 
 def load_parity_report(registry: Registry, ref: ModelVersionRef) -> dict:

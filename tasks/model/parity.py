@@ -1,7 +1,8 @@
 """The parity gate: a compiled library is used only if it scores like the scikit-learn pipeline.
 
 Compared on the prepared feature matrix (the booster's input; the encoder in front of it is the
-same Python code either way) of the holdout rows plus a generated edge-case set:
+same Python code either way, and the holdout rows are encoded by the saved encoding the library
+will be used with) of the holdout rows plus a generated edge-case set:
 missing values in every feature (categoricals included) and in all at once, every category code
 the booster may see plus unseen and negative codes, extreme and infinite numeric values, and every
 numeric split threshold read from the trees, exactly and one float64 step on either side, and
@@ -17,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from inferloop.core.feature_codes import FeatureCodes
 from inferloop.tasks.model.optimised import CompiledModel, booster_of, prepared_features
 
 MAX_ABS_DIFF = 1e-6
@@ -190,9 +192,12 @@ def check_parity(
     holdout: pd.DataFrame,
     decision_threshold: float,
     tolerance: float = MAX_ABS_DIFF,
+    codes: FeatureCodes | None = None,
 ) -> ParityReport:
     """Compare the compiled library with the pipeline's own booster on the holdout rows (raw
-    features, encoded by the pipeline) and on the generated edge cases."""
+    features, encoded by the pipeline) and on the generated edge cases. With `codes` (the
+    encoding saved for the library to be used with), the library scores the holdout rows as
+    `codes` encode them, so the saved encoding is gated too."""
     from threadpoolctl import threadpool_limits
 
     from inferloop.tasks.model.optimised import available_cpus
@@ -207,6 +212,8 @@ def check_parity(
     case_of_row = np.repeat(np.array(list(cases)), [len(rows) for rows in cases.values()])
     with threadpool_limits(available_cpus(), user_api="openmp"):
         expected = booster.predict_proba(matrix)[:, 1]
+    if codes is not None:
+        matrix = np.vstack([codes.transform(holdout), *list(cases.values())[1:]])
     try:
         actual = compiled.positive_scores(matrix)
     except Exception as error:  # a library that cannot score is a failed gate, not a failed run

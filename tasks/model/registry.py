@@ -60,16 +60,18 @@ def content_hash(frame: pd.DataFrame) -> str:
 
 
 def model_code(scratch: Path) -> list[str]:
-    """`code_paths` for a logged model: the inferloop module its pipeline imports, in packages
-    of that one module (`inferloop.core.category_codes`), so the model loads where inferloop is
-    not installed (MLflow puts the model's code directory first on sys.path when it loads it)."""
-    from inferloop.core import category_codes
+    """`code_paths` for a logged model: the inferloop modules its pipeline imports, in packages
+    of those modules alone (`inferloop.core.category_codes` and the `feature_codes` it uses), so
+    the model loads where inferloop is not installed (MLflow puts the model's code directory
+    first on sys.path when it loads it)."""
+    from inferloop.core import category_codes, feature_codes
 
     package = scratch / "inferloop"
     (package / "core").mkdir(parents=True)
     for init in (package / "__init__.py", package / "core" / "__init__.py"):
         init.write_text('"""The part of inferloop a saved model needs."""\n')
-    shutil.copy(category_codes.__file__, package / "core" / "category_codes.py")
+    for module in (category_codes, feature_codes):
+        shutil.copy(module.__file__, package / "core" / Path(module.__file__).name)
     return [str(package)]
 
 
@@ -220,10 +222,11 @@ def load_model(registry: RegistrySettings, ref: ModelVersionRef):
     return model_registry(registry).load_model(ref)
 
 
-def load_scoring_model(registry: RegistrySettings, ref: ModelVersionRef):
+def load_scoring_model(registry: RegistrySettings, ref: ModelVersionRef, fallback: bool = False):
     """What batch scoring predicts with: the compiled library where the version's parity gate
-    passed, else the scikit-learn pipeline (`optimised_artifact.scoring_model`)."""
-    return scoring_model(model_registry(registry), ref)
+    passed, else the scikit-learn pipeline (`optimised_artifact.scoring_model`; `fallback`: the
+    pipeline comes along, for Dask workers where the library may not load)."""
+    return scoring_model(model_registry(registry), ref, fallback)
 
 
 @cache

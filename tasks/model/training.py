@@ -17,7 +17,7 @@ from inferloop.tasks.data.feeds import as_plain_columns, positive_target, prepar
 from inferloop.tasks.model.comparison import rarer_class_rows
 from inferloop.tasks.model.decision_threshold import ThresholdChoice, choose_threshold
 from inferloop.tasks.model.evaluation import reference_profile
-from inferloop.tasks.model.optimised import OptimisedPipeline, prediction_threads
+from inferloop.tasks.model.prediction import SMALL_BATCH_ROWS, positive_scores
 
 
 def model_params(training: TrainingSettings | None = None) -> dict[str, object]:
@@ -38,20 +38,6 @@ MODEL_PARAMS = model_params()
 
 
 PERSONAL_PLACEHOLDER = "(personal: withheld)"  # the input example's text in place of a personal value
-
-# Below this many rows, HistGradientBoosting predicts faster on one OpenMP thread: waking the
-# thread pool for every tree costs more than it saves (48 rows: 17 ms -> 8.5 ms per call here).
-SMALL_BATCH_ROWS = 10_000
-
-
-def positive_scores(model: Pipeline, features: pd.DataFrame) -> np.ndarray:
-    """The model's probability of the positive class for every row, on at most the threads this
-    process may use (OpenMP alone counts the host's CPUs, not a container's CPU quota)."""
-    if isinstance(model, OptimisedPipeline):  # its library's own threads, sized when it was loaded
-        return model.positive_scores(features)
-    threads = 1 if len(features) < SMALL_BATCH_ROWS else prediction_threads()
-    with threadpool_limits(threads, user_api="openmp"):
-        return model.predict_proba(features)[:, 1]
 
 
 class TrainingDataError(InferloopError, ValueError):

@@ -32,8 +32,8 @@ from inferloop.tasks.data.feeds import (
     read_feature_partition,
 )
 from inferloop.tasks.model.comparison import comparable_metric, paired_difference
+from inferloop.tasks.model.prediction import positive_scores
 from inferloop.tasks.model.registry import load_model, model_registry
-from inferloop.tasks.model.training import positive_scores
 
 TAG = "inferloop.hindsight"
 JUDGED_MODES = ("auto", "approve")  # a person's move or a rollback is not a bet on new data

@@ -26,7 +26,8 @@ from inferloop.core.storage import Storage
 from inferloop.tasks.data.feeds import MissingDataError, load_labelled_day, positive_target, prepare_features
 from inferloop.tasks.gate.partition_gate import gate_refused
 from inferloop.tasks.model.comparison import MetricDifference, paired_difference
-from inferloop.tasks.model.training import fitted, positive_scores, window_rows_wanted
+from inferloop.tasks.model.prediction import positive_scores
+from inferloop.tasks.model.training import fitted, window_rows_wanted
 from inferloop.tasks.monitoring.hindsight import judge
 from inferloop.tasks.monitoring.performance import label_metrics
 from inferloop.tasks.monitoring.replay import (

@@ -20,7 +20,7 @@ from inferloop.core.periods import parse_key
 from inferloop.core.settings import Settings
 from inferloop.core.storage import Storage
 from inferloop.tasks.data.feeds import join_on_ids, prepare_features, read_feature_partition
-from inferloop.tasks.model.training import positive_scores
+from inferloop.tasks.model.prediction import positive_scores
 from inferloop.tasks.monitoring.daily_report import MonitoringReport
 from inferloop.tasks.monitoring.performance import label_metrics, labelled_predictions
 from inferloop.tasks.monitoring.retrain_policy import RetrainDecision

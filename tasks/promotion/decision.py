@@ -291,8 +291,8 @@ def held_out_scores(holdout, frame, id_column: str):
 
 def version_scores(settings: Settings, ref: ModelVersionRef, frame):
     from inferloop.tasks.data.feeds import prepare_features
+    from inferloop.tasks.model.prediction import positive_scores
     from inferloop.tasks.model.registry import load_model
-    from inferloop.tasks.model.training import positive_scores
 
     return positive_scores(load_model(settings.registry, ref), prepare_features(frame, settings.dataset))
 

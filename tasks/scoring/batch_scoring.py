@@ -25,7 +25,7 @@ from inferloop.tasks.data.feeds import partition_files, prepare_features
 from inferloop.tasks.gate.partition_gate import PartitionGate, decide, passing_chunks
 from inferloop.tasks.gate.validation import ValidationReport
 from inferloop.tasks.model.optimised import runtime_of
-from inferloop.tasks.model.training import positive_scores
+from inferloop.tasks.model.prediction import positive_scores
 
 T = TypeVar("T")
 

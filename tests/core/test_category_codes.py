@@ -1,3 +1,4 @@
+import json
 import pickle
 
 import numpy as np
@@ -8,7 +9,9 @@ from hypothesis import strategies as st
 from sklearn.preprocessing import OrdinalEncoder
 from skops import io as skops_io
 
+from inferloop.core import feature_codes
 from inferloop.core.category_codes import CategoryCodeEncoder
+from inferloop.core.feature_codes import FeatureCodes
 
 VALUES = st.lists(st.sampled_from(["a", "b", "c", "zz", None]), min_size=1, max_size=40)
 
@@ -57,7 +60,7 @@ def encoded_as_before(encoder: CategoryCodeEncoder, X: pd.DataFrame) -> np.ndarr
     for i, (column, categories) in enumerate(zip(encoder.categorical, encoder.categories_, strict=True)):
         values, index = X[column], pd.Index(categories)
         if column in encoder._personal:
-            encoded[:, i] = encoder._buckets(values)
+            encoded[:, i] = feature_codes._buckets(values)
         elif isinstance(values.dtype, pd.CategoricalDtype):
             positions = index.get_indexer(values.cat.categories.astype(str))
             table = np.append(np.where(positions >= 0, positions, np.nan), np.nan)
@@ -127,24 +130,27 @@ def test_transform_encodes_exactly_as_before(rows, repeat, values, kind, numeric
     column = category_column(values, kind)
     frame = pd.DataFrame({"c": column, "p": column, "x": numeric, "y": 2}).iloc[:rows]
     frame = pd.concat([frame] * repeat, ignore_index=True) if rows else frame
+    # What a compiled model scores with: the encoding saved as JSON beside its library.
+    saved = FeatureCodes.from_dict(json.loads(json.dumps(encoder.codes().to_dict())))
     for _ in range(2):  # the first call builds the lookups, the second uses them
         expected = outcome(encoded_as_before, encoder, frame)
-        got = outcome(CategoryCodeEncoder.transform, encoder, frame)
-        if isinstance(expected, type):
-            assert got is expected
-        else:
-            assert got.dtype == expected.dtype and got.shape == expected.shape
-            np.testing.assert_array_equal(got, expected)
+        for encode in (CategoryCodeEncoder.transform, lambda _, rows: saved.transform(rows)):
+            got = outcome(encode, encoder, frame)
+            if isinstance(expected, type):
+                assert got is expected
+            else:
+                assert got.dtype == expected.dtype and got.shape == expected.shape
+                np.testing.assert_array_equal(got, expected)
 
 
 def test_an_encoder_pickled_without_lookups_loads_and_encodes(tmp_path):
-    """Models saved before the lookups were cached hold no `_lookups_cache`; saved ones never do."""
+    """Models saved before the lookups were cached hold no `_codes_cache`; saved ones never do."""
     frame = pd.DataFrame({"c": ["b", "a", None], "x": [1.0, 2.0, None]})
     encoder = CategoryCodeEncoder(["c"], ["x"]).fit(frame)
     expected = encoder.transform(frame)  # builds the lookups
-    assert "_lookups_cache" not in encoder.__getstate__()
+    assert "_codes_cache" not in encoder.__getstate__()
     loaded = pickle.loads(pickle.dumps(encoder))
-    assert not hasattr(loaded, "_lookups_cache")
+    assert not hasattr(loaded, "_codes_cache")
     np.testing.assert_array_equal(loaded.transform(frame), expected)
     np.testing.assert_array_equal(encoder.transform(frame), expected)  # saving kept its own lookups
 

@@ -63,7 +63,7 @@ def test_a_rerun_of_scored_partitions_loads_no_model(champion, monkeypatch):
 
     first = module.batch_inference(partition_date=champion[0], end_date=champion[-1])
     loaded = []
-    monkeypatch.setattr(module, "load_scoring_model", lambda settings, ref: loaded.append(ref))
+    monkeypatch.setattr(module, "load_scoring_model", lambda settings, ref, fallback: loaded.append(ref))
     again = module.batch_inference(partition_date=champion[0], end_date=champion[-1])
     assert loaded == []
     assert all(m.reused for m in again)

@@ -77,7 +77,7 @@ def test_scores_match_the_registered_model_scored_in_batch(endpoint, mlflow_serv
     from inferloop.core.registry import Registry
     from inferloop.core.settings import load_settings
     from inferloop.tasks.data.feeds import prepare_features
-    from inferloop.tasks.model.training import positive_scores
+    from inferloop.tasks.model.prediction import positive_scores
 
     records = feed_records(20, first=100)
     body = endpoint.post({"dataframe_records": records}).json()

@@ -13,8 +13,8 @@ import pytest
 import skops.io as sio
 
 from inferloop.core import catalog
-from inferloop.core.category_codes import PERSONAL_BUCKETS
 from inferloop.core.dataset import DatasetSpec, load_dataset_spec
+from inferloop.core.feature_codes import PERSONAL_BUCKETS
 from inferloop.core.personal_data import Pseudonymiser
 from inferloop.core.settings import load_settings
 from inferloop.core.storage import Storage

@@ -11,13 +11,14 @@ import pytest
 from inferloop.tasks.model.optimised import (
     CompiledModel,
     OptimisedArtifactUnavailable,
-    OptimisedPipeline,
+    OptimisedModel,
     available_cpus,
     booster_of,
     build_library,
     c_compiler,
     cgroup_cpu_quota,
     compile_library,
+    encoder_of,
     prepared_features,
     prune_library_cache,
 )
@@ -120,7 +121,7 @@ def test_a_compact_model_passes_the_parity_gate(holdout, tmp_path):
 
 
 def test_the_optimised_pipeline_scores_raw_features(pipeline, holdout, library):
-    scores = OptimisedPipeline(pipeline, CompiledModel(library)).positive_scores(holdout)
+    scores = OptimisedModel(encoder_of(pipeline), CompiledModel(library)).positive_scores(holdout)
     np.testing.assert_allclose(scores, pipeline.predict_proba(holdout)[:, 1], rtol=0, atol=1e-12)
     assert CompiledModel(library).positive_scores(np.empty((0, 6))).shape == (0,)
 
@@ -264,21 +265,19 @@ def test_omp_num_threads_caps_the_threads_a_library_may_start(library, monkeypat
     assert CompiledModel(library, threads=2).threads == 1
 
 
-def test_an_optimised_pipeline_shipped_to_a_worker_process_scores_there(pipeline, library, holdout):
+def test_an_optimised_model_shipped_to_a_worker_process_scores_there(pipeline, library, holdout):
     """As batch inference ships it to the stack's Dask workers: separate processes whose nanny
     sets OMP_NUM_THREADS=1 (a library loaded with more threads than that fails to load)."""
     from distributed import Client, LocalCluster
 
-    from inferloop.tasks.model.optimised import OptimisedPipeline
-
-    model = OptimisedPipeline(pipeline, CompiledModel(library, threads=2))
+    model = OptimisedModel(encoder_of(pipeline), CompiledModel(library, threads=2))
     with (
         LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None) as cluster,
         Client(cluster) as client,
     ):
         remote = client.submit(lambda m, rows: (type(m).__name__, m.predict_proba(rows)), model, holdout)
         kind, scores = remote.result(timeout=120)
-    assert kind == "OptimisedPipeline"
+    assert kind == "OptimisedModel"
     np.testing.assert_allclose(scores, pipeline.predict_proba(holdout), rtol=0, atol=1e-12)
 
 
@@ -287,8 +286,11 @@ def test_a_library_that_does_not_load_where_it_arrives_is_scored_by_the_pipeline
 
     from inferloop.tasks.model.optimised import arrived
 
-    assert arrived(pipeline, b"not a shared library") is pipeline
-    assert pickle.loads(pickle.dumps(arrived(pipeline, b"junk"))).__class__ is pipeline.__class__
+    codes = encoder_of(pipeline)
+    assert arrived(codes, b"not a shared library", pipeline) is pipeline
+    assert pickle.loads(pickle.dumps(arrived(codes, b"junk", pipeline))).__class__ is pipeline.__class__
+    with pytest.raises(OptimisedArtifactUnavailable, match="not a loadable compiled model"):
+        arrived(codes, b"junk")  # no pipeline came along: the error, not a model that cannot score
 
 
 def test_the_library_cache_drops_what_went_unused_and_keeps_the_rest(tmp_path):

@@ -11,7 +11,7 @@ from inferloop.serving.champion import ChampionFollower
 from inferloop.tasks.data.feeds import prepare_features, write_synthetic_feed
 from inferloop.tasks.data.synthetic import GeneratorConfig
 from inferloop.tasks.gate.partition_gate import gate_training_window
-from inferloop.tasks.model.optimised import RUNTIME, OptimisedPipeline, c_compiler, runtime_of
+from inferloop.tasks.model.optimised import RUNTIME, OptimisedModel, c_compiler, runtime_of
 from inferloop.tasks.model.optimised_artifact import (
     PARITY_TAG,
     PLATFORM_TAG,
@@ -71,18 +71,85 @@ def test_a_registered_version_gets_a_gated_library_that_scores_like_sklearn(regi
     assert report["holdout_rows"] == trained[1].holdout_rows
     frame = trained[0]
     features = prepare_features(frame, load_settings().dataset)
-    compiled = load_optimised(registry, ref, threads=1)
+    artifact = load_optimised(registry, ref, threads=1)
     pipeline = registry.load_model(ref)
     np.testing.assert_allclose(
-        OptimisedPipeline(pipeline, compiled).positive_scores(features),
+        OptimisedModel(artifact.codes, artifact.compiled).positive_scores(features),
         pipeline.predict_proba(features)[:, 1],
         rtol=0,
         atol=1e-6,
     )
-    assert runtime_of(load_scoring_model(load_settings().registry, ref)) == RUNTIME  # batch scoring's
+    scoring = load_scoring_model(load_settings().registry, ref)  # batch scoring's: no pipeline loaded
+    assert runtime_of(scoring) == RUNTIME and scoring.fallback is None
+    np.testing.assert_array_equal(
+        scoring.predict_proba(features), artifact.compiled.predict_proba(pipeline[0].transform(features))
+    )
     follower = ChampionFollower(registry, "challenger", poll_seconds=60)  # the online endpoint's
     follower.check_once()
     assert follower.current.ref.version == ref.version and runtime_of(follower.current.model) == RUNTIME
+
+
+# A scoring process, as `inferloop infer` and the endpoint load a version: which libraries came in.
+SCORE_IN_A_FRESH_PROCESS = """
+import json, sys
+import pandas as pd
+from inferloop.core.settings import load_settings
+from inferloop.tasks.model.registry import load_scoring_model, resolve_alias
+settings = load_settings()
+model = load_scoring_model(settings.registry, resolve_alias.fn(settings.registry, "challenger"))
+scores = model.predict_proba(pd.read_json(sys.stdin, orient="split"))[:, 1]
+print(json.dumps({"runtime": model.runtime, "scores": scores.tolist(), "sklearn": "sklearn" in sys.modules}))
+"""
+
+
+def test_a_compiled_version_scores_without_loading_scikit_learn(registered, trained):
+    """Its saved encoding stands in for the pipeline: no pipeline download or unpickling, and no
+    scikit-learn import (about a second of a scoring process's start)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    registry, ref, _ = registered()
+    features = prepare_features(trained[0], load_settings().dataset).head(50)
+    result = subprocess.run(
+        [sys.executable, "-c", SCORE_IN_A_FRESH_PROCESS],
+        input=features.to_json(orient="split"),
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    scored = json.loads(result.stdout.strip().splitlines()[-1])
+    assert scored["runtime"] == RUNTIME and not scored["sklearn"]
+    np.testing.assert_allclose(
+        scored["scores"], registry.load_model(ref).predict_proba(features)[:, 1], rtol=0, atol=1e-6
+    )
+
+
+def test_a_version_without_a_saved_encoding_scores_with_its_pipeline_encoder(
+    registered, trained, monkeypatch
+):
+    """Versions registered before the encoding was saved beside the library: the pipeline is
+    loaded for its encoder, and the library still scores."""
+    from inferloop.tasks.model import optimised_artifact
+
+    registry, ref, _ = registered()
+    monkeypatch.setattr(optimised_artifact, "CODES_FILE", "not-saved-then.json")
+    assert load_optimised(registry, ref).codes is None
+    model = load_scoring_model(load_settings().registry, ref)
+    features = prepare_features(trained[0], load_settings().dataset)
+    assert runtime_of(model) == RUNTIME
+    np.testing.assert_allclose(
+        model.predict_proba(features), registry.load_model(ref).predict_proba(features), rtol=0, atol=1e-6
+    )
+
+
+def test_a_model_for_dask_workers_brings_its_pipeline_along(registered):
+    _, ref, _ = registered()
+    shipped = load_scoring_model(load_settings().registry, ref, fallback=True)
+    assert runtime_of(shipped) == RUNTIME and runtime_of(shipped.fallback) == "sklearn"
 
 
 def test_without_a_compiler_the_version_is_registered_without_it_and_says_so(

@@ -16,8 +16,8 @@ import mlflow.pyfunc, pandas as pd
 model = mlflow.pyfunc.load_model({uri!r})
 rows = pd.DataFrame(json.loads(sys.stdin.read()))
 scores = model.predict(rows)
-encoder = sys.modules["inferloop.core.category_codes"]
-print(json.dumps({{"rows": len(scores), "encoder_from": encoder.__file__}}))
+encoder, codes = sys.modules["inferloop.core.category_codes"], sys.modules["inferloop.core.feature_codes"]
+print(json.dumps({{"rows": len(scores), "encoder_from": encoder.__file__, "codes_from": codes.__file__}}))
 """
 
 
@@ -40,4 +40,5 @@ def test_the_registered_model_loads_and_predicts_where_inferloop_is_not_installe
     assert result.returncode == 0, result.stderr[-3000:]
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert loaded["rows"] == 3
-    assert not loaded["encoder_from"].startswith(repo)  # the copy saved with the model
+    assert not loaded["encoder_from"].startswith(repo)  # the copies saved with the model
+    assert not loaded["codes_from"].startswith(repo)

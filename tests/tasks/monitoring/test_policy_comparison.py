@@ -22,7 +22,8 @@ from inferloop.tasks.data.feeds import (
 )
 from inferloop.tasks.data.synthetic import GeneratorConfig
 from inferloop.tasks.gate.expectations import suite_name
-from inferloop.tasks.model.training import build_pipeline, positive_scores
+from inferloop.tasks.model.prediction import positive_scores
+from inferloop.tasks.model.training import build_pipeline
 from inferloop.tasks.monitoring.policy_comparison import (
     FIRST_MODEL,
     LOOP,

@@ -14,7 +14,8 @@ from inferloop.core import catalog
 from inferloop.core.storage import Storage
 from inferloop.tasks.data.feeds import positive_target, prepare_features, write_synthetic_feed
 from inferloop.tasks.data.synthetic import GeneratorConfig, generate_day
-from inferloop.tasks.model.training import build_pipeline, positive_scores
+from inferloop.tasks.model.prediction import positive_scores
+from inferloop.tasks.model.training import build_pipeline
 from inferloop.tasks.monitoring.daily_report import MonitoringReport
 from inferloop.tasks.monitoring.drift import FeatureDrift
 from inferloop.tasks.monitoring.performance import PerformanceSnapshot

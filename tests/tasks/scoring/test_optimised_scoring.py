@@ -15,9 +15,10 @@ from inferloop.tasks.data.synthetic import GeneratorConfig
 from inferloop.tasks.gate.partition_gate import gate_training_window
 from inferloop.tasks.model.optimised import (
     CompiledModel,
-    OptimisedPipeline,
+    OptimisedModel,
     build_library,
     c_compiler,
+    encoder_of,
     runtime_of,
 )
 from inferloop.tasks.model.training import fit_model
@@ -34,7 +35,7 @@ def setup(settings, tmp_path):
     frame, _ = gate_training_window.fn(storage, spec, days[0], days[2], settings.gate)
     pipeline = fit_model.fn(frame, spec, settings.training, settings.scoring, "roc_auc").model
     compiled = CompiledModel(build_library(pipeline, tmp_path / "optimised", threads=2).path)
-    return storage, spec, pipeline, OptimisedPipeline(pipeline, compiled), days[3]
+    return storage, spec, pipeline, OptimisedModel(encoder_of(pipeline), compiled), days[3]
 
 
 def scored(storage, spec, model, day, version):
