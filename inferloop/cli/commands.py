@@ -146,8 +146,10 @@ def _warn_about_unknown_settings() -> None:
         warnings_console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
 
 
-def run_cli_command(fn):
-    """Run a command body; known errors print their message (no traceback) and exit 1."""
+def run_cli_command(fn, alongside=contextlib.nullcontext):
+    """Run a command body; known errors print their message (no traceback) and exit 1.
+    `alongside`, a context manager, is entered once the settings are checked and left when the
+    body is done: work beside the imports that follow (the infer command's GX process)."""
     from inferloop.runtime.terminal_logs import configure_terminal, verbose_requested
 
     try:
@@ -160,8 +162,9 @@ def run_cli_command(fn):
         mark_children()
         # The command is the function that defined `fn` (its body): `infer.<locals>.body`.
         _check_settings(fn.__qualname__.split(".")[0])
-        configure_terminal(verbose=verbose_requested())
-        return fn()
+        with alongside():
+            configure_terminal(verbose=verbose_requested())
+            return fn()
     except InferloopError as error:
         _fail(error)
     finally:
@@ -419,8 +422,6 @@ def infer(
         from inferloop.tasks.report_tables import scoring_table
         from inferloop.tasks.reports import listening_to_progress
 
-        if api.booting:
-            import great_expectations  # noqa: F401  (the gate's, imported while the API boots)
         api.ready()
         scoring = batch_inference.with_options(task_runner=configured_task_runner(settings))
         columns = (TextColumn("Scoring partitions"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -443,7 +444,10 @@ def infer(
     # of the skops import (`-X importtime` at a load of 9: 10.4 s of its 17.3 s; 3.4 s after this).
     import scipy.special  # noqa: F401
 
-    run_cli_command(body)
+    from inferloop.tasks.gate.gx_runs import gx_helper
+
+    # The gate's GX imports in a helper process meanwhile, on another core (2 s of this command).
+    run_cli_command(body, alongside=gx_helper)
 
 
 @app.command()

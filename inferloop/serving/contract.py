@@ -27,7 +27,7 @@ from inferloop.core.dataset import DatasetSpec
 from inferloop.core.errors import InferloopError
 from inferloop.core.settings import GateSettings
 from inferloop.serving.compiled_checks import compile_row_checks
-from inferloop.tasks.gate.expectations import gx_lock, load_suite, open_gx_context
+from inferloop.tasks.gate.expectations import ExpectationDefinition, suite_definitions
 from inferloop.tasks.gate.row_checks import describe_failed_rows, expectation_name, row_failures
 
 FORMATS = ("dataframe_split", "dataframe_records", "inputs")
@@ -310,7 +310,7 @@ def _checked_strings(column: str, values: list) -> list:
     return values
 
 
-def inference_expectations(spec: DatasetSpec, gate: GateSettings) -> list:
-    """The committed inference suite's expectations, as the gate reads them."""
-    with gx_lock:
-        return list(load_suite(open_gx_context(gate), spec, "inference").expectation_configurations)
+def inference_expectations(spec: DatasetSpec, gate: GateSettings) -> list[ExpectationDefinition]:
+    """The committed inference suite's expectations, as the gate reads them (from the suite's
+    file: the endpoint never imports GX)."""
+    return suite_definitions(gate, spec, "inference")

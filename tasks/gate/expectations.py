@@ -8,10 +8,12 @@ mask is derived from these same definitions. Proposed suites come from tasks/gat
 """
 
 import atexit
+import json
 import os
 import shutil
 import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -44,6 +46,12 @@ def suite_name(spec: DatasetSpec, purpose: Purpose) -> str:
 gx_lock = threading.RLock()
 _workspaces: dict[tuple[Path, Path], object] = {}
 _committed: dict[str, Path] = {}  # a private copy's GX root -> the committed project it copies
+_copies: list[Path] = []  # this process's private copies, removed when it exits
+
+
+def remove_private_copies() -> None:
+    for workspace in _copies:
+        shutil.rmtree(workspace, ignore_errors=True)
 
 
 def _check_project(project: Path) -> None:
@@ -77,7 +85,9 @@ def open_gx_context(gate: GateSettings):
             _check_project(gate.expectations_dir)
             gate.gx_runtime_dir.mkdir(parents=True, exist_ok=True)
             workspace = Path(tempfile.mkdtemp(prefix="project-", dir=gate.gx_runtime_dir))
-            atexit.register(shutil.rmtree, workspace, ignore_errors=True)
+            if not _copies:
+                atexit.register(remove_private_copies)
+            _copies.append(workspace)
             (workspace / OWNER_FILE).write_text(owner_mark())  # swept by the next command if killed
             shutil.copytree(gate.expectations_dir / "gx", workspace / "gx")
             _workspaces[key] = _file_context(workspace, gate)
@@ -110,10 +120,7 @@ def load_suite(context, spec: DatasetSpec, purpose: Purpose):
     try:
         return context.suites.get(name)
     except Exception as error:  # GX raises its own DataContextError family
-        raise SuiteMissingError(
-            f"No GX suite '{name}': {committed_suite_path(context, name)} does not exist. Propose "
-            f"one with `inferloop expectations suggest --from D1..D2`, review it and commit it"
-        ) from error
+        raise SuiteMissingError(_no_suite(name, committed_suite_path(context, name))) from error
 
 
 def load_checkpoint(context, spec: DatasetSpec, purpose: Purpose):
@@ -122,11 +129,22 @@ def load_checkpoint(context, spec: DatasetSpec, purpose: Purpose):
         return context.checkpoints.get(name)
     except Exception as error:  # GX raises its own DataContextError family
         checkpoint = committed_suite_path(context, name).parent.parent / "checkpoints" / f"{name}.json"
-        raise SuiteMissingError(
-            f"No GX checkpoint '{name}': {checkpoint} does not exist (suites and their checkpoints are "
-            "committed together). Propose both with `inferloop expectations suggest --from D1..D2`, "
-            "review them and commit them"
-        ) from error
+        raise SuiteMissingError(_no_checkpoint(name, checkpoint)) from error
+
+
+def _no_suite(name: str, path: Path) -> str:
+    return (
+        f"No GX suite '{name}': {path} does not exist. Propose one with "
+        "`inferloop expectations suggest --from D1..D2`, review it and commit it"
+    )
+
+
+def _no_checkpoint(name: str, path: Path) -> str:
+    return (
+        f"No GX checkpoint '{name}': {path} does not exist (suites and their checkpoints are "
+        "committed together). Propose both with `inferloop expectations suggest --from D1..D2`, "
+        "review them and commit them"
+    )
 
 
 def committed_suite_path(context, name: str) -> Path:
@@ -134,9 +152,43 @@ def committed_suite_path(context, name: str) -> Path:
     `expectations/gx/expectations/NAME.json`), not the run's private copy; relative to the
     working directory when it is inside it."""
     root = Path(context.root_directory)
-    project = _committed.get(str(root), root.parent)
-    path = project / "gx" / "expectations" / f"{name}.json"
+    return _shown(_committed.get(str(root), root.parent) / "gx" / "expectations" / f"{name}.json")
+
+
+def _shown(path: Path) -> Path:
     return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+
+
+@dataclass(frozen=True)
+class ExpectationDefinition:
+    """One expectation of a committed suite, as its file holds it: all the row checks and the
+    verdict read (GX itself validates samples, see tasks/gate/gx_runs.py)."""
+
+    type: str
+    kwargs: dict
+    meta: dict
+
+
+def suite_definitions(gate: GateSettings, spec: DatasetSpec, purpose: Purpose) -> list[ExpectationDefinition]:
+    """The committed suite's expectations, read from its JSON file without importing GX (2 s of
+    a scoring command); SuiteMissingError names a missing suite or checkpoint file, as opening
+    them with GX does."""
+    _check_project(gate.expectations_dir)
+    name = suite_name(spec, purpose)
+    project = gate.expectations_dir / "gx"
+    suite, checkpoint = project / "expectations" / f"{name}.json", project / "checkpoints" / f"{name}.json"
+    if not suite.exists():
+        raise SuiteMissingError(_no_suite(name, _shown(suite)))
+    if not checkpoint.exists():
+        raise SuiteMissingError(_no_checkpoint(name, _shown(checkpoint)))
+    try:
+        saved = json.loads(suite.read_text())["expectations"]
+        return [ExpectationDefinition(e["type"], e.get("kwargs", {}), e.get("meta", {})) for e in saved]
+    except (ValueError, KeyError, TypeError) as error:
+        raise InferloopError(
+            f"{_shown(suite)} is not a GX suite ({error!r}): restore it from version control, or "
+            "propose it again with `inferloop expectations suggest`"
+        ) from error
 
 
 def critical(expectation, **kwargs):

@@ -27,14 +27,8 @@ from inferloop.core.personal_data import Pseudonymiser
 from inferloop.core.settings import GateSettings, ScoringSettings
 from inferloop.core.storage import Storage
 from inferloop.tasks.data.feeds import load_labelled_day, partition_files, stored_partitions_in
-from inferloop.tasks.gate.expectations import (
-    Purpose,
-    gx_lock,
-    load_checkpoint,
-    load_suite,
-    open_gx_context,
-    suite_name,
-)
+from inferloop.tasks.gate.expectations import Purpose, suite_definitions, suite_name
+from inferloop.tasks.gate.gx_runs import GxRun, validate
 from inferloop.tasks.gate.id_uniqueness import IdTally
 from inferloop.tasks.gate.row_checks import (
     Columnar,
@@ -50,9 +44,7 @@ from inferloop.tasks.gate.validation import BatchRefusedError, ExpectationOutcom
 PARTITION_LEVEL = {"expect_table_row_count_to_be_between", "expect_column_values_to_be_unique"}
 # With gx_scope=schema: GX's verdicts per (suite, file schema), reused by later partitions. Its
 # critical checks (columns, types) depend on the schema alone; the rest is decided on every row.
-GX_VERDICTS: dict[tuple[str, pa.Schema], tuple[dict, dict]] = {}
-# GX's result format for a spec with personal columns: unexpected counts, no unexpected values.
-COUNTS_ONLY = {"result_format": "SUMMARY", "exclude_unexpected_values": True}
+GX_VERDICTS: dict[tuple[str, pa.Schema], tuple[dict, dict, str | None]] = {}
 
 
 def partition_parameters(day: date, partitioning: Partitioning = DAILY) -> dict[str, pd.Timestamp]:
@@ -78,13 +70,8 @@ class PartitionGate:
         self.storage, self.spec, self.day = storage, spec, day
         self.part = part  # files that arrived after the day was gated: their own report and quarantine
         self.suite_name = suite_name(spec, purpose)
-        with gx_lock:
-            self.context = open_gx_context(gate)
-            self.expectations = load_suite(self.context, spec, purpose).expectation_configurations
-            self.checkpoint = load_checkpoint(self.context, spec, purpose)
-            if spec.personal_columns:  # GX's results and Data Docs hold counts, never sample values
-                self.checkpoint.result_format = COUNTS_ONLY
-                self.checkpoint.save()  # into this process's private copy (GX refuses to run it unsaved)
+        self.purpose, self.gate_settings = purpose, gate
+        self.expectations = suite_definitions(gate, spec, purpose)
         self.configs = {expectation_name(c): c for c in self.expectations}
         self.parameters = partition_parameters(day, spec.partitioning)
         self.max_quarantine_share = gate.max_quarantine_share
@@ -101,6 +88,7 @@ class PartitionGate:
         self.gx_sample_rows = gate.gx_sample_rows
         self.gx_scope = gate.gx_scope
         self.gx_rows = 0  # rows GX itself validated (its counts are over these)
+        self.data_docs_uri: str | None = None
         self._gx_schemas: list[pa.Schema] = []
 
     @property
@@ -141,12 +129,12 @@ class PartitionGate:
     def _gx_verdict(self, data: Columnar) -> None:
         key = (self.suite_name, data.schema)
         if self.gx_scope == "schema" and key in GX_VERDICTS:
-            success, details = GX_VERDICTS[key]
+            success, details, self.data_docs_uri = GX_VERDICTS[key]
             for name, ok in success.items():
                 self.gx_success[name] &= ok
             self.details.update(details)
             return
-        self._run_gx(decoded(data.slice(0, self.gx_sample_rows)).to_pandas())
+        self._record(self._run_gx(decoded(data.slice(0, self.gx_sample_rows)).to_pandas()))
         if self.gx_scope == "schema":
             critical = {
                 n for n, c in self.configs.items() if c.meta.get("severity", "critical") == "critical"
@@ -154,45 +142,21 @@ class PartitionGate:
             GX_VERDICTS[key] = (
                 {n: ok for n, ok in self.gx_success.items() if n in critical},
                 {n: text for n, text in self.details.items() if n in critical},
+                self.data_docs_uri,
             )
 
-    def _run_gx(self, sample: pd.DataFrame) -> None:
-        with gx_lock:
-            result = self.checkpoint.run(
-                batch_parameters={"dataframe": sample}, expectation_parameters=self.parameters
-            )
+    def _run_gx(self, sample: pd.DataFrame) -> GxRun:
         self.gx_rows += len(sample)
-        for validation in result.run_results.values():
-            for outcome in validation.results:
-                name = expectation_name(outcome.expectation_config)
-                count = outcome.result.get("unexpected_count")
-                if count is not None:
-                    self.gx_counts[name] = (self.gx_counts[name] or 0) + count
-                self.gx_success[name] &= bool(outcome.success)
-                if not outcome.success:
-                    self.details[name] = self._describe(outcome, sample)
+        return validate(self.gate_settings, self.spec, self.purpose, sample, self.parameters)
 
-    def _describe(self, outcome, frame: pd.DataFrame) -> str:
-        config, result = outcome.expectation_config, outcome.result
-        column = config.kwargs.get("column")
-        if column is not None and column not in frame.columns:
-            return f"column '{column}' is missing"
-        if outcome.exception_info.get("raised_exception"):
-            return str(outcome.exception_info.get("exception_message", "")).split("\n")[0]
-        if config.type == "expect_table_columns_to_match_set":
-            observed, expected = set(result.get("observed_value") or []), set(config.kwargs["column_set"])
-            return (
-                f"missing columns {sorted(expected - observed)}, unexpected columns "
-                f"{sorted(observed - expected)}"
-            )
-        if config.type == "expect_column_values_to_be_in_type_list":
-            return (
-                f"column '{column}' has type {frame[column].dtype}, "
-                f"expected one of {config.kwargs['type_list']}"
-            )
-        if "observed_value" in result and column not in self.spec.pii:  # e.g. a personal column's max
-            return f"observed {result['observed_value']}"
-        return ""
+    def _record(self, run: GxRun) -> None:
+        self.data_docs_uri = run.data_docs_uri
+        for result in run.results:
+            if result.unexpected_count is not None:
+                self.gx_counts[result.name] = (self.gx_counts[result.name] or 0) + result.unexpected_count
+            self.gx_success[result.name] &= result.success
+            if not result.success:
+                self.details[result.name] = result.detail
 
     def finish(self) -> ValidationReport:
         """Decide on the whole partition; write the quarantine of an accepted one."""
@@ -232,7 +196,7 @@ class PartitionGate:
             decision="refused" if refused else "accepted",
             reasons=reasons,
             expectations=outcomes,
-            data_docs_uri=self._data_docs_uri(),
+            data_docs_uri=self.data_docs_uri,
             gx_rows_validated=self.gx_rows,
         )
         if report.rows_in != report.rows_passed + report.rows_quarantined + report.rows_refused:
@@ -281,11 +245,6 @@ class PartitionGate:
         else:
             outcome.unexpected_count = self.gx_counts[name] or 0
         return outcome
-
-    def _data_docs_uri(self) -> str | None:
-        with gx_lock:
-            sites = self.context.get_docs_sites_urls()
-        return sites[0]["site_url"] if sites else None
 
 
 def gate_refused(storage: Storage, spec: DatasetSpec, purpose: Purpose, day: date) -> bool:
