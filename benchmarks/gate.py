@@ -7,10 +7,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import bench_lake, scoring_seconds, timed, train_model
-from inferloop.tasks.gate.expectations import (
-    load_suite,
-    open_gx_context,
-)
+from inferloop.tasks.gate.expectations import suite_definitions
 from inferloop.tasks.gate.partition_gate import PartitionGate, decide, partition_parameters, passing_chunks
 from inferloop.tasks.gate.row_checks import row_failures
 
@@ -51,13 +48,13 @@ def pandas_checks(frame: pd.DataFrame, expectations: list, parameters: dict) -> 
 def run(rows: int) -> dict:
     settings, storage, table = bench_lake(rows)
     frame = table.to_pandas()
-    suite = load_suite(open_gx_context(settings.gate), settings.dataset, "inference")
+    suite = suite_definitions(settings.gate, settings.dataset, "inference")
     parameters = partition_parameters(DAY)
     t: dict[str, float] = {}
     with timed(t, "pandas_checks"):
-        pandas_checks(frame, suite.expectation_configurations, parameters)
+        pandas_checks(frame, suite, parameters)
     with timed(t, "mask"):
-        row_failures(table, suite.expectation_configurations, parameters)
+        row_failures(table, suite, parameters)
     with timed(t, "gate"):
         gate = PartitionGate(storage, settings.dataset, "inference", DAY, settings.gate)
         for _ in passing_chunks(gate, table.to_batches(max_chunksize=settings.scoring.score_batch_rows)):

@@ -115,6 +115,7 @@ def prepare(rows: int) -> dict[str, str]:
         "INFERLOOP_PREFECT_PORT": str(_free_port()),
         "INFERLOOP_MLFLOW_PORT": str(_free_port()),
         "INFERLOOP_S3_PORT": str(_free_port()),
+        "INFERLOOP_SERVE_PORT": str(_free_port()),
     }
     _cli(env, "data", "generate", "--days", str(DAYS), "--rows-per-day", str(rows))
     _cli(env, "train")

@@ -444,10 +444,16 @@ def infer(
     # of the skops import (`-X importtime` at a load of 9: 10.4 s of its 17.3 s; 3.4 s after this).
     import scipy.special  # noqa: F401
 
-    from inferloop.tasks.gate.gx_runs import gx_helper
+    def gx_alongside():
+        """The gate's GX imports in a helper process meanwhile, on another core (2 s of this
+        command); not for Dask workers, which gate in their own processes."""
+        from inferloop.core.settings import load_settings
+        from inferloop.tasks.gate.gx_runs import gx_helper
 
-    # The gate's GX imports in a helper process meanwhile, on another core (2 s of this command).
-    run_cli_command(body, alongside=gx_helper)
+        chosen = runner or load_settings().runner.task_runner  # settings checked just before
+        return gx_helper() if chosen == "thread" else contextlib.nullcontext()
+
+    run_cli_command(body, alongside=gx_alongside)
 
 
 @app.command()

@@ -2,8 +2,8 @@
 
 On embedded defaults (no PREFECT_API_URL) a command's first flow starts Prefect's temporary API,
 a server process that boots for seconds (3.7 s here, once its database exists), and waits for
-it. A scoring command spends as long importing scikit-learn, MLflow and GX first; on two cores
-the two overlap. Prefect's own `start()` marks the server running before it answers, so nothing
+it. A scoring command spends seconds importing Prefect, MLflow and the scoring stack first; on
+two cores the two overlap. Prefect's own `start()` marks the server running before it answers, so nothing
 may ask for the API before `ready()` has joined the thread that starts it.
 """
 
@@ -31,11 +31,6 @@ class EarlyTemporaryApi:
         # A failure is left to the first flow, whose own start raises it with Prefect's message.
         with contextlib.suppress(Exception):
             server.start()
-
-    @property
-    def booting(self) -> bool:
-        """This command started the API (a thread is starting it, or has)."""
-        return self._thread is not None
 
     def ready(self) -> None:
         """Wait until the API answers (or its start failed): flows may run from here."""

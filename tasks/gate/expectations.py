@@ -47,6 +47,7 @@ gx_lock = threading.RLock()
 _workspaces: dict[tuple[Path, Path], object] = {}
 _committed: dict[str, Path] = {}  # a private copy's GX root -> the committed project it copies
 _copies: list[Path] = []  # this process's private copies, removed when it exits
+_versions: dict[tuple[Path, Path], tuple] = {}  # the committed project each copy was made of
 
 
 def remove_private_copies() -> None:
@@ -76,13 +77,23 @@ def _file_context(project: Path, gate: GateSettings):
     return context
 
 
+def committed_version(project: Path) -> tuple:
+    """What changes when a committed suite, checkpoint or the project's configuration does."""
+    files = sorted(p for p in (project / "gx").rglob("*") if p.suffix in (".json", ".yml"))
+    return tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+
+
 def open_gx_context(gate: GateSettings):
-    """The committed suites of `expectations_dir`, read from this process's private copy;
-    validation results and Data Docs go to the state dir. Hold `gx_lock` while using it."""
+    """The committed suites of `expectations_dir`, read from this process's private copy (copied
+    again when the committed project changed: the gate reads its definitions from the committed
+    files, and a worker runs for days); validation results and Data Docs go to the state dir.
+    Hold `gx_lock` while using it."""
     key = (gate.expectations_dir, gate.gx_runtime_dir)
     with gx_lock:
-        if key not in _workspaces:
+        version = committed_version(gate.expectations_dir) if key in _workspaces else None
+        if key not in _workspaces or _versions.get(key) != version:
             _check_project(gate.expectations_dir)
+            _versions[key] = version or committed_version(gate.expectations_dir)
             gate.gx_runtime_dir.mkdir(parents=True, exist_ok=True)
             workspace = Path(tempfile.mkdtemp(prefix="project-", dir=gate.gx_runtime_dir))
             if not _copies:
@@ -113,14 +124,6 @@ def create_project(project: Path) -> None:
     for folder in ("expectations", "checkpoints", "validation_definitions"):
         (project / "gx" / folder).mkdir(parents=True, exist_ok=True)
     shutil.copyfile(skeleton, project / "gx" / "great_expectations.yml")
-
-
-def load_suite(context, spec: DatasetSpec, purpose: Purpose):
-    name = suite_name(spec, purpose)
-    try:
-        return context.suites.get(name)
-    except Exception as error:  # GX raises its own DataContextError family
-        raise SuiteMissingError(_no_suite(name, committed_suite_path(context, name))) from error
 
 
 def load_checkpoint(context, spec: DatasetSpec, purpose: Purpose):
@@ -183,7 +186,7 @@ def suite_definitions(gate: GateSettings, spec: DatasetSpec, purpose: Purpose) -
         raise SuiteMissingError(_no_checkpoint(name, _shown(checkpoint)))
     try:
         saved = json.loads(suite.read_text())["expectations"]
-        return [ExpectationDefinition(e["type"], e.get("kwargs", {}), e.get("meta", {})) for e in saved]
+        return [ExpectationDefinition(e["type"], e.get("kwargs") or {}, e.get("meta") or {}) for e in saved]
     except (ValueError, KeyError, TypeError) as error:
         raise InferloopError(
             f"{_shown(suite)} is not a GX suite ({error!r}): restore it from version control, or "

@@ -101,6 +101,10 @@ def describe(outcome, frame: "pd.DataFrame", spec: "DatasetSpec") -> str:
     return ""
 
 
+class HelperGone(Exception):
+    """The helper process ended (killed, or its pipe closed): GX runs in this process."""
+
+
 class GxHelper:
     """One spawned process that imports GX and opens the project as soon as it starts, then runs
     `validate_sample` for this process, one request at a time."""
@@ -114,21 +118,41 @@ class GxHelper:
         self._process.start()
         child_end.close()
         self._lock = threading.Lock()
+        self._used = False
+        self._broken = False
+        self.reported_gone = False
 
     def validate(self, *request) -> GxRun:
-        """Raises EOFError or OSError when the helper is gone."""
+        """The helper's run; the error it raised, as it raised it; HelperGone when it is gone."""
         with self._lock:
-            self._connection.send(request)
-            done, value = self._connection.recv()
+            if self._broken:
+                raise HelperGone
+            self._used = True
+            try:
+                self._connection.send(request)
+                done, value = self._connection.recv()
+            except (EOFError, OSError) as error:
+                self._broken = True
+                raise HelperGone from error
+            except BaseException:  # interrupted between a request and its reply: out of step
+                self._broken = True
+                raise
         if not done:
             raise value
         return value
 
     def stop(self) -> None:
         """The helper removes its copy of the project and exits at once (no interpreter teardown
-        of GX's modules for this process to wait on)."""
-        self._connection.close()
+        of GX's modules for this process to wait on); one never asked is stopped without waiting
+        for its imports (its handler of SIGTERM removes the copy)."""
+        with self._lock:
+            self._broken = True
+            self._connection.close()
+        if not self._used:
+            self._process.terminate()
         self._process.join(timeout=5)
+        if self._process.is_alive():  # stuck: the next command's sweep removes its copy
+            self._process.kill()
 
 
 def _serve(connection) -> None:
@@ -138,7 +162,12 @@ def _serve(connection) -> None:
     from inferloop.core.settings import load_settings
     from inferloop.tasks.gate.expectations import open_gx_context, remove_private_copies
 
+    def leave(*_) -> None:
+        remove_private_copies()
+        os._exit(0)  # at once: the command waits for this process, not for its teardown of GX (0.6 s)
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the command, which stops the helper
+    signal.signal(signal.SIGTERM, leave)
     prepare_process()  # before GX is imported
     # GX's progress bars (tqdm) would otherwise make a multiprocessing lock, a semaphore that a
     # process leaving with os._exit leaks (the resource tracker warns). One thread runs here.
@@ -152,17 +181,15 @@ def _serve(connection) -> None:
             break
         try:
             reply = (True, validate_sample(*request))
-        except Exception as error:
+        except InferloopError as error:  # ours pickle as they are
             reply = (False, error)
+        except Exception as error:  # GX's may not: their type and message do
+            reply = (False, InferloopError(f"GX failed: {type(error).__name__}: {error}"))
         try:
             connection.send(reply)
         except OSError:  # the command stopped waiting (interrupted)
             break
-        except Exception as error:  # an error that does not pickle: its message does
-            connection.send((False, InferloopError(f"GX failed: {error!r} ({reply[1]!r})")))
-    remove_private_copies()
-    os._exit(0)  # at once: the command waits for this process, not for its teardown of GX (0.6 s)
-    remove_private_copies()
+    leave()
 
 
 _helper: GxHelper | None = None
@@ -180,24 +207,21 @@ def gx_helper() -> Iterator[None]:
     try:
         yield
     finally:
-        _stop_helper()
-
-
-def _stop_helper() -> None:
-    global _helper
-    if _helper is not None:
-        _helper.stop()
-    _helper = None
+        helper, _helper = _helper, None
+        if helper is not None:
+            helper.stop()
 
 
 def validate(
     gate: "GateSettings", spec: "DatasetSpec", purpose: "Purpose", sample: "pd.DataFrame", parameters: dict
 ) -> GxRun:
     """`validate_sample` in the helper where this process started one, else here."""
-    if _helper is not None:
+    helper = _helper
+    if helper is not None:
         try:
-            return _helper.validate(gate, spec, purpose, sample, parameters)
-        except (EOFError, OSError):
-            log.warning("the GX helper process ended: GX runs in this process from now on")
-            _stop_helper()
+            return helper.validate(gate, spec, purpose, sample, parameters)
+        except HelperGone:
+            if not helper.reported_gone:
+                log.warning("the GX helper process ended: GX runs in this process")
+                helper.reported_gone = True
     return validate_sample(gate, spec, purpose, sample, parameters)

@@ -22,6 +22,7 @@ from prefect import task
 
 from inferloop.core import catalog
 from inferloop.core.dataset import DatasetSpec
+from inferloop.core.errors import InferloopError
 from inferloop.core.periods import DAILY, Partitioning
 from inferloop.core.personal_data import Pseudonymiser
 from inferloop.core.settings import GateSettings, ScoringSettings
@@ -150,6 +151,13 @@ class PartitionGate:
         return validate(self.gate_settings, self.spec, self.purpose, sample, self.parameters)
 
     def _record(self, run: GxRun) -> None:
+        checked = {result.name for result in run.results}
+        if checked != set(self.configs):
+            raise InferloopError(
+                f"The suite {self.suite_name} changed while this partition was gated (GX checked "
+                f"{sorted(checked ^ set(self.configs))} differently from the suite read before): "
+                "run the command again"
+            )
         self.data_docs_uri = run.data_docs_uri
         for result in run.results:
             if result.unexpected_count is not None:

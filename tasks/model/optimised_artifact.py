@@ -16,6 +16,7 @@ is scored by scikit-learn.
 """
 
 import json
+import logging
 import platform
 import tempfile
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ PLATFORM_TAG = "inferloop.optimised.platform"
 PARITY_TAG = "inferloop.optimised.parity"
 SKLEARN = "sklearn"
 MAX_TAG_CHARS = 500
+
+logger = logging.getLogger(__name__)
 
 
 def this_platform() -> str:
@@ -138,12 +141,29 @@ def load_optimised(registry: Registry, ref: ModelVersionRef, threads: int | None
     with tempfile.TemporaryDirectory() as scratch:
         directory = registry.download_run_file(ref.run_id, ARTIFACT_DIR, Path(scratch))
         library = (directory / LIBRARY_FILE).read_bytes()
-        codes_file = directory / CODES_FILE
-        codes = FeatureCodes.from_dict(json.loads(codes_file.read_text())) if codes_file.exists() else None
+        codes = _saved_codes(directory / CODES_FILE, ref)
     try:
         return LoadedArtifact(CompiledModel.from_bytes(library, threads), codes)
     except OptimisedArtifactUnavailable as error:
         raise NotUsable(str(error)) from error
+
+
+def _saved_codes(path: Path, ref: ModelVersionRef) -> FeatureCodes | None:
+    """The encoding saved with the library; None where there is none (registered before it was
+    saved) or it does not read (the pipeline's own encoder then stands in, as parity compared)."""
+    if not path.exists():
+        return None
+    try:
+        return FeatureCodes.from_dict(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError) as error:
+        logger.warning(
+            "%s v%s: %s does not read (%r): encoding with its pipeline",
+            ref.name,
+            ref.version,
+            path.name,
+            error,
+        )
+        return None
 
 
 def scoring_model(registry: Registry, ref: ModelVersionRef, fallback: bool = False):

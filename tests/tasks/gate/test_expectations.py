@@ -12,10 +12,10 @@ from inferloop.tasks.gate.expectations import (
     SuiteMissingError,
     committed_suite_path,
     load_checkpoint,
-    load_suite,
     open_gx_context,
     open_gx_project_for_edit,
     save_suite,
+    suite_definitions,
 )
 from inferloop.tasks.gate.suggest import suggest_expectations
 
@@ -40,7 +40,7 @@ def test_a_saved_suite_reads_back_with_its_checkpoint(reference, spec, project):
     proposed = suggest_expectations(reference, spec, "inference", [1_000])
     path = save_suite(context, spec, "inference", proposed)
     assert path == folder / "gx" / "expectations" / "transactions_inference.json"
-    suite = load_suite(context, spec, "inference")
+    suite = context.suites.get("transactions_inference")
     assert len(suite.expectations) == len(proposed)
     assert suite.meta["purpose"] == "inference"
     assert context.checkpoints.get("transactions_inference").validation_definitions
@@ -60,7 +60,7 @@ def test_a_missing_suite_says_how_to_propose_one(spec, project):
     folder, settings = project
     (folder / "gx" / "expectations" / "transactions_training.json").unlink()
     with pytest.raises(SuiteMissingError, match="inferloop expectations suggest"):
-        load_suite(open_gx_context(settings.gate), spec, "training")
+        suite_definitions(settings.gate, spec, "training")
 
 
 def test_a_suite_without_its_checkpoint_names_the_missing_file(spec, project):
@@ -90,9 +90,9 @@ def test_a_folder_without_a_gx_project_names_the_setting(settings, tmp_path):
 def test_a_missing_suite_names_the_committed_file_not_the_private_copy(spec, project):
     folder, settings = project
     (folder / "gx" / "expectations" / "transactions_training.json").unlink()
-    context = open_gx_context(settings.gate)
+    open_gx_context(settings.gate)  # a run's private copy exists
     with pytest.raises(SuiteMissingError) as missing:
-        load_suite(context, spec, "training")
+        suite_definitions(settings.gate, spec, "training")
     message = str(missing.value)
     assert f"{folder}/gx/expectations/transactions_training.json does not exist" in message
     assert str(settings.gate.gx_runtime_dir) not in message and "project-" not in message

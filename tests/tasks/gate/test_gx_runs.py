@@ -1,6 +1,7 @@
 """GX's run on a sample in a helper process decides as it does in this process; the suite's
 definitions read from its file are what GX reads (tasks/gate/gx_runs.py, expectations.py)."""
 
+import json
 import logging
 import os
 import shutil
@@ -12,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from inferloop.core.errors import InferloopError
 from inferloop.core.settings import REPO_ROOT
 from inferloop.core.storage import Storage
 from inferloop.tasks.data.synthetic import GeneratorConfig, generate_day
@@ -59,17 +61,18 @@ def test_a_helper_that_died_leaves_gx_to_this_process(lake, caplog):
         os.kill(process.pid, signal.SIGKILL)
         process.join()
         with caplog.at_level(logging.WARNING, logger=gx_runs.__name__):
-            report = gated(lake)
-        assert gx_runs._helper is None
-    assert "GX runs in this process" in caplog.text
-    assert report.to_dict() == expected.to_dict()
+            report, again = gated(lake), gated(lake)
+    assert caplog.text.count("GX runs in this process") == 1  # said once
+    assert report.to_dict() == expected.to_dict() == again.to_dict()
 
 
 def test_an_error_in_the_helper_reaches_the_caller_as_it_would_here(lake):
     _, settings = lake
     elsewhere = settings.with_overrides(expectations_dir=REPO_ROOT / "datasets")  # no GX project
-    with gx_runs.gx_helper(), pytest.raises(Exception, match="INFERLOOP_EXPECTATIONS_DIR"):
-        gx_runs.validate(elsewhere.gate, settings.dataset, "inference", pd.DataFrame(), {})
+    with gx_runs.gx_helper():
+        with pytest.raises(InferloopError, match="INFERLOOP_EXPECTATIONS_DIR"):
+            gx_runs.validate(elsewhere.gate, settings.dataset, "inference", pd.DataFrame(), {})
+        assert gx_runs._helper._process.is_alive() and not gx_runs._helper._broken  # raised there
 
 
 @pytest.mark.parametrize("suite", sorted((REPO_ROOT / "expectations" / "gx" / "expectations").glob("*.json")))
@@ -90,3 +93,42 @@ def test_a_suite_file_that_is_not_a_suite_is_a_clear_error(settings, tmp_path):
     (tmp_path / "gx" / "expectations" / "transactions_inference.json").unlink()
     with pytest.raises(SuiteMissingError, match="inferloop expectations suggest"):
         suite_definitions(mine.gate, settings.dataset, "inference")
+
+
+def edited_lake(lake, tmp_path):
+    """`lake` with settings pointing at a copy of the committed GX project, to edit."""
+    storage, settings = lake
+    shutil.copytree(REPO_ROOT / "expectations" / "gx", tmp_path / "mine" / "gx")
+    return (storage, settings.with_overrides(expectations_dir=tmp_path / "mine")), tmp_path / "mine"
+
+
+def drop_amount_range(project: Path) -> None:
+    path = project / "gx" / "expectations" / "transactions_inference.json"
+    suite = json.loads(path.read_text())
+    suite["expectations"] = [
+        e
+        for e in suite["expectations"]
+        if (e["type"], e["kwargs"].get("column")) != ("expect_column_values_to_be_between", "amount")
+    ]
+    path.write_text(json.dumps(suite))
+
+
+def test_a_suite_committed_while_the_process_runs_is_used_by_the_next_partition(lake, tmp_path):
+    """A worker runs for days: its private copy of the project follows the committed one."""
+    lake, project = edited_lake(lake, tmp_path)
+    assert gated(lake).rows_quarantined == 10
+    drop_amount_range(project)
+    after = gated(lake)
+    assert after.rows_quarantined == 0
+    assert "expect_column_values_to_be_between(amount)" not in {e.name for e in after.expectations}
+
+
+def test_a_suite_changed_between_reading_it_and_running_gx_is_a_clear_error(lake, tmp_path):
+    from inferloop.tasks.gate.partition_gate import PartitionGate
+
+    (storage, settings), project = edited_lake(lake, tmp_path)
+    gate = PartitionGate(storage, settings.dataset, "inference", DAY, settings.gate)
+    drop_amount_range(project)
+    table = storage.read_table(f"transactions/date={DAY}")
+    with pytest.raises(InferloopError, match=r"changed while this partition was gated.*run the command"):
+        gate.check(table)

@@ -343,9 +343,7 @@ def test_rows_in_equals_rows_passed_plus_quarantined(lake, clean, nulls, negativ
     settings = lake[1]
     masks = row_failures(
         pa.Table.from_pandas(odd, preserve_index=False),
-        inferloop.tasks.gate.expectations.load_suite(
-            inferloop.tasks.gate.expectations.open_gx_context(settings.gate), settings.dataset, "inference"
-        ).expectation_configurations,
+        inferloop.tasks.gate.expectations.suite_definitions(settings.gate, settings.dataset, "inference"),
         {"partition_start": pd.Timestamp(DAY), "partition_end": pd.Timestamp("2026-01-02")},
     )
     bad = np.logical_or.reduce(list(masks.values()))
