@@ -67,7 +67,13 @@ class ModelLoader:
         try:
             return self._helper.submit(_load_in_helper, ref).result()
         except BrokenProcessPool:
-            log.warning("the model loading process ended; loading %s v%s here", ref.name, ref.version)
+            # Also what a compiled model whose library does not load in this process looks like:
+            # it fails as its result is unpickled here, which breaks the pool.
+            log.warning(
+                "the model loading process ended, or what it loaded does not load here; loading %s v%s here",
+                ref.name,
+                ref.version,
+            )
             self._helper = None
             return scoring_model(self.registry, ref)
 
