@@ -437,9 +437,10 @@ def infer(
                 )
         console.print(rich_table(scoring_table(manifests)))
 
-    # Here, before Prefect (run_cli_command imports it), though scikit-learn imports it anyway:
-    # loading the model imports skops, which finds each scipy ufunc's module by asking every
-    # module imported before scipy's, in import order. After Prefect and its dependencies (dozens
+    # Here, before Prefect (run_cli_command imports it), for a version scored by scikit-learn
+    # (a compiled one loads neither, and this costs it 0.09 s): loading its pipeline imports
+    # skops, which finds each scipy ufunc's module by asking every module imported before
+    # scipy's, in import order. After Prefect and its dependencies (dozens
     # of modules with a lazy __getattr__, where each miss runs Python code) that scan was ~60 %
     # of the skops import (`-X importtime` at a load of 9: 10.4 s of its 17.3 s; 3.4 s after this).
     import scipy.special  # noqa: F401

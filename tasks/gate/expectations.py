@@ -8,6 +8,7 @@ mask is derived from these same definitions. Proposed suites come from tasks/gat
 """
 
 import atexit
+import contextlib
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ from inferloop.core.settings import REPO_ROOT, GateSettings
 from inferloop.runtime.debris import OWNER_FILE
 
 DATASOURCE, ASSET, BATCH_DEFINITION = "dataframes", "partition", "whole_partition"
+GX_FOLDERS = ("expectations", "checkpoints", "validation_definitions")  # a project's committed JSON
 Purpose = Literal["training", "inference"]
 
 NUMERIC_TYPES = ["float64", "float32", "int64", "int32", "int16", "int8", "Float64", "Int64"]
@@ -78,9 +80,17 @@ def _file_context(project: Path, gate: GateSettings):
 
 
 def committed_version(project: Path) -> tuple:
-    """What changes when a committed suite, checkpoint or the project's configuration does."""
-    files = sorted(p for p in (project / "gx").rglob("*") if p.suffix in (".json", ".yml"))
-    return tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+    """What changes when a committed suite, checkpoint or the project's configuration does (the
+    files GX reads, stat'ed: no file is read)."""
+    gx = project / "gx"
+    committed = (p for folder in GX_FOLDERS for p in (gx / folder).glob("*.json"))
+    files = [gx / "great_expectations.yml", *committed]
+    version = []
+    for path in sorted(files):
+        with contextlib.suppress(FileNotFoundError):
+            stat = path.stat()
+            version.append((str(path), stat.st_mtime_ns, stat.st_size))
+    return tuple(version)
 
 
 def open_gx_context(gate: GateSettings):
@@ -90,10 +100,9 @@ def open_gx_context(gate: GateSettings):
     Hold `gx_lock` while using it."""
     key = (gate.expectations_dir, gate.gx_runtime_dir)
     with gx_lock:
-        version = committed_version(gate.expectations_dir) if key in _workspaces else None
-        if key not in _workspaces or _versions.get(key) != version:
+        version = committed_version(gate.expectations_dir)
+        if _versions.get(key) != version:  # opened first, or the committed project changed
             _check_project(gate.expectations_dir)
-            _versions[key] = version or committed_version(gate.expectations_dir)
             gate.gx_runtime_dir.mkdir(parents=True, exist_ok=True)
             workspace = Path(tempfile.mkdtemp(prefix="project-", dir=gate.gx_runtime_dir))
             if not _copies:
@@ -103,6 +112,7 @@ def open_gx_context(gate: GateSettings):
             shutil.copytree(gate.expectations_dir / "gx", workspace / "gx")
             _workspaces[key] = _file_context(workspace, gate)
             _committed[str(_workspaces[key].root_directory)] = gate.expectations_dir
+            _versions[key] = version
         return _workspaces[key]
 
 
@@ -121,7 +131,7 @@ def create_project(project: Path) -> None:
     skeleton = REPO_ROOT / "expectations" / "gx" / "great_expectations.yml"
     if not skeleton.exists():  # not run from the repository (or its image): nothing to copy
         return
-    for folder in ("expectations", "checkpoints", "validation_definitions"):
+    for folder in GX_FOLDERS:
         (project / "gx" / folder).mkdir(parents=True, exist_ok=True)
     shutil.copyfile(skeleton, project / "gx" / "great_expectations.yml")
 

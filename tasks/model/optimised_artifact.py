@@ -87,8 +87,9 @@ def attach_optimised_artifact(
         directory = Path(scratch) / ARTIFACT_DIR
         try:
             built = build_library(pipeline, directory)
-            (directory / CODES_FILE).write_text(json.dumps(encoder_of(pipeline).to_dict()))
-            saved = FeatureCodes.from_dict(json.loads((directory / CODES_FILE).read_text()))
+            saved_text = json.dumps(encoder_of(pipeline).to_dict())
+            (directory / CODES_FILE).write_text(saved_text)
+            saved = FeatureCodes.from_dict(json.loads(saved_text))  # as scoring will read it
             report = check_parity(
                 pipeline, CompiledModel(built.path), holdout, decision_threshold, codes=saved
             )
