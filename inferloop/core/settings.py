@@ -229,6 +229,15 @@ class TrainingSettings(Group):
         100, ge=1, le=10_000, description="Most trees the model grows (early stopping may stop sooner)"
     )
     model_max_leaf_nodes: int = Field(31, ge=2, le=4_096, description="Most leaves per tree")
+    # Each window's tree size is chosen between these on the window's newest rows: windows of a
+    # few thousand rows overfit 31-leaf trees, large ones need them (docs/benchmarks.md, "capacity").
+    model_min_leaf_nodes: int = Field(
+        4,
+        ge=2,
+        le=4_096,
+        description="Fewest leaves per tree the capacity search tries (doubling up to "
+        "model_max_leaf_nodes, judged on the window's newest rows); at or above it: no search",
+    )
 
 
 class ScoringSettings(Group):

@@ -20,14 +20,17 @@ from inferloop.tasks.model.evaluation import reference_profile
 from inferloop.tasks.model.prediction import SMALL_BATCH_ROWS, positive_scores
 
 
-def model_params(training: TrainingSettings | None = None) -> dict[str, object]:
+def model_params(
+    training: TrainingSettings | None = None, leaf_nodes: int | None = None
+) -> dict[str, object]:
     """The booster's parameters; its size (trees, leaves) from `training`, the settings' defaults
-    when None (not the environment's: a test or benchmark builds the same model anywhere)."""
+    when None (not the environment's: a test or benchmark builds the same model anywhere), with
+    `leaf_nodes` (a capacity search's choice) in place of the most leaves per tree."""
     training = training or TrainingSettings.model_construct()
     return {
         "learning_rate": 0.1,
         "max_iter": training.model_max_iter,
-        "max_leaf_nodes": training.model_max_leaf_nodes,
+        "max_leaf_nodes": leaf_nodes or training.model_max_leaf_nodes,
         "early_stopping": True,
         "validation_fraction": 0.1,
         "random_state": 0,
@@ -70,7 +73,9 @@ def personal_values_withheld(example: pd.DataFrame, spec: DatasetSpec) -> pd.Dat
     return example.assign(**withheld)
 
 
-def build_pipeline(spec: DatasetSpec, training: TrainingSettings | None = None) -> Pipeline:
+def build_pipeline(
+    spec: DatasetSpec, training: TrainingSettings | None = None, leaf_nodes: int | None = None
+) -> Pipeline:
     """Encode categoricals as codes of the training categories (unseen → missing) and let the
     booster split on them natively: gradient boosting with native categorical splits, no one-hot
     expansion, so scoring stays fast. Its size comes from `training` (`model_params`)."""
@@ -79,7 +84,9 @@ def build_pipeline(spec: DatasetSpec, training: TrainingSettings | None = None) 
     personal = [column for column in spec.categorical_features if column in spec.pii]
     encoder = CategoryCodeEncoder(spec.categorical_features, spec.numeric_features, personal)
     categorical_mask = [True] * len(spec.categorical_features) + [False] * len(spec.numeric_features)
-    booster = HistGradientBoostingClassifier(categorical_features=categorical_mask, **model_params(training))
+    booster = HistGradientBoostingClassifier(
+        categorical_features=categorical_mask, **model_params(training, leaf_nodes)
+    )
     return Pipeline([("encode", encoder), ("model", booster)])
 
 
@@ -174,14 +181,85 @@ def check_training_rows(frame: pd.DataFrame, window: str, min_rows: int) -> None
         )
 
 
-def fitted(frame: pd.DataFrame, spec: DatasetSpec, training: TrainingSettings | None = None) -> Pipeline:
-    """The pipeline fitted on `frame`; small windows on one OpenMP thread (as for scoring, the
-    thread pool costs more than it saves there: 4-6x slower on a busy 2-core machine)."""
+# The newest fifth of a window's rows judge the candidate tree sizes: enough rows to rank them on
+# a window of a few thousand, and the newest, because the model will serve what comes next.
+CAPACITY_VALIDATION_SHARE = 0.2
+
+
+@dataclass(frozen=True)
+class CapacityChoice:
+    """The tree size a window's model is fitted with, and why: each candidate's log loss on the
+    window's newest rows (empty when there was nothing to choose from or judge on)."""
+
+    leaf_nodes: int
+    log_losses: dict[int, float]
+
+    @property
+    def reason(self) -> str:
+        if not self.log_losses:
+            return f"{self.leaf_nodes} leaves (no search)"
+        tried = ", ".join(f"{leaves}: {loss:.4f}" for leaves, loss in self.log_losses.items())
+        return f"{self.leaf_nodes} leaves, lowest log loss on the window's newest rows ({tried})"
+
+
+def leaf_node_candidates(training: TrainingSettings) -> list[int]:
+    """Tree sizes the capacity search tries: doubling from the fewest leaves to the most."""
+    candidates, leaves = [], min(training.model_min_leaf_nodes, training.model_max_leaf_nodes)
+    while leaves < training.model_max_leaf_nodes:
+        candidates.append(leaves)
+        leaves *= 2
+    return [*candidates, training.model_max_leaf_nodes]
+
+
+def chosen_capacity(
+    frame: pd.DataFrame, spec: DatasetSpec, training: TrainingSettings | None = None
+) -> CapacityChoice:
+    """The tree size for a model of `frame`: each candidate is fitted on the window's older rows
+    and the one with the lowest log loss on its newest rows (`CAPACITY_VALIDATION_SHARE`) wins.
+    A window of a few thousand rows overfits trees sized for millions (Elec2's 2,000-row windows:
+    0.781 accuracy with 31 leaves, 0.790 with 4, measured in docs/benchmarks.md), and a feed of
+    millions of rows needs the larger trees: neither size suits every feed. With one candidate, or
+    a single class on either side of the split, the most leaves are used (no search)."""
+    training = training or TrainingSettings.model_construct()
+    candidates = leaf_node_candidates(training)
+    order = np.argsort(frame[spec.time_column].to_numpy(), kind="stable")
+    cut = int(len(order) * (1 - CAPACITY_VALIDATION_SHARE))
+    older, newest = frame.iloc[order[:cut]], frame.iloc[order[cut:]]
+    older_target, newest_target = positive_target(older, spec), positive_target(newest, spec)
+    if len(candidates) == 1 or older_target.nunique() < 2 or newest_target.nunique() < 2:
+        return CapacityChoice(training.model_max_leaf_nodes, {})
+    from sklearn.metrics import log_loss  # here: scoring imports no fitting code
+
+    older_features, newest_features = prepare_features(older, spec), prepare_features(newest, spec)
+    log_losses = {}
+    with _fitting_threads(len(older)):
+        for leaves in candidates:
+            model = build_pipeline(spec, training, leaves).fit(older_features, older_target)
+            scores = positive_scores(model, newest_features)
+            log_losses[leaves] = float(log_loss(newest_target, scores, labels=[0, 1]))
+    return CapacityChoice(min(log_losses, key=log_losses.__getitem__), log_losses)
+
+
+def _fitting_threads(rows: int) -> threadpool_limits:
+    """Small windows fit on one OpenMP thread (as for scoring, the thread pool costs more than it
+    saves there: 4-6x slower on a busy 2-core machine)."""
+    return threadpool_limits(1 if rows < SMALL_BATCH_ROWS else None, user_api="openmp")
+
+
+def fitted(
+    frame: pd.DataFrame,
+    spec: DatasetSpec,
+    training: TrainingSettings | None = None,
+    leaf_nodes: int | None = None,
+) -> Pipeline:
+    """The pipeline fitted on `frame`, its trees `leaf_nodes` leaves at most (None: the size
+    `chosen_capacity` picks for `frame`)."""
     target = positive_target(frame, spec)
     if target.nunique() < 2:
         raise TrainingDataError("The training days hold a single class: widen the window")
-    with threadpool_limits(1 if len(frame) < SMALL_BATCH_ROWS else None, user_api="openmp"):
-        return build_pipeline(spec, training).fit(prepare_features(frame, spec), target)
+    leaf_nodes = leaf_nodes or chosen_capacity(frame, spec, training).leaf_nodes
+    with _fitting_threads(len(frame)):
+        return build_pipeline(spec, training, leaf_nodes).fit(prepare_features(frame, spec), target)
 
 
 @task(name="fit-model")
@@ -198,7 +276,8 @@ def fit_model(
     metrics, scores and threshold stay those of the validation fit: the refitted model has no
     honest holdout."""
     train, holdout = split_by_time(frame, spec, training.holdout_days, training.min_holdout_rows)
-    model = fitted(train, spec, training)
+    capacity = chosen_capacity(train, spec, training)  # on the training days: the holdout stays unseen
+    model = fitted(train, spec, training, capacity.leaf_nodes)
     holdout_target = positive_target(holdout, spec).to_numpy()
     holdout_scores = positive_scores(model, prepare_features(holdout, spec))
     deployed_on = frame if training.refit_on_full_window else train  # the rows the version is fitted on
@@ -208,14 +287,15 @@ def fit_model(
     )
     metrics = classification_metrics(holdout_target, holdout_scores, choice.threshold)
     if training.refit_on_full_window:
-        model = fitted(frame, spec, training)
+        model = fitted(frame, spec, training, capacity.leaf_nodes)
     train_features = prepare_features(deployed_on, spec)
     day = spec.partitioning.keys_of(frame[spec.time_column])
     return TrainingResult(
         model=model,
         metrics=metrics,
         params={
-            **model_params(training),
+            **model_params(training, capacity.leaf_nodes),
+            "leaf_nodes_choice": capacity.reason,
             "holdout_days": day[holdout.index].nunique(),
             "holdout_rarer_class_rows": rarer_class_rows(holdout_target),
             "decision_threshold": choice.threshold,

@@ -2,11 +2,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from inferloop.tasks.data.feeds import prepare_features, write_synthetic_feed
+from inferloop.core.dataset import DatasetSpec
+from inferloop.tasks.data.feeds import positive_target, prepare_features, write_synthetic_feed
 from inferloop.tasks.data.synthetic import GeneratorConfig
 from inferloop.tasks.gate.partition_gate import gate_training_window
+from inferloop.tasks.model.optimised import booster_of
 from inferloop.tasks.model.training import (
+    CapacityChoice,
     TrainingDataError,
+    chosen_capacity,
     earlier_partitions_needed,
     fit_model,
     held_out_partitions,
@@ -143,7 +147,6 @@ def test_an_unseen_category_scores_as_a_missing_one_and_nulls_still_score(labell
 
 def test_the_model_size_settings_reach_the_booster_and_its_logged_params(labelled, monkeypatch):
     from inferloop.core.settings import load_settings
-    from inferloop.tasks.model.optimised import booster_of
 
     monkeypatch.setenv("INFERLOOP_MODEL_MAX_ITER", "6")
     monkeypatch.setenv("INFERLOOP_MODEL_MAX_LEAF_NODES", "4")
@@ -154,6 +157,7 @@ def test_the_model_size_settings_reach_the_booster_and_its_logged_params(labelle
     assert booster.n_iter_ <= 6
     assert max(predictor.nodes["is_leaf"].sum() for (predictor,) in booster._predictors) <= 4
     assert (result.params["max_iter"], result.params["max_leaf_nodes"]) == (6, 4)  # logged with the run
+    assert result.params["leaf_nodes_choice"] == "4 leaves (no search)"  # the fewest is the most
     assert result.metrics["roc_auc"] > 0.6  # still a model: the promotion gate's floor
 
 
@@ -167,3 +171,71 @@ def test_window_shorter_than_holdout_is_refused(labelled, settings):
     first_day = labelled[pd.to_datetime(labelled["event_time"]).dt.day == 1]
     with pytest.raises(TrainingDataError, match="holdout_days"):
         split_by_time(first_day, settings.dataset, holdout_days=1)
+
+
+# ---------------------------------------------------------------- the capacity search
+
+TOY = DatasetSpec(
+    name="toy",
+    id_column="id",
+    time_column="event_time",
+    label={"column": "target"},
+    features={"x1": "numeric", "x2": "numeric", "x3": "numeric", "kind": "categorical"},
+)
+
+
+def toy_window(rows: int, label: str) -> pd.DataFrame:
+    """A window of `rows` rows a minute apart whose label is a coarse, noisy rule ("noisy": one
+    split with 30 % of labels flipped) or an intricate, exact one ("board": a 6x6 checkerboard)."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(rows, 3))
+    if label == "noisy":
+        target = (x[:, 0] > 0.5) ^ (rng.uniform(size=rows) < 0.3)
+    else:
+        target = (np.floor(x[:, 0] * 6) + np.floor(x[:, 1] * 6)) % 2 == 1
+    return pd.DataFrame(
+        {
+            "id": np.arange(rows),
+            "event_time": pd.date_range("2026-01-01", periods=rows, freq="min"),
+            "x1": x[:, 0],
+            "x2": x[:, 1],
+            "x3": x[:, 2],
+            "kind": rng.choice(["a", "b"], rows),
+            "target": target.astype(int),
+        }
+    )
+
+
+def test_the_capacity_search_picks_small_trees_for_a_noisy_window_and_large_ones_for_an_intricate_one():
+    noisy = chosen_capacity(toy_window(2_000, "noisy"), TOY)
+    assert list(noisy.log_losses) == [4, 8, 16, 31]
+    assert noisy.leaf_nodes <= 8  # 31-leaf trees fit the flipped labels
+    assert noisy.log_losses[noisy.leaf_nodes] < noisy.log_losses[31]
+    intricate = chosen_capacity(toy_window(10_000, "board"), TOY)
+    assert intricate.leaf_nodes == 31  # 4 leaves cannot draw a checkerboard
+    assert intricate.log_losses[31] < intricate.log_losses[4] / 2
+    for choice in (noisy, intricate):
+        assert choice.log_losses[choice.leaf_nodes] == min(choice.log_losses.values())
+
+
+def test_the_capacity_is_chosen_on_the_training_days_and_kept_by_the_refit(labelled, fitted, settings):
+    spec = settings.dataset
+    held_out = labelled[spec.id_column].isin(fitted.holdout_ids)
+    flipped = labelled.assign(
+        **{
+            spec.label.column: np.where(
+                held_out, 1 - labelled[spec.label.column], labelled[spec.label.column]
+            )
+        }
+    )
+    again = fit_model.fn(flipped, spec, settings.training, settings.scoring, "roc_auc")
+    assert again.params["leaf_nodes_choice"] == fitted.params["leaf_nodes_choice"]  # the holdout is unseen
+    assert "lowest log loss" in fitted.params["leaf_nodes_choice"]
+    assert booster_of(fitted.model).max_leaf_nodes == fitted.params["max_leaf_nodes"]  # the refit's too
+    assert positive_target(flipped, spec).sum() != positive_target(labelled, spec).sum()
+
+
+def test_a_window_with_one_class_in_its_newest_rows_is_fitted_at_the_most_leaves():
+    window = toy_window(2_000, "noisy")
+    window.loc[window.index[-400:], "target"] = 1  # the newest fifth: one class, no log loss to rank by
+    assert chosen_capacity(window, TOY) == CapacityChoice(31, {})

@@ -23,7 +23,7 @@ from inferloop.tasks.data.feeds import (
 from inferloop.tasks.data.synthetic import GeneratorConfig
 from inferloop.tasks.gate.expectations import suite_name
 from inferloop.tasks.model.prediction import positive_scores
-from inferloop.tasks.model.training import build_pipeline
+from inferloop.tasks.model.training import fitted
 from inferloop.tasks.monitoring.policy_comparison import (
     FIRST_MODEL,
     LOOP,
@@ -61,14 +61,14 @@ def lake(spec, tmp_path) -> Storage:
     return storage
 
 
-def fitted(storage: Storage, spec, days: list[date]):
-    frame = pd.concat([load_labelled_day(storage, spec, d) for d in days], ignore_index=True)
-    return build_pipeline(spec).fit(prepare_features(frame, spec), positive_target(frame, spec))
+def fitted_on_days(storage: Storage, spec, days: list[date]):
+    """The project's model of `days` (its tree size chosen on them, as any window's)."""
+    return fitted(pd.concat([load_labelled_day(storage, spec, d) for d in days], ignore_index=True), spec)
 
 
 @pytest.fixture
 def first_model(lake, spec):
-    return fitted(lake, spec, DAYS[:2])
+    return fitted_on_days(lake, spec, DAYS[:2])
 
 
 def loop_frame(storage: Storage, spec, days: list[date]) -> pd.DataFrame:
@@ -123,8 +123,8 @@ def test_the_model_of_day_d_knows_only_labels_that_arrived_by_d_minus_1(lake, sp
     features = load_labelled_day(lake, spec, day).iloc[::2]
     predictions = run.predictions(spec)
     scores = predictions[predictions["event_day"] == day].sort_values(spec.id_column)["score"].to_numpy()
-    known = fitted(lake, spec, [last - timedelta(days=1), last])
-    peeking = fitted(lake, spec, [last, last + timedelta(days=1)])
+    known = fitted_on_days(lake, spec, [last - timedelta(days=1), last])
+    peeking = fitted_on_days(lake, spec, [last, last + timedelta(days=1)])
     prepared = prepare_features(features.sort_values(spec.id_column), spec)
     assert scores == pytest.approx(positive_scores(known, prepared))
     assert scores != pytest.approx(positive_scores(peeking, prepared))
