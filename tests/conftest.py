@@ -21,8 +21,9 @@ hypothesis_settings.load_profile("inferloop")
 # Before inferloop (and so Prefect) is imported: all state goes to a throwaway directory.
 SESSION_DIR = Path(tempfile.mkdtemp(prefix="inferloop-tests-"))
 os.environ["INFERLOOP_STATE_DIR"] = str(SESSION_DIR / "state")
+# The user's settings go; the tests' own options (INFERLOOP_TEST_*: the opt-in real data) stay.
 for name in list(os.environ):
-    if name.startswith("INFERLOOP_") and name != "INFERLOOP_STATE_DIR":
+    if name.startswith("INFERLOOP_") and not name.startswith(("INFERLOOP_STATE_DIR", "INFERLOOP_TEST_")):
         del os.environ[name]
 os.environ.pop("PREFECT_API_URL", None)
 # Compiling every trained model (~2-6 s each) is tested in tests/tasks/model/test_optimised*.py,
