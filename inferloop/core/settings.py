@@ -230,13 +230,15 @@ class TrainingSettings(Group):
     )
     model_max_leaf_nodes: int = Field(31, ge=2, le=4_096, description="Most leaves per tree")
     # Each window's tree size is chosen between these on the window's newest rows: windows of a
-    # few thousand rows overfit 31-leaf trees, large ones need them (docs/benchmarks.md, "capacity").
+    # few thousand rows overfit 31-leaf trees, large ones need them (docs/benchmarks.md, session
+    # 19: "each window chooses its tree size").
     model_min_leaf_nodes: int = Field(
         4,
         ge=2,
         le=4_096,
         description="Fewest leaves per tree the capacity search tries (doubling up to "
-        "model_max_leaf_nodes, judged on the window's newest rows); at or above it: no search",
+        "model_max_leaf_nodes, judged on the window's newest rows); at or above model_max_leaf_nodes: "
+        "no search",
     )
 
 

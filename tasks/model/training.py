@@ -30,7 +30,7 @@ def model_params(
     return {
         "learning_rate": 0.1,
         "max_iter": training.model_max_iter,
-        "max_leaf_nodes": leaf_nodes or training.model_max_leaf_nodes,
+        "max_leaf_nodes": training.model_max_leaf_nodes if leaf_nodes is None else leaf_nodes,
         "early_stopping": True,
         "validation_fraction": 0.1,
         "random_state": 0,
@@ -78,7 +78,8 @@ def build_pipeline(
 ) -> Pipeline:
     """Encode categoricals as codes of the training categories (unseen → missing) and let the
     booster split on them natively: gradient boosting with native categorical splits, no one-hot
-    expansion, so scoring stays fast. Its size comes from `training` (`model_params`)."""
+    expansion, so scoring stays fast. Its size comes from `training` (`model_params`), its
+    leaves per tree from `leaf_nodes` where given (`chosen_capacity`)."""
     from sklearn.ensemble import HistGradientBoostingClassifier  # here: scoring needs no fitting code
 
     personal = [column for column in spec.categorical_features if column in spec.pii]
@@ -189,15 +190,16 @@ CAPACITY_VALIDATION_SHARE = 0.2
 @dataclass(frozen=True)
 class CapacityChoice:
     """The tree size a window's model is fitted with, and why: each candidate's log loss on the
-    window's newest rows (empty when there was nothing to choose from or judge on)."""
+    window's newest rows, or why there was no search."""
 
     leaf_nodes: int
     log_losses: dict[int, float]
+    no_search: str = ""
 
     @property
     def reason(self) -> str:
         if not self.log_losses:
-            return f"{self.leaf_nodes} leaves (no search)"
+            return f"{self.leaf_nodes} leaves (no search: {self.no_search})"
         tried = ", ".join(f"{leaves}: {loss:.4f}" for leaves, loss in self.log_losses.items())
         return f"{self.leaf_nodes} leaves, lowest log loss on the window's newest rows ({tried})"
 
@@ -216,18 +218,30 @@ def chosen_capacity(
 ) -> CapacityChoice:
     """The tree size for a model of `frame`: each candidate is fitted on the window's older rows
     and the one with the lowest log loss on its newest rows (`CAPACITY_VALIDATION_SHARE`) wins.
-    A window of a few thousand rows overfits trees sized for millions (Elec2's 2,000-row windows:
-    0.781 accuracy with 31 leaves, 0.790 with 4, measured in docs/benchmarks.md), and a feed of
-    millions of rows needs the larger trees: neither size suits every feed. With one candidate, or
-    a single class on either side of the split, the most leaves are used (no search)."""
+    A window of a few thousand rows overfits trees sized for millions (Elec2's weekly retrains on
+    2,000-row windows: 0.781 accuracy with 31 leaves, 0.790 with 5 or chosen this way; measured
+    in docs/benchmarks.md), and a feed of millions of rows needs the larger trees: no one size
+    suits every feed. With one size to try, or too few rows of a class on either side of the split
+    to fit (the booster's early stopping keeps both classes aside) or judge on, the most leaves
+    are used (no search)."""
     training = training or TrainingSettings.model_construct()
     candidates = leaf_node_candidates(training)
+    if len(candidates) == 1:
+        return CapacityChoice(training.model_max_leaf_nodes, {}, "one size to try")
     order = np.argsort(frame[spec.time_column].to_numpy(), kind="stable")
     cut = int(len(order) * (1 - CAPACITY_VALIDATION_SHARE))
     older, newest = frame.iloc[order[:cut]], frame.iloc[order[cut:]]
     older_target, newest_target = positive_target(older, spec), positive_target(newest, spec)
-    if len(candidates) == 1 or older_target.nunique() < 2 or newest_target.nunique() < 2:
-        return CapacityChoice(training.model_max_leaf_nodes, {})
+    class_rows = max(2, training.min_class_rows)
+    if (
+        min(rarer_class_rows(older_target.to_numpy()), rarer_class_rows(newest_target.to_numpy()))
+        < class_rows
+    ):
+        return CapacityChoice(
+            training.model_max_leaf_nodes,
+            {},
+            f"the window's older or newest rows hold fewer than {class_rows} of a class",
+        )
     from sklearn.metrics import log_loss  # here: scoring imports no fitting code
 
     older_features, newest_features = prepare_features(older, spec), prepare_features(newest, spec)
@@ -257,7 +271,8 @@ def fitted(
     target = positive_target(frame, spec)
     if target.nunique() < 2:
         raise TrainingDataError("The training days hold a single class: widen the window")
-    leaf_nodes = leaf_nodes or chosen_capacity(frame, spec, training).leaf_nodes
+    if leaf_nodes is None:
+        leaf_nodes = chosen_capacity(frame, spec, training).leaf_nodes
     with _fitting_threads(len(frame)):
         return build_pipeline(spec, training, leaf_nodes).fit(prepare_features(frame, spec), target)
 

@@ -8,7 +8,6 @@ from inferloop.tasks.data.synthetic import GeneratorConfig
 from inferloop.tasks.gate.partition_gate import gate_training_window
 from inferloop.tasks.model.optimised import booster_of
 from inferloop.tasks.model.training import (
-    CapacityChoice,
     TrainingDataError,
     chosen_capacity,
     earlier_partitions_needed,
@@ -63,7 +62,6 @@ def test_fit_reports_holdout_metrics(fitted):
 
 
 def test_a_threshold_dependent_metric_gets_the_versions_own_threshold_and_its_metrics(labelled, settings):
-    from inferloop.tasks.data.feeds import positive_target
     from inferloop.tasks.model.training import classification_metrics
 
     result = fit_model.fn(
@@ -157,7 +155,7 @@ def test_the_model_size_settings_reach_the_booster_and_its_logged_params(labelle
     assert booster.n_iter_ <= 6
     assert max(predictor.nodes["is_leaf"].sum() for (predictor,) in booster._predictors) <= 4
     assert (result.params["max_iter"], result.params["max_leaf_nodes"]) == (6, 4)  # logged with the run
-    assert result.params["leaf_nodes_choice"] == "4 leaves (no search)"  # the fewest is the most
+    assert result.params["leaf_nodes_choice"] == "4 leaves (no search: one size to try)"
     assert result.metrics["roc_auc"] > 0.6  # still a model: the promotion gate's floor
 
 
@@ -218,24 +216,48 @@ def test_the_capacity_search_picks_small_trees_for_a_noisy_window_and_large_ones
         assert choice.log_losses[choice.leaf_nodes] == min(choice.log_losses.values())
 
 
-def test_the_capacity_is_chosen_on_the_training_days_and_kept_by_the_refit(labelled, fitted, settings):
+def test_the_capacity_is_chosen_once_on_the_training_days_and_kept_by_the_refit(
+    labelled, fitted, settings, monkeypatch
+):
+    from inferloop.tasks.model import training
+
     spec = settings.dataset
     held_out = labelled[spec.id_column].isin(fitted.holdout_ids)
-    flipped = labelled.assign(
-        **{
-            spec.label.column: np.where(
-                held_out, 1 - labelled[spec.label.column], labelled[spec.label.column]
-            )
-        }
+    assert held_out.any()
+    label = labelled[spec.label.column]
+    flipped = labelled.assign(**{spec.label.column: np.where(held_out, 1 - label, label)})
+    searched = []
+    search = training.chosen_capacity
+    monkeypatch.setattr(
+        training, "chosen_capacity", lambda frame, *a: searched.append(len(frame)) or search(frame, *a)
     )
     again = fit_model.fn(flipped, spec, settings.training, settings.scoring, "roc_auc")
+    assert searched == [fitted.train_rows]  # once, on the training days: the refit keeps the size
     assert again.params["leaf_nodes_choice"] == fitted.params["leaf_nodes_choice"]  # the holdout is unseen
     assert "lowest log loss" in fitted.params["leaf_nodes_choice"]
-    assert booster_of(fitted.model).max_leaf_nodes == fitted.params["max_leaf_nodes"]  # the refit's too
-    assert positive_target(flipped, spec).sum() != positive_target(labelled, spec).sum()
+    assert booster_of(fitted.model).max_leaf_nodes == fitted.params["max_leaf_nodes"]
 
 
-def test_a_window_with_one_class_in_its_newest_rows_is_fitted_at_the_most_leaves():
+def test_the_newest_rows_are_the_newest_by_time_not_by_position():
     window = toy_window(2_000, "noisy")
     window.loc[window.index[-400:], "target"] = 1  # the newest fifth: one class, no log loss to rank by
-    assert chosen_capacity(window, TOY) == CapacityChoice(31, {})
+    shuffled = window.sample(frac=1, random_state=0)  # a lake's rows need not arrive in time order
+    for frame in (window, shuffled):
+        choice = chosen_capacity(frame, TOY)
+        assert (choice.leaf_nodes, choice.log_losses) == (31, {})
+        assert (
+            choice.reason
+            == "31 leaves (no search: the window's older or newest rows hold fewer than 10 of a class)"
+        )
+
+
+def test_a_window_with_a_handful_of_one_class_is_fitted_without_a_search():
+    """The booster's early stopping keeps rows of both classes aside: a search on one or two
+    positives would fail where the model itself fits."""
+    from inferloop.tasks.model.training import fitted as fitted_pipeline
+
+    window = toy_window(1_000, "noisy").assign(target=0)
+    window.loc[window.index[[100, 900]], "target"] = 1  # one in the older rows, one in the newest
+    assert chosen_capacity(window, TOY).log_losses == {}
+    assert booster_of(fitted_pipeline(window, TOY)).max_leaf_nodes == 31
+    assert booster_of(fitted_pipeline(toy_window(2_000, "noisy").head(12), TOY)).max_leaf_nodes == 31
