@@ -229,14 +229,10 @@ def chosen_capacity(
     if len(candidates) == 1:
         return CapacityChoice(training.model_max_leaf_nodes, {}, "one size to try")
     order = np.argsort(frame[spec.time_column].to_numpy(), kind="stable")
-    cut = int(len(order) * (1 - CAPACITY_VALIDATION_SHARE))
-    older, newest = frame.iloc[order[:cut]], frame.iloc[order[cut:]]
-    older_target, newest_target = positive_target(older, spec), positive_target(newest, spec)
+    older, newest = np.split(order, [int(len(order) * (1 - CAPACITY_VALIDATION_SHARE))])
+    target = positive_target(frame, spec)
     class_rows = max(2, training.min_class_rows)
-    if (
-        min(rarer_class_rows(older_target.to_numpy()), rarer_class_rows(newest_target.to_numpy()))
-        < class_rows
-    ):
+    if min(rarer_class_rows(target.to_numpy()[rows]) for rows in (older, newest)) < class_rows:
         return CapacityChoice(
             training.model_max_leaf_nodes,
             {},
@@ -244,13 +240,13 @@ def chosen_capacity(
         )
     from sklearn.metrics import log_loss  # here: scoring imports no fitting code
 
-    older_features, newest_features = prepare_features(older, spec), prepare_features(newest, spec)
+    features = prepare_features(frame, spec)
     log_losses = {}
     with _fitting_threads(len(older)):
         for leaves in candidates:
-            model = build_pipeline(spec, training, leaves).fit(older_features, older_target)
-            scores = positive_scores(model, newest_features)
-            log_losses[leaves] = float(log_loss(newest_target, scores, labels=[0, 1]))
+            model = build_pipeline(spec, training, leaves).fit(features.iloc[older], target.iloc[older])
+            scores = positive_scores(model, features.iloc[newest])
+            log_losses[leaves] = float(log_loss(target.iloc[newest], scores, labels=[0, 1]))
     return CapacityChoice(min(log_losses, key=log_losses.__getitem__), log_losses)
 
 
