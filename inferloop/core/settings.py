@@ -230,7 +230,7 @@ class TrainingSettings(Group):
     )
     model_max_leaf_nodes: int = Field(31, ge=2, le=4_096, description="Most leaves per tree")
     # Each window's tree size is chosen between these on the window's newest rows: windows of a
-    # few thousand rows overfit 31-leaf trees, large ones need them (docs/benchmarks.md, session
+    # few thousand noisy rows overfit 31-leaf trees, intricate patterns need them (docs/benchmarks.md, session
     # 19: "each window chooses its tree size").
     model_min_leaf_nodes: int = Field(
         4,
