@@ -139,9 +139,12 @@ def second_look(
     if not settings.promotion.second_look or settings.promotion.promotion_mode != "auto":
         return None
     try:
+        # Most days none is due: asked first without the lock, whose slot costs ~0.5 s a partition.
+        if second_look_due(storage, settings, champion, day) is None:
+            return None
         with global_lock(RETRAIN_LOCK, timeout_seconds=SECOND_LOOK_LOCK_SECONDS):
             if (look := second_look_due(storage, settings, champion, day)) is None:
-                return None
+                return None  # a retrain replaced the challenger (or the champion) meanwhile
             try:
                 decision = promote(
                     challenger_version=look.version,

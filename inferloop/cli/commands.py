@@ -248,11 +248,16 @@ def data_import(
 
 
 def _date_range(text: str) -> tuple[date, date]:
+    from inferloop.core.periods import parse_key
+
     try:
         first, _, last = text.partition("..")
-        start, end = date.fromisoformat(first), date.fromisoformat(last or first)
+        start, end = parse_key(first), parse_key(last or first)
     except ValueError as error:
-        raise InferloopError(f"Expected a date range like 2026-01-01..2026-01-07, got {text!r}") from error
+        raise InferloopError(
+            "Expected a range of days like 2026-01-01..2026-01-07 (or of hours of an hourly feed, "
+            f"2026-01-01T00..2026-01-07T23), got {text!r}"
+        ) from error
     _ordered(start, end, "--from D1..D2")
     return start, end
 

@@ -86,6 +86,14 @@ def test_a_reversed_range_of_hours_is_one_line(workdir):
     assert_one_clear_line(result, "2026-01-05 07:00:00 is after 2026-01-05", "give the earlier day first")
 
 
+def test_a_suggest_window_takes_hours_of_an_hourly_feed(workdir):
+    reversed_hours = ["expectations", "suggest", "--from", "2026-01-05T07..2026-01-05T03"]
+    result = CliRunner().invoke(app, reversed_hours)
+    assert_one_clear_line(result, "2026-01-05 07:00:00 is after 2026-01-05 03:00:00")
+    result = CliRunner().invoke(app, ["expectations", "suggest", "--from", "2026-01-05..soon"])
+    assert_one_clear_line(result, "Expected a range of days like 2026-01-01..2026-01-07", "2026-01-07T23")
+
+
 def test_a_partition_that_is_neither_a_day_nor_an_hour_is_refused_with_both_forms(workdir):
     result = CliRunner().invoke(app, ["replay", "--from", "2026-13-01", "--to", "2026-12-01"])
     assert result.exit_code == 2 and "Traceback" not in result.output

@@ -112,3 +112,14 @@ def test_a_look_waits_while_a_retrain_holds_the_lock_and_is_taken_after(pool, la
     promoted = second_look(storage, settings, champion, AFTER_BOTH[1], None)
     assert promoted is not None and promoted.outcome == f"v{new} second look, promote: passed every gate"
     assert aliases(lake)["champion"] == new
+
+
+def test_without_a_look_due_the_lock_is_not_asked_for(pool, lake, feed, capsys):
+    """Most partitions have no look due: the monitor does not wait on a retrain's lock for none."""
+    register(lake, pool.before, "champion")
+    settings = load_settings()
+    storage, champion = lake_storage(settings.lake), find_alias(settings.registry, "champion")
+
+    with global_lock(RETRAIN_LOCK):
+        assert second_look(storage, settings, champion, AFTER_BOTH[1], None) is None
+    assert "waits" not in capsys.readouterr().out
