@@ -38,6 +38,18 @@ def test_a_stable_or_improving_champion_raises_nothing():
     assert not detect_increase("error", stream([0.4] * 20 + [0.2] * 20), delta=0.002).changed
 
 
+def test_a_burst_of_errors_that_receded_is_described_as_it_was():
+    """A cut at a short burst, then rows that do better than before it: on Elec2 the loop's
+    replay printed 38 such retrains as "error rose from 0.304 to 0.234"."""
+    verdict = detect_increase("error", stream([0.3] * 20 + [0.9] + [0.15] * 4, rows_per_day=48), 0.002)
+    assert verdict.changed and verdict.loss_after < verdict.loss_before < verdict.loss_at_change
+    assert "rose from" not in verdict.describe()
+    assert verdict.describe().startswith(
+        f"error changed at event day {verdict.changed_at_event_day}: {verdict.loss_before:.3f} before, "
+        f"{verdict.loss_at_change:.3f} at the change, {verdict.loss_after:.3f} since"
+    )
+
+
 def test_small_feeds_need_more_days_of_evidence_than_big_ones():
     rates = [0.2] * 10 + [0.35] * 3
     assert detect_increase("error", stream(rates, rows_per_day=1000), delta=0.002).changed
