@@ -12,7 +12,17 @@ from inferloop.core.periods import parse_key
 from inferloop.core.storage import Storage
 from inferloop.tasks.monitoring.policy_comparison import PolicyComparison
 
-METRICS = ("accuracy", "roc_auc", "balanced_accuracy", "pr_auc", "f1", "log_loss", "calibration_error")
+METRICS = (
+    "accuracy",
+    "roc_auc",
+    "balanced_accuracy",
+    "pr_auc",
+    "f1",
+    "log_loss",
+    "calibration_error",
+    "label_rate",
+    "predicted_positive_rate",
+)
 
 
 def comparison_frame(comparison: PolicyComparison) -> pd.DataFrame:

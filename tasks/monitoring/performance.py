@@ -30,11 +30,19 @@ class PerformanceSnapshot:
 
 
 def label_metrics(target: np.ndarray, scores: np.ndarray, threshold: float | np.ndarray) -> dict[str, float]:
-    """Accuracy and calibration always; the ranking metrics only when both classes occur."""
-    metrics = {"calibration_error": float(abs(scores.mean() - target.mean()))}
+    """Accuracy, calibration and the share of rows labelled positive, by the labels and by the
+    model, always; the ranking metrics only when both classes occur. A model that labels
+    almost nothing positive while the labels hold a few percent (or the reverse) shows here
+    whatever the monitored metric is."""
+    predicted = scores >= threshold
+    metrics = {
+        "calibration_error": float(abs(scores.mean() - target.mean())),
+        "label_rate": float(target.mean()),
+        "predicted_positive_rate": float(predicted.mean()),
+    }
     if len(np.unique(target)) == 2:
         return metrics | classification_metrics(target, scores, threshold)
-    return metrics | {"accuracy": float(np.mean((scores >= threshold).astype(int) == target))}
+    return metrics | {"accuracy": float(np.mean(predicted.astype(int) == target))}
 
 
 def scored_as_champion(storage: Storage, model_name: str, version: str, day: date) -> bool:

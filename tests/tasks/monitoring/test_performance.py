@@ -83,10 +83,25 @@ def test_a_snapshot_covers_the_labelled_days_it_found(lake, spec):
 def test_one_class_gets_accuracy_and_calibration_but_no_ranking_metrics():
     target = np.zeros(4, dtype=int)
     metrics = label_metrics(target, np.array([0.1, 0.2, 0.6, 0.1]), threshold=0.5)
-    assert metrics == {"calibration_error": pytest.approx(0.25), "accuracy": 0.75}
+    assert metrics == {
+        "calibration_error": pytest.approx(0.25),
+        "label_rate": 0.0,
+        "predicted_positive_rate": 0.25,
+        "accuracy": 0.75,
+    }
     both = label_metrics(np.array([0, 1, 0, 1]), np.array([0.1, 0.9, 0.2, 0.4]), threshold=0.5)
     assert both["roc_auc"] == 1.0 and both["accuracy"] == 0.75
     assert both["calibration_error"] == pytest.approx(abs(0.4 - 0.5))
+
+
+def test_a_model_that_labels_nothing_positive_shows_it_beside_the_label_rate():
+    """5 % positives, ranked well, every score below 0.5: accuracy 0.95 and a fine ROC AUC hide
+    that no row is ever labelled positive; the two rates side by side do not."""
+    target = np.r_[np.ones(5), np.zeros(95)].astype(int)
+    scores = np.r_[np.full(5, 0.4), np.full(95, 0.02)]
+    metrics = label_metrics(target, scores, threshold=0.5)
+    assert metrics["accuracy"] == 0.95 and metrics["roc_auc"] == 1.0
+    assert (metrics["label_rate"], metrics["predicted_positive_rate"]) == (0.05, 0.0)
 
 
 def test_labels_are_matched_by_id_not_by_position(lake, spec):
