@@ -362,9 +362,10 @@ class ReplaySettings(Group):
 
     # NoDecode: the variable is parsed below, so "7", "1,7,30" and "[1, 7, 30]" all work and a bad
     # value fails naming the variable instead of in pydantic-settings' JSON decoding.
-    baseline_every: Annotated[list[int], NoDecode] = Field(
-        [1, 7, 30],
-        description="Periodic baselines a replay compares the loop with: retrain every k partitions",
+    baseline_every: Annotated[list[int] | None, NoDecode] = Field(
+        None,
+        description="Periodic baselines a replay compares the loop with: retrain every k partitions "
+        "(default by the feed's partition: hour 1, 24, 168; day 1, 7, 30; week 1, 4, 13; month 1, 3, 12)",
     )
 
     @field_validator("baseline_every", mode="before")
@@ -377,7 +378,9 @@ class ReplaySettings(Group):
 
     @field_validator("baseline_every")
     @classmethod
-    def _at_least_one_partition(cls, value: list[int]) -> list[int]:
+    def _at_least_one_partition(cls, value: list[int] | None) -> list[int] | None:
+        if value is None:
+            return None
         if any(k < 1 for k in value):
             raise ValueError("every k must be at least 1 (k=1: retrain every partition)")
         return sorted(set(value))

@@ -55,6 +55,10 @@ def test_replay_baselines_read_from_the_environment(monkeypatch, value, every):
     assert load_settings().replay.baseline_every == every
 
 
+def test_replay_baselines_default_to_those_of_the_feeds_partition():
+    assert load_settings().replay.baseline_every is None  # tasks/monitoring/policy_comparison.py
+
+
 @pytest.mark.parametrize("value", ["[0, 7]", "weekly", "-1"])
 def test_a_baseline_of_less_than_one_partition_fails_naming_the_knob(monkeypatch, value):
     monkeypatch.setenv("INFERLOOP_BASELINE_EVERY", value)
