@@ -21,6 +21,7 @@ from inferloop.runtime.alert_events import alerts_muted
 from inferloop.tasks.data.feeds import stored_partitions_in
 from inferloop.tasks.gate.validation import BatchRefusedError
 from inferloop.tasks.model.registry import find_alias, load_model, model_registry, resolve_alias
+from inferloop.tasks.monitoring.change_detection import past_partitions_fixed
 from inferloop.tasks.monitoring.comparison_report import save_comparison
 from inferloop.tasks.monitoring.daily_report import load_history
 from inferloop.tasks.monitoring.policy_comparison import (
@@ -126,7 +127,7 @@ def replay(start: PartitionKey, end: PartitionKey, overrides: dict[str, Any] | N
     default = settings.scoring.decision_threshold
     thresholds = {first.version: first.threshold(default)}  # each version labels at its own
     rows, judged = [], {}
-    with alerts_muted("a replay re-enacts history: its incidents are simulated"):
+    with alerts_muted("a replay re-enacts history: its incidents are simulated"), past_partitions_fixed():
         for day in [key for key in spec.partitioning.keys(first_day, end) if key in stored]:  # gaps: no rows
             champion = resolve_alias(settings.registry, settings.registry.champion_alias)
             if champion.version not in models:

@@ -2,13 +2,21 @@ from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
+from inferloop.core import catalog
+from inferloop.core.settings import load_settings
+from inferloop.tasks.data.synthetic import generate_day
+from inferloop.tasks.monitoring import change_detection
 from inferloop.tasks.monitoring.change_detection import (
     calibration_gap,
     detect_increase,
     loss_streams,
+    past_partitions_fixed,
     performance_changes,
+    since_deployment,
 )
+from tests.fixtures.synthetic_lake import FEED, FEED_DAYS, synthetic_lake
 
 
 def stream(error_rates: list[float], rows_per_day: int = 100, seed: int = 0) -> pd.DataFrame:
@@ -93,3 +101,40 @@ def test_a_majority_class_model_is_caught_by_calibration():
     gap = calibration_gap(target, np.full(100, 0.02), alpha=0.001)
     assert gap and "57.0% positives" in gap and "2.0%" in gap
     assert calibration_gap(target, np.full(100, 0.55), alpha=0.001) is None
+
+
+def test_a_replay_reads_a_versions_past_partitions_once_a_monitor_every_time(tmp_path, monkeypatch):
+    spec = load_settings().dataset
+    lake = synthetic_lake(spec, tmp_path / "lake")
+
+    def score(day: date) -> None:
+        ids = generate_day(FEED, FEED_DAYS.index(day))[0]["transaction_id"]
+        scores = np.linspace(0, 1, len(ids))
+        table = pa.table({"transaction_id": ids, "score": scores, "predicted_label": scores >= 0.5})
+        lake.write_table(catalog.predictions_file("m", "1", day), table)
+        lake.write_json(catalog.predictions_manifest("m", "1", day), {"role": "champion"})
+
+    read = []
+    real = change_detection.labelled_predictions
+    monkeypatch.setattr(
+        change_detection, "labelled_predictions", lambda *args: read.extend(args[-1]) or real(*args)
+    )
+    for day in FEED_DAYS[:2]:
+        score(day)
+    fresh = since_deployment(lake, spec, "m", "1", FEED_DAYS[1], max_rows_per_partition=150)
+    assert read == FEED_DAYS[:2] and len(fresh) == 2 * 150  # 200-row partitions, sampled
+    assert list(fresh["event_day"]) == [FEED_DAYS[0]] * 150 + [FEED_DAYS[1]] * 150
+    with past_partitions_fixed():
+        read.clear()
+        first = since_deployment(lake, spec, "m", "1", FEED_DAYS[1], 150)
+        again = since_deployment(lake, spec, "m", "1", FEED_DAYS[1], 150)
+        assert read == FEED_DAYS[:2]  # once, not twice
+        score(FEED_DAYS[2])
+        later = since_deployment(lake, spec, "m", "1", FEED_DAYS[2], 150)
+        assert read == FEED_DAYS  # only the new partition
+    pd.testing.assert_frame_equal(first, fresh)
+    pd.testing.assert_frame_equal(again, fresh)
+    pd.testing.assert_frame_equal(later.iloc[:300], fresh)
+    read.clear()
+    since_deployment(lake, spec, "m", "1", FEED_DAYS[2], 150)
+    assert read == FEED_DAYS  # outside a replay, the lake is the truth every time
