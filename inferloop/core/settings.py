@@ -371,6 +371,8 @@ class ReplaySettings(Group):
     @field_validator("baseline_every", mode="before")
     @classmethod
     def _from_text(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():  # set but blank: the default, not "none"
+            return None
         if isinstance(value, str):
             text = value.strip().removeprefix("[").removesuffix("]")
             return [part.strip() for part in text.split(",") if part.strip()]

@@ -8,7 +8,7 @@ row positive: its balanced accuracy sits at 0.5 and its F1 near 0 although it ra
   following week on Elec2 (0.776 -> 0.743) and gained nothing on feeds with 5 % positives.
   Nor does the champion follow its recent labels once deployed: chosen each day on its last
   week of labels (kept at 0.5 unless worse than the best by more than one standard error), the
-  served threshold cost the loop 0.8 points on Elec2's late stretch (0.767 -> 0.759, same
+  served threshold cost the loop 0.8 points on Elec2's late stretch (0.767 -> 0.759, 24 -> 25
   retrains), and a weekly cron 1.5 points over the whole period (docs/benchmarks.md, session 21);
 - balanced accuracy: the training labels' positive rate, its Bayes-optimal threshold for
   calibrated probabilities, with no holdout noise to fit. Next-period balanced accuracy, 0.5 ->

@@ -41,7 +41,8 @@ from inferloop.tasks.monitoring.retrain_policy import RetrainDecision
 
 # The periodic baselines a replay runs unless told: every partition, and the two schedules people
 # retrain at for the feed's partition (a day and a week of hours, a week and a month of days, a
-# month and a quarter of weeks, a quarter and a year of months).
+# month and a quarter of weeks, a quarter and a year of months), counted in stored partitions as
+# every baseline is: on a feed with gaps, every 24 hours is every 24 hours that hold rows.
 BASELINES_EVERY = {"hour": [1, 24, 168], "day": [1, 7, 30], "week": [1, 4, 13], "month": [1, 3, 12]}
 
 

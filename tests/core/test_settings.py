@@ -55,8 +55,10 @@ def test_replay_baselines_read_from_the_environment(monkeypatch, value, every):
     assert load_settings().replay.baseline_every == every
 
 
-def test_replay_baselines_default_to_those_of_the_feeds_partition():
+def test_replay_baselines_default_to_those_of_the_feeds_partition(monkeypatch):
     assert load_settings().replay.baseline_every is None  # tasks/monitoring/policy_comparison.py
+    monkeypatch.setenv("INFERLOOP_BASELINE_EVERY", " ")  # passed through blank, e.g. by a compose file
+    assert load_settings().replay.baseline_every is None
 
 
 @pytest.mark.parametrize("value", ["[0, 7]", "weekly", "-1"])

@@ -107,34 +107,48 @@ def test_a_replay_reads_a_versions_past_partitions_once_a_monitor_every_time(tmp
     spec = load_settings().dataset
     lake = synthetic_lake(spec, tmp_path / "lake")
 
-    def score(day: date) -> None:
+    def score(version: str, day: date, role: str = "champion") -> None:
         ids = generate_day(FEED, FEED_DAYS.index(day))[0]["transaction_id"]
         scores = np.linspace(0, 1, len(ids))
         table = pa.table({"transaction_id": ids, "score": scores, "predicted_label": scores >= 0.5})
-        lake.write_table(catalog.predictions_file("m", "1", day), table)
-        lake.write_json(catalog.predictions_manifest("m", "1", day), {"role": "champion"})
+        lake.write_table(catalog.predictions_file("m", version, day), table)
+        lake.write_json(catalog.predictions_manifest("m", version, day), {"role": role})
 
     read = []
     real = change_detection.labelled_predictions
     monkeypatch.setattr(
-        change_detection, "labelled_predictions", lambda *args: read.extend(args[-1]) or real(*args)
+        change_detection,
+        "labelled_predictions",
+        lambda *args: read.extend((args[3], day) for day in args[-1]) or real(*args),
     )
     for day in FEED_DAYS[:2]:
-        score(day)
+        score("1", day)
+    score("2", FEED_DAYS[0], role="shadow")  # not v2's as champion: never in its history
+    score("2", FEED_DAYS[1])
     fresh = since_deployment(lake, spec, "m", "1", FEED_DAYS[1], max_rows_per_partition=150)
-    assert read == FEED_DAYS[:2] and len(fresh) == 2 * 150  # 200-row partitions, sampled
+    assert read == [("1", FEED_DAYS[0]), ("1", FEED_DAYS[1])] and len(fresh) == 2 * 150  # 200-row days
     assert list(fresh["event_day"]) == [FEED_DAYS[0]] * 150 + [FEED_DAYS[1]] * 150
     with past_partitions_fixed():
         read.clear()
         first = since_deployment(lake, spec, "m", "1", FEED_DAYS[1], 150)
         again = since_deployment(lake, spec, "m", "1", FEED_DAYS[1], 150)
-        assert read == FEED_DAYS[:2]  # once, not twice
-        score(FEED_DAYS[2])
+        assert read == [("1", FEED_DAYS[0]), ("1", FEED_DAYS[1])]  # once, not twice
+        smaller = since_deployment(lake, spec, "m", "1", FEED_DAYS[1], 100)
+        other = since_deployment(lake, spec, "m", "2", FEED_DAYS[1], 150)
+        score("1", FEED_DAYS[2])
+        read.clear()
         later = since_deployment(lake, spec, "m", "1", FEED_DAYS[2], 150)
-        assert read == FEED_DAYS  # only the new partition
+        assert read == [("1", day) for day in FEED_DAYS]  # another version was asked for meanwhile
+        read.clear()
+        since_deployment(lake, spec, "m", "1", FEED_DAYS[2], 150)
+        assert read == []
     pd.testing.assert_frame_equal(first, fresh)
     pd.testing.assert_frame_equal(again, fresh)
+    assert len(smaller) == 200 and list(other["event_day"]) == [FEED_DAYS[1]] * 150
     pd.testing.assert_frame_equal(later.iloc[:300], fresh)
+    with past_partitions_fixed():  # what a caller does to its frame stays with it (one partition)
+        since_deployment(lake, spec, "m", "1", FEED_DAYS[0], 150).loc[:, "score"] = -1.0
+        assert (since_deployment(lake, spec, "m", "1", FEED_DAYS[0], 150)["score"] >= 0).all()
     read.clear()
     since_deployment(lake, spec, "m", "1", FEED_DAYS[2], 150)
-    assert read == FEED_DAYS  # outside a replay, the lake is the truth every time
+    assert read == [("1", day) for day in FEED_DAYS]  # outside a replay, the lake is the truth every time

@@ -22,6 +22,8 @@ def comparison(monitor_metric: str = "f1", policies: bool = True) -> PolicyCompa
         "balanced_accuracy": 0.7,
         "f1": 0.4,
         "calibration_error": 0.01,
+        "label_rate": 0.05,
+        "predicted_positive_rate": 0.0,
     }
     results = [
         PolicyResult(
@@ -68,6 +70,7 @@ def test_a_comparison_is_saved_as_a_row_per_policy_its_json_and_a_chart(lake):
     assert table["hindsight"].tolist() == ["1 better", ""]
     assert table["rejections"].tolist() == ["2 no clear difference", ""]
     assert table["roc_auc"].iloc[0] == 0.8 and table["roc_auc"].isna().iloc[1]  # not measured: NaN
+    assert (table["label_rate"].iloc[0], table["predicted_positive_rate"].iloc[0]) == (0.05, 0.0)
     document = lake.read_json(catalog.replay_comparison_json("transactions", START, END))
     assert document["verdict"] == VERDICT and document["policies"][0]["metrics"]["f1"] == 0.4
     chart = catalog.replay_comparison_chart("transactions", START, END)
