@@ -174,7 +174,7 @@ def replay(start: PartitionKey, end: PartitionKey, overrides: dict[str, Any] | N
         static,
         models[first.version],
         effort,
-        baseline_every=settings.replay.baseline_every,
+        baseline_every=settings.replay.baselines_for(spec.partition),
         train_window_days=settings.training.train_window_days,
         threshold=default,  # the periodic baselines': a plain cron does not fit a threshold
         monitor_metric=settings.monitoring.monitor_metric,

@@ -357,6 +357,13 @@ class RetrainSettings(Group):
     max_retrains_per_day: int = Field(1, ge=1, description="Retrains allowed per (logical) day")
 
 
+# The periodic baselines a replay runs unless told: every partition, and the two schedules people
+# retrain at for the feed's partition (a day and a week of hours, a week and a month of days, a
+# month and a quarter of weeks, a quarter and a year of months), counted in stored partitions as
+# every baseline is: on a feed with gaps, every 24 hours is every 24 hours that hold rows.
+BASELINES_EVERY = {"hour": [1, 24, 168], "day": [1, 7, 30], "week": [1, 4, 13], "month": [1, 3, 12]}
+
+
 class ReplaySettings(Group):
     """Evaluating the loop on history: what a replay compares it with."""
 
@@ -365,8 +372,15 @@ class ReplaySettings(Group):
     baseline_every: Annotated[list[int] | None, NoDecode] = Field(
         None,
         description="Periodic baselines a replay compares the loop with: retrain every k partitions "
-        "(default by the feed's partition: hour 1, 24, 168; day 1, 7, 30; week 1, 4, 13; month 1, 3, 12)",
+        "(default by the feed's partition: "
+        + "; ".join(f"{unit} {', '.join(map(str, every))}" for unit, every in BASELINES_EVERY.items())
+        + ")",
     )
+
+    def baselines_for(self, partition: str) -> list[int]:
+        """The k of each periodic baseline: `baseline_every` ([] for none), else those of the
+        feed's `partition` (BASELINES_EVERY)."""
+        return BASELINES_EVERY[partition] if self.baseline_every is None else self.baseline_every
 
     @field_validator("baseline_every", mode="before")
     @classmethod

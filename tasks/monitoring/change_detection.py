@@ -96,12 +96,13 @@ def since_deployment(
     days = [d for d in listed if d <= until][-MAX_PARTITIONS:]
     past, key = _PAST_PARTITIONS.get(), (storage.root_uri, model_name, version, max_rows_per_partition)
     known = {} if past is None else past.get(key, {})
-    read = {
-        day: known[day]
-        if day in known
-        else sampled(labelled_predictions(storage, spec, model_name, version, [day]), max_rows_per_partition)
-        for day in days
-    }
+    read = {}
+    for day in days:
+        if (frame := known.get(day)) is None:
+            frame = sampled(
+                labelled_predictions(storage, spec, model_name, version, [day]), max_rows_per_partition
+            )
+        read[day] = frame
     if past is not None:  # only what the next call can ask for: this version's reach
         past.clear()
         past[key] = read

@@ -39,19 +39,6 @@ from inferloop.tasks.monitoring.replay import (
 )
 from inferloop.tasks.monitoring.retrain_policy import RetrainDecision
 
-# The periodic baselines a replay runs unless told: every partition, and the two schedules people
-# retrain at for the feed's partition (a day and a week of hours, a week and a month of days, a
-# month and a quarter of weeks, a quarter and a year of months), counted in stored partitions as
-# every baseline is: on a feed with gaps, every 24 hours is every 24 hours that hold rows.
-BASELINES_EVERY = {"hour": [1, 24, 168], "day": [1, 7, 30], "week": [1, 4, 13], "month": [1, 3, 12]}
-
-
-def baselines_every(chosen: list[int] | None, partition: str) -> list[int]:
-    """The k of each periodic baseline: `chosen` (INFERLOOP_BASELINE_EVERY; [] for none), else
-    those of the feed's `partition`."""
-    return BASELINES_EVERY[partition] if chosen is None else chosen
-
-
 LOOP = "inferloop loop"
 FIRST_MODEL = "first model kept"
 MAX_PERIODS = 24  # points per line of the metric-over-time chart
@@ -444,16 +431,15 @@ def compare_policies(
     first_model,
     effort: Effort,
     *,
-    baseline_every: list[int] | None,
+    baseline_every: list[int],
     train_window_days: int,
     threshold: float,
     monitor_metric: str,
     training: TrainingSettings | None = None,
 ) -> PolicyComparison:
     """The loop (its predictions `loop` and its `effort`), the first model kept (`static`, the
-    same rows) and a periodic baseline per k in `baseline_every` (None: `BASELINES_EVERY` of the
-    feed's partition), with the monitored metric over time and a verdict. No labelled row
-    scored: no policies, and a verdict that says why."""
+    same rows) and a periodic baseline per k in `baseline_every`, with the monitored metric over
+    time and a verdict. No labelled row scored: no policies, and a verdict that says why."""
     days = [parse_key(d.day) for d in replayed]
     comparison = PolicyComparison(
         dataset=spec.name,
@@ -481,7 +467,7 @@ def compare_policies(
         first_model,
         loop,
         days,
-        sorted(baselines_every(baseline_every, spec.partition), reverse=True),
+        sorted(baseline_every, reverse=True),
         train_window_days,
         training,
     )

@@ -55,10 +55,21 @@ def test_replay_baselines_read_from_the_environment(monkeypatch, value, every):
     assert load_settings().replay.baseline_every == every
 
 
-def test_replay_baselines_default_to_those_of_the_feeds_partition(monkeypatch):
-    assert load_settings().replay.baseline_every is None  # tasks/monitoring/policy_comparison.py
+@pytest.mark.parametrize(
+    ("partition", "every"),
+    [("hour", [1, 24, 168]), ("day", [1, 7, 30]), ("week", [1, 4, 13]), ("month", [1, 3, 12])],
+)
+def test_replay_baselines_default_to_the_crons_people_run_for_the_feeds_partition(
+    monkeypatch, partition, every
+):
+    """Every 7 and 30 hours is no schedule anyone keeps; every 30 months outlasts most histories."""
+    assert load_settings().replay.baselines_for(partition) == every
     monkeypatch.setenv("INFERLOOP_BASELINE_EVERY", " ")  # passed through blank, e.g. by a compose file
-    assert load_settings().replay.baseline_every is None
+    assert load_settings().replay.baselines_for(partition) == every
+    monkeypatch.setenv("INFERLOOP_BASELINE_EVERY", "2")
+    assert load_settings().replay.baselines_for(partition) == [2]
+    monkeypatch.setenv("INFERLOOP_BASELINE_EVERY", "[]")
+    assert load_settings().replay.baselines_for(partition) == []
 
 
 @pytest.mark.parametrize("value", ["[0, 7]", "weekly", "-1"])

@@ -28,7 +28,6 @@ from inferloop.tasks.monitoring.policy_comparison import (
     FIRST_MODEL,
     LOOP,
     Effort,
-    baselines_every,
     compare_policies,
     loop_effort,
     paired_policies,
@@ -308,13 +307,3 @@ def test_a_rejected_challenger_is_judged_on_the_partitions_after_its_rejection_t
     assert "4" not in asked and len(verdicts) == 2
     assert verdicts[0] == "better"  # rejecting "2" cost the loop
     assert verdicts[1] == "no clear difference"  # "3" scores as the loop did
-
-
-@pytest.mark.parametrize(
-    ("partition", "every"),
-    [("hour", [1, 24, 168]), ("day", [1, 7, 30]), ("week", [1, 4, 13]), ("month", [1, 3, 12])],
-)
-def test_the_baselines_are_the_crons_people_run_for_the_feeds_partition(partition, every):
-    """Every 7 and 30 hours is no schedule anyone keeps; every 30 months outlasts most histories."""
-    assert baselines_every(None, partition) == every
-    assert baselines_every([2], partition) == [2] and baselines_every([], partition) == []
