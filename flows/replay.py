@@ -89,10 +89,26 @@ def train_first_champion(settings, start: date, end: date, overrides: dict[str, 
             )
         day = partitioning.shift(day, step)
         print(f"No first champion yet ({missed[-1]}); trying again on {day} with more labels")
-    raise FirstChampionRejected(
-        f"No model cleared the gates by {end} ({' | '.join(missed)}): start the replay later (more "
-        "labelled days before --from) or widen INFERLOOP_TRAIN_WINDOW_DAYS"
-    )
+    raise FirstChampionRejected(f"No model cleared the gates by {end} ({attempts(missed)}): {advice(missed)}")
+
+
+def attempts(missed: list[str], shown: int = 4) -> str:
+    """The first attempt and the latest ones (a long replay tries dozens of times)."""
+    if len(missed) <= shown:
+        return " | ".join(missed)
+    return " | ".join([missed[0], f"{len(missed) - shown} more", *missed[-(shown - 1) :]])
+
+
+def advice(missed: list[str]) -> str:
+    """What to do, by why the latest attempt failed: more labelled days do not help a label the
+    features do not predict (every candidate below the ROC AUC floor)."""
+    if "min_roc_auc:" in missed[-1]:
+        return (
+            "the candidates rank the label little better than chance: check that the features can "
+            "predict it (the spec's label and features), or lower INFERLOOP_MIN_ROC_AUC if a weak "
+            "model is still worth serving"
+        )
+    return "start the replay later (more labelled days before --from) or widen INFERLOOP_TRAIN_WINDOW_DAYS"
 
 
 @flow(name="replay", log_prints=True)

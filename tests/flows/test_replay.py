@@ -128,6 +128,20 @@ def test_a_replay_whose_candidates_all_fail_the_gates_stops_with_their_reasons(l
     assert f"trained on {first_end - timedelta(days=2)}..{first_end}" in message
     assert f"No model cleared the gates by {DAYS[6]}" in message
     assert "min_roc_auc: ROC AUC" in message and "vs minimum 0.9990" in message
+    assert message.endswith("lower INFERLOOP_MIN_ROC_AUC if a weak model is still worth serving")
+
+
+def test_a_long_wait_for_a_first_champion_names_its_first_and_latest_attempts_and_what_to_do():
+    from inferloop.flows.replay import advice, attempts
+
+    missed = [f"v{v} trained on ...: min_roc_auc: ROC AUC 0.51 vs minimum 0.6000" for v in range(1, 8)]
+    assert attempts(missed).split(" | ") == [missed[0], "3 more", *missed[4:]]
+    assert attempts(missed[:4]).split(" | ") == missed[:4]
+    assert "lower INFERLOOP_MIN_ROC_AUC" in advice(missed)
+    too_few = (
+        "2013-02-01..2013-07-01: The window holds 119 labelled rows, fewer than INFERLOOP_MIN_TRAIN_ROWS=200"
+    )
+    assert advice([*missed, too_few]).startswith("start the replay later")
 
 
 def test_the_first_champion_waits_for_enough_labelled_days_and_the_replay_scores_from_then_on(
