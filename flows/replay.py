@@ -18,9 +18,10 @@ from inferloop.core.storage import lake_storage
 from inferloop.flows.monitor import monitor
 from inferloop.flows.train import train
 from inferloop.runtime.alert_events import alerts_muted
-from inferloop.tasks.data.feeds import stored_partitions_in
+from inferloop.tasks.data.feeds import MissingDataError, stored_partitions_in
 from inferloop.tasks.gate.validation import BatchRefusedError
 from inferloop.tasks.model.registry import find_alias, load_model, model_registry, resolve_alias
+from inferloop.tasks.model.training import TrainingDataError
 from inferloop.tasks.monitoring.change_detection import past_partitions_fixed
 from inferloop.tasks.monitoring.comparison_report import save_comparison
 from inferloop.tasks.monitoring.daily_report import load_history
@@ -49,6 +50,12 @@ class FirstChampionRejected(InferloopError):
     """No model trained during the replay cleared the absolute gates: nothing to replay with."""
 
 
+# What more labelled partitions can mend: too few rows or a single class, no labelled partition
+# yet, a refused one in the window. Anything else (a suite not committed, the registry out of
+# reach) would fail every attempt alike, so it stops the replay at once.
+MORE_LABELS_MEND = (TrainingDataError, MissingDataError, BatchRefusedError)
+
+
 def rejection_reason(settings, ref) -> str:
     tags = model_registry(settings.registry).version_tags(ref.version)
     return tags.get("inferloop.decision.reason", "see its decision in the MLflow UI")
@@ -69,13 +76,13 @@ def train_first_champion(settings, start: date, end: date, overrides: dict[str, 
         window_end = partitioning.shift(day, -(delay + 1))
         try:
             if window_end < first_start:
-                raise InferloopError(f"no labelled day of the feed is known before {day}")
+                raise MissingDataError(f"no labelled day of the feed is known before {day}")
             print(
                 f"No @{settings.registry.champion_alias} yet: training one on {first_start}..{window_end}, "
                 f"the labelled days known before {day} (INFERLOOP_TRAIN_WINDOW_DAYS from {start})"
             )
             candidate = train(start=first_start, end=window_end, overrides=overrides)
-        except InferloopError as error:
+        except MORE_LABELS_MEND as error:
             missed.append(f"{first_start}..{window_end}: {error}")
         else:
             if find_alias(settings.registry, settings.registry.champion_alias) is not None:

@@ -1,15 +1,20 @@
 """How sure a comparison of two models on the same rows is: a paired, day-block bootstrap.
 
 Rows of one day are not independent (the same weather, the same market), so resampling rows
-would overstate the evidence; resampling whole partitions keeps their correlation. Both models
+would overstate the evidence; resampling whole partitions keeps their correlation, and on a feed
+of sub-daily partitions whole days (the hours of one day share its regime: one hour's rows are
+no more independent of the next hour's than of each other), wherever the rows span enough days
+to resample. Both models
 are scored on the same resampled rows, so what they agree on cancels out (a paired comparison).
 A resample is a weight per row (how often it was drawn), so each costs a few vectorised passes
 over the rows, not a sort or a copy: long replays stay cheap.
 """
 
 from dataclasses import asdict, dataclass
+from datetime import date
 
 import numpy as np
+import pandas as pd
 
 RESAMPLES = 400
 MIN_BLOCKS = 10  # fewer partitions than this: their spread says little, resample rows within each
@@ -34,8 +39,9 @@ class MetricDifference:
     upper: float
     confidence: float
     rows: int
-    groups: int  # partitions resampled
+    groups: int  # blocks resampled
     rarer_class_rows: int = -1  # rows of the rarer class among `rows` (-1: not counted)
+    block: str = "partition"  # what a block is: a partition, or a day of sub-daily partitions
 
     @property
     def verdict(self) -> str:
@@ -54,7 +60,7 @@ class MetricDifference:
         return (
             f"{self.metric} {self.a:.4f} vs {self.b:.4f} ({self.difference:+.4f}, "
             f"{self.confidence:.0%} interval {self.lower:+.4f}..{self.upper:+.4f}, "
-            f"{self.rows} rows in {self.groups} partitions"
+            f"{self.rows} rows in {self.groups} {self.block}s"
             + (f", {self.rarer_class_rows} of the rarer class)" if self.rarer_class_rows >= 0 else ")")
         )
 
@@ -125,6 +131,19 @@ class WeightedScores:
         raise ValueError(f"No weighted form of the metric {name!r}: use one of {', '.join(METRICS)}")
 
 
+def bootstrap_blocks(groups: np.ndarray) -> tuple[np.ndarray, str]:
+    """What to resample: `groups` (partition keys), or their days where the keys are sub-daily
+    times (several keys share a day) and span at least MIN_BLOCKS days; with fewer days the
+    partitions' own spread is the better estimate than none."""
+    if not len(groups) or not (groups.dtype.kind == "M" or isinstance(groups[0], date)):
+        return groups, "partition"
+    days = pd.to_datetime(groups).normalize().to_numpy()
+    distinct_days = len(np.unique(days))
+    if distinct_days < len(np.unique(groups)) and distinct_days >= MIN_BLOCKS:
+        return days, "day"
+    return groups, "partition"
+
+
 def resampled_weights(
     group_of_row: np.ndarray, members: list[np.ndarray], rng: np.random.Generator
 ) -> np.ndarray:
@@ -151,8 +170,9 @@ def paired_difference(
     resamples: int = RESAMPLES,
     threshold_b: float | np.ndarray | None = None,
 ) -> MetricDifference:
-    """`metric`(A) - `metric`(B) on the same rows, resampling whole groups (partitions) with
-    replacement, or rows within each group when there are fewer than MIN_BLOCKS groups.
+    """`metric`(A) - `metric`(B) on the same rows, resampling whole groups (partitions, or the
+    days of sub-daily ones: `bootstrap_blocks`) with replacement, or rows within each group when
+    there are fewer than MIN_BLOCKS groups.
     Each model labels rows at its own decision threshold: `threshold` for A, `threshold_b` for B
     (default: A's); either may be one per row (rows scored by different versions).
     Deterministic (numpy Generator seeded SEED). Resamples where the metric is undefined are
@@ -165,6 +185,7 @@ def paired_difference(
             f"A paired comparison needs one target, two scores and one group per row; got "
             f"{len(target)}, {len(scores_a)}, {len(scores_b)} and {len(groups)}"
         )
+    groups, block = bootstrap_blocks(groups)
     labels, group_of_row = np.unique(groups, return_inverse=True)
     group_of_row = group_of_row.reshape(-1)
     sizes = np.bincount(group_of_row, minlength=len(labels))
@@ -192,4 +213,5 @@ def paired_difference(
         len(target),
         len(members),
         rarer_class_rows(target),
+        block,
     )

@@ -388,7 +388,8 @@ def _versus(
     else:
         gap = f"the loop is {'better' if paired.difference > 0 else 'worse'} by {abs(paired.difference):.3f}"
     bounds = f"{paired.lower:+.3f}..{paired.upper:+.3f}"
-    interval = f"{paired.confidence:.0%} interval {bounds} over {paired.groups} {partition}s"
+    blocks = partition if paired.block == "partition" else paired.block
+    interval = f"{paired.confidence:.0%} interval {bounds} over {paired.groups} {blocks}s"
     return (
         f"{prefix}{baseline.policy}: {baseline.metrics[metric]:.3f}{cost}, {gap} "
         f"({paired.verdict}: {interval})"

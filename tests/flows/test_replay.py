@@ -131,6 +131,23 @@ def test_a_replay_whose_candidates_all_fail_the_gates_stops_with_their_reasons(l
     assert message.endswith("lower INFERLOOP_MIN_ROC_AUC if a weak model is still worth serving")
 
 
+def test_a_first_champion_that_no_wait_can_train_stops_the_replay_at_once(lake, feed, monkeypatch, tmp_path):
+    """A suite not committed fails every attempt alike: the replay stops at the first, with the
+    gate's own message, instead of trying again every cooldown to the end."""
+    import shutil
+
+    from inferloop.tasks.gate.expectations import SuiteMissingError
+
+    project = tmp_path / "expectations"
+    shutil.copytree(load_settings().gate.expectations_dir, project)
+    name = load_settings().dataset.name
+    (project / "gx" / "checkpoints" / f"{name}_training.json").unlink()
+    monkeypatch.setenv("INFERLOOP_EXPECTATIONS_DIR", str(project))
+    monkeypatch.setenv("INFERLOOP_TRAIN_WINDOW_DAYS", "3")
+    with pytest.raises(SuiteMissingError, match=f"No GX checkpoint '{name}_training'"):
+        replay(start=DAYS[5], end=DAYS[7])
+
+
 def test_a_long_wait_for_a_first_champion_names_its_first_and_latest_attempts_and_what_to_do():
     from inferloop.flows.replay import advice, attempts
 

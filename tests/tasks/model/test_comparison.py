@@ -3,6 +3,7 @@ whole partitions resampled as row weights, rows within each partition when there
 metrics under weights exactly as scikit-learn computes them."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import (
     average_precision_score,
@@ -103,6 +104,41 @@ def test_with_enough_partitions_whole_ones_are_resampled():
     by_row = paired_difference("accuracy", target, a, b, np.arange(days * rows), threshold=0.5)
     assert (by_day.groups, by_row.groups) == (days, days * rows)
     assert by_day.upper - by_day.lower > 2 * (by_row.upper - by_row.lower)
+
+
+def test_hours_of_a_day_are_resampled_as_that_day_where_there_are_enough_days():
+    # Model a is right on every hour of some days and wrong on every hour of others (a day's
+    # regime): resampling hours would see 24 times the independent evidence there is.
+    rng = np.random.default_rng(5)
+    days, hours, rows = 20, 24, 2
+    target = rng.integers(0, 2, days * hours * rows)
+    hour_of_row = np.repeat(pd.date_range("2026-03-01", periods=days * hours, freq="h").to_pydatetime(), rows)
+    a = np.where(np.repeat(rng.random(days) < 0.7, hours * rows), target, 1 - target).astype(float)
+    b = right_on(0.7, target, rng)
+    by_day = paired_difference("accuracy", target, a, b, hour_of_row, threshold=0.5)
+    by_hour = paired_difference("accuracy", target, a, b, np.arange(len(target)) // rows, threshold=0.5)
+    assert (by_day.groups, by_day.block, by_hour.groups, by_hour.block) == (
+        days,
+        "day",
+        days * hours,
+        "partition",
+    )
+    assert by_day.upper - by_day.lower > 2 * (by_hour.upper - by_hour.lower)
+    assert f"in {days} days" in by_day.describe()
+    # The same as datetime64 keys; and fewer days than MIN_BLOCKS keep the hours as blocks.
+    assert paired_difference("accuracy", target, a, b, hour_of_row.astype("datetime64[ns]"), 0.5) == by_day
+    first_days = slice(0, (MIN_BLOCKS - 1) * hours * rows)
+    few = paired_difference(
+        "accuracy", target[first_days], a[first_days], b[first_days], hour_of_row[first_days], 0.5
+    )
+    assert (few.groups, few.block) == ((MIN_BLOCKS - 1) * hours, "partition")
+
+
+def test_daily_weekly_and_monthly_keys_are_blocks_as_they_are():
+    target, better, worse, _ = two_models(good_signal=0.3, days=12)
+    weeks = np.repeat(pd.date_range("2026-01-05", periods=12, freq="W-MON").date, 40)
+    compared = paired_difference("accuracy", target, better, worse, weeks, 0.5)
+    assert (compared.groups, compared.block) == (12, "partition")
 
 
 def test_resamples_where_the_metric_is_undefined_are_skipped():
