@@ -26,6 +26,7 @@ from inferloop.tasks.monitoring.retrain_policy import (
     retrain_verdict,
     storm_guard,
 )
+from inferloop.tasks.promotion.decision import promotion_window
 
 NO_CHAMPION_YET = "no champion yet: a first model must clear the absolute gates"
 
@@ -58,7 +59,8 @@ def retrain(
         if force or first:  # no champion yet: keep training as labels arrive, every cooldown
             reason = "forced by a person" if force else NO_CHAMPION_YET
             decision = RetrainDecision(day.isoformat(), "retrain", [reason])
-            ledger = load_ledger(storage, spec.name, ledger_since(settings.retrain, day, spec.partitioning))
+            since = ledger_since(settings.retrain, day, spec.partitioning, settings.training.min_holdout_rows)
+            ledger = load_ledger(storage, spec.name, since)
             decision = storm_guard(decision, ledger, settings.retrain, day, spec.partitioning)
         else:
             decision = retrain_verdict(storage, settings, day)
@@ -107,9 +109,18 @@ def retrain(
             if promotion
             else first_champion_outcome(settings, challenger)
         )
+        if promotion and not promotion.promoted:  # what the next challenger's holdout must not repeat
+            decision.compared_partitions = compared_partitions(settings, challenger, end)
         record(storage, spec.name, decision)
     print(f"Retrained for {day} ({'; '.join(decision.reasons)}): {decision.outcome}")
     return decision
+
+
+def compared_partitions(settings, challenger: ModelVersionRef, as_of: date) -> int:
+    """How many partitions promotion compared `challenger` with the champion on (as of `as_of`)."""
+    champion = find_alias(settings.registry, settings.registry.champion_alias)
+    start, end, _ = promotion_window(settings, challenger, as_of, champion)
+    return max(0, settings.dataset.partitioning.apart(start, end) + 1)
 
 
 def first_champion_outcome(settings, candidate: ModelVersionRef) -> str:

@@ -330,7 +330,8 @@ class MonitoringSettings(Group):
     performance_window_days: int = Field(
         7,
         ge=1,
-        description="Event days of labelled predictions the rolling metric covers",
+        description="Event days of labelled predictions the rolling metric covers; where they hold "
+        "fewer than min_labelled_rows, the champion's earlier ones are taken back until they do",
     )
     min_labelled_rows: int = Field(200, ge=1, description="Fewer labelled rows than this: no verdict")
     performance_trigger: Literal["change", "drop"] = Field(

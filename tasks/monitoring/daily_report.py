@@ -47,6 +47,7 @@ from inferloop.tasks.monitoring.performance import (
     read_predictions,
     scored_as_champion,
     scoring_versions,
+    snapshot_of,
 )
 
 
@@ -123,13 +124,27 @@ def build_report(
         spec.partitioning.shift(event_day, -i)
         for i in reversed(range(settings.monitoring.performance_window_days))
     ]
-    report.rolling_performance = performance_snapshot(
-        storage, spec, champion.name, champion.version, window, champion.threshold(default)
+    since = since_deployment(
+        storage,
+        spec,
+        champion.name,
+        champion.version,
+        event_day,
+        settings.monitoring.change_max_rows_per_partition,
+    )
+    threshold = champion.threshold(default)
+    report.rolling_performance = widened_to_evidence(
+        performance_snapshot(storage, spec, champion.name, champion.version, window, threshold),
+        since,
+        window[0],
+        settings.monitoring.min_labelled_rows,
+        champion.version,
+        threshold,
     )
     report.validation_metric = validation_metric(
         settings.registry, champion.run_id, settings.monitoring.monitor_metric
     )
-    _measure_change(storage, settings, report, champion, event_day, window)
+    _measure_change(storage, settings, report, champion, since, window)
     floor, min_class_rows = settings.promotion.min_roc_auc, settings.training.min_class_rows
     report.breaches = breaches(report, settings.monitoring, floor, set(spec.expected_drift), min_class_rows)
     report.online = measure_online(storage, settings, champion, day, event_day, window)
@@ -189,25 +204,37 @@ def _measure_drift(storage: Storage, settings: Settings, report: MonitoringRepor
     report.prediction_psi = prediction_drift(pooled.rows["score"].to_numpy(), profile)
 
 
+def widened_to_evidence(
+    rolling: PerformanceSnapshot | None,
+    since: pd.DataFrame,
+    window_start: date,
+    min_rows: int,
+    version: str,
+    threshold: float,
+) -> PerformanceSnapshot | None:
+    """The rolling window's metrics (`rolling`), or, where they rest on fewer than `min_rows`
+    labelled rows (two-row hours, seven-row weeks), the metrics of the newest of the champion's
+    partitions since deployment (`since`) that hold them: a metric on 14 rows is noise, and a
+    verdict that never comes leaves the ROC AUC floor and the drop rule unwatched."""
+    if rolling is not None and rolling.labelled_rows >= min_rows:
+        return rolling
+    widened = newest_partitions_holding(since, window_start, min_rows)
+    if len(widened) <= (rolling.labelled_rows if rolling else 0):
+        return rolling
+    return snapshot_of(widened, version, threshold)
+
+
 def _measure_change(
     storage: Storage,
     settings: Settings,
     report: MonitoringReport,
     champion: ModelVersionRef,
-    event_day: date,
+    frame: pd.DataFrame,
     window: list[date],
 ) -> None:
-    """The change detector over the champion's losses since deployment, its calibration over the
-    rolling window, and the hindsight verdict on its promotion."""
+    """The change detector over the champion's losses since deployment (`frame`), its
+    calibration over the rolling window, and the hindsight verdict on its promotion."""
     monitoring = settings.monitoring
-    frame = since_deployment(
-        storage,
-        settings.dataset,
-        champion.name,
-        champion.version,
-        event_day,
-        monitoring.change_max_rows_per_partition,
-    )
     threshold = champion.threshold(settings.scoring.decision_threshold)
     report.changes = performance_changes(frame, monitoring.monitor_metric, threshold, monitoring.change_delta)
     report.hindsight = promotion_hindsight(storage, settings, champion, frame)

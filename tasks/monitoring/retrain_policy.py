@@ -35,6 +35,7 @@ class RetrainDecision:
     decided_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="microseconds"))
     outcome: str = ""  # filled in by the retrain flow: promoted, rejected or failed
     compute_seconds: float = 0.0  # the retrain flow's training and promotion
+    compared_partitions: int = 0  # a rejected challenger's: the partitions it lost on
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -119,7 +120,8 @@ def storm_guard(
     day: date,
     partitioning: Partitioning = DAILY,
 ) -> RetrainDecision:
-    """Suppress a retrain that would break the cooldown or the daily cap.
+    """Suppress a retrain that would break the cooldown or the daily cap, or that would retry a
+    rejected challenger before half the partitions it was compared on are behind it.
 
     Only finished retrains count (their outcome is recorded, a failure included): one without
     an outcome is either running, and then its run holds the retrain lock under which this
@@ -130,6 +132,8 @@ def storm_guard(
         decision.suppressed_because = (
             f"{policy.max_retrains_per_day} retrain(s) already on {day} (INFERLOOP_MAX_RETRAINS_PER_DAY)"
         )
+    elif retry := retry_too_soon(decision, retrains, day, partitioning):
+        decision.action, decision.suppressed_because = "suppressed", retry
     elif recent := [
         d
         for d in retrains
@@ -142,6 +146,32 @@ def storm_guard(
             f"{partitioning.shift(last, policy.retrain_cooldown_days)} (INFERLOOP_RETRAIN_COOLDOWN_DAYS)"
         )
     return decision
+
+
+def retry_too_soon(
+    decision: RetrainDecision, retrains: list[RetrainDecision], day: date, partitioning: Partitioning
+) -> str:
+    """Why a retrain now would retry the latest rejected challenger on mostly the same evidence
+    ("" when it would not). A challenger is compared on its newest held-out partitions; one
+    trained a few partitions later holds out nearly the same ones, against the same champion, so
+    retrying every cooldown repeats one test until noise passes it (on an hourly feed a
+    persisting breach retrained every 3 hours, each challenger compared on 100 partitions).
+    The next attempt waits until more than half of what it will be compared on is new. Where
+    partitions are large the holdout is short and the cooldown decides."""
+    before = [d for d in retrains if parse_key(d.day) < day]
+    if not before:
+        return ""
+    last = max(before, key=lambda d: parse_key(d.day))
+    if not last.compared_partitions or last.champion_version != decision.champion_version:
+        return ""
+    wait = -(-last.compared_partitions // 2)  # half, rounded up
+    if partitioning.apart(parse_key(last.day), day) >= wait:
+        return ""
+    return (
+        f"the challenger of {last.day} lost on {last.compared_partitions} partitions; a retrain "
+        f"before {partitioning.shift(parse_key(last.day), wait)} would be compared on mostly the "
+        "same ones"
+    )
 
 
 def load_ledger(storage: Storage, dataset: str, since: date) -> list[RetrainDecision]:
@@ -163,9 +193,13 @@ def record(storage: Storage, dataset: str, decision: RetrainDecision) -> None:
     storage.write_json(path, {"decisions": [*kept, decision.to_dict()]})
 
 
-def ledger_since(policy: RetrainSettings, day: date, partitioning: Partitioning = DAILY) -> date:
-    """How far back the guard needs to look."""
-    return partitioning.shift(day, -max(policy.retrain_cooldown_days, 1))
+def ledger_since(
+    policy: RetrainSettings, day: date, partitioning: Partitioning = DAILY, min_holdout_rows: int = 0
+) -> date:
+    """How far back the guard needs to look: the cooldown, and half the partitions a rejected
+    challenger can have been compared on (a holdout holds `min_holdout_rows`, a row or more
+    each)."""
+    return partitioning.shift(day, -max(policy.retrain_cooldown_days, 1, -(-min_holdout_rows // 2)))
 
 
 def retrain_verdict(storage: Storage, settings: Settings, day: date) -> RetrainDecision:
@@ -175,7 +209,11 @@ def retrain_verdict(storage: Storage, settings: Settings, day: date) -> RetrainD
         settings.retrain.confirm_days, settings.training.train_window_days
     )  # the onset may be that old
     history = load_history(storage, dataset, partitioning.shift(day, -lookback), day)
-    ledger = load_ledger(storage, dataset, ledger_since(settings.retrain, day, partitioning))
+    ledger = load_ledger(
+        storage,
+        dataset,
+        ledger_since(settings.retrain, day, partitioning, settings.training.min_holdout_rows),
+    )
     # enough after the change to fit on and to hold out `min_holdout_rows` for promotion
     min_rows = 2 * settings.training.min_holdout_rows
     return decide_retrain(history, ledger, settings.retrain, settings.monitoring, day, min_rows, partitioning)

@@ -94,3 +94,30 @@ def test_training_starts_at_the_onset_within_the_window(onset, expected):
     settings = load_settings(train_window_days=7, holdout_days=1)
     decision = RetrainDecision("2026-01-11", "retrain", train_from=onset)
     assert training_start(decision, settings.training, end=date(2026, 1, 10)) == expected
+
+
+def test_a_rejected_challenger_is_not_retried_on_mostly_the_same_held_out_partitions(
+    pool, lake, feed, monkeypatch
+):
+    register(lake, pool.before, "champion")
+    monkeypatch.setenv("INFERLOOP_RETRAIN_COOLDOWN_DAYS", "0")
+    monkeypatch.setenv("INFERLOOP_MIN_IMPROVEMENT", "0.9")  # no challenger can win
+    monkeypatch.setenv("INFERLOOP_MIN_HOLDOUT_ROWS", "1500")  # 3 of these partitions
+    rejected = retrain(day=DAYS[15], force=True)
+    assert " reject: " in rejected.outcome
+    settings = load_settings()
+    client = MlflowClient(lake)
+    version = rejected.outcome.split()[0].removeprefix("v")
+    params = client.get_run(
+        client.get_model_version(settings.registry.model_name, version).run_id
+    ).data.params
+    held_out = (
+        date.fromisoformat(params["window_end"]) - date.fromisoformat(params["holdout_start"])
+    ).days + 1
+    assert ledger(DAYS[15])[0].compared_partitions == rejected.compared_partitions == held_out
+    assert held_out == 3  # a wait of 2 partitions, beyond the (zero) cooldown
+    again = retrain(day=DAYS[15] + timedelta(days=1), force=True)
+    assert (
+        again.action == "suppressed"
+        and "would be compared on mostly the same ones" in again.suppressed_because
+    )

@@ -18,9 +18,10 @@ from inferloop.tasks.monitoring.daily_report import (
     breaches,
     metric_rows,
     newest_partitions_holding,
+    widened_to_evidence,
 )
 from inferloop.tasks.monitoring.drift import FeatureDrift, feature_drift
-from inferloop.tasks.monitoring.performance import PerformanceSnapshot
+from inferloop.tasks.monitoring.performance import PerformanceSnapshot, snapshot_of
 
 SPEC = DatasetSpec(
     name="toy",
@@ -281,3 +282,29 @@ def test_calibration_looks_back_as_far_as_it_takes_to_hold_enough_rows():
     assert first_day(30) == days[5]  # 5 partitions: 35 rows
     assert len(newest_partitions_holding(frame, days[7], 100)) == 70  # all there is, still too few
     assert newest_partitions_holding(frame.head(0), days[7], 30).empty
+
+
+def test_a_rolling_window_of_too_few_labelled_rows_takes_back_the_champions_earlier_partitions():
+    # 40 hourly partitions of 2 rows: the champion right on the older 30, wrong on the last 10.
+    hours = list(pd.date_range("2026-03-01", periods=40, freq="h").to_pydatetime())
+    target = np.tile([0, 1], 40)
+    right = np.repeat(np.arange(40) < 30, 2)
+    since = pd.DataFrame(
+        {
+            "event_day": np.repeat(hours, 2),
+            "target": target,
+            "score": np.where(right, target, 1 - target) * 1.0,
+        }
+    )
+    window = since[since["event_day"] >= hours[-7]]  # 7 partitions: 14 rows
+    rolling = snapshot_of(window, "3", 0.5)
+    widened = widened_to_evidence(rolling, since, hours[-7], 60, "3", 0.5)
+    assert (rolling.labelled_rows, widened.labelled_rows) == (14, 60)
+    assert (
+        widened.first_event_day == hours[10].isoformat() and widened.last_event_day == hours[-1].isoformat()
+    )
+    assert (rolling.metrics["accuracy"], widened.metrics["accuracy"]) == (0.0, 20 / 30)
+    # Enough in the window: as it was; more than the champion ever scored: all of it, still short.
+    assert widened_to_evidence(rolling, since, hours[-7], 14, "3", 0.5) is rolling
+    assert widened_to_evidence(rolling, since, hours[-7], 500, "3", 0.5).labelled_rows == 80
+    assert widened_to_evidence(None, since.head(0), hours[-7], 60, "3", 0.5) is None

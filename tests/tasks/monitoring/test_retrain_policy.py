@@ -2,6 +2,7 @@
 
 import itertools
 from collections import Counter
+from dataclasses import replace
 from datetime import date, timedelta
 
 from hypothesis import given
@@ -123,6 +124,39 @@ def test_cooldown_suppresses_and_names_the_next_allowed_day():
     # ... and on that day the same confirmed breach does retrain.
     later = decide_retrain([*history, report(6)], [retrain_on(3)], POLICY.retrain, POLICY.monitoring, day(6))
     assert later.action == "retrain"
+
+
+def test_a_rejected_challenger_is_retried_once_half_of_what_it_lost_on_is_new():
+    # Its challenger lost on 9 held-out partitions: a retrain within 5 partitions would hold
+    # out mostly the same ones, against the same champion; the cooldown (3) alone would allow day 6.
+    rejected = RetrainDecision(
+        day(3).isoformat(),
+        "retrain",
+        [DRIFT],
+        champion_version="3",
+        outcome="v4 reject",
+        compared_partitions=9,
+    )
+    history = [report(n) for n in range(4, 10)]
+    verdicts = {
+        n: decide_retrain(history[: n - 3], [rejected], POLICY.retrain, POLICY.monitoring, day(n))
+        for n in range(6, 10)
+    }
+    assert [verdicts[n].action for n in range(6, 10)] == ["suppressed", "suppressed", "retrain", "retrain"]
+    assert verdicts[6].suppressed_because == (
+        f"the challenger of {day(3)} lost on 9 partitions; a retrain before {day(8)} would be compared "
+        "on mostly the same ones"
+    )
+    # A promoted challenger, a short holdout, or another champion since: the cooldown decides.
+    for other in (
+        replace(rejected, outcome="v4 promote", compared_partitions=0),
+        replace(rejected, compared_partitions=2),
+        replace(rejected, champion_version="2"),
+    ):
+        assert (
+            decide_retrain(history[:3], [other], POLICY.retrain, POLICY.monitoring, day(6)).action
+            == "retrain"
+        )
 
 
 def test_suppressed_decisions_do_not_start_a_cooldown():
