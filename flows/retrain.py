@@ -55,10 +55,13 @@ def retrain(
     day = logical_partition(spec.partitioning, day)
     model_name, tracking_uri = settings.registry.model_name, settings.registry.tracking_uri
     with global_lock(RETRAIN_LOCK, timeout_seconds=3600):
-        first = find_alias(settings.registry, settings.registry.champion_alias) is None
+        champion = find_alias(settings.registry, settings.registry.champion_alias)
+        first = champion is None
         if force or first:  # no champion yet: keep training as labels arrive, every cooldown
             reason = "forced by a person" if force else NO_CHAMPION_YET
-            decision = RetrainDecision(day.isoformat(), "retrain", [reason])
+            decision = RetrainDecision(
+                day.isoformat(), "retrain", [reason], champion_version=champion.version if champion else ""
+            )
             since = ledger_since(settings.retrain, day, spec.partitioning, settings.training.min_holdout_rows)
             ledger = load_ledger(storage, spec.name, since)
             decision = storm_guard(decision, ledger, settings.retrain, day, spec.partitioning)

@@ -170,7 +170,7 @@ def retry_too_soon(
     return (
         f"the challenger of {last.day} lost on {last.compared_partitions} partitions; a retrain "
         f"before {partitioning.shift(parse_key(last.day), wait)} would be compared on mostly the "
-        "same ones"
+        "same ones (a holdout holds INFERLOOP_MIN_HOLDOUT_ROWS rows)"
     )
 
 

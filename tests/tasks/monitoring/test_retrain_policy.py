@@ -145,7 +145,7 @@ def test_a_rejected_challenger_is_retried_once_half_of_what_it_lost_on_is_new():
     assert [verdicts[n].action for n in range(6, 10)] == ["suppressed", "suppressed", "retrain", "retrain"]
     assert verdicts[6].suppressed_because == (
         f"the challenger of {day(3)} lost on 9 partitions; a retrain before {day(8)} would be compared "
-        "on mostly the same ones"
+        "on mostly the same ones (a holdout holds INFERLOOP_MIN_HOLDOUT_ROWS rows)"
     )
     # A promoted challenger, a short holdout, or another champion since: the cooldown decides.
     for other in (
