@@ -132,8 +132,6 @@ def storm_guard(
         decision.suppressed_because = (
             f"{policy.max_retrains_per_day} retrain(s) already on {day} (INFERLOOP_MAX_RETRAINS_PER_DAY)"
         )
-    elif retry := retry_too_soon(decision, retrains, day, partitioning):
-        decision.action, decision.suppressed_because = "suppressed", retry
     elif recent := [
         d
         for d in retrains
@@ -145,6 +143,8 @@ def storm_guard(
             f"cooldown: a retrain on {last}, next allowed on "
             f"{partitioning.shift(last, policy.retrain_cooldown_days)} (INFERLOOP_RETRAIN_COOLDOWN_DAYS)"
         )
+    elif retry := retry_too_soon(decision, retrains, day, partitioning):  # where it outlasts the cooldown
+        decision.action, decision.suppressed_because = "suppressed", retry
     return decision
 
 

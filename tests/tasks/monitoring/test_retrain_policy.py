@@ -147,6 +147,9 @@ def test_a_rejected_challenger_is_retried_once_half_of_what_it_lost_on_is_new():
         f"the challenger of {day(3)} lost on 9 partitions; a retrain before {day(8)} would be compared "
         "on mostly the same ones (a holdout holds INFERLOOP_MIN_HOLDOUT_ROWS rows)"
     )
+    # Inside the cooldown, the cooldown is the reason given (the familiar one, with its knob).
+    within = decide_retrain(history[:2], [rejected], POLICY.retrain, POLICY.monitoring, day(5))
+    assert within.suppressed_because.startswith("cooldown: ")
     # A promoted challenger, a short holdout, or another champion since: the cooldown decides.
     for other in (
         replace(rejected, outcome="v4 promote", compared_partitions=0),
