@@ -62,7 +62,7 @@ def retrain(
             decision = RetrainDecision(
                 day.isoformat(), "retrain", [reason], champion_version=champion.version if champion else ""
             )
-            since = ledger_since(settings.retrain, day, spec.partitioning, settings.training.min_holdout_rows)
+            since = ledger_since(settings.retrain, day, spec.partitioning, settings.training)
             ledger = load_ledger(storage, spec.name, since)
             decision = storm_guard(decision, ledger, settings.retrain, day, spec.partitioning)
         else:
@@ -120,9 +120,17 @@ def retrain(
 
 
 def compared_partitions(settings, challenger: ModelVersionRef, as_of: date) -> int:
-    """How many partitions promotion compared `challenger` with the champion on (as of `as_of`)."""
-    champion = find_alias(settings.registry, settings.registry.champion_alias)
-    start, end, _ = promotion_window(settings, challenger, as_of, champion)
+    """How many partitions promotion compared `challenger` with the champion on (as of `as_of`);
+    0 when the registry cannot say now (the cooldown alone guards the next retrain then: the
+    decision must still be recorded with its outcome)."""
+    try:
+        champion = find_alias(settings.registry, settings.registry.champion_alias)
+        start, end, _ = promotion_window(settings, challenger, as_of, champion)
+    except InferloopError as error:
+        print(
+            f"Unknown which partitions v{challenger.version} was compared on ({error}): the cooldown decides"
+        )
+        return 0
     return max(0, settings.dataset.partitioning.apart(start, end) + 1)
 
 

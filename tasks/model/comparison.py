@@ -135,9 +135,12 @@ def bootstrap_blocks(groups: np.ndarray) -> tuple[np.ndarray, str]:
     """What to resample: `groups` (partition keys), or their days where the keys are sub-daily
     times (several keys share a day) and span at least MIN_BLOCKS days; with fewer days the
     partitions' own spread is the better estimate than none."""
-    if not len(groups) or not (groups.dtype.kind == "M" or isinstance(groups[0], date)):
+    if not len(groups) or not (groups.dtype.kind == "M" or isinstance(groups[0], date | str)):
         return groups, "partition"
-    days = pd.to_datetime(groups).normalize().to_numpy()
+    times = pd.to_datetime(pd.Series(groups), errors="coerce")  # ISO keys, as hindsight passes them
+    if times.isna().any():
+        return groups, "partition"
+    days = times.dt.normalize().to_numpy()
     distinct_days = len(np.unique(days))
     if distinct_days < len(np.unique(groups)) and distinct_days >= MIN_BLOCKS:
         return days, "day"

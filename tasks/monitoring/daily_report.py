@@ -133,7 +133,7 @@ def build_report(
         settings.monitoring.change_max_rows_per_partition,
     )
     threshold = champion.threshold(default)
-    report.rolling_performance = widened_to_evidence(
+    report.rolling_performance = rolling_holding_enough(
         performance_snapshot(storage, spec, champion.name, champion.version, window, threshold),
         since,
         window[0],
@@ -204,7 +204,7 @@ def _measure_drift(storage: Storage, settings: Settings, report: MonitoringRepor
     report.prediction_psi = prediction_drift(pooled.rows["score"].to_numpy(), profile)
 
 
-def widened_to_evidence(
+def rolling_holding_enough(
     rolling: PerformanceSnapshot | None,
     since: pd.DataFrame,
     window_start: date,
@@ -215,8 +215,10 @@ def widened_to_evidence(
     """The rolling window's metrics (`rolling`), or, where they rest on fewer than `min_rows`
     labelled rows (two-row hours, seven-row weeks), the metrics of the newest of the champion's
     partitions since deployment (`since`) that hold them: a metric on 14 rows is noise, and a
-    verdict that never comes leaves the ROC AUC floor and the drop rule unwatched."""
-    if rolling is not None and rolling.labelled_rows >= min_rows:
+    verdict that never comes leaves the ROC AUC floor and the drop rule unwatched. Not when the
+    window holds no label at all: labels that stopped arriving are no verdict (drift decides),
+    not a reason to judge the champion on old ones."""
+    if rolling is None or rolling.labelled_rows >= min_rows:
         return rolling
     widened = newest_partitions_holding(since, window_start, min_rows)
     if len(widened) <= (rolling.labelled_rows if rolling else 0):

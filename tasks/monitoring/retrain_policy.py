@@ -10,17 +10,18 @@ and a daily cap. Every
 retrain and every suppressed trigger is kept in the ledger with its reason.
 """
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, date, datetime
 from typing import Literal
 
 from inferloop.core import catalog
 from inferloop.core.periods import DAILY, Partitioning, parse_key
-from inferloop.core.settings import MonitoringSettings, RetrainSettings, Settings
+from inferloop.core.settings import MonitoringSettings, RetrainSettings, Settings, TrainingSettings
 from inferloop.core.storage import Storage
 from inferloop.tasks.monitoring.daily_report import MonitoringReport, load_history
 
 Action = Literal["retrain", "suppressed", "none"]
+NO_MODEL = ("not retrained", "failed")  # outcomes of a retrain that produced no model
 RETRAIN_LOCK = "inferloop-retrain"
 
 
@@ -39,6 +40,9 @@ class RetrainDecision:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+KNOWN = {f.name for f in fields(RetrainDecision)}
 
 
 def decide_retrain(
@@ -158,19 +162,20 @@ def retry_too_soon(
     persisting breach retrained every 3 hours, each challenger compared on 100 partitions).
     The next attempt waits until more than half of what it will be compared on is new. Where
     partitions are large the holdout is short and the cooldown decides."""
-    before = [d for d in retrains if parse_key(d.day) < day]
-    if not before:
+    # A retrain that produced no model leaves the last comparison standing.
+    judged = [d for d in retrains if parse_key(d.day) < day and not d.outcome.startswith(NO_MODEL)]
+    if not judged:
         return ""
-    last = max(before, key=lambda d: parse_key(d.day))
+    last = max(judged, key=lambda d: parse_key(d.day))
     if not last.compared_partitions or last.champion_version != decision.champion_version:
         return ""
     wait = -(-last.compared_partitions // 2)  # half, rounded up
     if partitioning.apart(parse_key(last.day), day) >= wait:
         return ""
     return (
-        f"the challenger of {last.day} lost on {last.compared_partitions} partitions; a retrain "
-        f"before {partitioning.shift(parse_key(last.day), wait)} would be compared on mostly the "
-        "same ones (a holdout holds INFERLOOP_MIN_HOLDOUT_ROWS rows)"
+        f"the challenger of {last.day} was rejected on {last.compared_partitions} partitions; a "
+        f"retrain before {partitioning.shift(parse_key(last.day), wait)} would be compared on mostly "
+        "the same ones (next allowed then; a holdout holds INFERLOOP_MIN_HOLDOUT_ROWS rows)"
     )
 
 
@@ -180,7 +185,10 @@ def load_ledger(storage: Storage, dataset: str, since: date) -> list[RetrainDeci
     for day in storage.list_partitions(catalog.retrain_decisions(dataset)):
         if day >= since:
             raw = storage.read_json(catalog.retrain_decisions_file(dataset, day))
-            decisions += [RetrainDecision(**d) for d in raw["decisions"]]
+            # Fields a later version added are left out rather than failing every monitor run.
+            decisions += [
+                RetrainDecision(**{k: v for k, v in d.items() if k in KNOWN}) for d in raw["decisions"]
+            ]
     return decisions
 
 
@@ -194,12 +202,16 @@ def record(storage: Storage, dataset: str, decision: RetrainDecision) -> None:
 
 
 def ledger_since(
-    policy: RetrainSettings, day: date, partitioning: Partitioning = DAILY, min_holdout_rows: int = 0
+    policy: RetrainSettings,
+    day: date,
+    partitioning: Partitioning = DAILY,
+    training: TrainingSettings | None = None,
 ) -> date:
     """How far back the guard needs to look: the cooldown, and half the partitions a rejected
     challenger can have been compared on (a holdout holds `min_holdout_rows`, a row or more
-    each)."""
-    return partitioning.shift(day, -max(policy.retrain_cooldown_days, 1, -(-min_holdout_rows // 2)))
+    each, and at least `holdout_days` partitions; a feed with gaps can span more)."""
+    holdout = max(training.min_holdout_rows, training.holdout_days) if training else 0
+    return partitioning.shift(day, -max(policy.retrain_cooldown_days, 1, -(-holdout // 2)))
 
 
 def retrain_verdict(storage: Storage, settings: Settings, day: date) -> RetrainDecision:
@@ -212,7 +224,7 @@ def retrain_verdict(storage: Storage, settings: Settings, day: date) -> RetrainD
     ledger = load_ledger(
         storage,
         dataset,
-        ledger_since(settings.retrain, day, partitioning, settings.training.min_holdout_rows),
+        ledger_since(settings.retrain, day, partitioning, settings.training),
     )
     # enough after the change to fit on and to hold out `min_holdout_rows` for promotion
     min_rows = 2 * settings.training.min_holdout_rows

@@ -127,6 +127,11 @@ def test_hours_of_a_day_are_resampled_as_that_day_where_there_are_enough_days():
     assert f"in {days} days" in by_day.describe()
     # The same as datetime64 keys; and fewer days than MIN_BLOCKS keep the hours as blocks.
     assert paired_difference("accuracy", target, a, b, hour_of_row.astype("datetime64[ns]"), 0.5) == by_day
+    as_text = np.array([h.isoformat(sep=" ") for h in hour_of_row])  # how hindsight passes its keys
+    assert paired_difference("accuracy", target, a, b, as_text, 0.5) == by_day
+    assert (
+        paired_difference("accuracy", target, a, b, np.array(["x"] * len(target)), 0.5).block == "partition"
+    )
     first_days = slice(0, (MIN_BLOCKS - 1) * hours * rows)
     few = paired_difference(
         "accuracy", target[first_days], a[first_days], b[first_days], hour_of_row[first_days], 0.5

@@ -18,7 +18,7 @@ from inferloop.tasks.monitoring.daily_report import (
     breaches,
     metric_rows,
     newest_partitions_holding,
-    widened_to_evidence,
+    rolling_holding_enough,
 )
 from inferloop.tasks.monitoring.drift import FeatureDrift, feature_drift
 from inferloop.tasks.monitoring.performance import PerformanceSnapshot, snapshot_of
@@ -298,13 +298,14 @@ def test_a_rolling_window_of_too_few_labelled_rows_takes_back_the_champions_earl
     )
     window = since[since["event_day"] >= hours[-7]]  # 7 partitions: 14 rows
     rolling = snapshot_of(window, "3", 0.5)
-    widened = widened_to_evidence(rolling, since, hours[-7], 60, "3", 0.5)
+    widened = rolling_holding_enough(rolling, since, hours[-7], 60, "3", 0.5)
     assert (rolling.labelled_rows, widened.labelled_rows) == (14, 60)
     assert (
         widened.first_event_day == hours[10].isoformat() and widened.last_event_day == hours[-1].isoformat()
     )
     assert (rolling.metrics["accuracy"], widened.metrics["accuracy"]) == (0.0, 20 / 30)
     # Enough in the window: as it was; more than the champion ever scored: all of it, still short.
-    assert widened_to_evidence(rolling, since, hours[-7], 14, "3", 0.5) is rolling
-    assert widened_to_evidence(rolling, since, hours[-7], 500, "3", 0.5).labelled_rows == 80
-    assert widened_to_evidence(None, since.head(0), hours[-7], 60, "3", 0.5) is None
+    assert rolling_holding_enough(rolling, since, hours[-7], 14, "3", 0.5) is rolling
+    assert rolling_holding_enough(rolling, since, hours[-7], 500, "3", 0.5).labelled_rows == 80
+    # No label in the window (labels stopped arriving): no verdict, whatever older rows hold.
+    assert rolling_holding_enough(None, since, hours[-7], 60, "3", 0.5) is None

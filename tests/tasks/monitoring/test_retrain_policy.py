@@ -144,8 +144,17 @@ def test_a_rejected_challenger_is_retried_once_half_of_what_it_lost_on_is_new():
     }
     assert [verdicts[n].action for n in range(6, 10)] == ["suppressed", "suppressed", "retrain", "retrain"]
     assert verdicts[6].suppressed_because == (
-        f"the challenger of {day(3)} lost on 9 partitions; a retrain before {day(8)} would be compared "
-        "on mostly the same ones (a holdout holds INFERLOOP_MIN_HOLDOUT_ROWS rows)"
+        f"the challenger of {day(3)} was rejected on 9 partitions; a retrain before {day(8)} would be "
+        "compared on mostly the same ones (next allowed then; a holdout holds "
+        "INFERLOOP_MIN_HOLDOUT_ROWS rows)"
+    )
+    # A retrain since that produced no model leaves the rejection's wait standing.
+    failed = RetrainDecision(
+        day(6).isoformat(), "retrain", [DRIFT], champion_version="3", outcome="not retrained: one class"
+    )
+    assert (
+        decide_retrain(history[:4], [rejected, failed], POLICY.retrain, POLICY.monitoring, day(7)).action
+        == "suppressed"
     )
     # Inside the cooldown, the cooldown is the reason given (the familiar one, with its knob).
     within = decide_retrain(history[:2], [rejected], POLICY.retrain, POLICY.monitoring, day(5))
