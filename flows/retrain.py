@@ -62,7 +62,7 @@ def retrain(
             decision = RetrainDecision(
                 day.isoformat(), "retrain", [reason], champion_version=champion.version if champion else ""
             )
-            since = ledger_since(settings.retrain, day, spec.partitioning, settings.training)
+            since = ledger_since(settings.retrain, settings.training, day, spec.partitioning)
             ledger = load_ledger(storage, spec.name, since)
             decision = storm_guard(decision, ledger, settings.retrain, day, spec.partitioning)
         else:

@@ -132,19 +132,19 @@ def build_report(
         event_day,
         settings.monitoring.change_max_rows_per_partition,
     )
-    threshold = champion.threshold(default)
+    threshold, min_rows = champion.threshold(default), settings.monitoring.min_labelled_rows
+    recent = newest_partitions_holding(since, window[0], min_rows)  # the window, or back to min_rows
     report.rolling_performance = rolling_holding_enough(
         performance_snapshot(storage, spec, champion.name, champion.version, window, threshold),
-        since,
-        window[0],
-        settings.monitoring.min_labelled_rows,
+        recent,
+        min_rows,
         champion.version,
         threshold,
     )
     report.validation_metric = validation_metric(
         settings.registry, champion.run_id, settings.monitoring.monitor_metric
     )
-    _measure_change(storage, settings, report, champion, since, window)
+    _measure_change(storage, settings, report, champion, since, recent)
     floor, min_class_rows = settings.promotion.min_roc_auc, settings.training.min_class_rows
     report.breaches = breaches(report, settings.monitoring, floor, set(spec.expected_drift), min_class_rows)
     report.online = measure_online(storage, settings, champion, day, event_day, window)
@@ -206,24 +206,20 @@ def _measure_drift(storage: Storage, settings: Settings, report: MonitoringRepor
 
 def rolling_holding_enough(
     rolling: PerformanceSnapshot | None,
-    since: pd.DataFrame,
-    window_start: date,
+    recent: pd.DataFrame,
     min_rows: int,
     version: str,
     threshold: float,
 ) -> PerformanceSnapshot | None:
     """The rolling window's metrics (`rolling`), or, where they rest on fewer than `min_rows`
-    labelled rows (two-row hours, seven-row weeks), the metrics of the newest of the champion's
-    partitions since deployment (`since`) that hold them: a metric on 14 rows is noise, and a
-    verdict that never comes leaves the ROC AUC floor and the drop rule unwatched. Not when the
-    window holds no label at all: labels that stopped arriving are no verdict (drift decides),
-    not a reason to judge the champion on old ones."""
-    if rolling is None or rolling.labelled_rows >= min_rows:
+    labelled rows (two-row hours, seven-row weeks), those of `recent`: the newest of the
+    champion's partitions since deployment that hold them (`newest_partitions_holding`). A
+    metric on 14 rows is noise, and a verdict that never comes leaves the ROC AUC floor and the
+    drop rule unwatched. Not when the window holds no label at all: labels that stopped arriving
+    are no verdict (drift decides), not a reason to judge the champion on old ones."""
+    if rolling is None or rolling.labelled_rows >= min_rows or len(recent) <= rolling.labelled_rows:
         return rolling
-    widened = newest_partitions_holding(since, window_start, min_rows)
-    if len(widened) <= (rolling.labelled_rows if rolling else 0):
-        return rolling
-    return snapshot_of(widened, version, threshold)
+    return snapshot_of(recent, version, threshold)
 
 
 def _measure_change(
@@ -232,15 +228,15 @@ def _measure_change(
     report: MonitoringReport,
     champion: ModelVersionRef,
     frame: pd.DataFrame,
-    window: list[date],
+    recent: pd.DataFrame,
 ) -> None:
     """The change detector over the champion's losses since deployment (`frame`), its
-    calibration over the rolling window, and the hindsight verdict on its promotion."""
+    calibration over `recent` (the rolling window, or back to `min_labelled_rows`), and the
+    hindsight verdict on its promotion."""
     monitoring = settings.monitoring
     threshold = champion.threshold(settings.scoring.decision_threshold)
     report.changes = performance_changes(frame, monitoring.monitor_metric, threshold, monitoring.change_delta)
     report.hindsight = promotion_hindsight(storage, settings, champion, frame)
-    recent = newest_partitions_holding(frame, window[0], monitoring.min_labelled_rows)
     if len(recent) >= monitoring.min_labelled_rows:
         report.calibration = calibration_gap(
             recent["target"].to_numpy(), recent["score"].to_numpy(float), monitoring.calibration_alpha

@@ -42,7 +42,12 @@ class RetrainDecision:
         return asdict(self)
 
 
-KNOWN = {f.name for f in fields(RetrainDecision)}
+DECISION_FIELDS = {f.name for f in fields(RetrainDecision)}
+
+
+def known_fields(raw: dict) -> dict:
+    """A recorded decision's fields this version knows (a later version may have added some)."""
+    return {k: v for k, v in raw.items() if k in DECISION_FIELDS}
 
 
 def decide_retrain(
@@ -185,10 +190,7 @@ def load_ledger(storage: Storage, dataset: str, since: date) -> list[RetrainDeci
     for day in storage.list_partitions(catalog.retrain_decisions(dataset)):
         if day >= since:
             raw = storage.read_json(catalog.retrain_decisions_file(dataset, day))
-            # Fields a later version added are left out rather than failing every monitor run.
-            decisions += [
-                RetrainDecision(**{k: v for k, v in d.items() if k in KNOWN}) for d in raw["decisions"]
-            ]
+            decisions += [RetrainDecision(**known_fields(d)) for d in raw["decisions"]]
     return decisions
 
 
@@ -202,15 +204,12 @@ def record(storage: Storage, dataset: str, decision: RetrainDecision) -> None:
 
 
 def ledger_since(
-    policy: RetrainSettings,
-    day: date,
-    partitioning: Partitioning = DAILY,
-    training: TrainingSettings | None = None,
+    policy: RetrainSettings, training: TrainingSettings, day: date, partitioning: Partitioning = DAILY
 ) -> date:
     """How far back the guard needs to look: the cooldown, and half the partitions a rejected
     challenger can have been compared on (a holdout holds `min_holdout_rows`, a row or more
     each, and at least `holdout_days` partitions; a feed with gaps can span more)."""
-    holdout = max(training.min_holdout_rows, training.holdout_days) if training else 0
+    holdout = max(training.min_holdout_rows, training.holdout_days)
     return partitioning.shift(day, -max(policy.retrain_cooldown_days, 1, -(-holdout // 2)))
 
 
@@ -224,7 +223,7 @@ def retrain_verdict(storage: Storage, settings: Settings, day: date) -> RetrainD
     ledger = load_ledger(
         storage,
         dataset,
-        ledger_since(settings.retrain, day, partitioning, settings.training),
+        ledger_since(settings.retrain, settings.training, day, partitioning),
     )
     # enough after the change to fit on and to hold out `min_holdout_rows` for promotion
     min_rows = 2 * settings.training.min_holdout_rows

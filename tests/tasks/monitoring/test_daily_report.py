@@ -298,14 +298,17 @@ def test_a_rolling_window_of_too_few_labelled_rows_takes_back_the_champions_earl
     )
     window = since[since["event_day"] >= hours[-7]]  # 7 partitions: 14 rows
     rolling = snapshot_of(window, "3", 0.5)
-    widened = rolling_holding_enough(rolling, since, hours[-7], 60, "3", 0.5)
-    assert (rolling.labelled_rows, widened.labelled_rows) == (14, 60)
-    assert (
-        widened.first_event_day == hours[10].isoformat() and widened.last_event_day == hours[-1].isoformat()
-    )
-    assert (rolling.metrics["accuracy"], widened.metrics["accuracy"]) == (0.0, 20 / 30)
+
+    def widened(rows: int, snapshot=rolling):
+        recent = newest_partitions_holding(since, hours[-7], rows)
+        return rolling_holding_enough(snapshot, recent, rows, "3", 0.5)
+
+    assert (rolling.labelled_rows, widened(60).labelled_rows) == (14, 60)
+    assert widened(60).first_event_day == hours[10].isoformat()
+    assert widened(60).last_event_day == hours[-1].isoformat()
+    assert (rolling.metrics["accuracy"], widened(60).metrics["accuracy"]) == (0.0, 20 / 30)
     # Enough in the window: as it was; more than the champion ever scored: all of it, still short.
-    assert rolling_holding_enough(rolling, since, hours[-7], 14, "3", 0.5) is rolling
-    assert rolling_holding_enough(rolling, since, hours[-7], 500, "3", 0.5).labelled_rows == 80
+    assert widened(14) is rolling
+    assert widened(500).labelled_rows == 80
     # No label in the window (labels stopped arriving): no verdict, whatever older rows hold.
-    assert rolling_holding_enough(None, since, hours[-7], 60, "3", 0.5) is None
+    assert widened(60, snapshot=None) is None

@@ -17,6 +17,7 @@ from inferloop.tasks.monitoring.retrain_policy import (
     breach_open,
     decide_retrain,
     degradation_onset,
+    known_fields,
 )
 
 START = date(2026, 3, 1)
@@ -321,3 +322,8 @@ def test_the_breach_opens_when_confirmed_closes_on_a_clean_day_and_holds_while_c
         "2026-01-09", "none", ["breach on 1 of 2 consecutive days: waiting to confirm"]
     )
     assert breach_open(confirming) is None
+
+
+def test_a_ledger_entry_with_a_field_this_version_does_not_know_still_reads():
+    recorded = {**retrain_on(3).to_dict(), "added_by_a_later_version": 1}
+    assert RetrainDecision(**known_fields(recorded)) == retrain_on(3)
