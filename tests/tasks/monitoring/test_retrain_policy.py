@@ -325,5 +325,6 @@ def test_the_breach_opens_when_confirmed_closes_on_a_clean_day_and_holds_while_c
 
 
 def test_a_ledger_entry_with_a_field_this_version_does_not_know_still_reads():
-    recorded = {**retrain_on(3).to_dict(), "added_by_a_later_version": 1}
-    assert RetrainDecision(**known_fields(recorded)) == retrain_on(3)
+    decision = retrain_on(3)
+    recorded = {**decision.to_dict(), "added_by_a_later_version": 1}
+    assert RetrainDecision(**known_fields(recorded)) == decision
